@@ -1,0 +1,5 @@
+"""`python -m logpulse` is the `logpulse` command."""
+
+from logpulse.cli import app
+
+app()

@@ -1,0 +1,111 @@
+"""The `logpulse` command: thin Typer wrappers; the work lives in the modules named per command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from logpulse.config import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Log file to append to")],
+    count: Annotated[Optional[int], typer.Option(help="Lines to write (default: endless when --rate > 0)")] = None,
+    rate: Annotated[float, typer.Option(help="Lines per second; 0 = as fast as possible")] = 100.0,
+    customers: Annotated[int, typer.Option(help="Number of customers")] = 50,
+    days: Annotated[float, typer.Option(help="Days of history (backfill / classic mode)")] = 1.0,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible output")] = None,
+    mode: Annotated[str, typer.Option(help="live (time-ordered, ending now) | classic (random times over --days)")] = "live",
+    incidents: Annotated[int, typer.Option(help="Latency spikes / error bursts to inject (live mode)")] = 0,
+) -> None:
+    """Append synthetic API access-log lines to OUT."""
+    from logpulse.generator import GeneratorOptions, generate as run_generator
+
+    _setup_logging()
+    written = run_generator(
+        GeneratorOptions(
+            out=out, count=count, rate=rate, customers=customers, days=days, seed=seed, mode=mode,
+            incidents=incidents,
+        )
+    )
+    typer.echo(f"wrote {written} lines to {out}", err=True)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Log files to read from start to end")],
+    workers: Annotated[Optional[int], typer.Option(help="Bytewax workers (default: WORKERS)")] = None,
+    processes: Annotated[Optional[int], typer.Option(help="Bytewax processes (default: PROCESSES)")] = None,
+) -> None:
+    """Read files to their end through the dataflow; exit 0 once every line is durable in InfluxDB."""
+    from logpulse.runner import ingest as run_ingest
+
+    _setup_logging()
+    summary = run_ingest([str(p) for p in paths], get_settings(), workers=workers, processes=processes)
+    typer.echo(summary.line())
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+@app.command()
+def process(
+    workers: Annotated[Optional[int], typer.Option(help="Bytewax worker threads per process (default: WORKERS)")] = None,
+    processes: Annotated[Optional[int], typer.Option(help="Bytewax processes on this host (default: PROCESSES)")] = None,
+    addresses: Annotated[Optional[str], typer.Option("--addresses", "-a", help="Multi-host: host:port,... of every process")] = None,
+    process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", help="Multi-host: this process's index in -a")] = None,
+) -> None:
+    """Tail LOG_PATH continuously with recovery; stop cleanly on SIGINT/SIGTERM."""
+    from logpulse.runner import process as run_process
+
+    _setup_logging()
+    raise typer.Exit(
+        run_process(get_settings(), workers=workers, processes=processes, addresses=addresses, process_id=process_id)
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind host (default: API_HOST)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Bind port (default: API_PORT)")] = None,
+) -> None:
+    """Run the HTTP API and dashboard."""
+    import uvicorn
+
+    s = get_settings()
+    _setup_logging()
+    uvicorn.run(
+        "logpulse.api.app:create_app",
+        factory=True,
+        host=host or s.api_host,
+        port=port or s.api_port,
+        log_level=s.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def influxd(
+    data_dir: Annotated[Path, typer.Option(help="Private data directory")] = Path(".logpulse/influxdb"),
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (0 = a free one)")] = 8086,
+) -> None:
+    """Run a private InfluxDB (Debian's influxd) on loopback in the foreground, for demos and tests."""
+    from logpulse.influxd import run_foreground
+
+    _setup_logging()
+    raise typer.Exit(run_foreground(data_dir, port))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,78 @@
+"""Configuration: one `Settings` object, read from the environment and `.env.local`.
+
+Every value can be overridden by an environment variable of the same name (case-insensitive);
+`.env.local` in the working directory (or the file named by `LOGPULSE_ENV_FILE`) supplies defaults.
+The README's configuration table lists every field below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env_file() -> str:
+    return os.environ.get("LOGPULSE_ENV_FILE", ".env.local")
+
+
+class Settings(BaseSettings):
+    """All knobs of logpulse. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(env_file=_env_file(), env_file_encoding="utf-8", extra="ignore")
+
+    # InfluxDB (v1 HTTP API: native on 1.x, compatibility API on 2.x / 3.x)
+    influxdb_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's HTTP API")
+    influxdb_database: str = Field("logpulse", description="Database (1.x) or bucket mapping (2.x/3.x)")
+    influxdb_retention_policy: str = Field("", description="Retention policy to write into; empty = default")
+    influxdb_username: str = Field("", description="1.x user (sent as basic auth)")
+    influxdb_password: str = Field("", description="1.x password")
+    influxdb_token: str = Field("", description="2.x/3.x token for the v1 compatibility API")
+    influxdb_timeout_s: float = Field(30.0, description="HTTP timeout for one InfluxDB request")
+    influxdb_create_database: bool = Field(True, description="Create the database if missing (1.x)")
+
+    # Log input
+    log_path: str = Field("data/api_requests.log", description="Log file path or glob; several separated by ','")
+    start_at: Literal["beginning", "end"] = Field("beginning", description="Where a file never seen before is read from")
+    poll_interval_s: float = Field(0.2, description="How often a tailed file at its end is checked for new data")
+    read_chunk_bytes: int = Field(4 * 1024 * 1024, description="Bytes read from a file per source batch")
+    dead_letter_path: str = Field("data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)")
+
+    # Dataflow
+    workers: int = Field(1, ge=1, description="Bytewax worker threads per process")
+    processes: int = Field(1, ge=1, description="Bytewax processes on this host")
+    recovery_dir: str = Field("data/recovery", description="Bytewax recovery (snapshot) directory for `process`")
+    snapshot_interval_s: float = Field(5.0, gt=0, description="Seconds between recovery snapshots (epoch length)")
+    write_batch_points: int = Field(10_000, ge=1, description="Points per InfluxDB write request")
+    write_parallelism: int = Field(2, ge=1, description="Concurrent write requests per worker")
+    write_give_up_s: float = Field(300.0, gt=0, description="Exit non-zero after InfluxDB failed this long")
+    metrics_port: int = Field(0, ge=0, description="Processor Prometheus port (0 = off); process i uses port+i")
+
+    # Anomaly scoring
+    scoring_enabled: bool = Field(True, description="Score batches for anomalies")
+
+    # API
+    api_host: str = Field("127.0.0.1", description="API bind host")
+    api_port: int = Field(8000, description="API bind port")
+    api_key: str = Field("", description="When set, every route except health needs 'Authorization: Bearer <key>'")
+    max_range_days: int = Field(400, ge=1, description="Longest date range the API accepts")
+    stats_cache_s: float = Field(60.0, ge=0, description="Seconds a stats answer for fully past days is cached")
+
+    log_level: str = Field("INFO", description="Log level of logpulse's own logs")
+
+    def log_globs(self) -> list[str]:
+        """The configured path patterns, split on commas."""
+        return [p.strip() for p in self.log_path.split(",") if p.strip()]
+
+    def dead_letter_file(self) -> Path:
+        return Path(self.dead_letter_path)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

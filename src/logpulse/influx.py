@@ -1,0 +1,202 @@
+"""InfluxDB through its v1 HTTP API: line protocol on `/write`, InfluxQL on `/query`.
+
+InfluxDB 1.x serves this API natively and 2.x / 3.x serve it as their v1 compatibility API, so this
+one code path covers all three (`influxdb-client` only speaks the v2 API, which 1.x lacks, and Flux
+is retired in 3.x). Authentication: `INFLUXDB_TOKEN` -> `Authorization: Token ...` (2.x/3.x),
+otherwise `INFLUXDB_USERNAME`/`INFLUXDB_PASSWORD` -> basic auth (1.x).
+
+`InfluxWriter` is synchronous (used by the dataflow's sink threads); `AsyncInfluxQuery` serves the
+API. Both raise the typed errors below so callers can tell "database down" from "bad query".
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from logpulse.config import Settings
+
+
+class InfluxError(Exception):
+    """InfluxDB answered with an error that retrying will not fix (bad query, bad point, auth)."""
+
+
+class InfluxUnavailable(InfluxError):
+    """InfluxDB is unreachable, timing out or answering 5xx: retrying later may succeed."""
+
+
+_IDENT_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def quote_ident(name: str) -> str:
+    """Double-quote an InfluxQL identifier (e.g. `duration` is a keyword)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Single-quote an InfluxQL string literal, escaping what could end it."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where InfluxDB is and how to authenticate: shared by writer and query client."""
+
+    url: str
+    database: str
+    retention_policy: str = ""
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Connection":
+        return cls(
+            url=s.influxdb_url.rstrip("/"),
+            database=s.influxdb_database,
+            retention_policy=s.influxdb_retention_policy,
+            username=s.influxdb_username,
+            password=s.influxdb_password,
+            token=s.influxdb_token,
+            timeout_s=s.influxdb_timeout_s,
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"} if self.token else {}
+
+    def auth(self) -> httpx.BasicAuth | None:
+        if self.username and not self.token:
+            return httpx.BasicAuth(self.username, self.password)
+        return None
+
+    def write_params(self) -> dict[str, str]:
+        params = {"db": self.database, "precision": "ns"}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        return params
+
+    def query_params(self, q: str, *, with_db: bool = True) -> dict[str, str]:
+        params = {"q": q, "epoch": "ns"}
+        if with_db:
+            params["db"] = self.database
+        return params
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code >= 500 or resp.status_code in (408, 429):
+        raise InfluxUnavailable(f"InfluxDB {resp.status_code}: {resp.text[:300]}")
+    if resp.status_code >= 400:
+        raise InfluxError(f"InfluxDB {resp.status_code}: {resp.text[:300]}")
+
+
+def _results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-statement results of a /query answer; raises on a statement error."""
+    if "error" in body:
+        raise InfluxError(body["error"])
+    results = body.get("results", [])
+    for r in results:
+        if "error" in r:
+            raise InfluxError(r["error"])
+    return results
+
+
+def series_rows(result: dict[str, Any]) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """Flatten one statement result into (tags, row-as-dict) pairs."""
+    rows: list[tuple[dict[str, str], dict[str, Any]]] = []
+    for s in result.get("series", []) or []:
+        cols = s["columns"]
+        tags = s.get("tags", {}) or {}
+        for values in s.get("values", []) or []:
+            rows.append((tags, dict(zip(cols, values))))
+    return rows
+
+
+class InfluxWriter:
+    """Synchronous writes of line protocol (gzip) plus the few admin queries the processor needs.
+
+    Thread-safe: one keep-alive connection pool shared by the sink's writer threads.
+    """
+
+    def __init__(self, conn: Connection, *, pool_size: int = 8) -> None:
+        self.conn = conn
+        self._client = httpx.Client(
+            base_url=conn.url,
+            headers=conn.headers(),
+            auth=conn.auth(),
+            timeout=httpx.Timeout(conn.timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        )
+
+    def write(self, lines: Sequence[str]) -> None:
+        """POST one batch of line-protocol lines; raises InfluxUnavailable / InfluxError."""
+        body = gzip.compress("\n".join(lines).encode("utf-8"), compresslevel=1)
+        try:
+            resp = self._client.post(
+                "/write",
+                params=self.conn.write_params(),
+                content=body,
+                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
+            )
+        except httpx.TransportError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url}: {exc}") from exc
+        _raise_for(resp)
+
+    def query(self, q: str, *, with_db: bool = True) -> list[dict[str, Any]]:
+        """Run InfluxQL (POST, so statements that change state are allowed)."""
+        try:
+            resp = self._client.post("/query", params=self.conn.query_params(q, with_db=with_db))
+        except httpx.TransportError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url}: {exc}") from exc
+        _raise_for(resp)
+        return _results(resp.json())
+
+    def ping(self) -> bool:
+        try:
+            return self._client.get("/ping").status_code == 204
+        except httpx.TransportError:
+            return False
+
+    def ensure_database(self) -> None:
+        """CREATE DATABASE is idempotent on 1.x; on 2.x/3.x the bucket mapping must exist already."""
+        self.query(f"CREATE DATABASE {quote_ident(self.conn.database)}", with_db=False)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class AsyncInfluxQuery:
+    """Read-only InfluxQL over the v1 API for the web API (one client per application lifespan)."""
+
+    def __init__(self, conn: Connection, *, pool_size: int = 64) -> None:
+        self.conn = conn
+        self._client = httpx.AsyncClient(
+            base_url=conn.url,
+            headers=conn.headers(),
+            auth=conn.auth(),
+            timeout=httpx.Timeout(conn.timeout_s, connect=2.0),
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        )
+
+    async def query(self, q: str) -> list[dict[str, Any]]:
+        """Run one or more `;`-separated read statements; returns one result per statement."""
+        try:
+            resp = await self._client.get("/query", params=self.conn.query_params(q))
+        except httpx.TransportError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url}: {exc}") from exc
+        _raise_for(resp)
+        return _results(resp.json())
+
+    async def ping(self) -> bool:
+        try:
+            return (await self._client.get("/ping", timeout=2.0)).status_code == 204
+        except httpx.TransportError:
+            return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,91 @@
+"""The values that flow through the dataflow, in the order they flow.
+
+source  --Chunk-->  logformat.parse_chunk  --ParsedChunk--> (customer_id, RequestBatch) keyed stream
+        --scoring--> ScoredBatch --> sink (line protocol to InfluxDB)
+Rejected lines leave as `Reject` to the dead-letter file.
+
+Batches are columnar (one list per field) because per-item engine overhead and per-line Python calls
+dominate the cost of a stream processor written in Python: a few items of many lines each are cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Complete lines read from one file: what the source emits.
+
+    `file_key` identifies the file's content (a fingerprint of its first line), so that the same line
+    read again (replay after a crash, the same file ingested twice, a renamed file picked up again)
+    maps to the same InfluxDB point. `offset` is the byte offset of `data[0]` in that file.
+    """
+
+    path: str
+    file_key: int
+    offset: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class RequestBatch:
+    """One customer's requests from one chunk, as columns.
+
+    `times` are nanoseconds since the epoch, already made unique per point (see logformat).
+    `statuses` and `durations` keep the validated text of the log so that encoding them again costs
+    nothing; `status_codes` / `duration_values` give numbers for scoring.
+    """
+
+    customer_id: str
+    times: list[int] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    durations: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A line that did not parse: where it is, what it was, and why it was refused."""
+
+    path: str
+    offset: int
+    line: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ParsedChunk:
+    """The result of parsing one chunk: accepted lines grouped by customer, and the rejects."""
+
+    batches: dict[str, RequestBatch]
+    rejects: list[Reject]
+    lines: int  # lines seen (accepted + rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A stretch of anomalous requests of one customer, stored in the `anomalies` measurement.
+
+    Its identity is (customer_id, kind, start_ns): an incident that grows is rewritten in place,
+    and a replay after a crash rewrites the same point.
+    """
+
+    customer_id: str
+    kind: str  # "latency" | "errors"
+    start_ns: int
+    end_ns: int
+    peak_score: float
+    requests: int
+
+
+@dataclass(slots=True)
+class ScoredBatch:
+    """A customer's batch after scoring: one anomaly score per request plus incidents to upsert."""
+
+    batch: RequestBatch
+    scores: list[float] | None = None
+    incidents: list[Incident] = field(default_factory=list)

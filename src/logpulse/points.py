@@ -1,0 +1,65 @@
+"""The storage schema and its line-protocol encoding: the one place that knows how points look.
+
+Measurement `requests` (one point per request):
+    tag    customer_id
+    fields path (string), status (int), failed (int 0/1: status >= 400), duration (float, seconds),
+           anomaly_score (float, when scoring is on)
+    time   the request's timestamp in ns, made unique per line (see `logformat.point_time`)
+
+Measurement `anomalies` (one point per incident, upserted while it grows):
+    tags   customer_id, kind ("latency" | "errors")
+    fields end (int, ns since epoch), score (float, peak), requests (int)
+    time   the incident's start in ns
+
+`failed` exists so that one InfluxQL statement can return total, failed and the latency aggregates
+(`COUNT`, `SUM("failed")`, ...) in a single pass over a customer's series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from logpulse.model import Incident, ScoredBatch
+
+REQUESTS = "requests"
+ANOMALIES = "anomalies"
+TAG_CUSTOMER = "customer_id"
+TAG_KIND = "kind"
+
+
+def _escape_string_field(value: str) -> str:
+    if "\\" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"')
+    return value
+
+
+def request_lines(scored: ScoredBatch) -> list[str]:
+    """Line protocol for every request of a scored batch (customer ids are validated tag-safe)."""
+    b = scored.batch
+    head = f"{REQUESTS},{TAG_CUSTOMER}={b.customer_id} path=\""
+    paths = [_escape_string_field(p) for p in b.paths]
+    if scored.scores is None:
+        return [
+            f'{head}{p}",status={s}i,failed={int(s >= "400")}i,duration={d} {t}'
+            for t, p, s, d in zip(b.times, paths, b.statuses, b.durations)
+        ]
+    return [
+        f'{head}{p}",status={s}i,failed={int(s >= "400")}i,duration={d},anomaly_score={x:.4g} {t}'
+        for t, p, s, d, x in zip(b.times, paths, b.statuses, b.durations, scored.scores)
+    ]
+
+
+def incident_line(inc: Incident) -> str:
+    """Line protocol for one incident; its identity is (customer, kind, start)."""
+    return (
+        f"{ANOMALIES},{TAG_CUSTOMER}={inc.customer_id},{TAG_KIND}={inc.kind} "
+        f"end={inc.end_ns}i,score={inc.peak_score:.6g},requests={inc.requests}i {inc.start_ns}"
+    )
+
+
+def scored_lines(items: Iterable[ScoredBatch]) -> Iterator[str]:
+    """All points (requests, then incidents) of several scored batches."""
+    for scored in items:
+        yield from request_lines(scored)
+        for inc in scored.incidents:
+            yield incident_line(inc)
