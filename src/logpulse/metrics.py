@@ -1,0 +1,27 @@
+"""Prometheus metrics of the processor (the API has its own in `logpulse.api`).
+
+Served on `METRICS_PORT` (+ process index) by `logpulse process`. `logpulse_backlog_bytes` is the
+figure to scale workers on: bytes between each file's read offset and its end.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+LINES_READ = Counter("logpulse_lines_read", "Log lines read from files (accepted + rejected)")
+LINES_WRITTEN = Counter("logpulse_lines_written", "Request points acknowledged by InfluxDB")
+LINES_REJECTED = Counter("logpulse_lines_rejected", "Malformed lines sent to the dead-letter file")
+INCIDENTS_WRITTEN = Counter("logpulse_incidents_written", "Incident upserts acknowledged by InfluxDB")
+WRITE_RETRIES = Counter("logpulse_write_retries", "InfluxDB write attempts that failed and were retried")
+WRITE_LATENCY = Histogram(
+    "logpulse_write_seconds",
+    "Latency of one InfluxDB write request (successful)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BACKLOG_BYTES = Gauge("logpulse_backlog_bytes", "Bytes behind the end of each tailed file", ["path"])
+
+
+def serve_metrics(port: int) -> None:
+    """Expose the default registry over HTTP on all interfaces of this host (0 = disabled)."""
+    if port:
+        start_http_server(port)
