@@ -11,6 +11,11 @@ Measurement `anomalies` (one point per incident, upserted while it grows):
     fields end (int, ns since epoch), score (float, peak), requests (int)
     time   the incident's start in ns
 
+Measurement `writes` (one point per customer per sink write, for cache invalidation in the API):
+    tags   customer_id, writer (worker index)
+    fields min_time, max_time (int, ns: the range of request times just written)
+    time   when the write was acknowledged
+
 `failed` exists so that one InfluxQL statement can return total, failed and the latency aggregates
 (`COUNT`, `SUM("failed")`, ...) in a single pass over a customer's series.
 """
@@ -25,6 +30,7 @@ REQUESTS = "requests"
 ANOMALIES = "anomalies"
 TAG_CUSTOMER = "customer_id"
 TAG_KIND = "kind"
+WRITES = "writes"
 
 
 def _escape_string_field(value: str) -> str:
@@ -63,3 +69,8 @@ def scored_lines(items: Iterable[ScoredBatch]) -> Iterator[str]:
         yield from request_lines(scored)
         for inc in scored.incidents:
             yield incident_line(inc)
+
+
+def write_mark_line(customer_id: str, writer: int, min_ns: int, max_ns: int, now_ns: int) -> str:
+    """A `writes` mark: customer X's data between min_ns and max_ns changed at now_ns."""
+    return f"{WRITES},{TAG_CUSTOMER}={customer_id},writer={writer} min_time={min_ns}i,max_time={max_ns}i {now_ns}"
