@@ -49,13 +49,17 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Log files to read from start to end")],
     workers: Annotated[Optional[int], typer.Option(help="Bytewax workers (default: WORKERS)")] = None,
     processes: Annotated[Optional[int], typer.Option(help="Bytewax processes (default: PROCESSES)")] = None,
+    addresses: Annotated[Optional[str], typer.Option("--addresses", "-a", hidden=True)] = None,
+    process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", hidden=True)] = None,
 ) -> None:
     """Read files to their end through the dataflow; exit 0 once every line is durable in InfluxDB."""
     from logpulse.runner import ingest as run_ingest
 
     _setup_logging()
-    summary = run_ingest([str(p) for p in paths], get_settings(), workers=workers, processes=processes)
-    typer.echo(summary.line())
+    summary = run_ingest([str(p) for p in paths], get_settings(), workers=workers, processes=processes,
+                         addresses=addresses, process_id=process_id)
+    if addresses is None:  # cluster members stay quiet; the parent prints the summary
+        typer.echo(summary.line())
     raise typer.Exit(0 if summary.ok else 1)
 
 
@@ -63,7 +67,7 @@ def ingest(
 def process(
     workers: Annotated[Optional[int], typer.Option(help="Bytewax worker threads per process (default: WORKERS)")] = None,
     processes: Annotated[Optional[int], typer.Option(help="Bytewax processes on this host (default: PROCESSES)")] = None,
-    addresses: Annotated[Optional[str], typer.Option("--addresses", "-a", help="Multi-host: host:port,... of every process")] = None,
+    addresses: Annotated[Optional[str], typer.Option("--addresses", "-a", help="Multi-host: 'host:port;host:port;...' of every process")] = None,
     process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", help="Multi-host: this process's index in -a")] = None,
 ) -> None:
     """Tail LOG_PATH continuously with recovery; stop cleanly on SIGINT/SIGTERM."""

@@ -12,7 +12,6 @@ API. Both raise the typed errors below so callers can tell "database down" from 
 from __future__ import annotations
 
 import gzip
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,6 @@ class InfluxUnavailable(InfluxError):
     """InfluxDB is unreachable, timing out or answering 5xx: retrying later may succeed."""
 
 
-_IDENT_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 def quote_ident(name: str) -> str:

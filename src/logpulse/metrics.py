@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+BYTES_READ = Counter("logpulse_bytes_read", "Bytes of complete lines read from log files")
 LINES_READ = Counter("logpulse_lines_read", "Log lines read from files (accepted + rejected)")
 LINES_WRITTEN = Counter("logpulse_lines_written", "Request points acknowledged by InfluxDB")
 LINES_REJECTED = Counter("logpulse_lines_rejected", "Malformed lines sent to the dead-letter file")
@@ -25,3 +26,15 @@ def serve_metrics(port: int) -> None:
     """Expose the default registry over HTTP on all interfaces of this host (0 = disabled)."""
     if port:
         start_http_server(port)
+
+
+def totals() -> dict[str, float]:
+    """This process's counters as plain numbers (for the ingest summary and progress bar)."""
+    return {
+        "bytes": BYTES_READ._value.get(),
+        "read": LINES_READ._value.get(),
+        "written": LINES_WRITTEN._value.get(),
+        "rejected": LINES_REJECTED._value.get(),
+        "incidents": INCIDENTS_WRITTEN._value.get(),
+        "retries": WRITE_RETRIES._value.get(),
+    }

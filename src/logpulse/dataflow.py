@@ -1,0 +1,119 @@
+"""The Bytewax dataflow: the one place where the steps are wired together, in the order data flows.
+
+    read (LogSource: one partition per file)          -> Chunk of complete lines
+    parse (logformat.parse_chunk)                     -> ParsedChunk
+      rejects ------------------------------------------> dead_letter (DeadLetterSink)
+    by_customer                                       -> (customer_id, RequestBatch)
+    score (stateful_map, keyed: a customer's baseline
+           lives on one worker, in recovery snapshots) -> (customer_id, ScoredBatch)
+    influxdb (InfluxSink: acknowledged, retried)
+
+Items are whole chunks and per-customer batches, never single lines: per-item engine overhead is
+what limits a Python stream processor.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from logpulse import metrics
+from logpulse.config import Settings
+from logpulse.deadletter import DeadLetterSink
+from logpulse.logformat import parse_chunk
+from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch, ScoredBatch
+from logpulse.scoring import CustomerScorer, ScoringConfig
+from logpulse.sink import InfluxSink
+from logpulse.source import LogSource
+
+STOP = threading.Event()
+"""Set by the runner on SIGINT/SIGTERM: every partition ends its input, so the dataflow drains
+(everything read is written and acknowledged), takes its final snapshot and returns."""
+
+
+class _StoppablePartition(StatefulSourcePartition):
+    """Ends a partition's input when STOP is set; otherwise the wrapped partition decides."""
+
+    def __init__(self, inner: StatefulSourcePartition) -> None:
+        self._inner = inner
+
+    def next_batch(self):  # type: ignore[no-untyped-def]
+        if STOP.is_set():
+            raise StopIteration()
+        return self._inner.next_batch()
+
+    def next_awake(self):  # type: ignore[no-untyped-def]
+        return None if STOP.is_set() else self._inner.next_awake()
+
+    def snapshot(self):  # type: ignore[no-untyped-def]
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class StoppableSource(FixedPartitionedSource):
+    """A source whose partitions all end cleanly once STOP is set (graceful shutdown)."""
+
+    def __init__(self, inner: FixedPartitionedSource) -> None:
+        self._inner = inner
+
+    def list_parts(self) -> list[str]:
+        return self._inner.list_parts()
+
+    def build_part(self, step_id: str, for_part: str, resume_state):  # type: ignore[no-untyped-def]
+        return _StoppablePartition(self._inner.build_part(step_id, for_part, resume_state))
+
+
+def _parse(chunk: Chunk) -> ParsedChunk:
+    parsed = parse_chunk(chunk)
+    metrics.BYTES_READ.inc(len(chunk.data))
+    metrics.LINES_READ.inc(parsed.lines)
+    return parsed
+
+
+def _rejects(parsed: ParsedChunk) -> list[Reject] | None:
+    return parsed.rejects or None
+
+
+def _batches(parsed: ParsedChunk) -> list[tuple[str, RequestBatch]]:
+    return list(parsed.batches.items())
+
+
+def _unscored(parsed: ParsedChunk) -> list[tuple[str, ScoredBatch]]:
+    return [(c, ScoredBatch(b)) for c, b in parsed.batches.items()]
+
+
+def _scorer(config: ScoringConfig):  # type: ignore[no-untyped-def]
+    def step(state: CustomerScorer | None, batch: RequestBatch) -> tuple[CustomerScorer, ScoredBatch]:
+        if state is None:
+            state = CustomerScorer(batch.customer_id, config)
+        return state, state.score(batch)
+
+    return step
+
+
+def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Dataflow:
+    """The processing dataflow over `patterns` (tail them if `follow`, else read to their end)."""
+    flow = Dataflow("logpulse")
+    source = LogSource(
+        patterns,
+        follow=follow,
+        start_at=settings.start_at,
+        poll_interval_s=settings.poll_interval_s,
+        read_chunk_bytes=settings.read_chunk_bytes,
+    )
+    chunks = op.input("read", flow, StoppableSource(source))
+    parsed = op.map("parse", chunks, _parse)
+    op.output("dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path)))
+    if settings.scoring_enabled:
+        keyed = op.flat_map("by_customer", parsed, _batches)
+        scored = op.stateful_map("score", keyed, _scorer(ScoringConfig.from_settings(settings)))
+    else:
+        scored = op.flat_map("unscored", parsed, _unscored)
+    op.output("influxdb", scored, InfluxSink(settings))
+    return flow

@@ -1,0 +1,177 @@
+"""The log line format: the one place that knows what a valid line is and how it becomes a point.
+
+    YYYY-MM-DD HH:MM:SS[.f{1,9}] customer_id request_path status duration_seconds
+
+Timestamps are UTC. Fields are separated by single spaces; `\\r\\n` line ends are accepted.
+
+Parsing is the hottest loop of the processor, so a chunk of many lines is matched by one compiled
+regular expression (`finditer` over the whole chunk) and only lines the regex skips go through the
+slow per-line parser, whose only job is to say precisely *why* a line is refused. Both parsers
+implement the same grammar (a property test checks they agree).
+
+Point identity: InfluxDB keys a point by (measurement, tags, time), so two requests of one customer
+in the same second would overwrite each other. Each line's time gets a deterministic offset below the
+timestamp's own resolution: `(byte_offset + file_key) mod 10**(9 - fraction_digits)` nanoseconds.
+Distinct lines of one file never collide (their byte offsets differ by less than a second's worth of
+nanoseconds for files under 1 GB), the same line read again maps to the same point (replays after a
+crash, the same file ingested twice, a renamed copy), and the offset never moves a request into
+another second, so every per-day and per-second figure is exact.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+
+CUSTOMER_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
+"""Customer ids: ASCII letters, digits, `_`, `.`, `-`; 1 to 64 characters (also the API's rule)."""
+CUSTOMER_ID_RE = re.compile(rf"^{CUSTOMER_ID_PATTERN}$")
+
+_DATE = r"(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))"
+_TIME = r"((?:[01]\d|2[0-3]):[0-5]\d):([0-5]\d)(?:\.(\d{1,9}))?"
+_PATH = r"(\S{1,4096})"
+_STATUS = r"([1-5]\d\d)"
+_DURATION = r"(\d{1,9}(?:\.\d{1,9})?)"
+LINE_RE = re.compile(
+    rf"^{_DATE} {_TIME} ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}\r?$", re.MULTILINE
+)
+
+_MAX_LINE_IN_REJECT = 4096
+_minute_cache: dict[str, int | None] = {}
+
+
+def _minute_epoch(key: str) -> int | None:
+    """Epoch seconds of 'YYYY-MM-DD HH:MM' (UTC), or None for an unreal date such as 02-30."""
+    sec = _minute_cache.get(key)
+    if sec is None and key not in _minute_cache:
+        try:
+            day = dt.date(int(key[0:4]), int(key[5:7]), int(key[8:10]))
+        except ValueError:
+            sec = None
+        else:
+            sec = calendar.timegm(day.timetuple()) + int(key[11:13]) * 3600 + int(key[14:16]) * 60
+        if len(_minute_cache) > 200_000:  # bounded: a month of minutes is 43,200 keys
+            _minute_cache.clear()
+        _minute_cache[key] = sec
+    return sec
+
+
+def point_time(second_epoch: int, fraction: str | None, offset: int, file_key: int) -> int:
+    """The unique, deterministic point time of a line (see the module docstring)."""
+    if fraction:
+        digits = len(fraction)
+        base = second_epoch * 1_000_000_000 + int(fraction) * 10 ** (9 - digits)
+        return base + (offset + file_key) % 10 ** (9 - digits)
+    return second_epoch * 1_000_000_000 + (offset + file_key) % 1_000_000_000
+
+
+def explain(line: str) -> str | None:
+    """Why a single line (without its newline) is invalid, or None if it is valid."""
+    line = line.removesuffix("\r")
+    if not line.strip():
+        return "empty line"
+    parts = line.split(" ")
+    if len(parts) != 6:
+        return f"expected 6 fields separated by single spaces (date time customer path status duration), got {len(parts)}"
+    date, time, customer, path, status, duration = parts
+    if not re.fullmatch(_DATE, date):
+        return f"invalid date {date[:40]!r}: expected YYYY-MM-DD"
+    m = re.fullmatch(_TIME, time)
+    if not m:
+        return f"invalid time {time[:40]!r}: expected HH:MM:SS[.fraction] (00:00:00-23:59:59)"
+    if _minute_epoch(f"{date} {m.group(1)}") is None:
+        return f"invalid date {date!r}: no such day"
+    if not CUSTOMER_ID_RE.match(customer):
+        return f"invalid customer id {customer[:80]!r}: expected 1-64 of A-Z a-z 0-9 _ . -"
+    if not re.fullmatch(_PATH, path):
+        return f"invalid request path {path[:80]!r}: expected 1-4096 non-space characters"
+    if not re.fullmatch(_STATUS, status):
+        return f"invalid status {status[:20]!r}: expected an HTTP status 100-599"
+    if not re.fullmatch(_DURATION, duration):
+        return f"invalid duration {duration[:40]!r}: expected non-negative seconds such as 0.532"
+    return None
+
+
+def _append(batches: dict[str, RequestBatch], customer: str, t: int, path: str, status: str, dur: str) -> None:
+    b = batches.get(customer)
+    if b is None:
+        b = batches[customer] = RequestBatch(customer)
+    b.times.append(t)
+    b.paths.append(path)
+    b.statuses.append(status)
+    b.durations.append(dur)
+
+
+def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestBatch], rejects: list[Reject]) -> int:
+    """Parse `raw` (lines starting at byte `base` of the chunk) one by one; returns lines seen."""
+    seen = 0
+    pos = 0
+    for piece in raw.split(b"\n"):
+        start = pos
+        pos += len(piece) + 1
+        if start >= len(raw):  # the empty tail after a final newline
+            break
+        seen += 1
+        offset = chunk.offset + base + start
+        try:
+            line = piece.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejects.append(Reject(chunk.path, offset, piece[:_MAX_LINE_IN_REJECT].decode("utf-8", "replace"), f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            continue
+        m = LINE_RE.match(line)
+        if m is not None:
+            date, hm, ss, frac, customer, path, status, dur = m.groups()
+            minute = _minute_epoch(f"{date} {hm}")
+            if minute is not None:
+                _append(batches, customer, point_time(minute + int(ss), frac, offset, chunk.file_key), path, status, dur)
+                continue
+        rejects.append(Reject(chunk.path, offset, line[:_MAX_LINE_IN_REJECT], explain(line) or "unparseable line"))
+    return seen
+
+
+def parse_chunk(chunk: Chunk) -> ParsedChunk:
+    """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets)."""
+    data = chunk.data
+    batches: dict[str, RequestBatch] = {}
+    rejects: list[Reject] = []
+    if not data.isascii():  # byte and character offsets differ: take the careful path
+        return ParsedChunk(batches, rejects, _slow_lines(chunk, data, 0, batches, rejects))
+
+    text = data.decode("ascii")
+    base_offset = chunk.offset
+    file_key = chunk.file_key
+    minute_cache = _minute_cache
+    lines = 0
+    expected = 0  # where the next line should start
+    for m in LINE_RE.finditer(text):
+        start = m.start()
+        if start != expected:
+            lines += _slow_lines(chunk, data[expected:start], expected, batches, rejects)
+        expected = m.end() + 1
+        lines += 1
+        date, hm, ss, frac, customer, path, status, dur = m.groups()
+        key = f"{date} {hm}"
+        minute = minute_cache.get(key)
+        if minute is None:
+            minute = _minute_epoch(key)
+            if minute is None:
+                rejects.append(Reject(chunk.path, base_offset + start, m.group(0), explain(m.group(0)) or "unparseable line"))
+                continue
+        offset = base_offset + start
+        if frac is None:
+            t = (minute + int(ss)) * 1_000_000_000 + (offset + file_key) % 1_000_000_000
+        else:
+            t = point_time(minute + int(ss), frac, offset, file_key)
+        b = batches.get(customer)
+        if b is None:
+            b = batches[customer] = RequestBatch(customer)
+        b.times.append(t)
+        b.paths.append(path)
+        b.statuses.append(status)
+        b.durations.append(dur)
+    if expected < len(text):
+        lines += _slow_lines(chunk, data[expected:], expected, batches, rejects)
+    return ParsedChunk(batches, rejects, lines)

@@ -1,0 +1,116 @@
+"""The InfluxDB sink: scored batches become line protocol, written in parallel, acknowledged, retried.
+
+Delivery: `write_batch` returns only once InfluxDB acknowledged every point of the batch. Bytewax
+closes an epoch (and commits the source offsets of its snapshot) only after every step, this sink
+included, finished the epoch's items, so a resumed processor never skips data that was not
+acknowledged; it may write some points again, and because point identity is deterministic
+(`logformat.point_time`) a rewrite replaces the same point instead of adding one.
+
+While InfluxDB is unreachable or answers 5xx, each request is retried with exponential backoff and
+jitter (tenacity). After `WRITE_GIVE_UP_S` of failure the sink raises `WriteGaveUp`, the processor
+exits non-zero and a supervisor restarts it from its last snapshot. Errors that retrying cannot fix
+(InfluxDB refuses the points: 4xx) stop the processor at once with InfluxDB's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from logpulse import metrics
+from logpulse.config import Settings
+from logpulse.influx import Connection, InfluxUnavailable, InfluxWriter
+from logpulse.model import ScoredBatch
+from logpulse.points import incident_line, request_lines, write_mark_line
+
+log = logging.getLogger(__name__)
+
+
+class WriteGaveUp(RuntimeError):
+    """InfluxDB stayed unavailable longer than WRITE_GIVE_UP_S."""
+
+
+def _log_retry(state: RetryCallState) -> None:
+    metrics.WRITE_RETRIES.inc()
+    exc = state.outcome.exception() if state.outcome else None
+    if state.attempt_number in (1, 5) or state.attempt_number % 20 == 0:
+        log.warning("InfluxDB write failed (attempt %d, retrying): %s", state.attempt_number, exc)
+
+
+class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
+    def __init__(self, settings: Settings, worker_index: int) -> None:
+        self._worker = worker_index
+        self._batch_points = settings.write_batch_points
+        self._give_up_s = settings.write_give_up_s
+        self._writer = InfluxWriter(Connection.from_settings(settings), pool_size=settings.write_parallelism + 1)
+        self._pool = ThreadPoolExecutor(settings.write_parallelism, thread_name_prefix=f"influx-write-{worker_index}")
+
+    def _write_durably(self, lines: Sequence[str]) -> None:
+        """One request, retried while InfluxDB is unavailable; raises WriteGaveUp after the give-up time."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(InfluxUnavailable),
+            wait=wait_random_exponential(multiplier=0.1, max=5.0),
+            stop=stop_after_delay(self._give_up_s),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    started = time.perf_counter()
+                    self._writer.write(lines)
+                    metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
+        except InfluxUnavailable as exc:
+            raise WriteGaveUp(f"InfluxDB unavailable for more than {self._give_up_s:g} s: {exc}") from exc
+
+    def write_batch(self, items: list[tuple[str, ScoredBatch]]) -> None:
+        lines: list[str] = []
+        incidents = 0
+        bounds: dict[str, tuple[int, int]] = {}
+        for customer, scored in items:
+            lines += request_lines(scored)
+            for inc in scored.incidents:
+                lines.append(incident_line(inc))
+            incidents += len(scored.incidents)
+            times = scored.batch.times
+            if times:
+                lo, hi = min(times), max(times)
+                old = bounds.get(customer)
+                bounds[customer] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+        if not lines:
+            return
+        step = self._batch_points
+        futures = [self._pool.submit(self._write_durably, lines[i : i + step]) for i in range(0, len(lines), step)]
+        for f in futures:
+            f.result()  # re-raises WriteGaveUp / InfluxError from the writer thread
+        metrics.LINES_WRITTEN.inc(len(lines) - incidents)
+        metrics.INCIDENTS_WRITTEN.inc(incidents)
+        # Marks go last, after the data is acknowledged: the API trusts a cached answer only if no
+        # mark newer than the answer overlaps its range (see points.WRITES).
+        now = time.time_ns()
+        self._write_durably([write_mark_line(c, self._worker, lo, hi, now) for c, (lo, hi) in bounds.items()])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._writer.close()
+
+
+class InfluxSink(DynamicSink[tuple[str, ScoredBatch]]):
+    """One partition per worker; each keeps its own connection pool and writer threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _InfluxPartition:
+        return _InfluxPartition(self._settings, worker_index)
