@@ -115,5 +115,5 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
         scored = op.stateful_map("score", keyed, _scorer(ScoringConfig.from_settings(settings)))
     else:
         scored = op.flat_map("unscored", parsed, _unscored)
-    op.output("influxdb", scored, InfluxSink(settings))
+    op.output("influxdb", scored, InfluxSink(settings, pipelined=not follow))
     return flow

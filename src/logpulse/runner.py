@@ -7,6 +7,7 @@ addresses); the same entry point is the multi-host form (`logpulse process -a ho
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -222,7 +223,7 @@ def ingest(paths: list[str], settings: Settings, *, workers: int | None = None, 
     """Read `paths` from start to end; return once every line is acknowledged by InfluxDB."""
     workers = workers or settings.workers
     processes = processes or settings.processes
-    missing = [p for p in paths if not any(Path().glob(p)) and not Path(p).exists()]
+    missing = [p for p in paths if not glob.glob(p)]
     if missing:
         return IngestSummary(ok=False, errors=[f"no such file: {', '.join(missing)}"])
     if addresses is not None:  # a member of a cluster started by another `ingest`

@@ -1,6 +1,6 @@
 """The InfluxDB sink: scored batches become line protocol, written in parallel, acknowledged, retried.
 
-Delivery: `write_batch` returns only once InfluxDB acknowledged every point of the batch. Bytewax
+Delivery (`process`): `write_batch` returns only once InfluxDB acknowledged every point of the batch. Bytewax
 closes an epoch (and commits the source offsets of its snapshot) only after every step, this sink
 included, finished the epoch's items, so a resumed processor never skips data that was not
 acknowledged; it may write some points again, and because point identity is deterministic
@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from tenacity import (
@@ -49,8 +50,12 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
-    def __init__(self, settings: Settings, worker_index: int) -> None:
+    def __init__(self, settings: Settings, worker_index: int, pipelined: bool) -> None:
         self._worker = worker_index
+        self._pipelined = pipelined
+        self._pending: deque[Future[None]] = deque()
+        self._max_pending = 2
+        self._batches = ThreadPoolExecutor(1, thread_name_prefix=f"influx-batch-{worker_index}")
         self._batch_points = settings.write_batch_points
         self._give_up_s = settings.write_give_up_s
         self._writer = InfluxWriter(Connection.from_settings(settings), pool_size=settings.write_parallelism + 1)
@@ -75,21 +80,19 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
             raise WriteGaveUp(f"InfluxDB unavailable for more than {self._give_up_s:g} s: {exc}") from exc
 
     def write_batch(self, items: list[tuple[str, ScoredBatch]]) -> None:
-        lines: list[str] = []
-        incidents = 0
-        bounds: dict[str, tuple[int, int]] = {}
-        for customer, scored in items:
-            lines += request_lines(scored)
-            for inc in scored.incidents:
-                lines.append(incident_line(inc))
-            incidents += len(scored.incidents)
-            times = scored.batch.times
-            if times:
-                lo, hi = min(times), max(times)
-                old = bounds.get(customer)
-                bounds[customer] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+        lines, incidents, bounds = _encode(items)
         if not lines:
             return
+        if self._pipelined:
+            self._raise_failed()
+            self._pending.append(self._batches.submit(self._write_acknowledged, lines, incidents, bounds))
+            while len(self._pending) > self._max_pending:  # backpressure: bounded memory
+                self._pending.popleft().result()
+        else:
+            self._write_acknowledged(lines, incidents, bounds)
+
+    def _write_acknowledged(self, lines: list[str], incidents: int, bounds: dict[str, tuple[int, int]]) -> None:
+        """Write all points of a batch in parallel requests, then the cache-invalidation marks."""
         step = self._batch_points
         futures = [self._pool.submit(self._write_durably, lines[i : i + step]) for i in range(0, len(lines), step)]
         for f in futures:
@@ -101,16 +104,51 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         now = time.time_ns()
         self._write_durably([write_mark_line(c, self._worker, lo, hi, now) for c, (lo, hi) in bounds.items()])
 
+    def _raise_failed(self) -> None:
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._writer.close()
+        try:
+            while self._pending:  # ingest: return (and exit 0) only once everything is acknowledged
+                self._pending.popleft().result()
+        finally:
+            self._batches.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
+            self._writer.close()
+
+
+def _encode(items: list[tuple[str, ScoredBatch]]) -> tuple[list[str], int, dict[str, tuple[int, int]]]:
+    """Line protocol of all items, the number of incident points, and each customer's time range."""
+    lines: list[str] = []
+    incidents = 0
+    bounds: dict[str, tuple[int, int]] = {}
+    for customer, scored in items:
+        lines += request_lines(scored)
+        for inc in scored.incidents:
+            lines.append(incident_line(inc))
+        incidents += len(scored.incidents)
+        times = scored.batch.times
+        if times:
+            lo, hi = min(times), max(times)
+            old = bounds.get(customer)
+            bounds[customer] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+    return lines, incidents, bounds
 
 
 class InfluxSink(DynamicSink[tuple[str, ScoredBatch]]):
-    """One partition per worker; each keeps its own connection pool and writer threads."""
+    """One partition per worker; each keeps its own connection pool and writer threads.
 
-    def __init__(self, settings: Settings) -> None:
+    `pipelined=False` (tailing with recovery): `write_batch` returns once InfluxDB acknowledged the
+    batch, which is what lets Bytewax's snapshots cover only acknowledged data.
+    `pipelined=True` (`ingest`, no recovery): the worker reads and parses the next chunk while up to
+    two batches are in flight; `close()` waits for all of them, so `ingest` still exits 0 only once
+    every line is acknowledged, and a failure still fails the run.
+    """
+
+    def __init__(self, settings: Settings, *, pipelined: bool = False) -> None:
         self._settings = settings
+        self._pipelined = pipelined
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _InfluxPartition:
-        return _InfluxPartition(self._settings, worker_index)
+        return _InfluxPartition(self._settings, worker_index, self._pipelined)

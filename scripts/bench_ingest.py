@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Ingest benchmark (issue 5): InfluxDB's ceiling vs `logpulse ingest`, API latency, processor RSS.
+
+Everything runs against a private influxd started here, on data generated here, in one run:
+  1. ceiling   the same requests as prebuilt line protocol POSTed to /write with logpulse's batch
+               size, gzip level and parallelism -> points/s
+  2. ingest    `logpulse ingest` of the same files into an empty database, scoring on (and off, for
+               the cost of scoring) -> lines/s end to end until durable, and peak RSS
+  3. ratio     2 / 1
+  4. API       p50/p99 and requests/s of GET /customers/{id}/stats over 30 days with the big data set
+               stored, 1 client and 32 concurrent clients (wrk)
+  5. RSS       processor peak RSS ingesting the small and the big data set
+
+    .venv/bin/python scripts/bench_ingest.py --lines 1000000 --big-lines 10000000 --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from logpulse.config import Settings  # noqa: E402
+from logpulse.generator import GeneratorOptions, generate  # noqa: E402
+from logpulse.influx import Connection, InfluxWriter  # noqa: E402
+from logpulse.influxd import LocalInfluxd  # noqa: E402
+from logpulse.logformat import parse_chunk  # noqa: E402
+from logpulse.model import Chunk, ScoredBatch  # noqa: E402
+from logpulse.points import request_lines  # noqa: E402
+
+CUSTOMERS = 50
+
+
+def make_files(directory: Path, lines: int, files: int, days: float, seed: int) -> list[Path]:
+    """`files` logs of `lines` lines in total: 50 customers over `days` days ending now."""
+    paths = []
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    for i in range(files):
+        path = directory / f"api_requests-{lines}-{i}.log"
+        if not path.exists():
+            generate(GeneratorOptions(out=path, count=lines // files, rate=0, customers=CUSTOMERS, days=days,
+                                      seed=seed + i, mode="live", incidents=0, now=now))
+        paths.append(path)
+    return paths
+
+
+def ceiling(settings: Settings, paths: list[Path], parallelism: int) -> dict:
+    """Points/s of bare /write POSTs of the same points, prebuilt, logpulse's batch size and gzip."""
+    lines: list[str] = []
+    for path in paths:
+        data = path.read_bytes()
+        parsed = parse_chunk(Chunk(str(path), 1, 0, data))
+        for batch in parsed.batches.values():
+            lines += request_lines(ScoredBatch(batch))
+    step = settings.write_batch_points
+    batches = [lines[i : i + step] for i in range(0, len(lines), step)]
+    writer = InfluxWriter(Connection.from_settings(settings), pool_size=parallelism)
+    writer.ensure_database()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(parallelism) as pool:
+        list(pool.map(writer.write, batches))
+    seconds = time.perf_counter() - started
+    writer.close()
+    return {"points": len(lines), "seconds": seconds, "points_per_s": len(lines) / seconds,
+            "batch_points": step, "parallelism": parallelism}
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident set size of a process and all its descendants (kB), from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+        m = re.search(r"VmRSS:\s+(\d+)", status)
+        rss[int(entry)] = int(m.group(1)) if m else 0
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += children.get(p, [])
+    return total
+
+
+def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
+    """Run `logpulse ingest` as users do; wall time until it exits (everything durable), peak RSS."""
+    cmd = [sys.executable, "-m", "logpulse", "ingest", *map(str, paths), "--workers", str(workers),
+           "--processes", str(processes)]
+    peak = 0
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.2):
+            peak = max(peak, _tree_rss_kb(proc.pid))
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    stop.set()
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"ingest failed ({proc.returncode}): {err[-2000:]}")
+    read = int(re.search(r"read (\d+) lines", out).group(1))
+    return {"lines": read, "seconds": seconds, "lines_per_s": read / seconds, "peak_rss_mb": peak / 1024,
+            "summary": out.strip()}
+
+
+def wrk(url: str, path_lua: Path, connections: int, seconds: int) -> dict:
+    """wrk with a Lua script that rotates customers; returns p50/p99 (ms), req/s and errors."""
+    out = subprocess.run(
+        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(path_lua), url], capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {"connections": connections, "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else ""}
+
+
+def api_latency(env: dict[str, str], work: Path, days: int) -> dict:
+    """Stats latency over a 30-day range with the big data set stored (1 and 32 clients)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import running_api
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    frm = (today - dt.timedelta(days=min(days, 30) - 1)).isoformat()
+    lua = work / "stats.lua"
+    lua.write_text(
+        "local i = 0\n"
+        "request = function()\n"
+        f"  i = (i % {CUSTOMERS}) + 1\n"
+        f'  return wrk.format("GET", "/customers/cust_" .. i .. "/stats?from={frm}&to={today.isoformat()}")\n'
+        "end\n"
+    )
+    with running_api(env) as api:
+        for i in range(1, CUSTOMERS + 1):  # one warm-up call per customer, as a dashboard would
+            assert api.get(f"/customers/cust_{i}/stats", params={"from": frm}).status_code == 200
+        base = str(api.base_url).rstrip("/")
+        return {"single": wrk(base, lua, 1, 15), "concurrent_32": wrk(base, lua, 32, 15)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=1_000_000, help="data set for ceiling/ingest")
+    ap.add_argument("--big-lines", type=int, default=10_000_000, help="data set for API latency and RSS (0 = skip)")
+    ap.add_argument("--files", type=int, default=2, help="split each data set into this many files (partitions)")
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--work-dir", type=Path, default=None, help="keep generated data here between runs")
+    ap.add_argument("--json", type=Path, default=Path("bench_ingest.json"))
+    args = ap.parse_args()
+
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="logpulse-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
+    with LocalInfluxd.start(work / "influxdb") as influx:
+        def env_for(db: str, **extra: str) -> dict[str, str]:
+            return {**os.environ, "LOGPULSE_ENV_FILE": "/nonexistent", "INFLUXDB_URL": influx.url,
+                    "INFLUXDB_DATABASE": db, "DEAD_LETTER_PATH": str(work / f"{db}.rejected.jsonl"),
+                    "LOG_LEVEL": "WARNING", **extra}
+
+        small = make_files(work, args.lines, args.files, args.days, seed=1)
+        settings = Settings(_env_file=None, influxdb_url=influx.url, influxdb_database="ceiling")
+        parallelism = settings.write_parallelism * args.workers * args.processes
+        print(f"ceiling: {args.lines:,} points ...", flush=True)
+        results["ceiling"] = ceiling(settings, small, parallelism)
+        print(f"ingest (scoring on): {args.lines:,} lines ...", flush=True)
+        results["ingest_scored"] = ingest(env_for("scored"), small, args.workers, args.processes)
+        print(f"ingest (scoring off): {args.lines:,} lines ...", flush=True)
+        results["ingest_unscored"] = ingest(env_for("unscored", SCORING_ENABLED="false"), small, args.workers,
+                                            args.processes)
+        results["ratio"] = results["ingest_scored"]["lines_per_s"] / results["ceiling"]["points_per_s"]
+        results["scoring_cost"] = 1 - results["ingest_scored"]["lines_per_s"] / results["ingest_unscored"]["lines_per_s"]
+        if args.big_lines:
+            big = make_files(work, args.big_lines, args.files, args.days, seed=100)
+            print(f"ingest (big): {args.big_lines:,} lines ...", flush=True)
+            results["ingest_big"] = ingest(env_for("big"), big, args.workers, args.processes)
+            print("API latency ...", flush=True)
+            results["api"] = api_latency(env_for("big"), work, args.days)
+    args.json.write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(r: dict) -> None:
+    rows = [
+        ("InfluxDB ceiling (prebuilt line protocol)", f"{r['ceiling']['points_per_s']:,.0f} points/s"),
+        ("logpulse ingest, scoring on", f"{r['ingest_scored']['lines_per_s']:,.0f} lines/s"),
+        ("logpulse ingest, scoring off", f"{r['ingest_unscored']['lines_per_s']:,.0f} lines/s"),
+        ("ingest / ceiling", f"{r['ratio']:.0%}"),
+        ("cost of scoring", f"{r['scoring_cost']:.0%}"),
+        (f"peak RSS, {r['ingest_scored']['lines']:,} lines", f"{r['ingest_scored']['peak_rss_mb']:.0f} MB"),
+    ]
+    if "ingest_big" in r:
+        rows += [
+            (f"peak RSS, {r['ingest_big']['lines']:,} lines", f"{r['ingest_big']['peak_rss_mb']:.0f} MB"),
+            (f"ingest, {r['ingest_big']['lines']:,} lines", f"{r['ingest_big']['lines_per_s']:,.0f} lines/s"),
+        ]
+    if "api" in r:
+        for name, a in r["api"].items():
+            rows.append((f"stats 30 days, {a['connections']} client(s): p50 / p99",
+                         f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms, {a['requests_per_s']:,.0f} req/s, "
+                         f"{a['non_2xx']} errors"))
+    width = max(len(a) for a, _ in rows)
+    print(f"| {'measure'.ljust(width)} | result |\n|{'-' * (width + 2)}|--------|")
+    for a, b in rows:
+        print(f"| {a.ljust(width)} | {b} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The InfluxDB sink against a real influxd: acknowledged writes, retries through an outage, give-up."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from logpulse.config import Settings
+from logpulse.influx import Connection, InfluxWriter
+from logpulse.influxd import LocalInfluxd
+from logpulse.model import RequestBatch, ScoredBatch
+from logpulse.sink import InfluxSink, WriteGaveUp
+
+
+def batch(customer: str, n: int, start_ns: int = 1_700_000_000 * 10**9) -> tuple[str, ScoredBatch]:
+    b = RequestBatch(customer, [start_ns + i for i in range(n)], ["/p"] * n, ["200" if i % 4 else "503" for i in range(n)],
+                     ["0.100"] * n)
+    return customer, ScoredBatch(b)
+
+
+def count(writer: InfluxWriter, measurement: str = "requests") -> int:
+    res = writer.query(f'SELECT COUNT(*) FROM "{measurement}"')
+    series = res[0].get("series")
+    return max(series[0]["values"][0][1:]) if series else 0
+
+
+@pytest.fixture()
+def private_influxd(tmp_path):
+    db = LocalInfluxd.start(tmp_path / "influx")
+    yield db
+    db.stop()
+
+
+def settings_for(db: LocalInfluxd, **kw) -> Settings:
+    return Settings(_env_file=None, influxdb_url=db.url, influxdb_database="sinktest", write_batch_points=100, **kw)
+
+
+def test_writes_all_points_in_parallel_batches_and_marks(private_influxd: LocalInfluxd) -> None:
+    s = settings_for(private_influxd)
+    writer = InfluxWriter(Connection.from_settings(s))
+    writer.ensure_database()
+    part = InfluxSink(s).build("out", 0, 1)
+    part.write_batch([batch("a", 1050), batch("b", 7)])
+    part.close()
+    assert count(writer) == 1057
+    marks = writer.query('SELECT "min_time", "max_time" FROM "writes" GROUP BY "customer_id"')[0]["series"]
+    assert {m["tags"]["customer_id"] for m in marks} == {"a", "b"}
+    writer.close()
+
+
+def test_retries_through_an_outage_and_loses_nothing(private_influxd: LocalInfluxd) -> None:
+    s = settings_for(private_influxd, write_give_up_s=120)
+    writer = InfluxWriter(Connection.from_settings(s))
+    writer.ensure_database()
+    part = InfluxSink(s).build("out", 0, 1)
+    private_influxd.stop()
+    restarter = threading.Timer(3.0, private_influxd.restart)
+    restarter.start()
+    started = time.monotonic()
+    part.write_batch([batch("a", 500)])  # blocks until influxd is back and acknowledged
+    assert time.monotonic() - started >= 2.5
+    restarter.join()
+    part.close()
+    assert count(writer) == 500
+    writer.close()
+
+
+def test_gives_up_after_the_configured_time(private_influxd: LocalInfluxd) -> None:
+    s = settings_for(private_influxd, write_give_up_s=2)
+    InfluxWriter(Connection.from_settings(s)).ensure_database()
+    part = InfluxSink(s).build("out", 0, 1)
+    private_influxd.stop()
+    started = time.monotonic()
+    with pytest.raises(WriteGaveUp):
+        part.write_batch([batch("a", 10)])
+    assert 1.5 <= time.monotonic() - started < 30
+    part.close()
