@@ -18,6 +18,8 @@ def _setup_logging() -> None:
         level=get_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("httpx", "httpcore"):  # one line per HTTP request is noise, not events
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 @app.command()
