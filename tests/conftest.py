@@ -1,0 +1,70 @@
+"""Shared fixtures: a throwaway influxd per test session, a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logpulse import config
+from logpulse.config import Settings
+from logpulse.influx import Connection, InfluxWriter
+from logpulse.influxd import LocalInfluxd
+
+requires_influxd = pytest.mark.skipif(
+    shutil.which("influxd") is None and not os.path.exists("/usr/bin/influxd"),
+    reason="influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)",
+)
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalInfluxd]:
+    """One private influxd on a free loopback port for the whole session."""
+    if shutil.which("influxd") is None and not os.path.exists("/usr/bin/influxd"):
+        pytest.skip("influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)")
+    db = LocalInfluxd.start(tmp_path_factory.mktemp("influxd"))
+    yield db
+    db.close()
+
+
+@pytest.fixture()
+def influx_settings(influxd: LocalInfluxd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings (also exported to the environment) pointing at a fresh database of the session influxd."""
+    env = {
+        "LOGPULSE_ENV_FILE": "/nonexistent",
+        "INFLUXDB_URL": influxd.url,
+        "INFLUXDB_DATABASE": f"t_{uuid.uuid4().hex[:12]}",
+        "DEAD_LETTER_PATH": str(tmp_path / "rejected.jsonl"),
+        "RECOVERY_DIR": str(tmp_path / "recovery"),
+        "LOG_PATH": str(tmp_path / "api_requests.log"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config.get_settings.cache_clear()
+    settings = Settings(_env_file=None)
+    writer = InfluxWriter(Connection.from_settings(settings))
+    writer.ensure_database()
+    writer.close()
+    yield settings
+    config.get_settings.cache_clear()
+
+
+@pytest.fixture()
+def influx_writer(influx_settings: Settings) -> Iterator[InfluxWriter]:
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    yield writer
+    writer.close()
+
+
+def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a `logpulse` subprocess: os.environ plus every Settings field, plus `extra`."""
+    env = dict(os.environ)
+    env["LOGPULSE_ENV_FILE"] = "/nonexistent"
+    for name, value in settings.model_dump().items():
+        env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
