@@ -28,7 +28,7 @@ def generate(
     count: Annotated[Optional[int], typer.Option(help="Lines to write (default: endless when --rate > 0)")] = None,
     rate: Annotated[float, typer.Option(help="Lines per second; 0 = as fast as possible")] = 100.0,
     customers: Annotated[int, typer.Option(help="Number of customers")] = 50,
-    days: Annotated[float, typer.Option(help="Days of history (backfill / classic mode)")] = 1.0,
+    days: Annotated[Optional[float], typer.Option(help="Days of history: live backfill (default 1) / classic range (default 30)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible output")] = None,
     mode: Annotated[str, typer.Option(help="live (time-ordered, ending now) | classic (random times over --days)")] = "live",
     incidents: Annotated[int, typer.Option(help="Latency spikes / error bursts to inject (live mode)")] = 0,
