@@ -15,8 +15,9 @@ exits non-zero and a supervisor restarts it from its last snapshot. Errors that 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -49,6 +50,51 @@ def _log_retry(state: RetryCallState) -> None:
         log.warning("InfluxDB write failed (attempt %d, retrying): %s", state.attempt_number, exc)
 
 
+class _WriteMarks:
+    """Cache-invalidation marks (see points.WRITES), coalesced: at most one write per MARK_EVERY_S.
+
+    Marks are written only after the data they describe was acknowledged, and carry the time they
+    are written: the API drops a cached answer computed before a mark whose range it overlaps.
+    """
+
+    MARK_EVERY_S = 0.5
+
+    def __init__(self, write: Callable[[list[str]], None], worker: int) -> None:
+        self._write = write
+        self._worker = worker
+        self._lock = threading.Lock()
+        self._bounds: dict[str, tuple[int, int]] = {}
+        self._timer: threading.Timer | None = None
+
+    def add(self, bounds: dict[str, tuple[int, int]]) -> None:
+        with self._lock:
+            for c, (lo, hi) in bounds.items():
+                old = self._bounds.get(c)
+                self._bounds[c] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+            if self._timer is None:
+                self._timer = threading.Timer(self.MARK_EVERY_S, self._flush_quietly)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # the data is safe; a lost mark only delays cache invalidation (TTL)
+            log.warning("could not write cache-invalidation marks: %s", exc)
+
+    def flush(self) -> None:
+        with self._lock:
+            bounds, self._bounds, self._timer = self._bounds, {}, None
+        if bounds:
+            now = time.time_ns()
+            self._write([write_mark_line(c, self._worker, lo, hi, now) for c, (lo, hi) in bounds.items()])
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+
 class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
     def __init__(self, settings: Settings, worker_index: int, pipelined: bool) -> None:
         self._worker = worker_index
@@ -60,6 +106,7 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         self._give_up_s = settings.write_give_up_s
         self._writer = InfluxWriter(Connection.from_settings(settings), pool_size=settings.write_parallelism + 1)
         self._pool = ThreadPoolExecutor(settings.write_parallelism, thread_name_prefix=f"influx-write-{worker_index}")
+        self._marks = _WriteMarks(lambda lines: self._write_durably(lines), worker_index)
 
     def _write_durably(self, lines: Sequence[str]) -> None:
         """One request, retried while InfluxDB is unavailable; raises WriteGaveUp after the give-up time."""
@@ -92,17 +139,15 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
             self._write_acknowledged(lines, incidents, bounds)
 
     def _write_acknowledged(self, lines: list[str], incidents: int, bounds: dict[str, tuple[int, int]]) -> None:
-        """Write all points of a batch in parallel requests, then the cache-invalidation marks."""
+        """Write all points of a batch in parallel requests; then queue its cache-invalidation marks."""
         step = self._batch_points
         futures = [self._pool.submit(self._write_durably, lines[i : i + step]) for i in range(0, len(lines), step)]
         for f in futures:
             f.result()  # re-raises WriteGaveUp / InfluxError from the writer thread
         metrics.LINES_WRITTEN.inc(len(lines) - incidents)
         metrics.INCIDENTS_WRITTEN.inc(incidents)
-        # Marks go last, after the data is acknowledged: the API trusts a cached answer only if no
-        # mark newer than the answer overlaps its range (see points.WRITES).
-        now = time.time_ns()
-        self._write_durably([write_mark_line(c, self._worker, lo, hi, now) for c, (lo, hi) in bounds.items()])
+        self._marks.add(bounds)
+
 
     def _raise_failed(self) -> None:
         while self._pending and self._pending[0].done():
@@ -112,7 +157,9 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         try:
             while self._pending:  # ingest: return (and exit 0) only once everything is acknowledged
                 self._pending.popleft().result()
+            self._marks.flush()
         finally:
+            self._marks.cancel()
             self._batches.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             self._writer.close()
