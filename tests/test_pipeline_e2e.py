@@ -157,7 +157,9 @@ def test_ingest_then_api_matches_independent_computation(influx_settings, tmp_pa
                 for day in body["days"]:
                     assert_figures(day, want_days[day["date"]], f"{customer} {day['date']} {tz}")
                 assert_figures(body["summary"], want_summary, f"{customer} summary {tz}")
-        assert api.get("/customers/nobody/stats", params={"from": "2024-09-20"}).status_code == 404
+        assert api.get("/customers/nobody/stats", params={"from": "2024-09-20", "to": last_day}).status_code == 404
+        too_long = api.get("/customers/cust_1/stats", params={"from": "2020-01-01", "to": last_day})
+        assert too_long.status_code == 422 and "maximum" in too_long.json()["detail"]
         assert api.get("/customers/cust_1/stats", params={"from": "2024-09-31"}).status_code == 422
 
     # Ingesting the same file again doubles nothing: point identity is deterministic.

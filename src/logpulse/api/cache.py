@@ -1,0 +1,93 @@
+"""A short-lived cache of API answers that the processor's writes invalidate.
+
+The sink writes a `writes` mark (customer, [min_time, max_time], time of writing) after InfluxDB
+acknowledged data. One background poll every POLL_S reads the marks of the last few seconds and
+drops every cached answer that was computed before a mark of its customer whose range overlaps the
+answer's range. A cached answer is therefore never older than the data acknowledged about a second
+before the request, and is at most STATS_CACHE_S old. If polling fails, the cache is bypassed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from logpulse.api import queries
+from logpulse.influx import AsyncInfluxQuery, InfluxError, series_rows
+
+log = logging.getLogger(__name__)
+POLL_S = 0.5
+LOOKBACK_NS = 10 * 1_000_000_000  # marks may become visible a little after their timestamp
+ANY_CUSTOMER = "*"
+
+
+@dataclass
+class _Entry:
+    computed_ns: int
+    value: Any
+    customer: str
+    start_ns: int
+    end_ns: int
+
+
+class AnswerCache:
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_ns = int(ttl_s * 1e9)
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._healthy_until_ns = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def now_ns() -> int:
+        return time.time_ns()
+
+    def get(self, key: tuple[Any, ...]) -> Any | None:
+        e = self._entries.get(key)
+        now = self.now_ns()
+        if e is None or now - e.computed_ns > self._ttl_ns or now > self._healthy_until_ns:
+            return None
+        return e.value
+
+    def put(self, key: tuple[Any, ...], computed_ns: int, value: Any, customer: str, start_ns: int, end_ns: int) -> None:
+        """Store an answer computed from a query that *started* at computed_ns."""
+        if self._ttl_ns <= 0:
+            return
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = _Entry(computed_ns, value, customer, start_ns, end_ns)
+
+    def invalidate(self, customer: str, mark_ns: int, lo: int, hi: int) -> None:
+        for key, e in list(self._entries.items()):
+            if (e.customer in (customer, ANY_CUSTOMER)) and mark_ns > e.computed_ns and lo < e.end_ns and hi >= e.start_ns:
+                self._entries.pop(key, None)
+
+    async def poll_once(self, client: AsyncInfluxQuery) -> None:
+        started = self.now_ns()
+        results = await client.query(queries.marks_since(started - LOOKBACK_NS))
+        for tags, row in series_rows(results[0]):
+            self.invalidate(tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
+        # answers computed before `started` are checked against every mark up to `started`
+        self._healthy_until_ns = started + int(2 * POLL_S * 1e9)
+
+    async def run(self, client: AsyncInfluxQuery) -> None:
+        while True:
+            try:
+                await self.poll_once(client)
+            except InfluxError as exc:
+                log.debug("cache invalidation poll failed: %s", exc)
+            await asyncio.sleep(POLL_S)
+
+    def start(self, client: AsyncInfluxQuery) -> None:
+        if self._ttl_ns > 0:
+            self._task = asyncio.create_task(self.run(client))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

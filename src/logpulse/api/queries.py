@@ -1,0 +1,56 @@
+"""InfluxQL: the only place the API's queries are written. Aggregation happens in InfluxDB.
+
+Every customer id is validated before it gets here and is still quoted as a string literal; zone
+names are validated IANA names; times are integers. Nothing from a request is pasted raw.
+"""
+
+from __future__ import annotations
+
+from logpulse.api.validation import DateRange
+from logpulse.influx import quote_ident, quote_literal
+from logpulse.points import ANOMALIES, REQUESTS, TAG_CUSTOMER, WRITES
+
+_FIGURES = (
+    'COUNT("duration") AS "total", SUM("failed") AS "failed", MEAN("duration") AS "average", '
+    'MEDIAN("duration") AS "median", PERCENTILE("duration", 99) AS "p99"'
+)
+
+
+def _where(customer: str, start_ns: int, end_ns: int) -> str:
+    return f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)} AND time >= {start_ns} AND time < {end_ns}"
+
+
+def stats(customer: str, r: DateRange) -> str:
+    """Three statements: per local day, the whole range, and incidents started per local day."""
+    where = _where(customer, r.start_ns, r.end_ns)
+    tz = quote_literal(r.tz.key)
+    return (
+        f"SELECT {_FIGURES} FROM {quote_ident(REQUESTS)} WHERE {where} GROUP BY time(1d) fill(none) tz({tz}); "
+        f"SELECT {_FIGURES} FROM {quote_ident(REQUESTS)} WHERE {where}; "
+        f'SELECT COUNT("score") AS "n" FROM {quote_ident(ANOMALIES)} WHERE {where} GROUP BY time(1d) fill(none) tz({tz})'
+    )
+
+
+def anomalies(customer: str, r: DateRange) -> str:
+    return (f'SELECT "kind", "end", "score", "requests" FROM {quote_ident(ANOMALIES)} '
+            f"WHERE {_where(customer, r.start_ns, r.end_ns)} GROUP BY {quote_ident('kind')} ORDER BY time ASC")
+
+
+def customer_ids() -> str:
+    return f"SHOW TAG VALUES FROM {quote_ident(REQUESTS)} WITH KEY = {quote_ident(TAG_CUSTOMER)}"
+
+
+def customer_summaries(customers: list[str]) -> str:
+    """First and last request time and total requests of each customer (one statement each)."""
+    return "; ".join(
+        f'SELECT COUNT("duration") AS "total" FROM {quote_ident(REQUESTS)} '
+        f"WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; "
+        f'SELECT FIRST("status") FROM {quote_ident(REQUESTS)} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; '
+        f'SELECT LAST("status") FROM {quote_ident(REQUESTS)} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}'
+        for c in customers
+    )
+
+
+def marks_since(since_ns: int) -> str:
+    return (f'SELECT "min_time", "max_time" FROM {quote_ident(WRITES)} WHERE time > {since_ns} '
+            f"GROUP BY {quote_ident(TAG_CUSTOMER)}")

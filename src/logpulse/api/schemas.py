@@ -1,0 +1,79 @@
+"""Response models (with OpenAPI examples): the API's contract."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Figures(BaseModel):
+    total_requests: int = Field(description="Requests in the period")
+    successful_requests: int = Field(description="Requests with status < 400")
+    failed_requests: int = Field(description="Requests with status >= 400")
+    uptime: float | None = Field(description="successful / total x 100 (null without requests)")
+    average_latency: float | None = Field(description="Arithmetic mean of durations, seconds")
+    median_latency: float | None = Field(description="Middle duration; mean of the two middle ones for even n")
+    p99_latency: float | None = Field(description="Duration at 1-based rank floor(0.99 n + 0.5) of the sorted durations")
+
+
+class Day(Figures):
+    date: str = Field(description="Calendar day in the requested time zone")
+    anomalies: int = Field(description="Incidents of this customer that started that day")
+
+
+class Stats(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"example": {
+        "customer_id": "cust_1", "from": "2024-09-29", "to": "2024-09-30", "tz": "UTC",
+        "days": [{"date": "2024-09-29", "total_requests": 5, "successful_requests": 3, "failed_requests": 2,
+                  "uptime": 60.0, "average_latency": 0.84, "median_latency": 0.7, "p99_latency": 1.5,
+                  "anomalies": 0}],
+        "summary": {"total_requests": 5, "successful_requests": 3, "failed_requests": 2, "uptime": 60.0,
+                    "average_latency": 0.84, "median_latency": 0.7, "p99_latency": 1.5}}})
+
+    customer_id: str
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    days: list[Day]
+    summary: Figures
+
+
+class Anomaly(BaseModel):
+    kind: str = Field(description="latency | errors")
+    start: str = Field(description="ISO-8601, in the requested time zone")
+    end: str
+    score: float = Field(description="Peak z-score of the incident's buckets")
+    requests: int = Field(description="Requests in the incident's anomalous buckets")
+
+
+class Anomalies(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"example": {
+        "customer_id": "cust_1", "from": "2024-09-29", "to": "2024-09-30", "tz": "UTC",
+        "anomalies": [{"kind": "latency", "start": "2024-09-29T10:00:00+00:00", "end": "2024-09-29T10:04:30+00:00",
+                       "score": 27.5, "requests": 591}]}})
+
+    customer_id: str
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    anomalies: list[Anomaly]
+
+
+class Customer(BaseModel):
+    customer_id: str
+    first_request: str | None = Field(description="ISO-8601 UTC, whole seconds")
+    last_request: str | None
+    total_requests: int
+
+
+class CustomerPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "customers": [{"customer_id": "cust_1", "first_request": "2024-09-01T00:00:03+00:00",
+                       "last_request": "2024-09-30T23:59:58+00:00", "total_requests": 200345}],
+        "next_cursor": "Y3VzdF8x"}})
+
+    customers: list[Customer]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,126 @@
+"""What each endpoint computes: run the InfluxQL, shape the answer, use and fill the cache."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import time
+from typing import Any
+
+from logpulse.api import queries, validation
+from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.api.validation import DateRange
+from logpulse.influx import AsyncInfluxQuery, series_rows
+
+KNOWN_REFRESH_S = 1.0
+
+
+class NotFound(Exception):
+    pass
+
+
+def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
+    if not row or not row.get("total"):
+        return {"total_requests": 0, "successful_requests": 0, "failed_requests": 0, "uptime": None,
+                "average_latency": None, "median_latency": None, "p99_latency": None}
+    total, failed = int(row["total"]), int(row["failed"] or 0)
+    return {"total_requests": total, "successful_requests": total - failed, "failed_requests": failed,
+            "uptime": (total - failed) / total * 100, "average_latency": row["average"],
+            "median_latency": row["median"], "p99_latency": row["p99"]}
+
+
+def _iso(ns: int, tz: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz).isoformat()
+
+
+class Service:
+    """Shared by the routes: one InfluxDB client, the cache and the set of known customers."""
+
+    def __init__(self, client: AsyncInfluxQuery, cache: AnswerCache) -> None:
+        self.client = client
+        self.cache = cache
+        self._known: set[str] = set()
+        self._known_at = 0.0
+
+    async def known_customers(self, *, refresh: bool = False) -> list[str]:
+        if refresh or time.monotonic() - self._known_at > KNOWN_REFRESH_S:
+            res = await self.client.query(queries.customer_ids())
+            self._known = {row["value"] for _, row in series_rows(res[0])}
+            self._known_at = time.monotonic()
+        return sorted(self._known)
+
+    async def require_customer(self, customer: str) -> None:
+        if customer in self._known:
+            return
+        if customer not in await self.known_customers(refresh=True):
+            raise NotFound(f"unknown customer {customer!r}: no requests stored for it")
+
+    def _header(self, customer: str, r: DateRange) -> dict[str, Any]:
+        return {"customer_id": customer, "from": r.first.isoformat(), "to": r.last.isoformat(), "tz": r.tz.key}
+
+    async def stats(self, customer: str, r: DateRange) -> dict[str, Any]:
+        key = ("stats", customer, r.first, r.last, r.tz.key)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        await self.require_customer(customer)
+        started = self.cache.now_ns()
+        per_day, whole, incidents = await self.client.query(queries.stats(customer, r))
+        started_per_day = {r.local_date(row["time"]): int(row["n"]) for _, row in series_rows(incidents)}
+        days = []
+        for _, row in series_rows(per_day):
+            day = r.local_date(row["time"])
+            days.append({"date": day.isoformat(), **_figures(row), "anomalies": started_per_day.get(day, 0)})
+        rows = series_rows(whole)
+        answer = {**self._header(customer, r), "days": days, "summary": _figures(rows[0][1] if rows else None)}
+        self.cache.put(key, started, answer, customer, r.start_ns, r.end_ns)
+        return answer
+
+    async def anomalies(self, customer: str, r: DateRange) -> dict[str, Any]:
+        await self.require_customer(customer)
+        res = await self.client.query(queries.anomalies(customer, r))
+        items = [
+            {"kind": tags.get("kind", row.get("kind")), "start": _iso(row["time"], r.tz), "end": _iso(row["end"], r.tz),
+             "score": row["score"], "requests": row["requests"], "_t": row["time"]}
+            for tags, row in series_rows(res[0])
+        ]
+        items.sort(key=lambda a: (a["_t"], a["kind"]))
+        for a in items:
+            del a["_t"]
+        return {**self._header(customer, r), "anomalies": items}
+
+    async def customers(self, limit: int, cursor: str | None) -> dict[str, Any]:
+        after = decode_cursor(cursor) if cursor else None
+        key = ("customers", limit, after)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        started = self.cache.now_ns()
+        ids = await self.known_customers(refresh=True)
+        page = [c for c in ids if after is None or c > after][:limit]
+        out = []
+        if page:
+            res = await self.client.query(queries.customer_summaries(page))
+            for i, c in enumerate(page):
+                total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
+                out.append({"customer_id": c,
+                            "first_request": _iso(first[0][1]["time"], dt.timezone.utc) if first else None,
+                            "last_request": _iso(last[0][1]["time"], dt.timezone.utc) if last else None,
+                            "total_requests": int(total[0][1]["total"]) if total else 0})
+        more = bool(page) and any(c > page[-1] for c in ids)
+        answer = {"customers": out, "next_cursor": encode_cursor(page[-1]) if more else None}
+        self.cache.put(key, started, answer, ANY_CUSTOMER, 0, 2**63 - 1)
+        return answer
+
+
+def encode_cursor(customer: str) -> str:
+    return base64.urlsafe_b64encode(customer.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        return validation.customer_id(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError, validation.BadRequest):
+        raise validation.BadRequest("invalid cursor: pass the next_cursor of a previous page")
