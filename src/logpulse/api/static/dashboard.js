@@ -77,7 +77,7 @@ async function show(event) {
       title: { text: title }, margin: { t: 40, l: 55, r: 15, b: 40 }, xaxis: { type: "date" },
       yaxis: { title: { text: ytitle } }, shapes, legend: { orientation: "h" }, ...extra,
     });
-    const cfg = { displaylogo: false, responsive: true };
+    const cfg = { displaylogo: false, responsive: true, displayModeBar: false };
     Plotly.react("chart-requests", [
       { x, y: stats.days.map((d) => d.successful_requests), name: "successful", type: "bar", marker: { color: "#2a9d8f" } },
       { x, y: stats.days.map((d) => d.failed_requests), name: "failed", type: "bar", marker: { color: "#e76f51" } },
