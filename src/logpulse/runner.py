@@ -151,13 +151,24 @@ def member(settings: Settings, patterns: list[str], *, follow: bool, workers: in
         _run_here(settings, patterns, follow=follow, workers=workers, addresses=addresses, process_id=process_id)
         return 0
     except Exception as exc:  # the dataflow re-raises a worker's error; report it and exit non-zero
-        log.error("dataflow failed: %s", exc)
+        log.error("dataflow failed: %s", _root_cause(exc))
         log.debug("dataflow failure", exc_info=True)
         return 3
     finally:
         stop.set()
         if stats_file:
             _dump_stats(stats_file)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The error that explains a failure: the first logpulse error in the chain Bytewax wraps
+    around a step's exception, else the innermost one."""
+    seen: list[BaseException] = [exc]
+    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
+        seen.append(nxt)
+    ours = [e for e in seen if type(e).__module__.startswith("logpulse")]
+    found = ours[0] if ours else seen[-1]
+    return f"{type(found).__name__}: {found}"
 
 
 def _child_cmd(command: str, args: list[str], *, workers: int, addresses: list[str], process_id: int) -> list[str]:
