@@ -7,7 +7,6 @@ per customer-day counts in InfluxDB with counts computed here from the bytes of 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -19,7 +18,6 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 
 from conftest import subprocess_env
 from logpulse.config import Settings

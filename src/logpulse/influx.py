@@ -73,6 +73,16 @@ class Connection:
             return httpx.BasicAuth(self.username, self.password)
         return None
 
+    def client_options(self, pool_size: int, *, connect_timeout_s: float) -> dict[str, Any]:
+        """httpx client arguments: base URL, auth, explicit timeouts, a keep-alive pool."""
+        return {
+            "base_url": self.url,
+            "headers": self.headers(),
+            "auth": self.auth(),
+            "timeout": httpx.Timeout(self.timeout_s, connect=connect_timeout_s),
+            "limits": httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        }
+
     def write_params(self) -> dict[str, str]:
         params = {"db": self.database, "precision": "ns"}
         if self.retention_policy:
@@ -123,13 +133,7 @@ class InfluxWriter:
 
     def __init__(self, conn: Connection, *, pool_size: int = 8) -> None:
         self.conn = conn
-        self._client = httpx.Client(
-            base_url=conn.url,
-            headers=conn.headers(),
-            auth=conn.auth(),
-            timeout=httpx.Timeout(conn.timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-        )
+        self._client = httpx.Client(**conn.client_options(pool_size, connect_timeout_s=5.0))
 
     def write(self, lines: Sequence[str]) -> None:
         """POST one batch of line-protocol lines; raises InfluxUnavailable / InfluxError."""
@@ -173,13 +177,7 @@ class AsyncInfluxQuery:
 
     def __init__(self, conn: Connection, *, pool_size: int = 64) -> None:
         self.conn = conn
-        self._client = httpx.AsyncClient(
-            base_url=conn.url,
-            headers=conn.headers(),
-            auth=conn.auth(),
-            timeout=httpx.Timeout(conn.timeout_s, connect=2.0),
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-        )
+        self._client = httpx.AsyncClient(**conn.client_options(pool_size, connect_timeout_s=2.0))
 
     async def query(self, q: str) -> list[dict[str, Any]]:
         """Run one or more `;`-separated read statements; returns one result per statement."""

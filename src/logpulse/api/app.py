@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from logpulse.api import validation
+from logpulse.api.validation import DateRange
 from logpulse.api.cache import AnswerCache
 from logpulse.api.dashboard import router as dashboard_router
 from logpulse.api.schemas import Anomalies, CustomerPage, Problem, Stats
@@ -55,6 +56,17 @@ def require_key(request: Request, creds: Annotated[HTTPAuthorizationCredentials 
 
 class _Unauthorized(Exception):
     pass
+
+
+def date_range(
+    request: Request,
+    from_: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])] = None,
+    from_date: Annotated[str | None, Query(description="Alias of `from`")] = None,
+    to: Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")] = None,
+    tz: Annotated[str, Query(description="IANA time zone of the calendar days", examples=["UTC", "Europe/Berlin"])] = "UTC",
+) -> DateRange:
+    """The from/to/tz parameters shared by the per-customer routes, validated (422 otherwise)."""
+    return validation.date_range(from_ or from_date, to, tz, _settings(request).max_range_days)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -131,32 +143,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/customers/{customer_id}/stats", tags=["customers"], response_model=Stats, response_model_by_alias=True,
              dependencies=protected, summary="Daily service-level numbers of one customer", responses=ERRORS)
-    async def stats(
-        request: Request,
-        customer_id: str,
-        from_: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])] = None,
-        from_date: Annotated[str | None, Query(description="Alias of `from`")] = None,
-        to: Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")] = None,
-        tz: Annotated[str, Query(description="IANA time zone of the calendar days")] = "UTC",
-    ) -> Any:
-        cid = validation.customer_id(customer_id)
-        r = validation.date_range(from_ or from_date, to, tz, _settings(request).max_range_days)
-        return await _service(request).stats(cid, r)
+    async def stats(request: Request, customer_id: str, r: Annotated[DateRange, Depends(date_range)]) -> Any:
+        return await _service(request).stats(validation.customer_id(customer_id), r)
 
     @app.get("/customers/{customer_id}/anomalies", tags=["customers"], response_model=Anomalies,
              response_model_by_alias=True, dependencies=protected, summary="Incidents of one customer",
              responses=ERRORS)
-    async def anomalies(
-        request: Request,
-        customer_id: str,
-        from_: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
-        from_date: Annotated[str | None, Query(description="Alias of `from`")] = None,
-        to: Annotated[str | None, Query(description="Last day (inclusive); default today in tz")] = None,
-        tz: Annotated[str, Query(description="IANA time zone")] = "UTC",
-    ) -> Any:
-        cid = validation.customer_id(customer_id)
-        r = validation.date_range(from_ or from_date, to, tz, _settings(request).max_range_days)
-        return await _service(request).anomalies(cid, r)
+    async def anomalies(request: Request, customer_id: str, r: Annotated[DateRange, Depends(date_range)]) -> Any:
+        return await _service(request).anomalies(validation.customer_id(customer_id), r)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
