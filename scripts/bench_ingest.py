@@ -48,7 +48,7 @@ def make_files(directory: Path, lines: int, files: int, days: float, seed: int) 
     paths = []
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     for i in range(files):
-        path = directory / f"api_requests-{lines}-{i}.log"
+        path = directory / f"api_requests-{lines}-{files}-{i}.log"
         if not path.exists():
             # the backfill alone: `lines` requests spread evenly over `days` days ending now
             generate(GeneratorOptions(out=path, count=lines // files, rate=lines / files / (days * 86400),

@@ -116,3 +116,13 @@ def test_shuffled_classic_traffic_causes_no_alarm_storm() -> None:
     f = rng.integers(0, 7, n) >= 2  # 400 401 403 404 500 of 200 201 400 401 403 404 500
     found = run(new(), batches((t, d, f), 1000))
     assert len(found) <= 1
+
+
+def test_sparse_traffic_vectorised_baseline_equals_step_by_step() -> None:
+    """~1 request per bucket: the closed-form baseline update matches one bucket at a time."""
+    data = traffic(10, 600, 0.05)  # 10 hours, one request every 20 s
+    one_by_one, together = new(), new()
+    run(one_by_one, batches(data, 1))
+    run(together, batches(data, 10_000))
+    for field in ("mu", "var", "p", "buckets"):
+        assert getattr(together.baseline, field) == pytest.approx(getattr(one_by_one.baseline, field), rel=1e-9)

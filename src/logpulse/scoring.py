@@ -133,24 +133,72 @@ class CustomerScorer:
             keep = ~late
             idx, logs, failed = idx[keep], logs[keep], failed[keep]
         if len(idx):
-            order = np.argsort(idx, kind="stable")
-            idx, logs, failed = idx[order], logs[order], failed[order]
-            keys, starts = np.unique(idx, return_index=True)
-            n = np.diff(np.append(starts, len(idx)))
-            log_sum = np.add.reduceat(logs, starts)
-            log_sq = np.add.reduceat(logs * logs, starts)
-            fails = np.add.reduceat(failed.astype(np.int64), starts)
-            for k, cnt, s1, s2, fl in zip(keys.tolist(), n.tolist(), log_sum.tolist(), log_sq.tolist(), fails.tolist()):
-                self._finalize_before(k - 1, out)
-                b = self.open_buckets.get(k)
-                if b is None:
-                    b = self.open_buckets[k] = _Bucket()
-                b.n += cnt
-                b.log_sum += s1
-                b.log_sq += s2
-                b.failed += fl
-                self.watermark = max(self.watermark, k)
+            self._add_buckets(idx, logs, failed, out)
         return ScoredBatch(batch, scores, _dedupe(out))
+
+    def _add_buckets(self, idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, out: list[Incident]) -> None:
+        """Merge the batch into event-time buckets; complete (and judge) every bucket that event time
+        has passed by more than one bucket. Equivalent to feeding the requests one by one in time
+        order, so batch boundaries do not matter."""
+        order = np.argsort(idx, kind="stable")
+        idx, logs, failed = idx[order], logs[order], failed[order]
+        keys, starts = np.unique(idx, return_index=True)
+        n = np.diff(np.append(starts, len(idx)))
+        s1 = np.add.reduceat(logs, starts)
+        s2 = np.add.reduceat(logs * logs, starts)
+        fl = np.add.reduceat(failed.astype(np.int64), starts)
+        for k in list(self.open_buckets):  # requests for buckets still open from earlier batches
+            i = int(np.searchsorted(keys, k))
+            if i == len(keys) or keys[i] != k:
+                continue
+            b = self.open_buckets.pop(k)
+            n[i] += b.n
+            s1[i] += b.log_sum
+            s2[i] += b.log_sq
+            fl[i] += b.failed
+        self.watermark = max(self.watermark, int(keys[-1]))
+        limit = self.watermark - 1
+        # buckets still open from earlier batches that are complete now come first (lower indices)
+        for k in sorted(k for k in self.open_buckets if k < limit):
+            b = self.open_buckets.pop(k)
+            self._finalize(k, b.n, b.log_sum, b.log_sq, b.failed, out)
+        done = int(np.searchsorted(keys, limit))
+        self._finalize_many(keys[:done], n[:done], s1[:done], s2[:done], fl[:done], out)
+        for k, cnt, a, b2, f in zip(keys[done:].tolist(), n[done:].tolist(), s1[done:].tolist(),
+                                    s2[done:].tolist(), fl[done:].tolist()):
+            self.open_buckets[k] = _Bucket(cnt, a, b2, f)
+
+    def _finalize_many(self, keys: np.ndarray, n: np.ndarray, s1: np.ndarray, s2: np.ndarray, fl: np.ndarray,
+                       out: list[Incident]) -> None:
+        """Complete buckets in order. Runs of buckets too small to be judged, once the baseline's
+        weight is constant, update it in one vectorised step (sparse traffic has ~1 request per
+        bucket: a Python step per bucket would be a Python step per request)."""
+        cfg = self.config
+        i, m = 0, len(keys)
+        small = n < cfg.min_bucket_requests
+        steady_from = math.ceil(1 / cfg.alpha)  # Baseline.update's weight is alpha from here on
+        while i < m:
+            if small[i] and self.baseline.buckets >= steady_from:
+                j = i + int(np.argmax(~small[i:])) if not small[i:].all() else m
+                self._ewma_run(n[i:j], s1[i:j], s2[i:j], fl[i:j])
+                for kind in ("latency", "errors"):
+                    self._track(kind, int(keys[j - 1]), 0, None, out)
+                i = j
+            else:
+                self._finalize(int(keys[i]), int(n[i]), float(s1[i]), float(s2[i]), int(fl[i]), out)
+                i += 1
+
+    def _ewma_run(self, n: np.ndarray, s1: np.ndarray, s2: np.ndarray, fl: np.ndarray) -> None:
+        """Baseline.update applied to each bucket in turn, in closed form (constant weight alpha)."""
+        a, base, m = self.config.alpha, self.baseline, len(n)
+        mean = s1 / n
+        var = np.maximum(0.0, s2 / n - mean * mean)
+        decay = (1 - a) ** np.arange(m - 1, -1, -1, dtype=np.float64)
+        keep = (1 - a) ** m
+        base.mu = keep * base.mu + a * float(decay @ mean)
+        base.var = keep * base.var + a * float(decay @ var)
+        base.p = keep * base.p + a * float(decay @ (fl / n))
+        base.buckets += m
 
     def _request_scores(self, logs: np.ndarray) -> list[float]:
         if self.baseline.buckets < self.config.warmup_buckets:
@@ -158,30 +206,24 @@ class CustomerScorer:
         z = (logs - self.baseline.mu) / self.baseline.sigma
         return np.round(np.maximum(z, 0.0), 3).tolist()
 
-    def _finalize_before(self, limit: int, out: list[Incident]) -> None:
-        """Complete every open bucket with index < limit (event time has moved past its grace)."""
-        if not self.open_buckets or min(self.open_buckets) >= limit:
-            return
-        for k in sorted(b for b in self.open_buckets if b < limit):
-            self._finalize(k, self.open_buckets.pop(k), out)
-
-    def _finalize(self, k: int, b: _Bucket, out: list[Incident]) -> None:
+    def _finalize(self, k: int, n: int, log_sum: float, log_sq: float, failed: int, out: list[Incident]) -> None:
+        """Judge one complete bucket against the baseline, then learn from it unless anomalous."""
         cfg, base = self.config, self.baseline
         anomalous: dict[str, float] = {}
-        if base.buckets >= cfg.warmup_buckets and b.n >= cfg.min_bucket_requests:
-            shift = b.log_sum / b.n - base.mu
-            z_lat = shift / (base.sigma / math.sqrt(b.n))
+        if base.buckets >= cfg.warmup_buckets and n >= cfg.min_bucket_requests:
+            shift = log_sum / n - base.mu
+            z_lat = shift / (base.sigma / math.sqrt(n))
             if shift >= math.log(cfg.latency_ratio) and z_lat >= cfg.min_z:
                 anomalous["latency"] = z_lat
             p = max(base.p, _MIN_P)
-            rate = b.failed / b.n
-            z_err = (rate - p) / math.sqrt(p * (1 - p) / b.n)
+            rate = failed / n
+            z_err = (rate - p) / math.sqrt(p * (1 - p) / n)
             if rate - p >= cfg.error_increase and z_err >= cfg.min_z:
                 anomalous["errors"] = z_err
         if not anomalous:
-            base.update(b.n, b.log_sum, b.log_sq, b.failed, cfg.alpha)
+            base.update(n, log_sum, log_sq, failed, cfg.alpha)
         for kind in ("latency", "errors"):
-            self._track(kind, k, b.n, anomalous.get(kind), out)
+            self._track(kind, k, n, anomalous.get(kind), out)
 
     def _track(self, kind: str, k: int, n: int, z: float | None, out: list[Incident]) -> None:
         inc = self.incidents.get(kind)
