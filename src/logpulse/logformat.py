@@ -30,13 +30,16 @@ CUSTOMER_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
 """Customer ids: ASCII letters, digits, `_`, `.`, `-`; 1 to 64 characters (also the API's rule)."""
 CUSTOMER_ID_RE = re.compile(rf"^{CUSTOMER_ID_PATTERN}$")
 
-_DATE = r"(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))"
-_TIME = r"((?:[01]\d|2[0-3]):[0-5]\d):([0-5]\d)(?:\.(\d{1,9}))?"
+_DATE_TEXT = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+_HM_TEXT = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_DATE = rf"({_DATE_TEXT})"
+_TIME = rf"({_HM_TEXT}):([0-5]\d)(?:\.(\d{{1,9}}))?"
 _PATH = r"(\S{1,4096})"
 _STATUS = r"([1-5]\d\d)"
 _DURATION = r"(\d{1,9}(?:\.\d{1,9})?)"
-LINE_RE = re.compile(
-    rf"^{_DATE} {_TIME} ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}\r?$", re.MULTILINE
+LINE_RE = re.compile(  # groups: minute ("YYYY-MM-DD HH:MM"), seconds, fraction, customer, path, status, duration
+    rf"^({_DATE_TEXT} {_HM_TEXT}):([0-5]\d)(?:\.(\d{{1,9}}))? ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}\r?$",
+    re.MULTILINE,
 )
 
 _MAX_LINE_IN_REJECT = 4096
@@ -123,8 +126,8 @@ def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestB
             continue
         m = LINE_RE.match(line)
         if m is not None:
-            date, hm, ss, frac, customer, path, status, dur = m.groups()
-            minute = _minute_epoch(f"{date} {hm}")
+            key, ss, frac, customer, path, status, dur = m.groups()
+            minute = _minute_epoch(key)
             if minute is not None:
                 _append(batches, customer, point_time(minute + int(ss), frac, offset, chunk.file_key), path, status, dur)
                 continue
@@ -152,8 +155,7 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
             lines += _slow_lines(chunk, data[expected:start], expected, batches, rejects)
         expected = m.end() + 1
         lines += 1
-        date, hm, ss, frac, customer, path, status, dur = m.groups()
-        key = f"{date} {hm}"
+        key, ss, frac, customer, path, status, dur = m.groups()
         minute = minute_cache.get(key)
         if minute is None:
             minute = _minute_epoch(key)

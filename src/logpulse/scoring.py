@@ -120,7 +120,7 @@ class CustomerScorer:
         cfg = self.config
         times = np.asarray(batch.times, dtype=np.int64)
         logs = np.log(np.maximum(np.asarray(batch.durations, dtype=np.float64), 1e-6))
-        failed = np.asarray(batch.statuses) >= "400"
+        failed = np.fromiter(map("400".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
         scores = self._request_scores(logs)
 
         bucket_ns = int(cfg.bucket_s * _NS)
@@ -204,7 +204,7 @@ class CustomerScorer:
         if self.baseline.buckets < self.config.warmup_buckets:
             return [0.0] * len(logs)
         z = (logs - self.baseline.mu) / self.baseline.sigma
-        return np.round(np.maximum(z, 0.0), 3).tolist()
+        return np.round(np.maximum(z, 0.0), 2).tolist()
 
     def _finalize(self, k: int, n: int, log_sum: float, log_sq: float, failed: int, out: list[Incident]) -> None:
         """Judge one complete bucket against the baseline, then learn from it unless anomalous."""
