@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     log_path: str = Field("data/api_requests.log", description="Log file path or glob; several separated by ','")
     start_at: Literal["beginning", "end"] = Field("beginning", description="Where a file never seen before is read from")
     poll_interval_s: float = Field(0.2, description="How often a tailed file at its end is checked for new data")
-    read_chunk_bytes: int = Field(4 * 1024 * 1024, description="Bytes read from a file per source batch")
+    read_chunk_bytes: int = Field(1024 * 1024, description="Bytes read from a file per source batch")
     dead_letter_path: str = Field("data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)")
 
     # Dataflow

@@ -273,7 +273,7 @@ class LogSource(FixedPartitionedSource[Chunk, dict[str, Any] | None]):
     """
 
     def __init__(self, patterns: list[str], *, follow: bool, start_at: str = "beginning",
-                 poll_interval_s: float = 0.2, read_chunk_bytes: int = 4 * 1024 * 1024) -> None:
+                 poll_interval_s: float = 0.2, read_chunk_bytes: int = 1024 * 1024) -> None:
         self._patterns = patterns
         self._follow = follow
         self._start_at = start_at
