@@ -27,3 +27,11 @@ def test_scores_and_incidents() -> None:
     inc = Incident("c", "errors", 100, 200, 7.5, 42)
     assert incident_line(inc) == "anomalies,customer_id=c,kind=errors end=200i,score=7.5,requests=42i 100"
     assert write_mark_line("c", 3, 1, 2, 9) == "writes,customer_id=c,writer=3 min_time=1i,max_time=2i 9"
+
+
+def test_request_batch_pickles_compactly_and_exactly() -> None:
+    import pickle
+
+    b = RequestBatch("c", [1, 2**62], ["/a", "/é b"], ["200", "503"], ["0.5", "12"])
+    assert pickle.loads(pickle.dumps(b)) == b
+    assert pickle.loads(pickle.dumps(RequestBatch("empty"))) == RequestBatch("empty")

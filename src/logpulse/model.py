@@ -10,6 +10,7 @@ dominate the cost of a stream processor written in Python: a few items of many l
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 
@@ -45,6 +46,25 @@ class RequestBatch:
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Compact pickling for the exchange between cluster processes (keyed by customer): one
+        string per text column and the times as raw int64 bytes, not one object per value."""
+        return _unpack_batch, (
+            self.customer_id,
+            array("q", self.times).tobytes(),
+            "\n".join(self.paths),
+            "\n".join(self.statuses),
+            "\n".join(self.durations),
+        )
+
+
+def _unpack_batch(customer_id: str, times: bytes, paths: str, statuses: str, durations: str) -> RequestBatch:
+    if not times:
+        return RequestBatch(customer_id)
+    t = array("q")
+    t.frombytes(times)
+    return RequestBatch(customer_id, t.tolist(), paths.split("\n"), statuses.split("\n"), durations.split("\n"))
 
 
 @dataclass(frozen=True, slots=True)
