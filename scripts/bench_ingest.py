@@ -187,6 +187,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--settle-s", type=float, default=30, help="pause between loading and API measurement")
     ap.add_argument("--repeat", type=int, default=2, help="ingest runs per configuration (best counts)")
     ap.add_argument("--work-dir", type=Path, default=None, help="keep generated data here between runs")
     ap.add_argument("--json", type=Path, default=Path("bench_ingest.json"))
@@ -221,6 +222,7 @@ def main() -> None:
             big = make_files(work, args.big_lines, args.files, args.days, seed=100)
             print(f"ingest (big): {args.big_lines:,} lines ...", flush=True)
             results["ingest_big"] = ingest(env_for("big"), big, args.workers, args.processes)
+            time.sleep(args.settle_s)  # let influxd finish compacting what was just written
             print("API latency ...", flush=True)
             results["api"] = api_latency(env_for("big"), work, args.days)
     args.json.write_text(json.dumps(results, indent=2))

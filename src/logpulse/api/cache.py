@@ -3,8 +3,9 @@
 The sink writes a `writes` mark (customer, [min_time, max_time], time of writing) after InfluxDB
 acknowledged data. One background poll every POLL_S reads the marks of the last few seconds and
 drops every cached answer that was computed before a mark of its customer whose range overlaps the
-answer's range. A cached answer is therefore never older than the data acknowledged about a second
-before the request, and is at most STATS_CACHE_S old. If polling fails, the cache is bypassed.
+answer's range. A cached answer therefore includes all data acknowledged before the last poll
+(normally under a second before the request; TRUST_S at most while InfluxDB is slow to answer
+polls), and is at most STATS_CACHE_S old. If polling fails for longer, the cache is bypassed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from logpulse.influx import AsyncInfluxQuery, InfluxError, series_rows
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 LOOKBACK_NS = 10 * 1_000_000_000  # marks may become visible a little after their timestamp
+TRUST_S = 5.0  # serve cached answers only while the last successful poll started at most this long ago
 ANY_CUSTOMER = "*"
 
 
@@ -70,7 +72,7 @@ class AnswerCache:
         for tags, row in series_rows(results[0]):
             self.invalidate(tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
         # answers computed before `started` are checked against every mark up to `started`
-        self._healthy_until_ns = started + int(2 * POLL_S * 1e9)
+        self._healthy_until_ns = started + int(TRUST_S * 1e9)
 
     async def run(self, client: AsyncInfluxQuery) -> None:
         while True:
