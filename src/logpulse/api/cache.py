@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from logpulse.api import queries
@@ -36,22 +37,61 @@ class _Entry:
 
 
 class AnswerCache:
+    """Answers by key, their ranges, and single-flight computation (one query per key at a time)."""
+
     def __init__(self, ttl_s: float) -> None:
         self._ttl_ns = int(ttl_s * 1e9)
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._healthy_until_ns = 0
         self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self._refreshing: set[asyncio.Task[Any]] = set()
+
+    async def fetch(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[Any, str, int, int]]]) -> Any:
+        """The cached answer for key, else compute() once however many requests wait for it.
+
+        compute returns (answer, customer, start_ns, end_ns). A stale answer is returned at once and
+        refreshed in the background (stale-while-revalidate)."""
+        hit = self.get(key)
+        if hit is not None:
+            value, fresh = hit
+            if not fresh and key not in self._inflight:
+                task = asyncio.create_task(self._compute(key, compute))
+                self._refreshing.add(task)
+                task.add_done_callback(self._refreshing.discard)
+            return value
+        if key in self._inflight:
+            return await asyncio.shield(self._inflight[key])
+        return await self._compute(key, compute)
+
+    async def _compute(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[Any, str, int, int]]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        started = self.now_ns()
+        try:
+            value, customer, start_ns, end_ns = await compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        self.put(key, started, value, customer, start_ns, end_ns)
+        future.set_result(value)
+        return value
 
     @staticmethod
     def now_ns() -> int:
         return time.time_ns()
 
-    def get(self, key: tuple[Any, ...]) -> Any | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[Any, bool] | None:
+        """(answer, fresh) if a valid answer is cached. An answer no write has touched stays correct;
+        past STATS_CACHE_S it is still served once more but marked stale, so the caller refreshes it."""
         e = self._entries.get(key)
         now = self.now_ns()
-        if e is None or now - e.computed_ns > self._ttl_ns or now > self._healthy_until_ns:
+        if e is None or now > self._healthy_until_ns:
             return None
-        return e.value
+        return e.value, now - e.computed_ns <= self._ttl_ns
 
     def put(self, key: tuple[Any, ...], computed_ns: int, value: Any, customer: str, start_ns: int, end_ns: int) -> None:
         """Store an answer computed from a query that *started* at computed_ns."""

@@ -60,22 +60,19 @@ class Service:
         return {"customer_id": customer, "from": r.first.isoformat(), "to": r.last.isoformat(), "tz": r.tz.key}
 
     async def stats(self, customer: str, r: DateRange) -> dict[str, Any]:
-        key = ("stats", customer, r.first, r.last, r.tz.key)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        await self.require_customer(customer)
-        started = self.cache.now_ns()
-        per_day, whole, incidents = await self.client.query(queries.stats(customer, r))
-        started_per_day = {r.local_date(row["time"]): int(row["n"]) for _, row in series_rows(incidents)}
-        days = []
-        for _, row in series_rows(per_day):
-            day = r.local_date(row["time"])
-            days.append({"date": day.isoformat(), **_figures(row), "anomalies": started_per_day.get(day, 0)})
-        rows = series_rows(whole)
-        answer = {**self._header(customer, r), "days": days, "summary": _figures(rows[0][1] if rows else None)}
-        self.cache.put(key, started, answer, customer, r.start_ns, r.end_ns)
-        return answer
+        async def compute() -> tuple[dict[str, Any], str, int, int]:
+            await self.require_customer(customer)
+            per_day, whole, incidents = await self.client.query(queries.stats(customer, r))
+            started_per_day = {r.local_date(row["time"]): int(row["n"]) for _, row in series_rows(incidents)}
+            days = []
+            for _, row in series_rows(per_day):
+                day = r.local_date(row["time"])
+                days.append({"date": day.isoformat(), **_figures(row), "anomalies": started_per_day.get(day, 0)})
+            rows = series_rows(whole)
+            answer = {**self._header(customer, r), "days": days, "summary": _figures(rows[0][1] if rows else None)}
+            return answer, customer, r.start_ns, r.end_ns
+
+        return await self.cache.fetch(("stats", customer, r.first, r.last, r.tz.key), compute)
 
     async def anomalies(self, customer: str, r: DateRange) -> dict[str, Any]:
         await self.require_customer(customer)
@@ -92,26 +89,24 @@ class Service:
 
     async def customers(self, limit: int, cursor: str | None) -> dict[str, Any]:
         after = decode_cursor(cursor) if cursor else None
-        key = ("customers", limit, after)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        started = self.cache.now_ns()
-        ids = await self.known_customers(refresh=True)
-        page = [c for c in ids if after is None or c > after][:limit]
-        out = []
-        if page:
-            res = await self.client.query(queries.customer_summaries(page))
-            for i, c in enumerate(page):
-                total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
-                out.append({"customer_id": c,
-                            "first_request": _iso(first[0][1]["time"], dt.timezone.utc) if first else None,
-                            "last_request": _iso(last[0][1]["time"], dt.timezone.utc) if last else None,
-                            "total_requests": int(total[0][1]["total"]) if total else 0})
-        more = bool(page) and any(c > page[-1] for c in ids)
-        answer = {"customers": out, "next_cursor": encode_cursor(page[-1]) if more else None}
-        self.cache.put(key, started, answer, ANY_CUSTOMER, 0, 2**63 - 1)
-        return answer
+
+        async def compute() -> tuple[dict[str, Any], str, int, int]:
+            ids = await self.known_customers(refresh=True)
+            page = [c for c in ids if after is None or c > after][:limit]
+            out = []
+            if page:
+                res = await self.client.query(queries.customer_summaries(page))
+                for i, c in enumerate(page):
+                    total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
+                    out.append({"customer_id": c,
+                                "first_request": _iso(first[0][1]["time"], dt.timezone.utc) if first else None,
+                                "last_request": _iso(last[0][1]["time"], dt.timezone.utc) if last else None,
+                                "total_requests": int(total[0][1]["total"]) if total else 0})
+            more = bool(page) and any(c > page[-1] for c in ids)
+            answer = {"customers": out, "next_cursor": encode_cursor(page[-1]) if more else None}
+            return answer, ANY_CUSTOMER, 0, 2**63 - 1
+
+        return await self.cache.fetch(("customers", limit, after), compute)
 
 
 def encode_cursor(customer: str) -> str:
