@@ -23,13 +23,13 @@ import threading
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import running_api  # noqa: E402
-from logpulse.influxd import LocalInfluxd  # noqa: E402
+from helpers import running_api
+
+from logpulse.influxd import LocalInfluxd
 
 
 def writer(path: Path, rate: float, seconds: float, probes: dict[str, float], stop: threading.Event) -> int:
@@ -43,7 +43,7 @@ def writer(path: Path, rate: float, seconds: float, probes: dict[str, float], st
             now = time.time()
             due = int((now - start) * rate) - written
             if due > 0:
-                stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
                 block = [f"{stamp} cust_{(written + i) % 50} /api/v1/items/{i % 97} 200 0.{i % 900 + 100}\n"
                          for i in range(due)]
                 probe = None
@@ -79,7 +79,7 @@ def main() -> None:
         seen: dict[str, float] = {}
         stop = threading.Event()
         with running_api(env) as api:
-            today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+            today = dt.datetime.now(dt.UTC).date().isoformat()
             t = threading.Thread(target=lambda: results.update(lines=writer(log, args.rate, args.seconds, probes, stop)))
             results: dict = {}
             t.start()
@@ -97,7 +97,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(60)
     lags = sorted(seen.values())
-    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
     out = {"rate": args.rate, "seconds": args.seconds, "lines": results.get("lines"), "probes": len(probes),
            "visible": len(lags), "p50_s": statistics.median(lags), "p99_s": p(0.99), "max_s": lags[-1]}
     args.json.write_text(json.dumps(out, indent=2))

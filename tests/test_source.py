@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
-import bytewax.operators as op
 from bytewax.testing import TestingSink, run_main
 
 from logpulse.model import Chunk
@@ -159,3 +159,48 @@ def test_through_bytewax_every_byte_once(tmp_path: Path) -> None:
     for i in range(3):
         mine = sorted((c for c in out if c.path.endswith(f"{i}.log")), key=lambda c: c.offset)
         assert text(mine) == (tmp_path / f"{i}.log").read_bytes()
+
+
+def test_start_at_end_applies_only_to_a_new_file_not_after_rotation(tmp_path: Path) -> None:
+    f = tmp_path / "a.log"
+    f.write_bytes(lines(10))
+    p = part(f, start_at="end")
+    assert drain(p) == []
+    f.rename(tmp_path / "a.log.1")
+    f.write_bytes(lines(4, tag="r"))  # the rotated-in file: read from its start
+    assert text(drain(p)) == lines(4, tag="r")
+    with f.open("r+b") as w:
+        w.truncate(0)
+    f.write_bytes(lines(2, tag="t"))  # after copy-truncate: from the start too
+    assert text(drain(p)) == lines(2, tag="t")
+
+
+def test_snapshot_between_rotation_and_new_file_resumes_new_file_from_start(tmp_path: Path) -> None:
+    f = tmp_path / "a.log"
+    f.write_bytes(lines(3))
+    p = part(f, start_at="end")
+    drain(p)
+    f.rename(tmp_path / "a.log.1")  # no new file yet
+    assert drain(p) == []
+    state = p.snapshot()
+    p.close()
+    f.write_bytes(lines(5, tag="n"))
+    assert text(drain(part(f, resume=state, start_at="end"))) == lines(5, tag="n")
+
+
+def test_resume_after_rename_with_no_new_file_yet_finishes_the_renamed_file(tmp_path: Path) -> None:
+    f = tmp_path / "a.log"
+    f.write_bytes(lines(10))
+    p = part(f)
+    drain(p)
+    state = p.snapshot()
+    p.close()
+    with f.open("ab") as w:
+        w.write(lines(4, 10))
+    f.rename(tmp_path / "a.log.1")  # renamed while down; the writer has not created a.log yet
+    q = part(f, resume=state)
+    assert text(drain(q)) == lines(4, 10)
+    f.write_bytes(lines(3, tag="n"))
+    assert text(drain(q)) == lines(3, tag="n")
+    later = q.snapshot()
+    assert later is not None and later["offset"] == len(lines(3, tag="n"))

@@ -11,10 +11,13 @@ and the byte offset of the next unread line, so after a restart:
 - another file at the path (it was rotated by rename while the processor was down): the old file is
   looked up among its siblings (`api_requests.log.1`, ...) by fingerprint and finished first; then the
   new file is read from its start.
+- nothing at the path yet, but the old file renamed beside it: that one is finished while waiting.
 While running, rename rotation is noticed as an inode change at end of file: the old descriptor is
 read to its end, then the new file from 0. Copy-truncate is noticed as size < offset or a changed
-first line. A partial last line is not emitted until its newline arrives (except at the very end of
-a file in `ingest`, where nothing more will come).
+first line. After either, the next file at the path is read from 0 whatever `start_at` says
+(`start_at="end"` only skips the history of a file never seen before). A partial last line is not
+emitted until its newline arrives (except at the very end of a file in `ingest`, where nothing more
+will come).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -34,7 +37,14 @@ from logpulse.model import Chunk
 
 log = logging.getLogger(__name__)
 _MAX_FIRST_LINE = 1 << 20
+_NO_FILE = -1  # fingerprint in a resume state: "the next file at the path is read from 0"
 _GLOB_CHARS = set("*?[")
+
+
+def _read_next_from_start() -> dict[str, Any]:
+    """Resume state after a rotation or truncation: whatever file comes next is new, read from 0
+    (START_AT only applies to a file never seen before)."""
+    return {"fingerprint": _NO_FILE, "offset": 0, "inode": -1, "old": None}
 
 
 def file_fingerprint(first_line: bytes) -> int:
@@ -130,6 +140,7 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
         """Open the file at the path, placing the offset from the resume state or START_AT."""
         opened = self._open(self._path)
         if opened is None:
+            self._finish_renamed_while_down()
             return False
         fd, first = opened
         st = os.fstat(fd)
@@ -139,7 +150,7 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
         if resume is not None:
             if resume["fingerprint"] == fp:
                 offset = resume["offset"] if resume["offset"] <= st.st_size else 0
-            elif resume["fingerprint"] >= 0:
+            elif resume["fingerprint"] != _NO_FILE:
                 self._recover_rotated(resume)
             old = resume.get("old")
             if old is not None and self._old is None:
@@ -148,6 +159,21 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
             offset = self._line_start_before(fd, st.st_size)
         self._current = _OpenFile(self._path, fd, fp, offset, st.st_ino)
         return True
+
+    def _finish_renamed_while_down(self) -> None:
+        """Resumed, and nothing (complete) at the path yet: if the file we were reading was renamed
+        beside it, finish that one now rather than when a new file appears."""
+        resume = self._resume
+        if self._old is not None or resume is None:
+            return
+        for state in (resume.get("old"), resume if resume["fingerprint"] != _NO_FILE else None):
+            if state is not None and _find_rotated(self._path, state["fingerprint"]) is not None:
+                self._recover_rotated(state)
+                if state is resume:
+                    self._resume = _read_next_from_start()
+                else:
+                    self._resume = {**resume, "old": None}
+                return
 
     def _recover_rotated(self, state: dict[str, Any]) -> None:
         """After a restart, finish the file that was rotated away, found by its fingerprint."""
@@ -218,6 +244,8 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
             self._old = None
         if self._current is None:
             if not self._open_current():
+                if self._old is not None:  # a renamed file found while waiting: read it first
+                    return []
                 if not self._follow:
                     raise StopIteration()
                 self._idle = True
@@ -237,18 +265,20 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
         if self._rotated(cur):
             log.info("%s was rotated (rename); finishing the old file, then reading the new one", self._path)
             self._old, self._current = cur, None
+            self._resume = _read_next_from_start()
             return []
         if self._truncated(cur):
             log.warning("%s was truncated (copy-truncate); reading it again from the start", self._path)
             cur.close()
             self._current = None
+            self._resume = _read_next_from_start()
             return []
         self._backlog.set(max(0, os.fstat(cur.fd).st_size - cur.offset))
         self._idle = True
         return []
 
     def next_awake(self) -> datetime | None:
-        return datetime.now(timezone.utc) + self._poll if self._idle else None
+        return datetime.now(UTC) + self._poll if self._idle else None
 
     def snapshot(self) -> dict[str, Any] | None:
         cur = self._current
@@ -256,8 +286,8 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
         old_state = None if old is None else {"fingerprint": old.fingerprint, "offset": old.offset}
         if cur is None:
             if old_state is not None:  # between rotation and opening the new file
-                return {"fingerprint": -1, "offset": 0, "inode": -1, "old": old_state}
-            return self._resume  # not opened yet: keep what we were resumed with
+                return {**_read_next_from_start(), "old": old_state}
+            return self._resume  # not opened yet: what we were resumed with, or "next file from 0"
         return {"fingerprint": cur.fingerprint, "offset": cur.offset, "inode": cur.inode, "old": old_state}
 
     def close(self) -> None:
