@@ -31,7 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from bench_api import measure  # noqa: E402
 from logpulse.config import Settings  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
 from logpulse.influx import Connection, InfluxWriter  # noqa: E402
@@ -132,51 +135,12 @@ def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int)
             "summary": out.strip()}
 
 
-def wrk(url: str, path_lua: Path, connections: int, seconds: int) -> dict:
-    """wrk with a Lua script that rotates customers; returns p50/p99 (ms), req/s and errors."""
-    out = subprocess.run(
-        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", str(path_lua), url], capture_output=True, text=True, check=True).stdout
-
-    def ms(label: str) -> float:
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"connections": connections, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "non_2xx": int(errors.group(1)) if errors else 0,
-            "socket_errors": socket_errors.group(1) if socket_errors else ""}
-
-
-def api_latency(env: dict[str, str], work: Path, days: int) -> dict:
+def api_latency(env: dict[str, str], work: Path) -> dict:
     """Stats latency over a 30-day range with the big data set stored (1 and 32 clients), with the
-    answer cache (default) and without it (STATS_CACHE_S=0: every call aggregates in InfluxDB)."""
-    return {"cached": _api_latency(env, work, days),
-            "uncached": _api_latency({**env, "STATS_CACHE_S": "0"}, work, days)}
-
-
-def _api_latency(env: dict[str, str], work: Path, days: int) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from helpers import running_api
-
-    today = dt.datetime.now(dt.timezone.utc).date()
-    frm = (today - dt.timedelta(days=min(days, 30) - 1)).isoformat()
-    lua = work / "stats.lua"
-    lua.write_text(
-        "local i = 0\n"
-        "request = function()\n"
-        f"  i = (i % {CUSTOMERS}) + 1\n"
-        f'  return wrk.format("GET", "/customers/cust_" .. i .. "/stats?from={frm}&to={today.isoformat()}")\n'
-        "end\n"
-    )
-    with running_api(env) as api:
-        for i in range(1, CUSTOMERS + 1):  # one warm-up call per customer, as a dashboard would
-            assert api.get(f"/customers/cust_{i}/stats", params={"from": frm}).status_code == 200
-        base = str(api.base_url).rstrip("/")
-        return {"single": wrk(base, lua, 1, 15), "concurrent_32": wrk(base, lua, 32, 15)}
+    answer cache (default) and without it (STATS_CACHE_S=0: every call aggregates in InfluxDB).
+    The wrk measurement itself is scripts/bench_api.py's."""
+    return {"cached": measure(env, work, CUSTOMERS, 15),
+            "uncached": measure({**env, "STATS_CACHE_S": "0"}, work, CUSTOMERS, 15)}
 
 
 def main() -> None:
@@ -224,7 +188,7 @@ def main() -> None:
             results["ingest_big"] = ingest(env_for("big"), big, args.workers, args.processes)
             time.sleep(args.settle_s)  # let influxd finish compacting what was just written
             print("API latency ...", flush=True)
-            results["api"] = api_latency(env_for("big"), work, args.days)
+            results["api"] = api_latency(env_for("big"), work)
     args.json.write_text(json.dumps(results, indent=2))
     print_table(results)
 
