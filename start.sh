@@ -49,6 +49,7 @@ stop_all() {
     done
     : > .logpulse/pids
     echo "stopped. Data stays in .logpulse/ and data/ (./cleanup.sh removes it)."
+    exit 0
 }
 trap stop_all INT TERM EXIT
 
@@ -80,4 +81,5 @@ $(curl -fs "${API}/customers/cust_1/stats?from=${FROM}" | head -c 600)
 Press Ctrl-C to stop everything.
 MSG
 wait -n "${pids[@]}" || true
-echo "a component exited; see .logpulse/logs/"
+echo "a component exited on its own; see .logpulse/logs/"
+exit 1  # the EXIT trap stops the rest
