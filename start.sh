@@ -39,7 +39,8 @@ start() {  # start NAME CMD...: background process, log in .logpulse/logs/NAME.l
     pids+=("$!")
     echo "$! ${name}" >>.logpulse/pids
 }
-stop_all() {
+stop_all() {  # stop_all STATUS: stop everything, then exit with STATUS
+    local status="$1"
     trap - INT TERM EXIT
     echo; echo "stopping..."
     # api and generator first, then the processor (it drains into InfluxDB), then influxd
@@ -49,9 +50,10 @@ stop_all() {
     done
     : > .logpulse/pids
     echo "stopped. Data stays in .logpulse/ and data/ (./cleanup.sh removes it)."
-    exit 0
+    exit "$status"
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all 0' INT TERM   # Ctrl-C / kill: a clean stop
+trap 'stop_all $?' EXIT      # any other exit keeps its status
 
 start influxd logpulse influxd --data-dir .logpulse/influxdb --port "$INFLUX_PORT"
 for _ in $(seq 100); do curl -fs "${INFLUXDB_URL}/ping" >/dev/null && break; sleep 0.2; done
