@@ -30,15 +30,15 @@ CUSTOMER_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
 """Customer ids: ASCII letters, digits, `_`, `.`, `-`; 1 to 64 characters (also the API's rule)."""
 CUSTOMER_ID_RE = re.compile(rf"^{CUSTOMER_ID_PATTERN}$")
 
-_DATE_TEXT = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-_HM_TEXT = r"(?:[01]\d|2[0-3]):[0-5]\d"
-_DATE = rf"({_DATE_TEXT})"
-_TIME = rf"({_HM_TEXT}):([0-5]\d)(?:\.(\d{{1,9}}))?"
+_DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+_HM = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_SECONDS = r"([0-5]\d)(?:\.(\d{1,9}))?"  # groups: seconds, fraction
+_TIME = rf"({_HM}):{_SECONDS}"
 _PATH = r"(\S{1,4096})"
 _STATUS = r"([1-5]\d\d)"
 _DURATION = r"(\d{1,9}(?:\.\d{1,9})?)"
 LINE_RE = re.compile(  # groups: minute ("YYYY-MM-DD HH:MM"), seconds, fraction, customer, path, status, duration
-    rf"^({_DATE_TEXT} {_HM_TEXT}):([0-5]\d)(?:\.(\d{{1,9}}))? ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}\r?$",
+    rf"^({_DATE} {_HM}):{_SECONDS} ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}\r?$",
     re.MULTILINE,
 )
 
