@@ -1,7 +1,7 @@
 """Stats API benchmark (issue 5): p50/p99 and requests/s of GET /customers/{id}/stats, 30-day range.
 
 Starts a private influxd, loads N requests (default 10M over 50 customers and 30 days) as direct
-line-protocol writes in the points.py schema, starts `logpulse serve`, and measures with wrk (a Lua
+writes of points.py's line protocol, starts `logpulse serve`, and measures with wrk (a Lua
 script rotating customers) sequentially (1 connection) and with 32 connections, with the answer
 cache on (default STATS_CACHE_S) and off (STATS_CACHE_S=0: every call aggregates in InfluxDB).
 Prints a table and writes JSON.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gzip
 import json
 import os
 import random
@@ -22,10 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -33,51 +31,50 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import running_api  # noqa: E402
 
 from logpulse.influxd import LocalInfluxd  # noqa: E402
-from logpulse.points import REQUESTS, TAG_CUSTOMER  # noqa: E402
+from logpulse.influx import Connection, InfluxWriter  # noqa: E402
+from logpulse.model import RequestBatch, ScoredBatch  # noqa: E402
+from logpulse.points import request_lines  # noqa: E402
 
 DB = "bench_api"
 BATCH = 10_000
 STATUSES = ("200", "201", "400", "401", "403", "404", "500")
 
 
-def _batches(n: int, customers: int, days: int, seed: int):
-    """Line-protocol batches; timestamps unique per customer (ns offsets), spread over `days` days."""
+def _batches(n: int, customers: int, days: int, seed: int) -> Iterator[list[str]]:
+    """Line-protocol batches built by points.py (the processor's schema); timestamps unique per
+    customer, spread evenly over `days` days ending now."""
     rng = random.Random(seed)
     end_ns = time.time_ns()
     span_ns = days * 86_400 * 1_000_000_000
     per_customer = n // customers
     step = span_ns // max(per_customer, 1)
     for c in range(1, customers + 1):
-        head = f"{REQUESTS},{TAG_CUSTOMER}=cust_{c} path=\"/api/v1/resource"
-        lines: list[str] = []
-        t = end_ns - span_ns
-        for _ in range(per_customer):
-            t += step
-            s = rng.choice(STATUSES)
-            lines.append(f'{head}{rng.randint(1, 4)}",status={s}i,failed={int(s >= "400")}i,'
-                         f"duration={rng.uniform(0.1, 2.0):.3f},anomaly_score=0.00 {t}")
-            if len(lines) == BATCH:
-                yield lines
-                lines = []
-        if lines:
-            yield lines
+        first = end_ns - span_ns + step
+        for lo in range(0, per_customer, BATCH):
+            size = min(BATCH, per_customer - lo)
+            batch = RequestBatch(f"cust_{c}", [first + (lo + i) * step for i in range(size)],
+                                 [f"/api/v1/resource{rng.randint(1, 4)}" for _ in range(size)],
+                                 [rng.choice(STATUSES) for _ in range(size)],
+                                 [f"{rng.uniform(0.1, 2.0):.3f}" for _ in range(size)])
+            yield request_lines(ScoredBatch(batch, [0.0] * size))
 
 
 def load(url: str, n: int, customers: int, days: int) -> dict:
-    """Write the data set with 4 parallel gzip POSTs; returns points/s."""
-    with httpx.Client(base_url=url, timeout=120) as client:
-        client.post("/query", params={"q": f'CREATE DATABASE "{DB}"'}).raise_for_status()
+    """Write the data set with 4 parallel writes through logpulse's InfluxWriter; returns points/s."""
+    writer = InfluxWriter(Connection(url=url, database=DB), pool_size=4)
+    try:
+        writer.ensure_database()
 
         def post(lines: list[str]) -> int:
-            body = gzip.compress("\n".join(lines).encode(), 1)
-            client.post("/write", params={"db": DB, "precision": "ns"}, content=body,
-                        headers={"Content-Encoding": "gzip"}).raise_for_status()
+            writer.write(lines)
             return len(lines)
 
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
             written = sum(pool.map(post, _batches(n, customers, days, 7)))
         seconds = time.perf_counter() - started
+    finally:
+        writer.close()
     return {"points": written, "seconds": seconds, "points_per_s": written / seconds}
 
 
