@@ -40,6 +40,18 @@ def lines(n: int, start: int = 0, tag: str = "a") -> bytes:
     return b"".join(f"2024-09-29 01:00:{i % 60:02d} cust_{tag} /p 200 0.{i:03d}\n".encode() for i in range(start, start + n))
 
 
+def stopped_after_10_then_4_appended(f: Path) -> dict:
+    """A processor read 10 lines of f and stopped (its snapshot is returned); 4 more were appended since."""
+    f.write_bytes(lines(10))
+    p = part(f)
+    drain(p)
+    state = p.snapshot()
+    p.close()
+    with f.open("ab") as w:
+        w.write(lines(4, 10))
+    return state
+
+
 def test_many_lines_per_chunk_and_offsets(tmp_path: Path) -> None:
     f = tmp_path / "a.log"
     f.write_bytes(lines(1000))
@@ -105,25 +117,13 @@ def test_copy_truncate_restarts_at_zero(tmp_path: Path) -> None:
 
 def test_resume_continues_at_snapshot_offset(tmp_path: Path) -> None:
     f = tmp_path / "a.log"
-    f.write_bytes(lines(10))
-    p = part(f)
-    drain(p)
-    state = p.snapshot()
-    p.close()
-    with f.open("ab") as w:
-        w.write(lines(4, 10))
+    state = stopped_after_10_then_4_appended(f)
     assert text(drain(part(f, resume=state))) == lines(4, 10)
 
 
 def test_resume_after_rotation_while_down_finishes_old_file_found_by_fingerprint(tmp_path: Path) -> None:
     f = tmp_path / "a.log"
-    f.write_bytes(lines(10))
-    p = part(f)
-    drain(p)
-    state = p.snapshot()
-    p.close()
-    with f.open("ab") as w:
-        w.write(lines(4, 10))
+    state = stopped_after_10_then_4_appended(f)
     f.rename(tmp_path / "a.log.1")
     f.write_bytes(lines(6, tag="n"))
     assert text(drain(part(f, resume=state))) == lines(4, 10) + lines(6, tag="n")
@@ -190,13 +190,7 @@ def test_snapshot_between_rotation_and_new_file_resumes_new_file_from_start(tmp_
 
 def test_resume_after_rename_with_no_new_file_yet_finishes_the_renamed_file(tmp_path: Path) -> None:
     f = tmp_path / "a.log"
-    f.write_bytes(lines(10))
-    p = part(f)
-    drain(p)
-    state = p.snapshot()
-    p.close()
-    with f.open("ab") as w:
-        w.write(lines(4, 10))
+    state = stopped_after_10_then_4_appended(f)
     f.rename(tmp_path / "a.log.1")  # renamed while down; the writer has not created a.log yet
     q = part(f, resume=state)
     assert text(drain(q)) == lines(4, 10)
