@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import running_api  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
-from logpulse.influxd import LocalInfluxd  # noqa: E402
+from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import running_api  # noqa: E402
 
-from logpulse.influxd import LocalInfluxd  # noqa: E402
-from logpulse.influx import Connection, InfluxWriter  # noqa: E402
+from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
+from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.model import RequestBatch, ScoredBatch  # noqa: E402
-from logpulse.points import request_lines  # noqa: E402
+from logpulse.storage.points import request_lines  # noqa: E402
 
 DB = "bench_api"
 BATCH = 10_000

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import running_api
 
-from logpulse.influxd import LocalInfluxd
+from logpulse.storage.influxd import LocalInfluxd
 
 
 def writer(path: Path, rate: float, seconds: float, probes: dict[str, float], stop: threading.Event) -> int:

@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench_api import measure  # noqa: E402
 from logpulse.config import Settings  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
-from logpulse.influx import Connection, InfluxWriter  # noqa: E402
-from logpulse.influxd import LocalInfluxd  # noqa: E402
-from logpulse.logformat import parse_chunk  # noqa: E402
+from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
+from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
+from logpulse.formats.logpulse import parse_chunk  # noqa: E402
 from logpulse.model import Chunk, ScoredBatch  # noqa: E402
-from logpulse.points import request_lines  # noqa: E402
+from logpulse.storage.points import request_lines  # noqa: E402
 
 CUSTOMERS = 50
 

@@ -12,8 +12,8 @@ import pytest
 
 from logpulse import config
 from logpulse.config import Settings
-from logpulse.influx import Connection, InfluxWriter
-from logpulse.influxd import LocalInfluxd
+from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.influxd import LocalInfluxd
 
 requires_influxd = pytest.mark.skipif(
     shutil.which("influxd") is None and not os.path.exists("/usr/bin/influxd"),

@@ -12,8 +12,8 @@ from conftest import subprocess_env
 from helpers import running_api
 from logpulse.config import Settings
 from logpulse.model import Incident, RequestBatch, ScoredBatch
-from logpulse.points import incident_line
-from logpulse.sink import InfluxSink
+from logpulse.storage.points import incident_line
+from logpulse.flow.sink import InfluxSink
 
 DAY = dt.datetime(2024, 9, 29, tzinfo=dt.timezone.utc)
 
@@ -146,7 +146,7 @@ def test_api_key(influx_settings: Settings) -> None:
 
 
 def test_influxdb_down_gives_503_and_recovers(tmp_path, influx_settings: Settings) -> None:
-    from logpulse.influxd import LocalInfluxd
+    from logpulse.storage.influxd import LocalInfluxd
 
     db = LocalInfluxd.start(tmp_path / "own-influx")
     try:

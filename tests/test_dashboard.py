@@ -29,7 +29,7 @@ def test_dashboard_renders_charts_and_incidents(influx_settings, tmp_path: Path)
     import httpx
 
     from logpulse.model import Incident
-    from logpulse.points import incident_line
+    from logpulse.storage.points import incident_line
 
     start = today - dt.timedelta(days=2, hours=-10)
     inc = Incident("cust_1", "latency", int(start.timestamp()) * 10**9, int(start.timestamp() + 3600) * 10**9, 12.5, 400)

@@ -22,7 +22,7 @@ from conftest import subprocess_env
 
 from logpulse.config import Settings
 from logpulse.generator import make_lines
-from logpulse.influxd import LocalInfluxd
+from logpulse.storage.influxd import LocalInfluxd
 
 
 def expected_counts(*texts: str) -> Counter[tuple[str, str]]:

@@ -19,7 +19,7 @@ from test_api import DAY, write_requests
 def live_api(influxd, tmp_path_factory):
     """One API process over a small real data set for the whole module."""
     from logpulse.config import Settings
-    from logpulse.influx import Connection, InfluxWriter
+    from logpulse.storage.influx import Connection, InfluxWriter
 
     tmp = tmp_path_factory.mktemp("fuzz")
     s = Settings(_env_file=None, influxdb_url=influxd.url, influxdb_database="fuzz",

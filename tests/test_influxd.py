@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from logpulse.influx import Connection, InfluxUnavailable, InfluxWriter
-from logpulse.influxd import LocalInfluxd
+from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
+from logpulse.storage.influxd import LocalInfluxd
 
 from conftest import requires_influxd
 

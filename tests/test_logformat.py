@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from logpulse.logformat import explain, parse_chunk
+from logpulse.formats.logpulse import explain, parse_chunk
 from logpulse.model import Chunk
 
 GOOD = "2024-09-29 01:00:00 cust_1 /api/v1/resource1 200 0.532"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from logpulse.model import Incident, RequestBatch, ScoredBatch
-from logpulse.points import incident_line, request_lines, write_mark_line
+from logpulse.storage.points import incident_line, request_lines, write_mark_line
 
 
 def test_request_fields_and_failed_flag() -> None:

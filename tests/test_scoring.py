@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from logpulse.model import Incident, RequestBatch
-from logpulse.scoring import CustomerScorer, ScoringConfig
+from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
 
 T0 = 1_727_568_000  # a multiple of 30 s
 

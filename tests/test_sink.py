@@ -8,10 +8,10 @@ import time
 import pytest
 
 from logpulse.config import Settings
-from logpulse.influx import Connection, InfluxWriter
-from logpulse.influxd import LocalInfluxd
+from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.influxd import LocalInfluxd
 from logpulse.model import RequestBatch, ScoredBatch
-from logpulse.sink import InfluxSink, WriteGaveUp
+from logpulse.flow.sink import InfluxSink, WriteGaveUp
 
 
 def batch(customer: str, n: int, start_ns: int = 1_700_000_000 * 10**9) -> tuple[str, ScoredBatch]:

@@ -10,7 +10,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
 from logpulse.model import Chunk
-from logpulse.source import FilePartition, LogSource, expand, file_fingerprint
+from logpulse.tailing.source import FilePartition, LogSource, expand, file_fingerprint
 
 
 def part(path: Path, resume=None, follow=True, start_at="beginning", chunk=1 << 20) -> FilePartition:

@@ -55,7 +55,7 @@ def ingest(
     process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", hidden=True)] = None,
 ) -> None:
     """Read files to their end through the dataflow; exit 0 once every line is durable in InfluxDB."""
-    from logpulse.runner import ingest as run_ingest
+    from logpulse.flow.runner import ingest as run_ingest
 
     _setup_logging()
     summary = run_ingest([str(p) for p in paths], get_settings(), workers=workers, processes=processes,
@@ -73,7 +73,7 @@ def process(
     process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", help="Multi-host: this process's index in -a")] = None,
 ) -> None:
     """Tail LOG_PATH continuously with recovery; stop cleanly on SIGINT/SIGTERM."""
-    from logpulse.runner import process as run_process
+    from logpulse.flow.runner import process as run_process
 
     _setup_logging()
     raise typer.Exit(
@@ -107,7 +107,7 @@ def influxd(
     port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (0 = a free one)")] = 8086,
 ) -> None:
     """Run a private InfluxDB (Debian's influxd) on loopback in the foreground, for demos and tests."""
-    from logpulse.influxd import run_foreground
+    from logpulse.storage.influxd import run_foreground
 
     _setup_logging()
     raise typer.Exit(run_foreground(data_dir, port))

@@ -27,7 +27,7 @@ from logpulse.api.dashboard import router as dashboard_router
 from logpulse.api.schemas import Anomalies, CustomerPage, Problem, Stats
 from logpulse.api.service import NotFound, Service
 from logpulse.config import Settings, get_settings
-from logpulse.influx import AsyncInfluxQuery, Connection, InfluxError, InfluxUnavailable
+from logpulse.storage.influx import AsyncInfluxQuery, Connection, InfluxError, InfluxUnavailable
 
 RETRY_AFTER_S = "5"
 _bearer = HTTPBearer(auto_error=False, description="API_KEY, when the server sets one")

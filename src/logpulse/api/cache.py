@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from logpulse.api import queries
-from logpulse.influx import AsyncInfluxQuery, InfluxError, series_rows
+from logpulse.storage.influx import AsyncInfluxQuery, InfluxError, series_rows
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5

@@ -7,8 +7,8 @@ names are validated IANA names; times are integers. Nothing from a request is pa
 from __future__ import annotations
 
 from logpulse.api.validation import DateRange
-from logpulse.influx import quote_ident, quote_literal
-from logpulse.points import ANOMALIES, REQUESTS, TAG_CUSTOMER, WRITES
+from logpulse.storage.influx import quote_ident, quote_literal
+from logpulse.storage.points import ANOMALIES, REQUESTS, TAG_CUSTOMER, WRITES
 
 _FIGURES = (
     'COUNT("duration") AS "total", SUM("failed") AS "failed", MEAN("duration") AS "average", '

@@ -12,7 +12,7 @@ from typing import Any
 from logpulse.api import queries, validation
 from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
 from logpulse.api.validation import DateRange
-from logpulse.influx import AsyncInfluxQuery, series_rows
+from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
 KNOWN_REFRESH_S = 1.0
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import HTTPException
 
-from logpulse.logformat import CUSTOMER_ID_PATTERN, CUSTOMER_ID_RE
+from logpulse.formats.logpulse import CUSTOMER_ID_PATTERN, CUSTOMER_ID_RE
 
 
 class BadRequest(HTTPException):

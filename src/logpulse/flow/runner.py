@@ -29,7 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.influx import Connection, InfluxUnavailable, InfluxWriter
+from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.progress import IngestProgress
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _recovery(settings: Settings) -> RecoveryConfig:
 def _run_here(settings: Settings, patterns: list[str], *, follow: bool, workers: int,
               addresses: list[str] | None, process_id: int | None) -> None:
     """Run this process's share of the dataflow (all of it, or one cluster member)."""
-    from logpulse.dataflow import build_flow
+    from logpulse.flow.dataflow import build_flow
 
     flow = build_flow(settings, patterns, follow=follow)
     if follow:
@@ -117,7 +117,7 @@ def _run_here(settings: Settings, patterns: list[str], *, follow: bool, workers:
 
 
 def _graceful_stop(signum: int, frame: FrameType | None) -> None:
-    from logpulse.dataflow import STOP
+    from logpulse.flow.dataflow import STOP
 
     if STOP.is_set():  # second signal: the user insists
         raise KeyboardInterrupt

@@ -23,12 +23,12 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.deadletter import DeadLetterSink
-from logpulse.logformat import parse_chunk
+from logpulse.tailing.deadletter import DeadLetterSink
+from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch, ScoredBatch
-from logpulse.scoring import CustomerScorer, ScoringConfig
-from logpulse.sink import InfluxSink
-from logpulse.source import LogSource
+from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
+from logpulse.flow.sink import InfluxSink
+from logpulse.tailing.source import LogSource
 
 STOP = threading.Event()
 """Set by the runner on SIGINT/SIGTERM: every partition ends its input, so the dataflow drains

@@ -32,9 +32,9 @@ from tenacity import (
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.influx import Connection, InfluxUnavailable, InfluxWriter
+from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.model import ScoredBatch
-from logpulse.points import incident_line, request_lines, write_mark_line
+from logpulse.storage.points import incident_line, request_lines, write_mark_line
 
 log = logging.getLogger(__name__)
 

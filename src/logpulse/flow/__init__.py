@@ -1,0 +1,1 @@
+"""The dataflow: steps wired together, how it runs, and where it writes."""

@@ -1,0 +1,1 @@
+"""Log formats: one parser per format (today: logpulse's own)."""

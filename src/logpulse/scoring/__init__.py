@@ -1,0 +1,1 @@
+"""Anomaly scoring: per-customer baselines and incidents."""

@@ -1,0 +1,1 @@
+"""Reading log files: the Bytewax source, the dead-letter file."""
