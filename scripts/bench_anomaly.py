@@ -31,7 +31,7 @@ from helpers import running_api  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 
-NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -62,7 +62,12 @@ def ts(s: str) -> float:
 
 
 def overlaps(a: dict, b: dict) -> bool:
-    return a["customer"] == b["customer"] and a["kind"] == b["kind"] and ts(a["start"]) < ts(b["end"]) and ts(b["start"]) < ts(a["end"])
+    return (
+        a["customer"] == b["customer"]
+        and a["kind"] == b["kind"]
+        and ts(a["start"]) < ts(b["end"])
+        and ts(b["start"]) < ts(a["end"])
+    )
 
 
 def run(sc: Scenario, influx: LocalInfluxd, work: Path) -> dict:
@@ -70,16 +75,36 @@ def run(sc: Scenario, influx: LocalInfluxd, work: Path) -> dict:
     for stale in (log, Path(f"{log}.incidents.json")):
         stale.unlink(missing_ok=True)
     if sc.mode == "classic":
-        lines = generate(GeneratorOptions(out=log, count=300_000, mode="classic", customers=sc.customers,
-                                          days=sc.days, seed=sc.seed, now=NOW))
+        lines = generate(
+            GeneratorOptions(
+                out=log, count=300_000, mode="classic", customers=sc.customers, days=sc.days, seed=sc.seed, now=NOW
+            )
+        )
     else:
-        lines = generate(GeneratorOptions(out=log, rate=sc.rate, customers=sc.customers, days=sc.days, seed=sc.seed,
-                                          incidents=sc.incidents, now=NOW, backfill_max_lines=None, live_seconds=0,
-                                          latency_factor=sc.latency_factor, error_rate_increase=sc.error_increase))
+        lines = generate(
+            GeneratorOptions(
+                out=log,
+                rate=sc.rate,
+                customers=sc.customers,
+                days=sc.days,
+                seed=sc.seed,
+                incidents=sc.incidents,
+                now=NOW,
+                backfill_max_lines=None,
+                live_seconds=0,
+                latency_factor=sc.latency_factor,
+                error_rate_increase=sc.error_increase,
+            )
+        )
     truth = json.loads(Path(f"{log}.incidents.json").read_text()) if sc.incidents else []
-    env = {**os.environ, "LOGPULSE_ENV_FILE": "/nonexistent", "INFLUXDB_URL": influx.url,
-           "INFLUXDB_DATABASE": f"anomaly_{sc.seed}", "DEAD_LETTER_PATH": str(work / "rejected.jsonl"),
-           "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "LOGPULSE_ENV_FILE": "/nonexistent",
+        "INFLUXDB_URL": influx.url,
+        "INFLUXDB_DATABASE": f"anomaly_{sc.seed}",
+        "DEAD_LETTER_PATH": str(work / "rejected.jsonl"),
+        "LOG_LEVEL": "WARNING",
+    }
     subprocess.run([sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, check=True, capture_output=True)
     reported: list[dict] = []
     first = (NOW - dt.timedelta(days=sc.days + 1)).date().isoformat()
@@ -90,11 +115,17 @@ def run(sc: Scenario, influx: LocalInfluxd, work: Path) -> dict:
                 reported += [{**a, "customer": f"cust_{i}"} for a in r.json()["anomalies"]]
     found = sum(any(overlaps(t, r) for r in reported) for t in truth)
     false = [r for r in reported if not any(overlaps(t, r) for t in truth)]
-    return {"scenario": sc.name, "lines": lines, "injected": len(truth), "found": found, "reported": len(reported),
-            "false_alarms": len(false),
-            "recall": found / len(truth) if truth else None,
-            "precision": (len(reported) - len(false)) / len(reported) if reported else None,
-            "false_per_customer_day": len(false) / (sc.customers * (sc.days if sc.mode == "live" else sc.days))}
+    return {
+        "scenario": sc.name,
+        "lines": lines,
+        "injected": len(truth),
+        "found": found,
+        "reported": len(reported),
+        "false_alarms": len(false),
+        "recall": found / len(truth) if truth else None,
+        "precision": (len(reported) - len(false)) / len(reported) if reported else None,
+        "false_per_customer_day": len(false) / (sc.customers * (sc.days if sc.mode == "live" else sc.days)),
+    }
 
 
 def main() -> None:
@@ -109,11 +140,15 @@ def main() -> None:
             results.append(run(sc, influx, work))
     args.json.write_text(json.dumps(results, indent=2))
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
-    print("| scenario | lines | injected | found | reported | false alarms | recall | precision | false / customer / day |")
+    print(
+        "| scenario | lines | injected | found | reported | false alarms | recall | precision | false / customer / day |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['scenario']} | {r['lines']:,} | {r['injected']} | {r['found']} | {r['reported']} | {r['false_alarms']} "
-              f"| {fmt(r['recall'])} | {fmt(r['precision'])} | {r['false_per_customer_day']:.3f} |")
+        print(
+            f"| {r['scenario']} | {r['lines']:,} | {r['injected']} | {r['found']} | {r['reported']} | {r['false_alarms']} "
+            f"| {fmt(r['recall'])} | {fmt(r['precision'])} | {r['false_per_customer_day']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

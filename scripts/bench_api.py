@@ -29,10 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import running_api  # noqa: E402
-
-from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
-from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.model import RequestBatch, ScoredBatch  # noqa: E402
+from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
+from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 from logpulse.storage.points import request_lines  # noqa: E402
 
 DB = "bench_api"
@@ -52,10 +51,13 @@ def _batches(n: int, customers: int, days: int, seed: int) -> Iterator[list[str]
         first = end_ns - span_ns + step
         for lo in range(0, per_customer, BATCH):
             size = min(BATCH, per_customer - lo)
-            batch = RequestBatch(f"cust_{c}", [first + (lo + i) * step for i in range(size)],
-                                 [f"/api/v1/resource{rng.randint(1, 4)}" for _ in range(size)],
-                                 [rng.choice(STATUSES) for _ in range(size)],
-                                 [f"{rng.uniform(0.1, 2.0):.3f}" for _ in range(size)])
+            batch = RequestBatch(
+                f"cust_{c}",
+                [first + (lo + i) * step for i in range(size)],
+                [f"/api/v1/resource{rng.randint(1, 4)}" for _ in range(size)],
+                [rng.choice(STATUSES) for _ in range(size)],
+                [f"{rng.uniform(0.1, 2.0):.3f}" for _ in range(size)],
+            )
             yield request_lines(ScoredBatch(batch, [0.0] * size))
 
 
@@ -79,8 +81,24 @@ def load(url: str, n: int, customers: int, days: int) -> dict:
 
 
 def wrk(base: str, lua: Path, connections: int, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
-                          "--latency", "-s", str(lua), base], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(connections, 2)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(lua),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def ms(label: str) -> float:
         m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
@@ -90,19 +108,26 @@ def wrk(base: str, lua: Path, connections: int, seconds: int) -> dict:
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"connections": connections, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": sock.group(1) if sock else ""}
+    return {
+        "connections": connections,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
 
 
 def measure(env: dict[str, str], work: Path, customers: int, seconds: int) -> dict:
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     frm = (today - dt.timedelta(days=29)).isoformat()
     lua = work / "stats.lua"
-    lua.write_text("local i = 0\nrequest = function()\n"
-                   f"  i = (i % {customers}) + 1\n"
-                   f'  return wrk.format("GET", "/customers/cust_" .. i .. "/stats?from={frm}&to={today}")\n'
-                   "end\n")
+    lua.write_text(
+        "local i = 0\nrequest = function()\n"
+        f"  i = (i % {customers}) + 1\n"
+        f'  return wrk.format("GET", "/customers/cust_" .. i .. "/stats?from={frm}&to={today}")\n'
+        "end\n"
+    )
     with running_api(env) as api:
         for c in range(1, customers + 1):  # warm-up, and a check that every answer is complete
             r = api.get(f"/customers/cust_{c}/stats", params={"from": frm, "to": str(today)})
@@ -135,9 +160,13 @@ def main() -> None:
     rows = [("load", f"{results['load']['points_per_s']:,.0f} points/s")]
     for mode in ("cached", "uncached"):
         for name, r in results[mode].items():
-            rows.append((f"stats 30 d, {mode}, {r['connections']} client(s)",
-                         f"p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  {r['requests_per_s']:,.0f} req/s  "
-                         f"non-2xx {r['non_2xx']} {r['socket_errors']}"))
+            rows.append(
+                (
+                    f"stats 30 d, {mode}, {r['connections']} client(s)",
+                    f"p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  {r['requests_per_s']:,.0f} req/s  "
+                    f"non-2xx {r['non_2xx']} {r['socket_errors']}",
+                )
+            )
     print(f"\n{args.requests:,} requests stored, {args.customers} customers, {args.days} days")
     for k, v in rows:
         print(f"| {k:<40} | {v} |")

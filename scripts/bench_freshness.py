@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import running_api
-
 from logpulse.storage.influxd import LocalInfluxd
 
 
@@ -44,8 +43,10 @@ def writer(path: Path, rate: float, seconds: float, probes: dict[str, float], st
             due = int((now - start) * rate) - written
             if due > 0:
                 stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-                block = [f"{stamp} cust_{(written + i) % 50} /api/v1/items/{i % 97} 200 0.{i % 900 + 100}\n"
-                         for i in range(due)]
+                block = [
+                    f"{stamp} cust_{(written + i) % 50} /api/v1/items/{i % 97} 200 0.{i % 900 + 100}\n"
+                    for i in range(due)
+                ]
                 probe = None
                 if now >= next_probe:
                     probe = f"probe_{n_probe}"
@@ -71,16 +72,25 @@ def main() -> None:
     log = work / "api.log"
     log.touch()
     with LocalInfluxd.start(work / "influxdb") as influx:
-        env = {**os.environ, "LOGPULSE_ENV_FILE": "/nonexistent", "INFLUXDB_URL": influx.url,
-               "INFLUXDB_DATABASE": "fresh", "LOG_PATH": str(log), "RECOVERY_DIR": str(work / "recovery"),
-               "DEAD_LETTER_PATH": str(work / "rejected.jsonl"), "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "LOGPULSE_ENV_FILE": "/nonexistent",
+            "INFLUXDB_URL": influx.url,
+            "INFLUXDB_DATABASE": "fresh",
+            "LOG_PATH": str(log),
+            "RECOVERY_DIR": str(work / "recovery"),
+            "DEAD_LETTER_PATH": str(work / "rejected.jsonl"),
+            "LOG_LEVEL": "WARNING",
+        }
         proc = subprocess.Popen([sys.executable, "-m", "logpulse", "process"], env=env)
         probes: dict[str, float] = {}
         seen: dict[str, float] = {}
         stop = threading.Event()
         with running_api(env) as api:
             today = dt.datetime.now(dt.UTC).date().isoformat()
-            t = threading.Thread(target=lambda: results.update(lines=writer(log, args.rate, args.seconds, probes, stop)))
+            t = threading.Thread(
+                target=lambda: results.update(lines=writer(log, args.rate, args.seconds, probes, stop))
+            )
             results: dict = {}
             t.start()
             deadline = time.time() + args.seconds + 60
@@ -98,12 +108,22 @@ def main() -> None:
         proc.wait(60)
     lags = sorted(seen.values())
     p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
-    out = {"rate": args.rate, "seconds": args.seconds, "lines": results.get("lines"), "probes": len(probes),
-           "visible": len(lags), "p50_s": statistics.median(lags), "p99_s": p(0.99), "max_s": lags[-1]}
+    out = {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "lines": results.get("lines"),
+        "probes": len(probes),
+        "visible": len(lags),
+        "p50_s": statistics.median(lags),
+        "p99_s": p(0.99),
+        "max_s": lags[-1],
+    }
     args.json.write_text(json.dumps(out, indent=2))
-    print(f"| append rate | lines | probes seen | freshness p50 | p99 | max |\n|---|---|---|---|---|---|\n"
-          f"| {args.rate:,.0f}/s | {out['lines']:,} | {len(lags)}/{len(probes)} | {out['p50_s']:.2f} s | "
-          f"{out['p99_s']:.2f} s | {out['max_s']:.2f} s |")
+    print(
+        f"| append rate | lines | probes seen | freshness p50 | p99 | max |\n|---|---|---|---|---|---|\n"
+        f"| {args.rate:,.0f}/s | {out['lines']:,} | {len(lags)}/{len(probes)} | {out['p50_s']:.2f} s | "
+        f"{out['p99_s']:.2f} s | {out['max_s']:.2f} s |"
+    )
 
 
 if __name__ == "__main__":

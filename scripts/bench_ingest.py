@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_api import measure  # noqa: E402
 from logpulse.config import Settings  # noqa: E402
+from logpulse.formats.logpulse import parse_chunk  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
+from logpulse.model import Chunk, ScoredBatch  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
-from logpulse.formats.logpulse import parse_chunk  # noqa: E402
-from logpulse.model import Chunk, ScoredBatch  # noqa: E402
 from logpulse.storage.points import request_lines  # noqa: E402
 
 CUSTOMERS = 50
@@ -49,14 +49,25 @@ CUSTOMERS = 50
 def make_files(directory: Path, lines: int, files: int, days: float, seed: int) -> list[Path]:
     """`files` logs of `lines` lines in total: 50 customers over `days` days ending now."""
     paths = []
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     for i in range(files):
         path = directory / f"api_requests-{lines}-{files}-{i}.log"
         if not path.exists():
             # the backfill alone: `lines` requests spread evenly over `days` days ending now
-            generate(GeneratorOptions(out=path, count=lines // files, rate=lines / files / (days * 86400),
-                                      customers=CUSTOMERS, days=days, seed=seed + i, mode="live", incidents=0,
-                                      now=now, backfill_max_lines=None))
+            generate(
+                GeneratorOptions(
+                    out=path,
+                    count=lines // files,
+                    rate=lines / files / (days * 86400),
+                    customers=CUSTOMERS,
+                    days=days,
+                    seed=seed + i,
+                    mode="live",
+                    incidents=0,
+                    now=now,
+                    backfill_max_lines=None,
+                )
+            )
         paths.append(path)
     return paths
 
@@ -78,8 +89,13 @@ def ceiling(settings: Settings, paths: list[Path], parallelism: int) -> dict:
         list(pool.map(writer.write, batches))
     seconds = time.perf_counter() - started
     writer.close()
-    return {"points": len(lines), "seconds": seconds, "points_per_s": len(lines) / seconds,
-            "batch_points": step, "parallelism": parallelism}
+    return {
+        "points": len(lines),
+        "seconds": seconds,
+        "points_per_s": len(lines) / seconds,
+        "batch_points": step,
+        "parallelism": parallelism,
+    }
 
 
 def _tree_rss_kb(pid: int) -> tuple[int, int]:
@@ -109,8 +125,17 @@ def _tree_rss_kb(pid: int) -> tuple[int, int]:
 
 def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
     """Run `logpulse ingest` as users do; wall time until it exits (everything durable), peak RSS."""
-    cmd = [sys.executable, "-m", "logpulse", "ingest", *map(str, paths), "--workers", str(workers),
-           "--processes", str(processes)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "logpulse",
+        "ingest",
+        *map(str, paths),
+        "--workers",
+        str(workers),
+        "--processes",
+        str(processes),
+    ]
     peak = peak_one = 0
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -131,16 +156,24 @@ def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int)
     if proc.returncode != 0:
         raise SystemExit(f"ingest failed ({proc.returncode}): {err[-2000:]}")
     read = int(re.search(r"read (\d+) lines", out).group(1))
-    return {"lines": read, "seconds": seconds, "lines_per_s": read / seconds, "peak_rss_mb": peak / 1024, "peak_rss_one_process_mb": peak_one / 1024,
-            "summary": out.strip()}
+    return {
+        "lines": read,
+        "seconds": seconds,
+        "lines_per_s": read / seconds,
+        "peak_rss_mb": peak / 1024,
+        "peak_rss_one_process_mb": peak_one / 1024,
+        "summary": out.strip(),
+    }
 
 
 def api_latency(env: dict[str, str], work: Path) -> dict:
     """Stats latency over a 30-day range with the big data set stored (1 and 32 clients), with the
     answer cache (default) and without it (STATS_CACHE_S=0: every call aggregates in InfluxDB).
     The wrk measurement itself is scripts/bench_api.py's."""
-    return {"cached": measure(env, work, CUSTOMERS, 15),
-            "uncached": measure({**env, "STATS_CACHE_S": "0"}, work, CUSTOMERS, 15)}
+    return {
+        "cached": measure(env, work, CUSTOMERS, 15),
+        "uncached": measure({**env, "STATS_CACHE_S": "0"}, work, CUSTOMERS, 15),
+    }
 
 
 def main() -> None:
@@ -161,10 +194,17 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
     with LocalInfluxd.start(work / "influxdb") as influx:
+
         def env_for(db: str, **extra: str) -> dict[str, str]:
-            return {**os.environ, "LOGPULSE_ENV_FILE": "/nonexistent", "INFLUXDB_URL": influx.url,
-                    "INFLUXDB_DATABASE": db, "DEAD_LETTER_PATH": str(work / f"{db}.rejected.jsonl"),
-                    "LOG_LEVEL": "WARNING", **extra}
+            return {
+                **os.environ,
+                "LOGPULSE_ENV_FILE": "/nonexistent",
+                "INFLUXDB_URL": influx.url,
+                "INFLUXDB_DATABASE": db,
+                "DEAD_LETTER_PATH": str(work / f"{db}.rejected.jsonl"),
+                "LOG_LEVEL": "WARNING",
+                **extra,
+            }
 
         small = make_files(work, args.lines, args.files, args.days, seed=1)
         settings = Settings(_env_file=None, influxdb_url=influx.url, influxdb_database="ceiling")
@@ -174,14 +214,18 @@ def main() -> None:
         runs: dict[str, list[dict]] = {"scored": [], "unscored": []}
         for rep in range(args.repeat):  # alternate, each into an empty database; the best run counts
             for kind, extra in (("scored", {}), ("unscored", {"SCORING_ENABLED": "false"})):
-                print(f"ingest (scoring {'on' if kind == 'scored' else 'off'}, run {rep + 1}): {args.lines:,} lines ...",
-                      flush=True)
+                print(
+                    f"ingest (scoring {'on' if kind == 'scored' else 'off'}, run {rep + 1}): {args.lines:,} lines ...",
+                    flush=True,
+                )
                 runs[kind].append(ingest(env_for(f"{kind}{rep}", **extra), small, args.workers, args.processes))
         for kind, done in runs.items():
             results[f"ingest_{kind}"] = max(done, key=lambda r: r["lines_per_s"])
             results[f"ingest_{kind}_runs"] = [r["lines_per_s"] for r in done]
         results["ratio"] = results["ingest_scored"]["lines_per_s"] / results["ceiling"]["points_per_s"]
-        results["scoring_cost"] = 1 - results["ingest_scored"]["lines_per_s"] / results["ingest_unscored"]["lines_per_s"]
+        results["scoring_cost"] = (
+            1 - results["ingest_scored"]["lines_per_s"] / results["ingest_unscored"]["lines_per_s"]
+        )
         if args.big_lines:
             big = make_files(work, args.big_lines, args.files, args.days, seed=100)
             print(f"ingest (big): {args.big_lines:,} lines ...", flush=True)
@@ -200,20 +244,28 @@ def print_table(r: dict) -> None:
         ("logpulse ingest, scoring off", f"{r['ingest_unscored']['lines_per_s']:,.0f} lines/s"),
         ("ingest / ceiling", f"{r['ratio']:.0%}"),
         ("cost of scoring", f"{r['scoring_cost']:.0%}"),
-        (f"peak RSS, {r['ingest_scored']['lines']:,} lines: all processes / largest",
-         f"{r['ingest_scored']['peak_rss_mb']:.0f} / {r['ingest_scored']['peak_rss_one_process_mb']:.0f} MB"),
+        (
+            f"peak RSS, {r['ingest_scored']['lines']:,} lines: all processes / largest",
+            f"{r['ingest_scored']['peak_rss_mb']:.0f} / {r['ingest_scored']['peak_rss_one_process_mb']:.0f} MB",
+        ),
     ]
     if "ingest_big" in r:
         rows += [
-            (f"peak RSS, {r['ingest_big']['lines']:,} lines: all processes / largest",
-             f"{r['ingest_big']['peak_rss_mb']:.0f} / {r['ingest_big']['peak_rss_one_process_mb']:.0f} MB"),
+            (
+                f"peak RSS, {r['ingest_big']['lines']:,} lines: all processes / largest",
+                f"{r['ingest_big']['peak_rss_mb']:.0f} / {r['ingest_big']['peak_rss_one_process_mb']:.0f} MB",
+            ),
             (f"ingest, {r['ingest_big']['lines']:,} lines", f"{r['ingest_big']['lines_per_s']:,.0f} lines/s"),
         ]
     for mode, runs in r.get("api", {}).items():
         for name, a in runs.items():
-            rows.append((f"stats 30 days, {mode}, {a['connections']} client(s): p50 / p99",
-                         f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms, {a['requests_per_s']:,.0f} req/s, "
-                         f"{a['non_2xx']} errors"))
+            rows.append(
+                (
+                    f"stats 30 days, {mode}, {a['connections']} client(s): p50 / p99",
+                    f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms, {a['requests_per_s']:,.0f} req/s, "
+                    f"{a['non_2xx']} errors",
+                )
+            )
     width = max(len(a) for a, _ in rows)
     print(f"| {'measure'.ljust(width)} | result |\n|{'-' * (width + 2)}|--------|")
     for a, b in rows:

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from logpulse.config import Settings
 
-lines = ["# logpulse configuration. Every value can be overridden by an environment variable of the same name.",
-         "# Read from .env.local in the working directory (or the file named by LOGPULSE_ENV_FILE)."]
+lines = [
+    "# logpulse configuration. Every value can be overridden by an environment variable of the same name.",
+    "# Read from .env.local in the working directory (or the file named by LOGPULSE_ENV_FILE).",
+]
 for name, f in Settings.model_fields.items():
     value = str(f.default).lower() if isinstance(f.default, bool) else f.default
     lines += ["", f"# {f.description}", f"{name.upper()}={value}"]

@@ -22,8 +22,13 @@ def free_port() -> int:
 def running_api(env: dict[str, str], timeout_s: float = 60.0) -> Iterator[httpx.Client]:
     """`logpulse serve` on a free port; yields an httpx client with that base URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "logpulse", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpulse", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         deadline = time.monotonic() + timeout_s

@@ -12,7 +12,7 @@ from conftest import subprocess_env
 from helpers import running_api
 from logpulse.generator import GeneratorOptions, generate
 
-NOW = dt.datetime(2024, 10, 1, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2024, 10, 1, 12, tzinfo=dt.UTC)
 
 
 def t(s: str) -> float:
@@ -21,12 +21,26 @@ def t(s: str) -> float:
 
 def test_injected_incidents_are_reported(influx_settings, tmp_path: Path) -> None:
     log = tmp_path / "api.log"
-    generate(GeneratorOptions(out=log, rate=12, customers=4, days=0.15, seed=21, incidents=3, now=NOW,
-                              backfill_max_lines=None, live_seconds=0, latency_factor=3.0, error_rate_increase=0.3))
+    generate(
+        GeneratorOptions(
+            out=log,
+            rate=12,
+            customers=4,
+            days=0.15,
+            seed=21,
+            incidents=3,
+            now=NOW,
+            backfill_max_lines=None,
+            live_seconds=0,
+            latency_factor=3.0,
+            error_rate_increase=0.3,
+        )
+    )
     truth = json.loads(Path(f"{log}.incidents.json").read_text())
     env = subprocess_env(influx_settings)
-    done = subprocess.run([sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     with running_api(env) as api:
         reported = {}
@@ -37,11 +51,16 @@ def test_injected_incidents_are_reported(influx_settings, tmp_path: Path) -> Non
             assert [a["start"] for a in body] == sorted(a["start"] for a in body)
             reported[c] = body
         for inc in truth:
-            hits = [a for a in reported[inc["customer"]] if a["kind"] == inc["kind"]
-                    and t(a["start"]) < t(inc["end"]) and t(inc["start"]) < t(a["end"])]
+            hits = [
+                a
+                for a in reported[inc["customer"]]
+                if a["kind"] == inc["kind"] and t(a["start"]) < t(inc["end"]) and t(inc["start"]) < t(a["end"])
+            ]
             assert hits, f"missed {inc}; reported {reported[inc['customer']]}"
             assert hits[0]["requests"] > 0 and hits[0]["score"] >= 4
         total_reported = sum(len(v) for v in reported.values())
         assert total_reported <= len(truth) + 1  # no alarm storm around the incidents
-        day = api.get(f"/customers/{truth[0]['customer']}/stats", params={"from": "2024-09-30", "to": "2024-10-01"}).json()
+        day = api.get(
+            f"/customers/{truth[0]['customer']}/stats", params={"from": "2024-09-30", "to": "2024-10-01"}
+        ).json()
         assert sum(d["anomalies"] for d in day["days"]) == len(reported[truth[0]["customer"]])

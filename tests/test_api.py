@@ -11,21 +11,28 @@ import pytest
 from conftest import subprocess_env
 from helpers import running_api
 from logpulse.config import Settings
+from logpulse.flow.sink import InfluxSink
 from logpulse.model import Incident, RequestBatch, ScoredBatch
 from logpulse.storage.points import incident_line
-from logpulse.flow.sink import InfluxSink
 
-DAY = dt.datetime(2024, 9, 29, tzinfo=dt.timezone.utc)
+DAY = dt.datetime(2024, 9, 29, tzinfo=dt.UTC)
 
 
 def ns(t: dt.datetime) -> int:
     return int(t.timestamp()) * 10**9
 
 
-def write_requests(settings: Settings, customer: str, rows: list[tuple[dt.datetime, int, float]], worker: int = 0) -> None:
+def write_requests(
+    settings: Settings, customer: str, rows: list[tuple[dt.datetime, int, float]], worker: int = 0
+) -> None:
     """Write through the real sink (data, then cache-invalidation marks), as the processor does."""
-    b = RequestBatch(customer, [ns(t) + i for i, (t, _, _) in enumerate(rows)], ["/p"] * len(rows),
-                     [str(s) for _, s, _ in rows], [f"{d:.3f}" for _, _, d in rows])
+    b = RequestBatch(
+        customer,
+        [ns(t) + i for i, (t, _, _) in enumerate(rows)],
+        ["/p"] * len(rows),
+        [str(s) for _, s, _ in rows],
+        [f"{d:.3f}" for _, _, d in rows],
+    )
     part = InfluxSink(settings).build("out", worker, 1)
     part.write_batch([(customer, ScoredBatch(b))])
     part.close()
@@ -33,8 +40,11 @@ def write_requests(settings: Settings, customer: str, rows: list[tuple[dt.dateti
 
 @pytest.fixture()
 def api(influx_settings: Settings):
-    write_requests(influx_settings, "cust_a", [(DAY + dt.timedelta(hours=h), 200 if h % 3 else 500, 0.1 * (h + 1))
-                                               for h in range(24)])
+    write_requests(
+        influx_settings,
+        "cust_a",
+        [(DAY + dt.timedelta(hours=h), 200 if h % 3 else 500, 0.1 * (h + 1)) for h in range(24)],
+    )
     write_requests(influx_settings, "cust_b", [(DAY, 200, 1.0)])
     with running_api(subprocess_env(influx_settings)) as client:
         yield client
@@ -49,26 +59,42 @@ def test_stats_shape_and_from_date_alias(api: httpx.Client) -> None:
     assert a["days"][0]["anomalies"] == 0
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"from": "2024-13-01"}, "invalid 'from' date"),
-    ({"from": "2024-02-30"}, "invalid 'from' date"),
-    ({"from": "2024-9-1"}, "invalid 'from' date"),
-    ({"from": "2024-09-30", "to": "2024-09-01"}, "is after"),
-    ({"from": "2000-01-01", "to": "2024-09-01"}, "maximum"),
-    ({"from": "2024-09-01", "to": "2024-09-02", "tz": "Mars/Base"}, "unknown time zone"),
-    ({"from": "2024-09-01", "to": "2024-09-02", "tz": "../../etc/passwd"}, "unknown time zone"),
-    ({}, "missing 'from'"),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"from": "2024-13-01"}, "invalid 'from' date"),
+        ({"from": "2024-02-30"}, "invalid 'from' date"),
+        ({"from": "2024-9-1"}, "invalid 'from' date"),
+        ({"from": "2024-09-30", "to": "2024-09-01"}, "is after"),
+        ({"from": "2000-01-01", "to": "2024-09-01"}, "maximum"),
+        ({"from": "2024-09-01", "to": "2024-09-02", "tz": "Mars/Base"}, "unknown time zone"),
+        ({"from": "2024-09-01", "to": "2024-09-02", "tz": "../../etc/passwd"}, "unknown time zone"),
+        ({}, "missing 'from'"),
+    ],
+)
 def test_bad_parameters_get_422_with_a_message(api: httpx.Client, params: dict, words: str) -> None:
     r = api.get("/customers/cust_a/stats", params=params)
     assert r.status_code == 422 and words in r.json()["detail"]
 
 
-@pytest.mark.parametrize("bad_id", [
-    "x' OR '1'='1", "cust_a'; DROP DATABASE x; --", 'a"b', "a\\b", "a b", "cust_.*", "c" * 65, "ü", "a;b",
-])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "x' OR '1'='1",
+        "cust_a'; DROP DATABASE x; --",
+        'a"b',
+        "a\\b",
+        "a b",
+        "cust_.*",
+        "c" * 65,
+        "ü",
+        "a;b",
+    ],
+)
 def test_injection_attempts_are_refused_and_change_nothing(api: httpx.Client, bad_id: str) -> None:
-    r = api.get(f"/customers/{httpx.URL(bad_id)}/stats".replace("//", "/"), params={"from": "2024-09-29", "to": "2024-09-29"})
+    r = api.get(
+        f"/customers/{httpx.URL(bad_id)}/stats".replace("//", "/"), params={"from": "2024-09-29", "to": "2024-09-29"}
+    )
     assert r.status_code in (404, 422), r.text
     assert api.get("/customers/cust_a/stats", params={"from": "2024-09-29", "to": "2024-09-29"}).status_code == 200
 
@@ -93,10 +119,19 @@ def test_write_into_cached_range_is_visible_at_next_call(api: httpx.Client, infl
 
 
 def test_anomalies_sorted_and_counted_per_day(api: httpx.Client, influx_settings: Settings) -> None:
-    lines = [incident_line(Incident("cust_a", kind, ns(DAY + dt.timedelta(hours=h)), ns(DAY + dt.timedelta(hours=h, minutes=5)), 9.5, 300))
-             for kind, h in (("latency", 10), ("errors", 2))]
-    httpx.post(f"{influx_settings.influxdb_url}/write", params={"db": influx_settings.influxdb_database},
-               content="\n".join(lines)).raise_for_status()
+    lines = [
+        incident_line(
+            Incident(
+                "cust_a", kind, ns(DAY + dt.timedelta(hours=h)), ns(DAY + dt.timedelta(hours=h, minutes=5)), 9.5, 300
+            )
+        )
+        for kind, h in (("latency", 10), ("errors", 2))
+    ]
+    httpx.post(
+        f"{influx_settings.influxdb_url}/write",
+        params={"db": influx_settings.influxdb_database},
+        content="\n".join(lines),
+    ).raise_for_status()
     body = api.get("/customers/cust_a/anomalies", params={"from": "2024-09-29", "to": "2024-09-29"}).json()
     assert [a["kind"] for a in body["anomalies"]] == ["errors", "latency"]
     assert body["anomalies"][0]["start"] == "2024-09-29T02:00:00+00:00" and body["anomalies"][0]["requests"] == 300
@@ -139,8 +174,14 @@ def test_api_key(influx_settings: Settings) -> None:
     with running_api(subprocess_env(influx_settings, API_KEY="s3cret")) as api:
         params = {"from": "2024-09-29", "to": "2024-09-29"}
         assert api.get("/customers/cust_k/stats", params=params).status_code == 401
-        assert api.get("/customers/cust_k/stats", params=params, headers={"Authorization": "Bearer nope"}).status_code == 401
-        assert api.get("/customers/cust_k/stats", params=params, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert (
+            api.get("/customers/cust_k/stats", params=params, headers={"Authorization": "Bearer nope"}).status_code
+            == 401
+        )
+        assert (
+            api.get("/customers/cust_k/stats", params=params, headers={"Authorization": "Bearer s3cret"}).status_code
+            == 200
+        )
         assert api.get("/metrics").status_code == 401
         assert api.get("/healthz").status_code == 200 and api.get("/readyz").status_code == 200
 

@@ -13,27 +13,55 @@ from logpulse.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # The subset of the Compose specification (compose-spec.io) this file uses, with its types.
-_HEALTH = {"type": "object", "required": ["test"], "additionalProperties": False, "properties": {
-    "test": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-    "interval": {"type": "string", "pattern": r"^\d+(ms|s|m|h)$"},
-    "timeout": {"type": "string", "pattern": r"^\d+(ms|s|m|h)$"},
-    "retries": {"type": "integer", "minimum": 1}}}
-_SERVICE = {"type": "object", "additionalProperties": False, "properties": {
-    "build": {"type": ["string", "object"]}, "image": {"type": "string"},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "env_file": {"type": ["string", "array"]},
-    "environment": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-    "volumes": {"type": "array", "items": {"type": "string", "pattern": r"^[\w.\-/]+:/[\w.\-/]*$"}},
-    "ports": {"type": "array", "items": {"type": "string", "pattern": r"^\d+:\d+$"}},
-    "restart": {"enum": ["no", "always", "on-failure", "unless-stopped"]},
-    "healthcheck": _HEALTH,
-    "depends_on": {"type": "object", "additionalProperties": {
-        "type": "object", "required": ["condition"], "additionalProperties": False,
-        "properties": {"condition": {"enum": ["service_started", "service_healthy", "service_completed_successfully"]}}}}},
-    "anyOf": [{"required": ["image"]}, {"required": ["build"]}]}
-SCHEMA = {"type": "object", "required": ["services"], "properties": {
-    "name": {"type": "string"}, "services": {"type": "object", "additionalProperties": _SERVICE},
-    "volumes": {"type": "object"}}, "patternProperties": {"^x-": {}}, "additionalProperties": False}
+_HEALTH = {
+    "type": "object",
+    "required": ["test"],
+    "additionalProperties": False,
+    "properties": {
+        "test": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+        "interval": {"type": "string", "pattern": r"^\d+(ms|s|m|h)$"},
+        "timeout": {"type": "string", "pattern": r"^\d+(ms|s|m|h)$"},
+        "retries": {"type": "integer", "minimum": 1},
+    },
+}
+_SERVICE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "build": {"type": ["string", "object"]},
+        "image": {"type": "string"},
+        "command": {"type": "array", "items": {"type": "string"}},
+        "env_file": {"type": ["string", "array"]},
+        "environment": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+        "volumes": {"type": "array", "items": {"type": "string", "pattern": r"^[\w.\-/]+:/[\w.\-/]*$"}},
+        "ports": {"type": "array", "items": {"type": "string", "pattern": r"^\d+:\d+$"}},
+        "restart": {"enum": ["no", "always", "on-failure", "unless-stopped"]},
+        "healthcheck": _HEALTH,
+        "depends_on": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["condition"],
+                "additionalProperties": False,
+                "properties": {
+                    "condition": {"enum": ["service_started", "service_healthy", "service_completed_successfully"]}
+                },
+            },
+        },
+    },
+    "anyOf": [{"required": ["image"]}, {"required": ["build"]}],
+}
+SCHEMA = {
+    "type": "object",
+    "required": ["services"],
+    "properties": {
+        "name": {"type": "string"},
+        "services": {"type": "object", "additionalProperties": _SERVICE},
+        "volumes": {"type": "object"},
+    },
+    "patternProperties": {"^x-": {}},
+    "additionalProperties": False,
+}
 
 
 def compose() -> dict:

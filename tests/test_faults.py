@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from conftest import subprocess_env
 
+from conftest import subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import make_lines
 from logpulse.storage.influxd import LocalInfluxd
@@ -71,8 +71,9 @@ class Processor:
 
     def start(self) -> Processor:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "logpulse", "process"], env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "logpulse", "process"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         return self
 
     def kill9(self) -> None:
@@ -107,8 +108,9 @@ class Appender(threading.Thread):
 
 
 def env_for(settings: Settings, log: Path, **extra: str) -> dict[str, str]:
-    return subprocess_env(settings, LOG_PATH=str(log), SNAPSHOT_INTERVAL_S="0.5", POLL_INTERVAL_S="0.05",
-                          LOG_LEVEL="INFO", **extra)
+    return subprocess_env(
+        settings, LOG_PATH=str(log), SNAPSHOT_INTERVAL_S="0.5", POLL_INTERVAL_S="0.05", LOG_LEVEL="INFO", **extra
+    )
 
 
 def test_kill_9_five_times_while_appending(influx_settings: Settings, tmp_path: Path) -> None:
@@ -236,8 +238,10 @@ def test_sigterm_drains_snapshots_and_exits_0(influx_settings: Settings, tmp_pat
 
 # Anomaly scores are left out: they depend on the order in which one customer's lines from several
 # files reach its scorer, which differs between runs with any number of workers.
-STATS_Q = ('SELECT COUNT("duration"), SUM("failed"), MEAN("duration"), MEDIAN("duration"), PERCENTILE("duration", 99) '
-           'FROM "requests" GROUP BY time(1d), "customer_id" fill(none)')
+STATS_Q = (
+    'SELECT COUNT("duration"), SUM("failed"), MEAN("duration"), MEDIAN("duration"), PERCENTILE("duration", 99) '
+    'FROM "requests" GROUP BY time(1d), "customer_id" fill(none)'
+)
 
 
 def full_stats(settings: Settings, db: str) -> dict:
@@ -254,8 +258,14 @@ def test_cluster_2x2_over_4_files_equals_1_worker(influx_settings: Settings, tmp
     one = subprocess_env(influx_settings, INFLUXDB_DATABASE="one")
     many = subprocess_env(influx_settings, INFLUXDB_DATABASE="many")
     for env, args in ((one, ["--workers", "1", "--processes", "1"]), (many, ["--workers", "2", "--processes", "2"])):
-        done = subprocess.run([sys.executable, "-m", "logpulse", "ingest", *files, *args], check=False, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "logpulse", "ingest", *files, *args],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "read 12000 lines, written 12000, rejected 0" in done.stdout
     a, b = full_stats(influx_settings, "one"), full_stats(influx_settings, "many")

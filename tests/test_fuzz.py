@@ -22,8 +22,13 @@ def live_api(influxd, tmp_path_factory):
     from logpulse.storage.influx import Connection, InfluxWriter
 
     tmp = tmp_path_factory.mktemp("fuzz")
-    s = Settings(_env_file=None, influxdb_url=influxd.url, influxdb_database="fuzz",
-                 dead_letter_path=str(tmp / "rej.jsonl"), recovery_dir=str(tmp / "rec"))
+    s = Settings(
+        _env_file=None,
+        influxdb_url=influxd.url,
+        influxdb_database="fuzz",
+        dead_letter_path=str(tmp / "rej.jsonl"),
+        recovery_dir=str(tmp / "rec"),
+    )
     w = InfluxWriter(Connection.from_settings(s))
     w.ensure_database()
     w.close()
@@ -45,7 +50,9 @@ def test_no_server_errors_on_any_input(live_api: str, mode: GenerationMode) -> N
         def run(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call(base_url=live_api, timeout=30)
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}: {response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}: {response.text[:200]}"
+                )
 
         try:
             run()

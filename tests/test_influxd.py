@@ -8,10 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import requires_influxd
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
-
-from conftest import requires_influxd
 
 pytestmark = requires_influxd
 
@@ -41,10 +40,12 @@ def test_start_write_query_restart_stop(tmp_path: Path) -> None:
         try:
             writer.ensure_database()
             # two points of one customer in the same second differ by timestamp ns, both must survive
-            writer.write([
-                "requests,customer_id=cust_1 duration=0.5,status=200i 1727571600000000000",
-                "requests,customer_id=cust_1 duration=1.5,status=500i 1727571600000000001",
-            ])
+            writer.write(
+                [
+                    "requests,customer_id=cust_1 duration=0.5,status=200i 1727571600000000000",
+                    "requests,customer_id=cust_1 duration=1.5,status=500i 1727571600000000001",
+                ]
+            )
             rows = writer.query('SELECT COUNT("duration"), SUM("duration") FROM "requests"')
             values = rows[0]["series"][0]["values"][0]
             assert values[1:] == [2, 2.0]

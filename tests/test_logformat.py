@@ -6,7 +6,8 @@ import calendar
 import datetime as dt
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logpulse.formats.logpulse import explain, parse_chunk
 from logpulse.model import Chunk

@@ -23,15 +23,21 @@ def test_ingest_shows_progress_on_a_terminal_and_one_line_otherwise(influx_setti
     log = tmp_path / "api.log"
     log.write_text("".join(make_lines(50_000, customers=5, seed=3)))
     env = subprocess_env(influx_settings, COLUMNS="120")
-    plain = subprocess.run([sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, capture_output=True,
-                           text=True, timeout=300)
+    plain = subprocess.run(
+        [sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert plain.returncode == 0
     assert plain.stdout.strip().count("\n") == 0 and "read 50000 lines" in plain.stdout
     assert "ETA" not in plain.stderr
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "logpulse", "ingest", str(log)], env=env,
-                            stdin=follower, stdout=follower, stderr=follower)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpulse", "ingest", str(log)],
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
     os.close(follower)
     out = b""
     deadline = time.monotonic() + 300
@@ -66,8 +72,13 @@ def test_processor_metrics(influx_settings, tmp_path: Path) -> None:
     log.write_text("".join(make_lines(2000, customers=3, seed=4)) + "not a log line\n")
     port = free_port()
     env = subprocess_env(influx_settings, LOG_PATH=str(log), METRICS_PORT=str(port), SNAPSHOT_INTERVAL_S="1")
-    proc = subprocess.Popen([sys.executable, "-m", "logpulse", "process"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpulse", "process"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         text = ""
         deadline = time.monotonic() + 60

@@ -25,7 +25,7 @@ from faker import Faker
 from conftest import subprocess_env
 from helpers import running_api
 
-START = dt.datetime(2024, 9, 25, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 9, 25, tzinfo=dt.UTC)
 DAYS = 5
 CUSTOMERS = [f"cust_{i}" for i in range(1, 6)]  # 5 customers x 5 days = 25 customer-days
 MALFORMED = [
@@ -94,9 +94,13 @@ def expected_stats(lines: list[str], customer: str, tz: str) -> tuple[dict[str, 
         ok = sum(1 for s, _ in rows if s < 400)
         d = sorted(x for _, x in rows)
         return {
-            "total_requests": len(rows), "successful_requests": ok, "failed_requests": len(rows) - ok,
-            "uptime": ok / len(rows) * 100, "average_latency": statistics.fmean(d),
-            "median_latency": statistics.median(d), "p99_latency": p99(d),
+            "total_requests": len(rows),
+            "successful_requests": ok,
+            "failed_requests": len(rows) - ok,
+            "uptime": ok / len(rows) * 100,
+            "average_latency": statistics.fmean(d),
+            "median_latency": statistics.median(d),
+            "p99_latency": p99(d),
         }
 
     days = {day: figures(rows) for day, rows in per_day.items()}
@@ -113,15 +117,22 @@ def assert_figures(got: dict, want: dict, where: str) -> None:
 
 
 def ingest(env: dict[str, str], *paths: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "logpulse", "ingest", *map(str, paths)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "logpulse", "ingest", *map(str, paths)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip()
 
 
 def count_points(client: httpx.Client, settings) -> int:  # type: ignore[no-untyped-def]
-    r = client.get(f"{settings.influxdb_url}/query",
-                   params={"db": settings.influxdb_database, "q": 'SELECT COUNT("duration") FROM "requests"'})
+    r = client.get(
+        f"{settings.influxdb_url}/query",
+        params={"db": settings.influxdb_database, "q": 'SELECT COUNT("duration") FROM "requests"'},
+    )
     series = r.json()["results"][0].get("series") or [{"values": [[0, 0]]}]
     return series[0]["values"][0][1]
 

@@ -15,7 +15,17 @@ def test_configuration_table_lists_every_setting_with_its_default() -> None:
 
 
 def test_readme_has_the_manual_sections() -> None:
-    for heading in ("## Quickstart", "## Configuration", "## API", "### Definitions", "## Anomaly scoring",
-                    "## Delivery guarantees", "## Architecture", "## Scaling out", "## Performance",
-                    "## Troubleshooting", "```mermaid"):
+    for heading in (
+        "## Quickstart",
+        "## Configuration",
+        "## API",
+        "### Definitions",
+        "## Anomaly scoring",
+        "## Delivery guarantees",
+        "## Architecture",
+        "## Scaling out",
+        "## Performance",
+        "## Troubleshooting",
+        "```mermaid",
+    ):
         assert heading in README, heading

@@ -13,9 +13,20 @@ from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
 T0 = 1_727_568_000  # a multiple of 30 s
 
 
-def traffic(seed: int, minutes: int, rps: float, *, median: float = 0.2, sigma: float = 0.4, fail: float = 0.02,
-            latency: tuple[int, int] | None = None, errors: tuple[int, int] | None = None, factor: float = 3.0,
-            increase: float = 0.3, shuffle: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def traffic(
+    seed: int,
+    minutes: int,
+    rps: float,
+    *,
+    median: float = 0.2,
+    sigma: float = 0.4,
+    fail: float = 0.02,
+    latency: tuple[int, int] | None = None,
+    errors: tuple[int, int] | None = None,
+    factor: float = 3.0,
+    increase: float = 0.3,
+    shuffle: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times ns, durations, failed) for one customer; incidents given as (start_min, end_min)."""
     rng = np.random.default_rng(seed)
     n = int(minutes * 60 * rps)
@@ -39,8 +50,15 @@ def batches(data, size: int) -> list[RequestBatch]:
     out = []
     for i in range(0, len(t), size):
         sl = slice(i, i + size)
-        out.append(RequestBatch("c", t[sl].tolist(), ["/p"] * len(t[sl]),
-                                ["503" if x else "200" for x in f[sl]], [f"{x:.3f}" for x in d[sl]]))
+        out.append(
+            RequestBatch(
+                "c",
+                t[sl].tolist(),
+                ["/p"] * len(t[sl]),
+                ["503" if x else "200" for x in f[sl]],
+                [f"{x:.3f}" for x in d[sl]],
+            )
+        )
     return out
 
 

@@ -8,15 +8,20 @@ import time
 import pytest
 
 from logpulse.config import Settings
+from logpulse.flow.sink import InfluxSink, WriteGaveUp
+from logpulse.model import RequestBatch, ScoredBatch
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
-from logpulse.model import RequestBatch, ScoredBatch
-from logpulse.flow.sink import InfluxSink, WriteGaveUp
 
 
 def batch(customer: str, n: int, start_ns: int = 1_700_000_000 * 10**9) -> tuple[str, ScoredBatch]:
-    b = RequestBatch(customer, [start_ns + i for i in range(n)], ["/p"] * n, ["200" if i % 4 else "503" for i in range(n)],
-                     ["0.100"] * n)
+    b = RequestBatch(
+        customer,
+        [start_ns + i for i in range(n)],
+        ["/p"] * n,
+        ["200" if i % 4 else "503" for i in range(n)],
+        ["0.100"] * n,
+    )
     return customer, ScoredBatch(b)
 
 

@@ -14,8 +14,9 @@ from logpulse.tailing.source import FilePartition, LogSource, expand, file_finge
 
 
 def part(path: Path, resume=None, follow=True, start_at="beginning", chunk=1 << 20) -> FilePartition:
-    return FilePartition(str(path), resume, follow=follow, start_at=start_at, poll_interval_s=0.01,
-                         read_chunk_bytes=chunk)
+    return FilePartition(
+        str(path), resume, follow=follow, start_at=start_at, poll_interval_s=0.01, read_chunk_bytes=chunk
+    )
 
 
 def drain(p: FilePartition, calls: int = 50) -> list[Chunk]:
@@ -37,7 +38,9 @@ def text(chunks: list[Chunk]) -> bytes:
 
 
 def lines(n: int, start: int = 0, tag: str = "a") -> bytes:
-    return b"".join(f"2024-09-29 01:00:{i % 60:02d} cust_{tag} /p 200 0.{i:03d}\n".encode() for i in range(start, start + n))
+    return b"".join(
+        f"2024-09-29 01:00:{i % 60:02d} cust_{tag} /p 200 0.{i:03d}\n".encode() for i in range(start, start + n)
+    )
 
 
 def stopped_after_10_then_4_appended(f: Path) -> dict:

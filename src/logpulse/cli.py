@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,21 +25,32 @@ def _setup_logging() -> None:
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Log file to append to")],
-    count: Annotated[Optional[int], typer.Option(help="Lines to write (default: endless when --rate > 0)")] = None,
+    count: Annotated[int | None, typer.Option(help="Lines to write (default: endless when --rate > 0)")] = None,
     rate: Annotated[float, typer.Option(help="Lines per second; 0 = as fast as possible")] = 100.0,
     customers: Annotated[int, typer.Option(help="Number of customers")] = 50,
-    days: Annotated[Optional[float], typer.Option(help="Days of history: live backfill (default 1) / classic range (default 30)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible output")] = None,
-    mode: Annotated[str, typer.Option(help="live (time-ordered, ending now) | classic (random times over --days)")] = "live",
+    days: Annotated[
+        float | None, typer.Option(help="Days of history: live backfill (default 1) / classic range (default 30)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for reproducible output")] = None,
+    mode: Annotated[
+        str, typer.Option(help="live (time-ordered, ending now) | classic (random times over --days)")
+    ] = "live",
     incidents: Annotated[int, typer.Option(help="Latency spikes / error bursts to inject (live mode)")] = 0,
 ) -> None:
     """Append synthetic API access-log lines to OUT."""
-    from logpulse.generator import GeneratorOptions, generate as run_generator
+    from logpulse.generator import GeneratorOptions
+    from logpulse.generator import generate as run_generator
 
     _setup_logging()
     written = run_generator(
         GeneratorOptions(
-            out=out, count=count, rate=rate, customers=customers, days=days, seed=seed, mode=mode,
+            out=out,
+            count=count,
+            rate=rate,
+            customers=customers,
+            days=days,
+            seed=seed,
+            mode=mode,
             incidents=incidents,
         )
     )
@@ -49,17 +60,23 @@ def generate(
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Log files to read from start to end")],
-    workers: Annotated[Optional[int], typer.Option(help="Bytewax workers (default: WORKERS)")] = None,
-    processes: Annotated[Optional[int], typer.Option(help="Bytewax processes (default: PROCESSES)")] = None,
-    addresses: Annotated[Optional[str], typer.Option("--addresses", "-a", hidden=True)] = None,
-    process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", hidden=True)] = None,
+    workers: Annotated[int | None, typer.Option(help="Bytewax workers (default: WORKERS)")] = None,
+    processes: Annotated[int | None, typer.Option(help="Bytewax processes (default: PROCESSES)")] = None,
+    addresses: Annotated[str | None, typer.Option("--addresses", "-a", hidden=True)] = None,
+    process_id: Annotated[int | None, typer.Option("--process-id", "-i", hidden=True)] = None,
 ) -> None:
     """Read files to their end through the dataflow; exit 0 once every line is durable in InfluxDB."""
     from logpulse.flow.runner import ingest as run_ingest
 
     _setup_logging()
-    summary = run_ingest([str(p) for p in paths], get_settings(), workers=workers, processes=processes,
-                         addresses=addresses, process_id=process_id)
+    summary = run_ingest(
+        [str(p) for p in paths],
+        get_settings(),
+        workers=workers,
+        processes=processes,
+        addresses=addresses,
+        process_id=process_id,
+    )
     if addresses is None:  # cluster members stay quiet; the parent prints the summary
         typer.echo(summary.line())
     raise typer.Exit(0 if summary.ok else 1)
@@ -67,10 +84,18 @@ def ingest(
 
 @app.command()
 def process(
-    workers: Annotated[Optional[int], typer.Option(help="Bytewax worker threads per process (default: WORKERS)")] = None,
-    processes: Annotated[Optional[int], typer.Option(help="Bytewax processes on this host (default: PROCESSES)")] = None,
-    addresses: Annotated[Optional[str], typer.Option("--addresses", "-a", help="Multi-host: 'host:port;host:port;...' of every process")] = None,
-    process_id: Annotated[Optional[int], typer.Option("--process-id", "-i", help="Multi-host: this process's index in -a")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Bytewax worker threads per process (default: WORKERS)")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option(help="Bytewax processes on this host (default: PROCESSES)")
+    ] = None,
+    addresses: Annotated[
+        str | None, typer.Option("--addresses", "-a", help="Multi-host: 'host:port;host:port;...' of every process")
+    ] = None,
+    process_id: Annotated[
+        int | None, typer.Option("--process-id", "-i", help="Multi-host: this process's index in -a")
+    ] = None,
 ) -> None:
     """Tail LOG_PATH continuously with recovery; stop cleanly on SIGINT/SIGTERM."""
     from logpulse.flow.runner import process as run_process
@@ -83,8 +108,8 @@ def process(
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind host (default: API_HOST)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Bind port (default: API_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind host (default: API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port (default: API_PORT)")] = None,
 ) -> None:
     """Run the HTTP API and dashboard."""
     import uvicorn

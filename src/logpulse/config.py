@@ -37,10 +37,14 @@ class Settings(BaseSettings):
 
     # Log input
     log_path: str = Field("data/api_requests.log", description="Log file path or glob; several separated by ','")
-    start_at: Literal["beginning", "end"] = Field("beginning", description="Where a file never seen before is read from")
+    start_at: Literal["beginning", "end"] = Field(
+        "beginning", description="Where a file never seen before is read from"
+    )
     poll_interval_s: float = Field(0.2, description="How often a tailed file at its end is checked for new data")
     read_chunk_bytes: int = Field(1024 * 1024, description="Bytes read from a file per source batch")
-    dead_letter_path: str = Field("data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)")
+    dead_letter_path: str = Field(
+        "data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)"
+    )
 
     # Dataflow
     workers: int = Field(1, ge=1, description="Bytewax worker threads per process")
@@ -55,12 +59,18 @@ class Settings(BaseSettings):
     # Anomaly scoring
     scoring_enabled: bool = Field(True, description="Score batches for anomalies")
     scoring_bucket_s: float = Field(30.0, gt=0, description="Event-time bucket length for incident tests")
-    scoring_latency_ratio: float = Field(2.0, gt=1, description="Bucket latency anomalous at this multiple of the baseline (geometric mean)")
-    scoring_error_increase: float = Field(0.15, gt=0, lt=1, description="Bucket failure rate anomalous at baseline + this")
+    scoring_latency_ratio: float = Field(
+        2.0, gt=1, description="Bucket latency anomalous at this multiple of the baseline (geometric mean)"
+    )
+    scoring_error_increase: float = Field(
+        0.15, gt=0, lt=1, description="Bucket failure rate anomalous at baseline + this"
+    )
     scoring_min_z: float = Field(4.0, gt=0, description="Minimum z-score of an anomalous bucket (both signals)")
     scoring_min_bucket_requests: int = Field(5, ge=1, description="Buckets with fewer requests are never anomalous")
     scoring_min_incident_s: float = Field(60.0, ge=0, description="An incident is reported once it spans this long")
-    scoring_warmup_buckets: int = Field(10, ge=1, description="Buckets of a customer's traffic before its baseline is trusted")
+    scoring_warmup_buckets: int = Field(
+        10, ge=1, description="Buckets of a customer's traffic before its baseline is trusted"
+    )
     scoring_alpha: float = Field(0.05, gt=0, le=1, description="EWMA weight of one bucket in the baseline")
 
     # API

@@ -59,7 +59,7 @@ class Incident:
     end: float
 
     def as_json(self) -> dict[str, str]:
-        iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: E731
+        iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
         return {"customer": self.customer, "kind": self.kind, "start": iso(self.start), "end": iso(self.end)}
 
 
@@ -108,14 +108,16 @@ class Traffic:
         return format_lines(times, self.names[cust], paths, status, np.maximum(dur, 0.001))
 
 
-def format_lines(times: np.ndarray, customers: np.ndarray, paths: np.ndarray, statuses: np.ndarray,
-                 durations: np.ndarray) -> list[str]:
+def format_lines(
+    times: np.ndarray, customers: np.ndarray, paths: np.ndarray, statuses: np.ndarray, durations: np.ndarray
+) -> list[str]:
     """Log lines from columns (times in epoch seconds, truncated to whole seconds)."""
     stamps = np.datetime_as_string(np.floor(times).astype(np.int64).astype("datetime64[s]"), unit="s")
     return [
         f"{s[:10]} {s[11:]} {c} {p} {st} {d:.3f}\n"
-        for s, c, p, st, d in zip(stamps.tolist(), customers.tolist(), paths.tolist(), statuses.tolist(),
-                                  durations.tolist())
+        for s, c, p, st, d in zip(
+            stamps.tolist(), customers.tolist(), paths.tolist(), statuses.tolist(), durations.tolist()
+        )
     ]
 
 
@@ -133,7 +135,7 @@ def place_incidents(traffic: Traffic, n: int, start: float, end: float, opts: Ge
     rates = traffic.customer_rates()
     eligible = np.flatnonzero(rates >= 1.0)
     if len(eligible) == 0:
-        eligible = np.argsort(rates)[-max(1, min(5, traffic.customers)):]
+        eligible = np.argsort(rates)[-max(1, min(5, traffic.customers)) :]
     placed: list[Incident] = []
     attempts = 0
     while len(placed) < n and attempts < 1000 * max(1, n):
@@ -187,24 +189,37 @@ def _classic(opts: GeneratorOptions, rng: np.random.Generator) -> int:
     """The exercise's generator: random timestamps over the past days, shuffled, uniform choices."""
     n = opts.count if opts.count is not None else 1000
     days = opts.days if opts.days is not None else 30.0
-    now = (opts.now or dt.datetime.now(dt.timezone.utc)).timestamp()
+    now = (opts.now or dt.datetime.now(dt.UTC)).timestamp()
     written = 0
     with opts.out.open("a") as f:
         while written < n:
             m = min(200_000, n - written)
             times = rng.uniform(now - days * 86400, now, m)
-            customers = np.array([f"cust_{i}" for i in range(1, opts.customers + 1)])[rng.integers(0, opts.customers, m)]
-            lines = format_lines(times, customers, CLASSIC_PATHS[rng.integers(0, 4, m)],
-                                 CLASSIC_STATUSES[rng.integers(0, len(CLASSIC_STATUSES), m)], rng.uniform(0.1, 2.0, m))
+            customers = np.array([f"cust_{i}" for i in range(1, opts.customers + 1)])[
+                rng.integers(0, opts.customers, m)
+            ]
+            lines = format_lines(
+                times,
+                customers,
+                CLASSIC_PATHS[rng.integers(0, 4, m)],
+                CLASSIC_STATUSES[rng.integers(0, len(CLASSIC_STATUSES), m)],
+                rng.uniform(0.1, 2.0, m),
+            )
             f.write("".join(lines))
             written += m
     return written
 
 
 def _live(opts: GeneratorOptions, rng: np.random.Generator) -> int:
-    traffic = Traffic(rng, opts.customers, opts.rate if opts.rate > 0 else 100.0, path_pool(opts.seed),
-                      latency_factor=opts.latency_factor, error_rate_increase=opts.error_rate_increase)
-    now = (opts.now or dt.datetime.now(dt.timezone.utc)).timestamp()
+    traffic = Traffic(
+        rng,
+        opts.customers,
+        opts.rate if opts.rate > 0 else 100.0,
+        path_pool(opts.seed),
+        latency_factor=opts.latency_factor,
+        error_rate_increase=opts.error_rate_increase,
+    )
+    now = (opts.now or dt.datetime.now(dt.UTC)).timestamp()
     days = opts.days if opts.days is not None else 1.0
     start = now - days * 86400
     backfill_lines = int(traffic.rate * days * 86400)
@@ -266,10 +281,11 @@ def _live_tail(opts: GeneratorOptions, traffic: Traffic, f, written: int, stop: 
     return n_total
 
 
-def make_lines(n: int, *, customers: int = 5, start: dt.datetime | None = None, seconds: float = 3600.0,
-               seed: int = 0) -> list[str]:
+def make_lines(
+    n: int, *, customers: int = 5, start: dt.datetime | None = None, seconds: float = 3600.0, seed: int = 0
+) -> list[str]:
     """n time-ordered live-style log lines (with newlines) in memory, for tests."""
     rng = np.random.default_rng(seed)
-    t0 = (start or dt.datetime(2024, 9, 29, tzinfo=dt.timezone.utc)).timestamp()
+    t0 = (start or dt.datetime(2024, 9, 29, tzinfo=dt.UTC)).timestamp()
     traffic = Traffic(rng, customers, max(1.0, n / seconds), path_pool(seed, 20))
     return traffic.draw(t0, t0 + seconds, n)

@@ -19,14 +19,20 @@ class IngestProgress:
 
     def __init__(self, total_bytes: int) -> None:
         self._bar = Progress(
-            TextColumn("ingest"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False,
+            TextColumn("ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=False,
         )
         self._task = self._bar.add_task("ingest", total=total_bytes, rate="")
         self._bar.start()
 
     @classmethod
-    def for_paths(cls, patterns: list[str]) -> "IngestProgress | None":
+    def for_paths(cls, patterns: list[str]) -> IngestProgress | None:
         """A progress bar over the files' current sizes, or None when stderr is not a terminal."""
         if not sys.stderr.isatty():
             return None

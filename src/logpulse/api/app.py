@@ -21,11 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from logpulse.api import validation
-from logpulse.api.validation import DateRange
 from logpulse.api.cache import AnswerCache
 from logpulse.api.dashboard import router as dashboard_router
 from logpulse.api.schemas import Anomalies, CustomerPage, Problem, Stats
 from logpulse.api.service import NotFound, Service
+from logpulse.api.validation import DateRange
 from logpulse.config import Settings, get_settings
 from logpulse.storage.influx import AsyncInfluxQuery, Connection, InfluxError, InfluxUnavailable
 
@@ -60,10 +60,14 @@ class _Unauthorized(Exception):
 
 def date_range(
     request: Request,
-    from_: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])
+    ] = None,
     from_date: Annotated[str | None, Query(description="Alias of `from`")] = None,
     to: Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")] = None,
-    tz: Annotated[str, Query(description="IANA time zone of the calendar days", examples=["UTC", "Europe/Berlin"])] = "UTC",
+    tz: Annotated[
+        str, Query(description="IANA time zone of the calendar days", examples=["UTC", "Europe/Berlin"])
+    ] = "UTC",
 ) -> DateRange:
     """The from/to/tz parameters shared by the per-customer routes, validated (422 otherwise)."""
     return validation.date_range(from_ or from_date, to, tz, _settings(request).max_range_days)
@@ -102,13 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"detail": "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            {"detail": "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     @app.exception_handler(InfluxUnavailable)
     async def unavailable(request: Request, exc: InfluxUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": f"InfluxDB unavailable: {exc}"}, status_code=503,
-                            headers={"Retry-After": RETRY_AFTER_S})
+        return JSONResponse(
+            {"detail": f"InfluxDB unavailable: {exc}"}, status_code=503, headers={"Retry-After": RETRY_AFTER_S}
+        )
 
     @app.exception_handler(InfluxError)
     async def influx_error(request: Request, exc: InfluxError) -> JSONResponse:
@@ -120,20 +128,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="InfluxDB is reachable",
-             responses={503: ERRORS[503]})
+    @app.get("/readyz", tags=["operations"], summary="InfluxDB is reachable", responses={503: ERRORS[503]})
     async def readyz(request: Request) -> Response:
         if await _service(request).client.ping():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"detail": "InfluxDB unreachable"}, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", dependencies=protected,
-             response_class=Response)
+    @app.get(
+        "/metrics", tags=["operations"], summary="Prometheus metrics", dependencies=protected, response_class=Response
+    )
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/customers", tags=["customers"], response_model=CustomerPage, dependencies=protected,
-             summary="Every customer seen, with first/last request and total, paged", responses=ERRORS)
+    @app.get(
+        "/customers",
+        tags=["customers"],
+        response_model=CustomerPage,
+        dependencies=protected,
+        summary="Every customer seen, with first/last request and total, paged",
+        responses=ERRORS,
+    )
     async def customers(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page")] = 50,
@@ -141,14 +155,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Any:
         return await _service(request).customers(limit, cursor)
 
-    @app.get("/customers/{customer_id}/stats", tags=["customers"], response_model=Stats, response_model_by_alias=True,
-             dependencies=protected, summary="Daily service-level numbers of one customer", responses=ERRORS)
+    @app.get(
+        "/customers/{customer_id}/stats",
+        tags=["customers"],
+        response_model=Stats,
+        response_model_by_alias=True,
+        dependencies=protected,
+        summary="Daily service-level numbers of one customer",
+        responses=ERRORS,
+    )
     async def stats(request: Request, customer_id: str, r: Annotated[DateRange, Depends(date_range)]) -> Any:
         return await _service(request).stats(validation.customer_id(customer_id), r)
 
-    @app.get("/customers/{customer_id}/anomalies", tags=["customers"], response_model=Anomalies,
-             response_model_by_alias=True, dependencies=protected, summary="Incidents of one customer",
-             responses=ERRORS)
+    @app.get(
+        "/customers/{customer_id}/anomalies",
+        tags=["customers"],
+        response_model=Anomalies,
+        response_model_by_alias=True,
+        dependencies=protected,
+        summary="Incidents of one customer",
+        responses=ERRORS,
+    )
     async def anomalies(request: Request, customer_id: str, r: Annotated[DateRange, Depends(date_range)]) -> Any:
         return await _service(request).anomalies(validation.customer_id(customer_id), r)
 

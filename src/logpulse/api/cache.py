@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from logpulse.api import queries
@@ -93,7 +93,9 @@ class AnswerCache:
             return None
         return e.value, now - e.computed_ns <= self._ttl_ns
 
-    def put(self, key: tuple[Any, ...], computed_ns: int, value: Any, customer: str, start_ns: int, end_ns: int) -> None:
+    def put(
+        self, key: tuple[Any, ...], computed_ns: int, value: Any, customer: str, start_ns: int, end_ns: int
+    ) -> None:
         """Store an answer computed from a query that *started* at computed_ns."""
         if self._ttl_ns <= 0:
             return
@@ -103,7 +105,12 @@ class AnswerCache:
 
     def invalidate(self, customer: str, mark_ns: int, lo: int, hi: int) -> None:
         for key, e in list(self._entries.items()):
-            if (e.customer in (customer, ANY_CUSTOMER)) and mark_ns > e.computed_ns and lo < e.end_ns and hi >= e.start_ns:
+            if (
+                (e.customer in (customer, ANY_CUSTOMER))
+                and mark_ns > e.computed_ns
+                and lo < e.end_ns
+                and hi >= e.start_ns
+            ):
                 self._entries.pop(key, None)
 
     async def poll_once(self, client: AsyncInfluxQuery) -> None:

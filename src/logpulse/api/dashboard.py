@@ -21,5 +21,6 @@ async def dashboard() -> HTMLResponse:
 
 @router.get("/vendor/plotly.min.js")
 async def plotly_js() -> FileResponse:
-    return FileResponse(_PLOTLY_JS, media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(
+        _PLOTLY_JS, media_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )

@@ -37,8 +37,10 @@ def stats(customer: str, r: DateRange) -> tuple[str, str, str]:
 
 
 def anomalies(customer: str, r: DateRange) -> str:
-    return (f'SELECT "kind", "end", "score", "requests" FROM {quote_ident(ANOMALIES)} '
-            f"WHERE {_where(customer, r.start_ns, r.end_ns)} GROUP BY {quote_ident('kind')} ORDER BY time ASC")
+    return (
+        f'SELECT "kind", "end", "score", "requests" FROM {quote_ident(ANOMALIES)} '
+        f"WHERE {_where(customer, r.start_ns, r.end_ns)} GROUP BY {quote_ident('kind')} ORDER BY time ASC"
+    )
 
 
 def customer_ids() -> str:
@@ -57,5 +59,7 @@ def customer_summaries(customers: list[str]) -> str:
 
 
 def marks_since(since_ns: int) -> str:
-    return (f'SELECT "min_time", "max_time" FROM {quote_ident(WRITES)} WHERE time > {since_ns} '
-            f"GROUP BY {quote_ident(TAG_CUSTOMER)}")
+    return (
+        f'SELECT "min_time", "max_time" FROM {quote_ident(WRITES)} WHERE time > {since_ns} '
+        f"GROUP BY {quote_ident(TAG_CUSTOMER)}"
+    )

@@ -12,7 +12,9 @@ class Figures(BaseModel):
     uptime: float | None = Field(description="successful / total x 100 (null without requests)")
     average_latency: float | None = Field(description="Arithmetic mean of durations, seconds")
     median_latency: float | None = Field(description="Middle duration; mean of the two middle ones for even n")
-    p99_latency: float | None = Field(description="Duration at 1-based rank floor(0.99 n + 0.5) of the sorted durations")
+    p99_latency: float | None = Field(
+        description="Duration at 1-based rank floor(0.99 n + 0.5) of the sorted durations"
+    )
 
 
 class Day(Figures):
@@ -21,13 +23,39 @@ class Day(Figures):
 
 
 class Stats(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"example": {
-        "customer_id": "cust_1", "from": "2024-09-29", "to": "2024-09-30", "tz": "UTC",
-        "days": [{"date": "2024-09-29", "total_requests": 5, "successful_requests": 3, "failed_requests": 2,
-                  "uptime": 60.0, "average_latency": 0.84, "median_latency": 0.7, "p99_latency": 1.5,
-                  "anomalies": 0}],
-        "summary": {"total_requests": 5, "successful_requests": 3, "failed_requests": 2, "uptime": 60.0,
-                    "average_latency": 0.84, "median_latency": 0.7, "p99_latency": 1.5}}})
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "example": {
+                "customer_id": "cust_1",
+                "from": "2024-09-29",
+                "to": "2024-09-30",
+                "tz": "UTC",
+                "days": [
+                    {
+                        "date": "2024-09-29",
+                        "total_requests": 5,
+                        "successful_requests": 3,
+                        "failed_requests": 2,
+                        "uptime": 60.0,
+                        "average_latency": 0.84,
+                        "median_latency": 0.7,
+                        "p99_latency": 1.5,
+                        "anomalies": 0,
+                    }
+                ],
+                "summary": {
+                    "total_requests": 5,
+                    "successful_requests": 3,
+                    "failed_requests": 2,
+                    "uptime": 60.0,
+                    "average_latency": 0.84,
+                    "median_latency": 0.7,
+                    "p99_latency": 1.5,
+                },
+            }
+        },
+    )
 
     customer_id: str
     from_: str = Field(alias="from")
@@ -46,10 +74,26 @@ class Anomaly(BaseModel):
 
 
 class Anomalies(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"example": {
-        "customer_id": "cust_1", "from": "2024-09-29", "to": "2024-09-30", "tz": "UTC",
-        "anomalies": [{"kind": "latency", "start": "2024-09-29T10:00:00+00:00", "end": "2024-09-29T10:04:30+00:00",
-                       "score": 27.5, "requests": 591}]}})
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "example": {
+                "customer_id": "cust_1",
+                "from": "2024-09-29",
+                "to": "2024-09-30",
+                "tz": "UTC",
+                "anomalies": [
+                    {
+                        "kind": "latency",
+                        "start": "2024-09-29T10:00:00+00:00",
+                        "end": "2024-09-29T10:04:30+00:00",
+                        "score": 27.5,
+                        "requests": 591,
+                    }
+                ],
+            }
+        },
+    )
 
     customer_id: str
     from_: str = Field(alias="from")
@@ -66,10 +110,21 @@ class Customer(BaseModel):
 
 
 class CustomerPage(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "customers": [{"customer_id": "cust_1", "first_request": "2024-09-01T00:00:03+00:00",
-                       "last_request": "2024-09-30T23:59:58+00:00", "total_requests": 200345}],
-        "next_cursor": "Y3VzdF8x"}})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "customers": [
+                    {
+                        "customer_id": "cust_1",
+                        "first_request": "2024-09-01T00:00:03+00:00",
+                        "last_request": "2024-09-30T23:59:58+00:00",
+                        "total_requests": 200345,
+                    }
+                ],
+                "next_cursor": "Y3VzdF8x",
+            }
+        }
+    )
 
     customers: list[Customer]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

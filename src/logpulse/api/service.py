@@ -23,12 +23,25 @@ class NotFound(Exception):
 
 def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
     if not row or not row.get("total"):
-        return {"total_requests": 0, "successful_requests": 0, "failed_requests": 0, "uptime": None,
-                "average_latency": None, "median_latency": None, "p99_latency": None}
+        return {
+            "total_requests": 0,
+            "successful_requests": 0,
+            "failed_requests": 0,
+            "uptime": None,
+            "average_latency": None,
+            "median_latency": None,
+            "p99_latency": None,
+        }
     total, failed = int(row["total"]), int(row["failed"] or 0)
-    return {"total_requests": total, "successful_requests": total - failed, "failed_requests": failed,
-            "uptime": (total - failed) / total * 100, "average_latency": row["average"],
-            "median_latency": row["median"], "p99_latency": row["p99"]}
+    return {
+        "total_requests": total,
+        "successful_requests": total - failed,
+        "failed_requests": failed,
+        "uptime": (total - failed) / total * 100,
+        "average_latency": row["average"],
+        "median_latency": row["median"],
+        "p99_latency": row["p99"],
+    }
 
 
 def _iso(ns: int, tz: dt.tzinfo) -> str:
@@ -80,8 +93,14 @@ class Service:
         await self.require_customer(customer)
         res = await self.client.query(queries.anomalies(customer, r))
         items = [
-            {"kind": tags.get("kind", row.get("kind")), "start": _iso(row["time"], r.tz), "end": _iso(row["end"], r.tz),
-             "score": row["score"], "requests": row["requests"], "_t": row["time"]}
+            {
+                "kind": tags.get("kind", row.get("kind")),
+                "start": _iso(row["time"], r.tz),
+                "end": _iso(row["end"], r.tz),
+                "score": row["score"],
+                "requests": row["requests"],
+                "_t": row["time"],
+            }
             for tags, row in series_rows(res[0])
         ]
         items.sort(key=lambda a: (a["_t"], a["kind"]))
@@ -100,10 +119,14 @@ class Service:
                 res = await self.client.query(queries.customer_summaries(page))
                 for i, c in enumerate(page):
                     total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
-                    out.append({"customer_id": c,
-                                "first_request": _iso(first[0][1]["time"], dt.timezone.utc) if first else None,
-                                "last_request": _iso(last[0][1]["time"], dt.timezone.utc) if last else None,
-                                "total_requests": int(total[0][1]["total"]) if total else 0})
+                    out.append(
+                        {
+                            "customer_id": c,
+                            "first_request": _iso(first[0][1]["time"], dt.UTC) if first else None,
+                            "last_request": _iso(last[0][1]["time"], dt.UTC) if last else None,
+                            "total_requests": int(total[0][1]["total"]) if total else 0,
+                        }
+                    )
             more = bool(page) and any(c > page[-1] for c in ids)
             answer = {"customers": out, "next_cursor": encode_cursor(page[-1]) if more else None}
             return answer, ANY_CUSTOMER, 0, 2**63 - 1

@@ -24,8 +24,10 @@ class BadRequest(HTTPException):
 
 def customer_id(value: str) -> str:
     if not CUSTOMER_ID_RE.match(value):
-        raise BadRequest(f"invalid customer id {value[:80]!r}: expected {CUSTOMER_ID_PATTERN} "
-                         "(1-64 of letters, digits, '_', '.', '-')")
+        raise BadRequest(
+            f"invalid customer id {value[:80]!r}: expected {CUSTOMER_ID_PATTERN} "
+            "(1-64 of letters, digits, '_', '.', '-')"
+        )
     return value
 
 

@@ -23,11 +23,11 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.tailing.deadletter import DeadLetterSink
+from logpulse.flow.sink import InfluxSink
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch, ScoredBatch
 from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
-from logpulse.flow.sink import InfluxSink
+from logpulse.tailing.deadletter import DeadLetterSink
 from logpulse.tailing.source import LogSource
 
 STOP = threading.Event()
@@ -109,7 +109,9 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
     )
     chunks = op.input("read", flow, StoppableSource(source))
     parsed = op.map("parse", chunks, _parse)
-    op.output("dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path)))
+    op.output(
+        "dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path))
+    )
     if settings.scoring_enabled:
         keyed = op.flat_map("by_customer", parsed, _batches)
         scored = op.stateful_map("score", keyed, _scorer(ScoringConfig.from_settings(settings)))

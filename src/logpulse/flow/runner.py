@@ -29,8 +29,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.progress import IngestProgress
+from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 
 log = logging.getLogger(__name__)
 STATS_FILE_ENV = "LOGPULSE_STATS_FILE"
@@ -102,8 +102,15 @@ def _recovery(settings: Settings) -> RecoveryConfig:
     return RecoveryConfig(str(path), timedelta(0))
 
 
-def _run_here(settings: Settings, patterns: list[str], *, follow: bool, workers: int,
-              addresses: list[str] | None, process_id: int | None) -> None:
+def _run_here(
+    settings: Settings,
+    patterns: list[str],
+    *,
+    follow: bool,
+    workers: int,
+    addresses: list[str] | None,
+    process_id: int | None,
+) -> None:
     """Run this process's share of the dataflow (all of it, or one cluster member)."""
     from logpulse.flow.dataflow import build_flow
 
@@ -112,8 +119,14 @@ def _run_here(settings: Settings, patterns: list[str], *, follow: bool, workers:
         epoch, recovery = timedelta(seconds=settings.snapshot_interval_s), _recovery(settings)
     else:
         epoch, recovery = INGEST_EPOCH, None
-    cli_main(flow, workers_per_process=workers, process_id=process_id, addresses=addresses,
-             epoch_interval=epoch, recovery_config=recovery)
+    cli_main(
+        flow,
+        workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses,
+        epoch_interval=epoch,
+        recovery_config=recovery,
+    )
 
 
 def _graceful_stop(signum: int, frame: FrameType | None) -> None:
@@ -137,8 +150,15 @@ def _dump_stats(path: str) -> None:
     os.replace(tmp, path)
 
 
-def member(settings: Settings, patterns: list[str], *, follow: bool, workers: int,
-           addresses: list[str] | None, process_id: int | None) -> int:
+def member(
+    settings: Settings,
+    patterns: list[str],
+    *,
+    follow: bool,
+    workers: int,
+    addresses: list[str] | None,
+    process_id: int | None,
+) -> int:
     """Run one process of the dataflow; returns the exit code (0 also after a graceful stop)."""
     signal.signal(signal.SIGTERM, _graceful_stop)
     signal.signal(signal.SIGINT, _graceful_stop)
@@ -172,12 +192,30 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _child_cmd(command: str, args: list[str], *, workers: int, addresses: list[str], process_id: int) -> list[str]:
-    return [sys.executable, "-m", "logpulse", command, *args, "--workers", str(workers),
-            "--addresses", ";".join(addresses), "--process-id", str(process_id)]
+    return [
+        sys.executable,
+        "-m",
+        "logpulse",
+        command,
+        *args,
+        "--workers",
+        str(workers),
+        "--addresses",
+        ";".join(addresses),
+        "--process-id",
+        str(process_id),
+    ]
 
 
-def _local_cluster(command: str, args: list[str], *, workers: int, processes: int,
-                   stats_dir: Path, progress: IngestProgress | None = None) -> tuple[int, dict[str, float]]:
+def _local_cluster(
+    command: str,
+    args: list[str],
+    *,
+    workers: int,
+    processes: int,
+    stats_dir: Path,
+    progress: IngestProgress | None = None,
+) -> tuple[int, dict[str, float]]:
     """Run `processes` cluster members on this host as children; forwards SIGINT/SIGTERM to them.
 
     Returns the worst exit code and the summed counters of the children.
@@ -185,8 +223,10 @@ def _local_cluster(command: str, args: list[str], *, workers: int, processes: in
     addresses = [f"127.0.0.1:{p}" for p in _free_ports(processes)]
     stats_files = [stats_dir / f"proc-{i}.json" for i in range(processes)]
     children = [
-        subprocess.Popen(_child_cmd(command, args, workers=workers, addresses=addresses, process_id=i),
-                         env={**os.environ, STATS_FILE_ENV: str(stats_files[i])})
+        subprocess.Popen(
+            _child_cmd(command, args, workers=workers, addresses=addresses, process_id=i),
+            env={**os.environ, STATS_FILE_ENV: str(stats_files[i])},
+        )
         for i in range(processes)
     ]
 
@@ -229,8 +269,15 @@ def _sum_stats(files: list[Path]) -> dict[str, float]:
     return total
 
 
-def ingest(paths: list[str], settings: Settings, *, workers: int | None = None, processes: int | None = None,
-           addresses: str | None = None, process_id: int | None = None) -> IngestSummary:
+def ingest(
+    paths: list[str],
+    settings: Settings,
+    *,
+    workers: int | None = None,
+    processes: int | None = None,
+    addresses: str | None = None,
+    process_id: int | None = None,
+) -> IngestSummary:
     """Read `paths` from start to end; return once every line is acknowledged by InfluxDB."""
     workers = workers or settings.workers
     processes = processes or settings.processes
@@ -238,8 +285,9 @@ def ingest(paths: list[str], settings: Settings, *, workers: int | None = None, 
     if missing:
         return IngestSummary(ok=False, errors=[f"no such file: {', '.join(missing)}"])
     if addresses is not None:  # a member of a cluster started by another `ingest`
-        code = member(settings, paths, follow=False, workers=workers,
-                      addresses=addresses.split(";"), process_id=process_id)
+        code = member(
+            settings, paths, follow=False, workers=workers, addresses=addresses.split(";"), process_id=process_id
+        )
         return IngestSummary(ok=code == 0)
 
     _prepare_database(settings)
@@ -248,8 +296,9 @@ def ingest(paths: list[str], settings: Settings, *, workers: int | None = None, 
     try:
         if processes > 1:
             with tempfile.TemporaryDirectory(prefix="logpulse-ingest-") as tmp:
-                code, stats = _local_cluster("ingest", paths, workers=workers, processes=processes,
-                                             stats_dir=Path(tmp), progress=progress)
+                code, stats = _local_cluster(
+                    "ingest", paths, workers=workers, processes=processes, stats_dir=Path(tmp), progress=progress
+                )
         else:
             before = metrics.totals()
             stop = threading.Event()
@@ -262,22 +311,32 @@ def ingest(paths: list[str], settings: Settings, *, workers: int | None = None, 
         if progress:
             progress.close()
     return IngestSummary(
-        read=int(stats.get("read", 0)), written=int(stats.get("written", 0)),
-        rejected=int(stats.get("rejected", 0)), seconds=time.perf_counter() - started,
-        ok=code == 0, dead_letter=settings.dead_letter_path,
+        read=int(stats.get("read", 0)),
+        written=int(stats.get("written", 0)),
+        rejected=int(stats.get("rejected", 0)),
+        seconds=time.perf_counter() - started,
+        ok=code == 0,
+        dead_letter=settings.dead_letter_path,
         errors=[] if code == 0 else [f"exit code {code}"],
     )
 
 
-def process(settings: Settings, *, workers: int | None = None, processes: int | None = None,
-            addresses: str | None = None, process_id: int | None = None) -> int:
+def process(
+    settings: Settings,
+    *,
+    workers: int | None = None,
+    processes: int | None = None,
+    addresses: str | None = None,
+    process_id: int | None = None,
+) -> int:
     """Tail LOG_PATH with recovery until SIGINT/SIGTERM; returns the exit code."""
     workers = workers or settings.workers
     processes = processes or settings.processes
     patterns = settings.log_globs()
     if addresses is not None:
-        return member(settings, patterns, follow=True, workers=workers,
-                      addresses=addresses.split(";"), process_id=process_id)
+        return member(
+            settings, patterns, follow=True, workers=workers, addresses=addresses.split(";"), process_id=process_id
+        )
     _prepare_database(settings)
     _recovery(settings)  # create it once, before several members race to
     if processes > 1:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -32,8 +32,8 @@ from tenacity import (
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.model import ScoredBatch
+from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.storage.points import incident_line, request_lines, write_mark_line
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,6 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         metrics.LINES_WRITTEN.inc(len(lines) - incidents)
         metrics.INCIDENTS_WRITTEN.inc(incidents)
         self._marks.add(bounds)
-
 
     def _raise_failed(self) -> None:
         while self._pending and self._pending[0].done():

@@ -78,7 +78,9 @@ def explain(line: str) -> str | None:
         return "empty line"
     parts = line.split(" ")
     if len(parts) != 6:
-        return f"expected 6 fields separated by single spaces (date time customer path status duration), got {len(parts)}"
+        return (
+            f"expected 6 fields separated by single spaces (date time customer path status duration), got {len(parts)}"
+        )
     date, time, customer, path, status, duration = parts
     if not re.fullmatch(_DATE, date):
         return f"invalid date {date[:40]!r}: expected YYYY-MM-DD"
@@ -122,14 +124,23 @@ def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestB
         try:
             line = piece.decode("utf-8")
         except UnicodeDecodeError as exc:
-            rejects.append(Reject(chunk.path, offset, piece[:_MAX_LINE_IN_REJECT].decode("utf-8", "replace"), f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            rejects.append(
+                Reject(
+                    chunk.path,
+                    offset,
+                    piece[:_MAX_LINE_IN_REJECT].decode("utf-8", "replace"),
+                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                )
+            )
             continue
         m = LINE_RE.match(line)
         if m is not None:
             key, ss, frac, customer, path, status, dur = m.groups()
             minute = _minute_epoch(key)
             if minute is not None:
-                _append(batches, customer, point_time(minute + int(ss), frac, offset, chunk.file_key), path, status, dur)
+                _append(
+                    batches, customer, point_time(minute + int(ss), frac, offset, chunk.file_key), path, status, dur
+                )
                 continue
         rejects.append(Reject(chunk.path, offset, line[:_MAX_LINE_IN_REJECT], explain(line) or "unparseable line"))
     return seen
@@ -160,7 +171,9 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
         if minute is None:
             minute = _minute_epoch(key)
             if minute is None:
-                rejects.append(Reject(chunk.path, base_offset + start, m.group(0), explain(m.group(0)) or "unparseable line"))
+                rejects.append(
+                    Reject(chunk.path, base_offset + start, m.group(0), explain(m.group(0)) or "unparseable line")
+                )
                 continue
         offset = base_offset + start
         if frac is None:

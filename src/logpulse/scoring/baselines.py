@@ -55,11 +55,17 @@ class ScoringConfig:
     alpha: float = 0.05
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "ScoringConfig":
-        return cls(bucket_s=s.scoring_bucket_s, latency_ratio=s.scoring_latency_ratio,
-                   error_increase=s.scoring_error_increase, min_z=s.scoring_min_z,
-                   min_bucket_requests=s.scoring_min_bucket_requests, min_incident_s=s.scoring_min_incident_s,
-                   warmup_buckets=s.scoring_warmup_buckets, alpha=s.scoring_alpha)
+    def from_settings(cls, s: Settings) -> ScoringConfig:
+        return cls(
+            bucket_s=s.scoring_bucket_s,
+            latency_ratio=s.scoring_latency_ratio,
+            error_increase=s.scoring_error_increase,
+            min_z=s.scoring_min_z,
+            min_bucket_requests=s.scoring_min_bucket_requests,
+            min_incident_s=s.scoring_min_incident_s,
+            warmup_buckets=s.scoring_warmup_buckets,
+            alpha=s.scoring_alpha,
+        )
 
 
 @dataclass
@@ -128,8 +134,13 @@ class CustomerScorer:
         late = idx < self.watermark - 1  # older than the grace bucket: baseline only
         out: list[Incident] = []
         if late.any():
-            self.baseline.update(int(late.sum()), float(logs[late].sum()), float((logs[late] ** 2).sum()),
-                                 int(failed[late].sum()), cfg.alpha)
+            self.baseline.update(
+                int(late.sum()),
+                float(logs[late].sum()),
+                float((logs[late] ** 2).sum()),
+                int(failed[late].sum()),
+                cfg.alpha,
+            )
             keep = ~late
             idx, logs, failed = idx[keep], logs[keep], failed[keep]
         if len(idx):
@@ -164,12 +175,14 @@ class CustomerScorer:
             self._finalize(k, b.n, b.log_sum, b.log_sq, b.failed, out)
         done = int(np.searchsorted(keys, limit))
         self._finalize_many(keys[:done], n[:done], s1[:done], s2[:done], fl[:done], out)
-        for k, cnt, a, b2, f in zip(keys[done:].tolist(), n[done:].tolist(), s1[done:].tolist(),
-                                    s2[done:].tolist(), fl[done:].tolist()):
+        for k, cnt, a, b2, f in zip(
+            keys[done:].tolist(), n[done:].tolist(), s1[done:].tolist(), s2[done:].tolist(), fl[done:].tolist()
+        ):
             self.open_buckets[k] = _Bucket(cnt, a, b2, f)
 
-    def _finalize_many(self, keys: np.ndarray, n: np.ndarray, s1: np.ndarray, s2: np.ndarray, fl: np.ndarray,
-                       out: list[Incident]) -> None:
+    def _finalize_many(
+        self, keys: np.ndarray, n: np.ndarray, s1: np.ndarray, s2: np.ndarray, fl: np.ndarray, out: list[Incident]
+    ) -> None:
         """Complete buckets in order. Runs of buckets too small to be judged, once the baseline's
         weight is constant, update it in one vectorised step (sparse traffic has ~1 request per
         bucket: a Python step per bucket would be a Python step per request)."""
@@ -239,8 +252,16 @@ class CustomerScorer:
         inc.anomalous_buckets += 1
         bucket_ns = int(self.config.bucket_s * _NS)
         if (inc.last - inc.first + 1) * self.config.bucket_s >= self.config.min_incident_s:
-            out.append(Incident(self.customer_id, kind, inc.first * bucket_ns, (inc.last + 1) * bucket_ns,
-                                round(inc.peak, 3), inc.requests))
+            out.append(
+                Incident(
+                    self.customer_id,
+                    kind,
+                    inc.first * bucket_ns,
+                    (inc.last + 1) * bucket_ns,
+                    round(inc.peak, 3),
+                    inc.requests,
+                )
+            )
 
 
 def _dedupe(incidents: list[Incident]) -> list[Incident]:

@@ -29,8 +29,6 @@ class InfluxUnavailable(InfluxError):
     """InfluxDB is unreachable, timing out or answering 5xx: retrying later may succeed."""
 
 
-
-
 def quote_ident(name: str) -> str:
     """Double-quote an InfluxQL identifier (e.g. `duration` is a keyword)."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -54,7 +52,7 @@ class Connection:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "Connection":
+    def from_settings(cls, s: Settings) -> Connection:
         return cls(
             url=s.influxdb_url.rstrip("/"),
             database=s.influxdb_database,

@@ -43,10 +43,21 @@ def _config(binary: str, data_dir: Path, http_port: int, rpc_port: int) -> str:
     text = subprocess.run([binary, "config"], capture_output=True, text=True, check=True).stdout
     text = text.replace("/var/lib/influxdb", str(data_dir))
     text = re.sub(r'^bind-address = ".*"$', f'bind-address = "127.0.0.1:{rpc_port}"', text, count=1, flags=re.M)
-    text = re.sub(r'(\[http\][^\[]*?)bind-address = "[^"]*"', rf'\g<1>bind-address = "127.0.0.1:{http_port}"',
-                  text, count=1, flags=re.S)
-    for key, value in (("reporting-disabled", "true"), ("log-enabled", "false"), ("query-log-enabled", "false"),
-                       ("store-enabled", "false"), ("max-body-size", "0"), ("max-concurrent-write-limit", "0")):
+    text = re.sub(
+        r'(\[http\][^\[]*?)bind-address = "[^"]*"',
+        rf'\g<1>bind-address = "127.0.0.1:{http_port}"',
+        text,
+        count=1,
+        flags=re.S,
+    )
+    for key, value in (
+        ("reporting-disabled", "true"),
+        ("log-enabled", "false"),
+        ("query-log-enabled", "false"),
+        ("store-enabled", "false"),
+        ("max-body-size", "0"),
+        ("max-concurrent-write-limit", "0"),
+    ):
         text = re.sub(rf"^(\s*){key} = .*$", rf"\g<1>{key} = {value}", text, flags=re.M)
     text = re.sub(r'^(\s*)level = ".*"$', r'\g<1>level = "warn"', text, flags=re.M)
     return text
@@ -63,7 +74,7 @@ class LocalInfluxd:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(cls, data_dir: Path | None = None, port: int = 0, timeout_s: float = 60.0) -> "LocalInfluxd":
+    def start(cls, data_dir: Path | None = None, port: int = 0, timeout_s: float = 60.0) -> LocalInfluxd:
         """Start influxd (port 0 = a free port; a temporary data dir if none) and wait until ready."""
         owns = data_dir is None
         data_dir = Path(tempfile.mkdtemp(prefix="logpulse-influxd-")) if data_dir is None else Path(data_dir)
@@ -85,8 +96,9 @@ class LocalInfluxd:
         conf = self.data_dir / "influxd.conf"
         conf.write_text(_config(binary, self.data_dir, self.port, free_port()))
         with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen([binary, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                [binary, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             self.wait_ready(timeout_s)
         except InfluxdError:
@@ -135,10 +147,12 @@ class LocalInfluxd:
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalInfluxd":
+    def __enter__(self) -> LocalInfluxd:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 

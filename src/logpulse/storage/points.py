@@ -70,11 +70,12 @@ def request_lines(scored: ScoredBatch) -> list[str]:
     middle = [_STATUS_FIELDS.get(s) or _status_fields(s) for s in b.statuses]
     if scored.scores is None:
         return [f"{head}{p}{m}{d} {t}" for t, p, m, d in zip(b.times, paths, middle, b.durations)]
-    scores = [_SCORE_TEXT[i] if i < _SCORE_TABLE else f"{x:.2f}" for i, x in
-              zip(np.rint(np.asarray(scored.scores) * 100).astype(np.int64).tolist(), scored.scores)]
+    scores = [
+        _SCORE_TEXT[i] if i < _SCORE_TABLE else f"{x:.2f}"
+        for i, x in zip(np.rint(np.asarray(scored.scores) * 100).astype(np.int64).tolist(), scored.scores)
+    ]
     return [
-        f"{head}{p}{m}{d},anomaly_score={x} {t}"
-        for t, p, m, d, x in zip(b.times, paths, middle, b.durations, scores)
+        f"{head}{p}{m}{d},anomaly_score={x} {t}" for t, p, m, d, x in zip(b.times, paths, middle, b.durations, scores)
     ]
 
 

@@ -42,7 +42,11 @@ class _RateLimitedWarning:
                 first = rejects[0]
                 log.warning(
                     "%d malformed line(s) quarantined to %s; latest: %s offset %d: %s",
-                    self._pending, path, first.path, first.offset, first.reason,
+                    self._pending,
+                    path,
+                    first.path,
+                    first.offset,
+                    first.reason,
                 )
                 self._pending = 0
                 self._last = now

@@ -111,8 +111,16 @@ def _find_rotated(path: str, fingerprint: int) -> str | None:
 class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
     """One file path: reads complete lines, follows rotation, snapshots its position."""
 
-    def __init__(self, path: str, resume: dict[str, Any] | None, *, follow: bool, start_at: str,
-                 poll_interval_s: float, read_chunk_bytes: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        resume: dict[str, Any] | None,
+        *,
+        follow: bool,
+        start_at: str,
+        poll_interval_s: float,
+        read_chunk_bytes: int,
+    ) -> None:
         self._path = path
         self._resume = resume
         self._follow = follow
@@ -179,8 +187,12 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
         """After a restart, finish the file that was rotated away, found by its fingerprint."""
         found = _find_rotated(self._path, state["fingerprint"])
         if found is None:
-            log.warning("%s was replaced and its previous file (read to offset %d) was not found beside it; "
-                        "lines after that offset in the old file are not read", self._path, state["offset"])
+            log.warning(
+                "%s was replaced and its previous file (read to offset %d) was not found beside it; "
+                "lines after that offset in the old file are not read",
+                self._path,
+                state["offset"],
+            )
             return
         fd = os.open(found, os.O_RDONLY)
         self._old = _OpenFile(found, fd, state["fingerprint"], state["offset"], os.fstat(fd).st_ino)
@@ -302,8 +314,15 @@ class LogSource(FixedPartitionedSource[Chunk, dict[str, Any] | None]):
     Files that start matching a glob after the dataflow started are picked up at the next start.
     """
 
-    def __init__(self, patterns: list[str], *, follow: bool, start_at: str = "beginning",
-                 poll_interval_s: float = 0.2, read_chunk_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self,
+        patterns: list[str],
+        *,
+        follow: bool,
+        start_at: str = "beginning",
+        poll_interval_s: float = 0.2,
+        read_chunk_bytes: int = 1024 * 1024,
+    ) -> None:
         self._patterns = patterns
         self._follow = follow
         self._start_at = start_at
@@ -314,5 +333,11 @@ class LogSource(FixedPartitionedSource[Chunk, dict[str, Any] | None]):
         return expand(self._patterns, must_exist=not self._follow)
 
     def build_part(self, step_id: str, for_part: str, resume_state: dict[str, Any] | None) -> FilePartition:
-        return FilePartition(for_part, resume_state, follow=self._follow, start_at=self._start_at,
-                             poll_interval_s=self._poll, read_chunk_bytes=self._chunk)
+        return FilePartition(
+            for_part,
+            resume_state,
+            follow=self._follow,
+            start_at=self._start_at,
+            poll_interval_s=self._poll,
+            read_chunk_bytes=self._chunk,
+        )
