@@ -159,7 +159,7 @@ def main() -> None:
 
     rows = [("load", f"{results['load']['points_per_s']:,.0f} points/s")]
     for mode in ("cached", "uncached"):
-        for name, r in results[mode].items():
+        for r in results[mode].values():
             rows.append(
                 (
                     f"stats 30 d, {mode}, {r['connections']} client(s)",

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import running_api
-from logpulse.storage.influxd import LocalInfluxd
+from helpers import running_api  # noqa: E402
+from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 
 
 def writer(path: Path, rate: float, seconds: float, probes: dict[str, float], stop: threading.Event) -> int:
@@ -107,7 +107,10 @@ def main() -> None:
         proc.terminate()
         proc.wait(60)
     lags = sorted(seen.values())
-    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
+
+    def p(q: float) -> float:
+        return lags[min(len(lags) - 1, int(q * len(lags)))]
+
     out = {
         "rate": args.rate,
         "seconds": args.seconds,

@@ -258,7 +258,7 @@ def print_table(r: dict) -> None:
             (f"ingest, {r['ingest_big']['lines']:,} lines", f"{r['ingest_big']['lines_per_s']:,.0f} lines/s"),
         ]
     for mode, runs in r.get("api", {}).items():
-        for name, a in runs.items():
+        for a in runs.values():
             rows.append(
                 (
                     f"stats 30 days, {mode}, {a['connections']} client(s): p50 / p99",

@@ -61,7 +61,7 @@ def build_log(path: Path, seed: int = 7) -> tuple[list[str], list[tuple[int, str
     valid.append(f"{burst_ts:%Y-%m-%d %H:%M:%S}.250000 cust_2 /api/v1/frac 200 0.700")
     rnd.shuffle(valid)
     lines = list(valid)
-    for i, bad in enumerate(MALFORMED):
+    for bad in MALFORMED:
         lines.insert(rnd.randint(0, len(lines)), bad)
     malformed: list[tuple[int, str]] = []
     offset = 0

@@ -84,12 +84,8 @@ def ingest(
 
 @app.command()
 def process(
-    workers: Annotated[
-        int | None, typer.Option(help="Bytewax worker threads per process (default: WORKERS)")
-    ] = None,
-    processes: Annotated[
-        int | None, typer.Option(help="Bytewax processes on this host (default: PROCESSES)")
-    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Bytewax worker threads per process (default: WORKERS)")] = None,
+    processes: Annotated[int | None, typer.Option(help="Bytewax processes on this host (default: PROCESSES)")] = None,
     addresses: Annotated[
         str | None, typer.Option("--addresses", "-a", help="Multi-host: 'host:port;host:port;...' of every process")
     ] = None,

@@ -15,6 +15,7 @@ to `PATH.incidents.json` as [{customer, kind, start, end}] (ISO-8601 UTC).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
@@ -116,7 +117,7 @@ def format_lines(
     return [
         f"{s[:10]} {s[11:]} {c} {p} {st} {d:.3f}\n"
         for s, c, p, st, d in zip(
-            stamps.tolist(), customers.tolist(), paths.tolist(), statuses.tolist(), durations.tolist()
+            stamps.tolist(), customers.tolist(), paths.tolist(), statuses.tolist(), durations.tolist(), strict=True
         )
     ]
 
@@ -165,10 +166,8 @@ class _Stop:
     def __init__(self) -> None:
         self.requested = False
         for s in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not in the main thread (tests): no signal handling
                 signal.signal(s, self._set)
-            except ValueError:  # not in the main thread (tests): no signal handling
-                pass
 
     def _set(self, signum: int, frame: object) -> None:
         self.requested = True

@@ -176,7 +176,12 @@ class CustomerScorer:
         done = int(np.searchsorted(keys, limit))
         self._finalize_many(keys[:done], n[:done], s1[:done], s2[:done], fl[:done], out)
         for k, cnt, a, b2, f in zip(
-            keys[done:].tolist(), n[done:].tolist(), s1[done:].tolist(), s2[done:].tolist(), fl[done:].tolist()
+            keys[done:].tolist(),
+            n[done:].tolist(),
+            s1[done:].tolist(),
+            s2[done:].tolist(),
+            fl[done:].tolist(),
+            strict=True,
         ):
             self.open_buckets[k] = _Bucket(cnt, a, b2, f)
 

@@ -119,7 +119,7 @@ def series_rows(result: dict[str, Any]) -> list[tuple[dict[str, str], dict[str, 
         cols = s["columns"]
         tags = s.get("tags", {}) or {}
         for values in s.get("values", []) or []:
-            rows.append((tags, dict(zip(cols, values))))
+            rows.append((tags, dict(zip(cols, values, strict=True))))
     return rows
 
 

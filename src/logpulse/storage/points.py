@@ -69,13 +69,14 @@ def request_lines(scored: ScoredBatch) -> list[str]:
         paths = [_escape_string_field(p) for p in paths]
     middle = [_STATUS_FIELDS.get(s) or _status_fields(s) for s in b.statuses]
     if scored.scores is None:
-        return [f"{head}{p}{m}{d} {t}" for t, p, m, d in zip(b.times, paths, middle, b.durations)]
+        return [f"{head}{p}{m}{d} {t}" for t, p, m, d in zip(b.times, paths, middle, b.durations, strict=True)]
     scores = [
         _SCORE_TEXT[i] if i < _SCORE_TABLE else f"{x:.2f}"
-        for i, x in zip(np.rint(np.asarray(scored.scores) * 100).astype(np.int64).tolist(), scored.scores)
+        for i, x in zip(np.rint(np.asarray(scored.scores) * 100).astype(np.int64).tolist(), scored.scores, strict=True)
     ]
     return [
-        f"{head}{p}{m}{d},anomaly_score={x} {t}" for t, p, m, d, x in zip(b.times, paths, middle, b.durations, scores)
+        f"{head}{p}{m}{d},anomaly_score={x} {t}"
+        for t, p, m, d, x in zip(b.times, paths, middle, b.durations, scores, strict=True)
     ]
 
 
