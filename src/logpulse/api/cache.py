@@ -11,11 +11,12 @@ polls), and is at most STATS_CACHE_S old. If polling fails for longer, the cache
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from logpulse.api import queries
 from logpulse.storage.influx import AsyncInfluxQuery, InfluxError, series_rows
@@ -25,6 +26,7 @@ POLL_S = 0.5
 LOOKBACK_NS = 10 * 1_000_000_000  # marks may become visible a little after their timestamp
 TRUST_S = 5.0  # serve cached answers only while the last successful poll started at most this long ago
 ANY_CUSTOMER = "*"
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,7 +49,7 @@ class AnswerCache:
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._refreshing: set[asyncio.Task[Any]] = set()
 
-    async def fetch(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[Any, str, int, int]]]) -> Any:
+    async def fetch(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[T, str, int, int]]]) -> T:
         """The cached answer for key, else compute() once however many requests wait for it.
 
         compute returns (answer, customer, start_ns, end_ns). A stale answer is returned at once and
@@ -59,12 +61,12 @@ class AnswerCache:
                 task = asyncio.create_task(self._compute(key, compute))
                 self._refreshing.add(task)
                 task.add_done_callback(self._refreshing.discard)
-            return value
+            return cast(T, value)
         if key in self._inflight:
-            return await asyncio.shield(self._inflight[key])
+            return cast(T, await asyncio.shield(self._inflight[key]))
         return await self._compute(key, compute)
 
-    async def _compute(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[Any, str, int, int]]]) -> Any:
+    async def _compute(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[T, str, int, int]]]) -> T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         started = self.now_ns()
@@ -136,7 +138,5 @@ class AnswerCache:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass

@@ -28,11 +28,11 @@ def stats(customer: str, r: DateRange) -> tuple[str, str, str]:
     duration of the range (measured at 10M stored, one client: 30-day call p50 0.50 s sequential, 0.37 s concurrent).
     """
     where = _where(customer, r.start_ns, r.end_ns)
-    tz = quote_literal(r.tz.key)
+    per_day = f"GROUP BY time(1d) fill(none) tz({quote_literal(r.tz.key)})"
     return (
-        f"SELECT {_FIGURES} FROM {quote_ident(REQUESTS)} WHERE {where} GROUP BY time(1d) fill(none) tz({tz})",
+        f"SELECT {_FIGURES} FROM {quote_ident(REQUESTS)} WHERE {where} {per_day}",
         f"SELECT {_FIGURES} FROM {quote_ident(REQUESTS)} WHERE {where}",
-        f'SELECT COUNT("score") AS "n" FROM {quote_ident(ANOMALIES)} WHERE {where} GROUP BY time(1d) fill(none) tz({tz})',
+        f'SELECT COUNT("score") AS "n" FROM {quote_ident(ANOMALIES)} WHERE {where} {per_day}',
     )
 
 

@@ -1,4 +1,4 @@
-"""Response models (with OpenAPI examples): the API's contract."""
+"""Response models (with OpenAPI examples): the API's contract. The error body is errors.Problem."""
 
 from __future__ import annotations
 
@@ -128,7 +128,3 @@ class CustomerPage(BaseModel):
 
     customers: list[Customer]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
-
-
-class Problem(BaseModel):
-    detail: str

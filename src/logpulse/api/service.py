@@ -1,4 +1,5 @@
-"""What each endpoint computes: run the InfluxQL, shape the answer, use and fill the cache."""
+"""What each endpoint computes: run the InfluxQL, shape the answer as the response model, use and
+fill the cache. Raises NotFound / BadRequest (see errors.py); InfluxDB errors pass through."""
 
 from __future__ import annotations
 
@@ -11,37 +12,35 @@ from typing import Any
 
 from logpulse.api import queries, validation
 from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.api.errors import BadRequest, NotFound
+from logpulse.api.schemas import Anomalies, Anomaly, Customer, CustomerPage, Day, Figures, Stats
 from logpulse.api.validation import DateRange
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
 KNOWN_REFRESH_S = 1.0
 
 
-class NotFound(Exception):
-    pass
-
-
-def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
+def _figures(row: dict[str, Any] | None) -> Figures:
     if not row or not row.get("total"):
-        return {
-            "total_requests": 0,
-            "successful_requests": 0,
-            "failed_requests": 0,
-            "uptime": None,
-            "average_latency": None,
-            "median_latency": None,
-            "p99_latency": None,
-        }
+        return Figures(
+            total_requests=0,
+            successful_requests=0,
+            failed_requests=0,
+            uptime=None,
+            average_latency=None,
+            median_latency=None,
+            p99_latency=None,
+        )
     total, failed = int(row["total"]), int(row["failed"] or 0)
-    return {
-        "total_requests": total,
-        "successful_requests": total - failed,
-        "failed_requests": failed,
-        "uptime": (total - failed) / total * 100,
-        "average_latency": row["average"],
-        "median_latency": row["median"],
-        "p99_latency": row["p99"],
-    }
+    return Figures(
+        total_requests=total,
+        successful_requests=total - failed,
+        failed_requests=failed,
+        uptime=(total - failed) / total * 100,
+        average_latency=row["average"],
+        median_latency=row["median"],
+        p99_latency=row["p99"],
+    )
 
 
 def _iso(ns: int, tz: dt.tzinfo) -> str:
@@ -70,11 +69,8 @@ class Service:
         if customer not in await self.known_customers(refresh=True):
             raise NotFound(f"unknown customer {customer!r}: no requests stored for it")
 
-    def _header(self, customer: str, r: DateRange) -> dict[str, Any]:
-        return {"customer_id": customer, "from": r.first.isoformat(), "to": r.last.isoformat(), "tz": r.tz.key}
-
-    async def stats(self, customer: str, r: DateRange) -> dict[str, Any]:
-        async def compute() -> tuple[dict[str, Any], str, int, int]:
+    async def stats(self, customer: str, r: DateRange) -> Stats:
+        async def compute() -> tuple[Stats, str, int, int]:
             await self.require_customer(customer)
             answers = await asyncio.gather(*(self.client.query(q) for q in queries.stats(customer, r)))
             per_day, whole, incidents = (a[0] for a in answers)
@@ -82,36 +78,43 @@ class Service:
             days = []
             for _, row in series_rows(per_day):
                 day = r.local_date(row["time"])
-                days.append({"date": day.isoformat(), **_figures(row), "anomalies": started_per_day.get(day, 0)})
+                days.append(
+                    Day(date=day.isoformat(), **_figures(row).model_dump(), anomalies=started_per_day.get(day, 0))
+                )
             rows = series_rows(whole)
-            answer = {**self._header(customer, r), "days": days, "summary": _figures(rows[0][1] if rows else None)}
+            answer = Stats(
+                customer_id=customer,
+                from_=r.first.isoformat(),
+                to=r.last.isoformat(),
+                tz=r.tz.key,
+                days=days,
+                summary=_figures(rows[0][1] if rows else None),
+            )
             return answer, customer, r.start_ns, r.end_ns
 
         return await self.cache.fetch(("stats", customer, r.first, r.last, r.tz.key), compute)
 
-    async def anomalies(self, customer: str, r: DateRange) -> dict[str, Any]:
+    async def anomalies(self, customer: str, r: DateRange) -> Anomalies:
         await self.require_customer(customer)
         res = await self.client.query(queries.anomalies(customer, r))
         items = [
-            {
-                "kind": tags.get("kind", row.get("kind")),
-                "start": _iso(row["time"], r.tz),
-                "end": _iso(row["end"], r.tz),
-                "score": row["score"],
-                "requests": row["requests"],
-                "_t": row["time"],
-            }
-            for tags, row in series_rows(res[0])
+            Anomaly(
+                kind=tags["kind"],  # the query groups by the kind tag
+                start=_iso(row["time"], r.tz),
+                end=_iso(row["end"], r.tz),
+                score=row["score"],
+                requests=row["requests"],
+            )
+            for tags, row in sorted(series_rows(res[0]), key=lambda tr: (tr[1]["time"], tr[0]["kind"]))
         ]
-        items.sort(key=lambda a: (a["_t"], a["kind"]))
-        for a in items:
-            del a["_t"]
-        return {**self._header(customer, r), "anomalies": items}
+        return Anomalies(
+            customer_id=customer, from_=r.first.isoformat(), to=r.last.isoformat(), tz=r.tz.key, anomalies=items
+        )
 
-    async def customers(self, limit: int, cursor: str | None) -> dict[str, Any]:
+    async def customers(self, limit: int, cursor: str | None) -> CustomerPage:
         after = decode_cursor(cursor) if cursor else None
 
-        async def compute() -> tuple[dict[str, Any], str, int, int]:
+        async def compute() -> tuple[CustomerPage, str, int, int]:
             ids = await self.known_customers(refresh=True)
             page = [c for c in ids if after is None or c > after][:limit]
             out = []
@@ -120,15 +123,15 @@ class Service:
                 for i, c in enumerate(page):
                     total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
                     out.append(
-                        {
-                            "customer_id": c,
-                            "first_request": _iso(first[0][1]["time"], dt.UTC) if first else None,
-                            "last_request": _iso(last[0][1]["time"], dt.UTC) if last else None,
-                            "total_requests": int(total[0][1]["total"]) if total else 0,
-                        }
+                        Customer(
+                            customer_id=c,
+                            first_request=_iso(first[0][1]["time"], dt.UTC) if first else None,
+                            last_request=_iso(last[0][1]["time"], dt.UTC) if last else None,
+                            total_requests=int(total[0][1]["total"]) if total else 0,
+                        )
                     )
             more = bool(page) and any(c > page[-1] for c in ids)
-            answer = {"customers": out, "next_cursor": encode_cursor(page[-1]) if more else None}
+            answer = CustomerPage(customers=out, next_cursor=encode_cursor(page[-1]) if more else None)
             return answer, ANY_CUSTOMER, 0, 2**63 - 1
 
         return await self.cache.fetch(("customers", limit, after), compute)
@@ -142,5 +145,5 @@ def decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         return validation.customer_id(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError, validation.BadRequest):
-        raise validation.BadRequest("invalid cursor: pass the next_cursor of a previous page")
+    except (binascii.Error, UnicodeDecodeError, ValueError, BadRequest):
+        raise BadRequest("invalid cursor: pass the next_cursor of a previous page") from None

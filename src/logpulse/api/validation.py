@@ -10,16 +10,10 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import HTTPException
-
+from logpulse.api.errors import BadRequest
 from logpulse.formats.logpulse import CUSTOMER_ID_PATTERN, CUSTOMER_ID_RE
 
-
-class BadRequest(HTTPException):
-    """422 with a message that says what is wrong."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(status_code=422, detail=message)
+__all__ = ["BadRequest", "DateRange", "customer_id", "date", "date_range", "zone"]
 
 
 def customer_id(value: str) -> str:
@@ -37,7 +31,9 @@ def zone(value: str) -> ZoneInfo:
             raise ValueError
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise BadRequest(f"unknown time zone {value[:64]!r}: expected an IANA name such as UTC or Europe/Berlin")
+        raise BadRequest(
+            f"unknown time zone {value[:64]!r}: expected an IANA name such as UTC or Europe/Berlin"
+        ) from None
 
 
 def date(name: str, value: str) -> dt.date:
@@ -46,7 +42,7 @@ def date(name: str, value: str) -> dt.date:
             raise ValueError
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise BadRequest(f"invalid '{name}' date {value[:40]!r}: expected a real date as YYYY-MM-DD")
+        raise BadRequest(f"invalid '{name}' date {value[:40]!r}: expected a real date as YYYY-MM-DD") from None
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,16 @@ from pathlib import Path
 
 import plotly
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 router = APIRouter(include_in_schema=False)
-_PAGE = Path(__file__).parent / "templates" / "dashboard.html"
+_PAGE = Path(__file__).parent.parent / "templates" / "dashboard.html"
 _PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/dashboard")
 
 
 @router.get("/dashboard", response_class=HTMLResponse)

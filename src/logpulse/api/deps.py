@@ -1,0 +1,94 @@
+"""What routes share, as FastAPI dependencies: settings, the InfluxDB client, the service, the API
+key check, the validated customer id and date range.
+
+The client, the answer cache and the service live for the application's lifespan (`lifespan`), so
+a route never opens a connection of its own. Declare a dependency by its alias, e.g.
+`service: ServiceDep`, `r: DateRangeDep`; protect a router with `APIRouter(dependencies=PROTECTED)`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, cast
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from logpulse.api import validation
+from logpulse.api.cache import AnswerCache
+from logpulse.api.errors import Unauthorized
+from logpulse.api.service import Service
+from logpulse.api.validation import DateRange
+from logpulse.config import Settings
+from logpulse.storage.influx import AsyncInfluxQuery, Connection
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One InfluxDB client, one answer cache and the service per application (settings in app.state)."""
+    settings: Settings = app.state.settings
+    client = AsyncInfluxQuery(Connection.from_settings(settings))
+    cache = AnswerCache(settings.stats_cache_s)
+    app.state.influx = client
+    app.state.service = Service(client, cache)
+    cache.start(client)
+    try:
+        yield
+    finally:
+        await cache.stop()
+        await client.aclose()
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def get_influx(request: Request) -> AsyncInfluxQuery:
+    return cast(AsyncInfluxQuery, request.app.state.influx)
+
+
+def get_service(request: Request) -> Service:
+    return cast(Service, request.app.state.service)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+InfluxDep = Annotated[AsyncInfluxQuery, Depends(get_influx)]
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="API_KEY, when the server sets one")
+
+
+def require_key(settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """When API_KEY is set, every data route needs `Authorization: Bearer <API_KEY>`."""
+    key = settings.api_key
+    if key and (creds is None or not hmac.compare_digest(creds.credentials.encode(), key.encode())):
+        raise Unauthorized()
+
+
+PROTECTED = [Depends(require_key)]
+
+
+def date_range(
+    settings: SettingsDep,
+    from_: Annotated[
+        str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])
+    ] = None,
+    from_date: Annotated[str | None, Query(description="Alias of `from`")] = None,
+    to: Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")] = None,
+    tz: Annotated[
+        str, Query(description="IANA time zone of the calendar days", examples=["UTC", "Europe/Berlin"])
+    ] = "UTC",
+) -> DateRange:
+    """The from/to/tz parameters shared by the per-customer routes, validated (422 otherwise)."""
+    return validation.date_range(from_ or from_date, to, tz, settings.max_range_days)
+
+
+def customer_id(customer_id: str) -> str:
+    """The `{customer_id}` path parameter, validated (422 otherwise)."""
+    return validation.customer_id(customer_id)
+
+
+DateRangeDep = Annotated[DateRange, Depends(date_range)]
+CustomerIdDep = Annotated[str, Depends(customer_id)]

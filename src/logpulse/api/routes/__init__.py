@@ -1,0 +1,25 @@
+"""The API's routes, one module per resource, each with a module-level `router = APIRouter(...)`.
+
+To add an endpoint to a resource, add it to that module. To add a resource, create
+`routes/<resource>.py` with a `router` and add it to ROUTERS below (kept in alphabetical order).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from logpulse.api.routes import (
+    anomalies,
+    customers,
+    dashboard,
+    health,
+    stats,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    anomalies.router,
+    customers.router,
+    dashboard.router,
+    health.router,
+    stats.router,
+)
