@@ -52,6 +52,10 @@ class GeneratorOptions:
     live_seconds: float | None = None  # stop live traffic after this long (None = count or forever)
 
 
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class Incident:
     customer: str
@@ -60,8 +64,7 @@ class Incident:
     end: float
 
     def as_json(self) -> dict[str, str]:
-        iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
-        return {"customer": self.customer, "kind": self.kind, "start": iso(self.start), "end": iso(self.end)}
+        return {"customer": self.customer, "kind": self.kind, "start": _iso(self.start), "end": _iso(self.end)}
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Traffic:
         self.error_rate = self.rng.uniform(0.005, 0.05, self.customers)
 
     def customer_rates(self) -> np.ndarray:
-        return self.weights * self.rate
+        rates: np.ndarray = self.weights * self.rate
+        return rates
 
     def draw(self, start: float, end: float, n: int) -> list[str]:
         """n requests with times uniform in [start, end), sorted, as log lines."""

@@ -15,7 +15,10 @@ what limits a Python stream processor.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -30,42 +33,44 @@ from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
 from logpulse.tailing.deadletter import DeadLetterSink
 from logpulse.tailing.source import LogSource
 
+X = TypeVar("X")
+S = TypeVar("S")
 STOP = threading.Event()
 """Set by the runner on SIGINT/SIGTERM: every partition ends its input, so the dataflow drains
 (everything read is written and acknowledged), takes its final snapshot and returns."""
 
 
-class _StoppablePartition(StatefulSourcePartition):
+class _StoppablePartition(StatefulSourcePartition[X, S]):
     """Ends a partition's input when STOP is set; otherwise the wrapped partition decides."""
 
-    def __init__(self, inner: StatefulSourcePartition) -> None:
+    def __init__(self, inner: StatefulSourcePartition[X, S]) -> None:
         self._inner = inner
 
-    def next_batch(self):  # type: ignore[no-untyped-def]
+    def next_batch(self) -> Iterable[X]:
         if STOP.is_set():
             raise StopIteration()
         return self._inner.next_batch()
 
-    def next_awake(self):  # type: ignore[no-untyped-def]
+    def next_awake(self) -> datetime | None:
         return None if STOP.is_set() else self._inner.next_awake()
 
-    def snapshot(self):  # type: ignore[no-untyped-def]
+    def snapshot(self) -> S:
         return self._inner.snapshot()
 
     def close(self) -> None:
         self._inner.close()
 
 
-class StoppableSource(FixedPartitionedSource):
+class StoppableSource(FixedPartitionedSource[X, S]):
     """A source whose partitions all end cleanly once STOP is set (graceful shutdown)."""
 
-    def __init__(self, inner: FixedPartitionedSource) -> None:
+    def __init__(self, inner: FixedPartitionedSource[X, S]) -> None:
         self._inner = inner
 
     def list_parts(self) -> list[str]:
         return self._inner.list_parts()
 
-    def build_part(self, step_id: str, for_part: str, resume_state):  # type: ignore[no-untyped-def]
+    def build_part(self, step_id: str, for_part: str, resume_state: S | None) -> _StoppablePartition[X, S]:
         return _StoppablePartition(self._inner.build_part(step_id, for_part, resume_state))
 
 
@@ -88,7 +93,9 @@ def _unscored(parsed: ParsedChunk) -> list[tuple[str, ScoredBatch]]:
     return [(c, ScoredBatch(b)) for c, b in parsed.batches.items()]
 
 
-def _scorer(config: ScoringConfig):  # type: ignore[no-untyped-def]
+def _scorer(
+    config: ScoringConfig,
+) -> Callable[[CustomerScorer | None, RequestBatch], tuple[CustomerScorer, ScoredBatch]]:
     def step(state: CustomerScorer | None, batch: RequestBatch) -> tuple[CustomerScorer, ScoredBatch]:
         if state is None:
             state = CustomerScorer(batch.customer_id, config)

@@ -43,6 +43,7 @@ LINE_RE = re.compile(  # groups: minute ("YYYY-MM-DD HH:MM"), seconds, fraction,
 )
 
 _MAX_LINE_IN_REJECT = 4096
+_NS_PER_UNIT: list[int] = [10 ** (9 - digits) for digits in range(10)]  # ns per unit of a fraction with `digits` digits
 _minute_cache: dict[str, int | None] = {}
 
 
@@ -64,11 +65,9 @@ def _minute_epoch(key: str) -> int | None:
 
 def point_time(second_epoch: int, fraction: str | None, offset: int, file_key: int) -> int:
     """The unique, deterministic point time of a line (see the module docstring)."""
-    if fraction:
-        digits = len(fraction)
-        base = second_epoch * 1_000_000_000 + int(fraction) * 10 ** (9 - digits)
-        return base + (offset + file_key) % 10 ** (9 - digits)
-    return second_epoch * 1_000_000_000 + (offset + file_key) % 1_000_000_000
+    unit = _NS_PER_UNIT[len(fraction) if fraction else 0]
+    base = second_epoch * 1_000_000_000 + (int(fraction) * unit if fraction else 0)
+    return base + (offset + file_key) % unit
 
 
 def explain(line: str) -> str | None:

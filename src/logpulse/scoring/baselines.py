@@ -222,7 +222,8 @@ class CustomerScorer:
         if self.baseline.buckets < self.config.warmup_buckets:
             return [0.0] * len(logs)
         z = (logs - self.baseline.mu) / self.baseline.sigma
-        return np.round(np.maximum(z, 0.0), 2).tolist()
+        scores: list[float] = np.round(np.maximum(z, 0.0), 2).tolist()
+        return scores
 
     def _finalize(self, k: int, n: int, log_sum: float, log_sq: float, failed: int, out: list[Incident]) -> None:
         """Judge one complete bucket against the baseline, then learn from it unless anomalous."""

@@ -105,7 +105,7 @@ def _results(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The per-statement results of a /query answer; raises on a statement error."""
     if "error" in body:
         raise InfluxError(body["error"])
-    results = body.get("results", [])
+    results: list[dict[str, Any]] = body.get("results", [])
     for r in results:
         if "error" in r:
             raise InfluxError(r["error"])

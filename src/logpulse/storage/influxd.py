@@ -36,7 +36,8 @@ def find_influxd() -> str:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _config(binary: str, data_dir: Path, http_port: int, rpc_port: int) -> str:

@@ -214,15 +214,14 @@ class FilePartition(StatefulSourcePartition[Chunk, dict[str, Any] | None]):
     def _read(self, f: _OpenFile, *, final: bool) -> Chunk | None:
         """The next chunk of complete lines of `f` (a trailing partial line too if `final`)."""
         size = self._chunk
-        while True:
+        data = os.pread(f.fd, size, f.offset)
+        cut = data.rfind(b"\n") + 1
+        while cut == 0 and len(data) == size:  # one line longer than a chunk: read more
+            size *= 2
             data = os.pread(f.fd, size, f.offset)
-            if not data:
-                return None
             cut = data.rfind(b"\n") + 1
-            if cut == 0 and len(data) == size:  # one line longer than a chunk: read more
-                size *= 2
-                continue
-            break
+        if not data:
+            return None
         if cut == 0 or (final and cut < len(data) and len(data) < size):
             if not final:
                 return None  # a partial line: wait for its newline
