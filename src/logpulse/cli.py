@@ -22,6 +22,63 @@ def _setup_logging() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
+# -- log formats (issue 16) -------------------------------------------------------------------------
+def _check_format() -> None:
+    """Build the configured parser once before starting, so a bad format setting stops with one line."""
+    from logpulse.formats.registry import FormatError, build_parser
+
+    try:
+        build_parser(get_settings())
+    except FormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("check-format")
+def check_format(
+    path: Annotated[Path, typer.Argument(help="Log file to try the configured LOG_FORMAT on")],
+    lines: Annotated[int, typer.Option(help="How many lines from the start of the file")] = 5,
+) -> None:
+    """Parse the first lines of PATH with the configured format and show each field, or why not."""
+    from logpulse.formats.registry import FormatError, build_parser
+
+    settings = get_settings()
+    try:
+        parser = build_parser(settings)
+    except FormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"LOG_FORMAT={settings.log_format}")
+    bad = 0
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if number > lines:
+                break
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            record = parser.parse_line(text)
+            typer.echo(f"\nline {number}: {text[:200]}")
+            for name, value in record.fields.items():
+                typer.echo(f"  {name:<24} {value}")
+            if record.stored is None:
+                bad += 1
+                typer.echo(f"  REJECTED: {record.reason}")
+            else:
+                st = record.stored
+                typer.echo(
+                    f"  -> time {st.time}  customer {st.customer_id}  path {st.path}  status {st.status}  "
+                    f"duration {st.duration_s} s"
+                )
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command("customer-id")
+def customer_id(customer: Annotated[str, typer.Argument(help="A customer as it appears in the logs")]) -> None:
+    """Print the id stored for CUSTOMER (its HMAC under CUSTOMER_HASH_KEY, else itself)."""
+    from logpulse.formats.registry import customer_id as stored
+
+    typer.echo(stored(customer, get_settings().customer_hash_key))
+
+
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Log file to append to")],
@@ -36,6 +93,7 @@ def generate(
         str, typer.Option(help="live (time-ordered, ending now) | classic (random times over --days)")
     ] = "live",
     incidents: Annotated[int, typer.Option(help="Latency spikes / error bursts to inject (live mode)")] = 0,
+    format: Annotated[str, typer.Option("--format", help="logpulse | nginx | apache | json")] = "logpulse",
 ) -> None:
     """Append synthetic API access-log lines to OUT."""
     from logpulse.generator import GeneratorOptions
@@ -52,6 +110,7 @@ def generate(
             seed=seed,
             mode=mode,
             incidents=incidents,
+            format=format,
         )
     )
     typer.echo(f"wrote {written} lines to {out}", err=True)
@@ -69,6 +128,7 @@ def ingest(
     from logpulse.flow.runner import ingest as run_ingest
 
     _setup_logging()
+    _check_format()
     summary = run_ingest(
         [str(p) for p in paths],
         get_settings(),
@@ -97,6 +157,7 @@ def process(
     from logpulse.flow.runner import process as run_process
 
     _setup_logging()
+    _check_format()
     raise typer.Exit(
         run_process(get_settings(), workers=workers, processes=processes, addresses=addresses, process_id=process_id)
     )
@@ -112,6 +173,7 @@ def serve(
 
     s = get_settings()
     _setup_logging()
+    _check_format()
     uvicorn.run(
         "logpulse.api.app:create_app",
         factory=True,

@@ -7,6 +7,7 @@ The README's configuration table lists every field below.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -80,11 +81,53 @@ class Settings(BaseSettings):
     max_range_days: int = Field(400, ge=1, description="Longest date range the API accepts")
     stats_cache_s: float = Field(60.0, ge=0, description="Seconds a stats answer for fully past days is cached")
 
+    # Log formats (issue 16; checked by logpulse.formats.registry when a command starts)
+    log_format: Literal["logpulse", "nginx", "apache", "json"] = Field(
+        "logpulse", description="Line format of the logs: logpulse, nginx, apache or json"
+    )
+    nginx_log_format: str = Field(
+        "combined $request_time",
+        description="nginx log_format string (or the whole `log_format name [escape=..] '...';` directive)",
+    )
+    nginx_custom_variables: str = Field(
+        "", description="Variables of your own (map, set) used in NGINX_LOG_FORMAT, separated by ','"
+    )
+    apache_log_format: str = Field(
+        '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D', description="Apache LogFormat string"
+    )
+    json_fields: str = Field(
+        "time=time,customer=customer,path=path,status=status,duration=duration",
+        description="JSON lines: role=key pairs (dotted keys for nesting)",
+    )
+    duration_from: str = Field(
+        "", description="Field holding the duration (empty: $request_time, %D/%{us}T/%{ms}T/%T, JSON duration)"
+    )
+    duration_unit: Literal["s", "ms", "us"] = Field("s", description="Unit of the JSON duration field")
+    customer_from: str = Field(
+        "", description="Field holding the customer (empty: $remote_user, %u, JSON customer key)"
+    )
+    customer_pattern: str = Field(
+        "", description="Regex with a named group `customer` applied to the CUSTOMER_FROM field"
+    )
+    customer_hash_key: str = Field(
+        "", description="When set, stored customer ids are HMAC-SHA256(key, id) as 16 hex characters"
+    )
+    keep_query_string: bool = Field(False, description="Keep `?query` in stored paths")
+    ingest_spool_path: str = Field(
+        "data/ingest_spool.log", description="File POST /ingest appends to; tailed with LOG_PATH (empty = off)"
+    )
+    ingest_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest POST /ingest body (413 above)")
+
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 
     def log_globs(self) -> list[str]:
-        """The configured path patterns, split on commas."""
-        return [p.strip() for p in self.log_path.split(",") if p.strip()]
+        """The configured path patterns, split on commas, plus the ingest spool file when no pattern
+        covers it already (so that lines accepted by `POST /ingest` are always processed)."""
+        globs = [p.strip() for p in self.log_path.split(",") if p.strip()]
+        spool = self.ingest_spool_path.strip()
+        if spool and not any(fnmatch.fnmatch(os.path.normpath(spool), os.path.normpath(g)) for g in globs):
+            globs.append(spool)
+        return globs
 
     def dead_letter_file(self) -> Path:
         return Path(self.dead_letter_path)

@@ -50,6 +50,7 @@ class GeneratorOptions:
     latency_factor: float = 4.0
     error_rate_increase: float = 0.4
     live_seconds: float | None = None  # stop live traffic after this long (None = count or forever)
+    format: str = "logpulse"  # one of FORMATS
 
 
 def _iso(t: float) -> str:
@@ -78,6 +79,7 @@ class Traffic:
     incidents: list[Incident] = field(default_factory=list)
     latency_factor: float = 4.0
     error_rate_increase: float = 0.4
+    fmt: str = "logpulse"
 
     def __post_init__(self) -> None:
         w = self.rng.lognormal(0.0, 0.8, self.customers)
@@ -110,20 +112,50 @@ class Traffic:
         failed = self.rng.random(n) < p_fail
         status = np.where(failed, self.rng.choice(ERRORS, n), self.rng.choice(SUCCESS, n))
         paths = self.paths[self.rng.integers(0, len(self.paths), n)]
-        return format_lines(times, self.names[cust], paths, status, np.maximum(dur, 0.001))
+        return format_lines(times, self.names[cust], paths, status, np.maximum(dur, 0.001), self.fmt)
+
+
+_MONTHS = {
+    f"{i:02d}": m
+    for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
+FORMATS = ("logpulse", "nginx", "apache", "json")
+"""Each written in logpulse's default settings for that LOG_FORMAT (nginx `combined $request_time`
+and Apache's default LogFormat with the customer as the authenticated user, JSON with the default
+JSON_FIELDS), so `LOG_FORMAT=X` alone reads what `generate --format X` wrote."""
 
 
 def format_lines(
-    times: np.ndarray, customers: np.ndarray, paths: np.ndarray, statuses: np.ndarray, durations: np.ndarray
+    times: np.ndarray,
+    customers: np.ndarray,
+    paths: np.ndarray,
+    statuses: np.ndarray,
+    durations: np.ndarray,
+    fmt: str = "logpulse",
 ) -> list[str]:
-    """Log lines from columns (times in epoch seconds, truncated to whole seconds)."""
+    """Log lines from columns (times in epoch seconds, truncated to whole seconds) in format `fmt`."""
     stamps = np.datetime_as_string(np.floor(times).astype(np.int64).astype("datetime64[s]"), unit="s")
-    return [
-        f"{s[:10]} {s[11:]} {c} {p} {st} {d:.3f}\n"
-        for s, c, p, st, d in zip(
-            stamps.tolist(), customers.tolist(), paths.tolist(), statuses.tolist(), durations.tolist(), strict=True
-        )
-    ]
+    rows = zip(stamps.tolist(), customers.tolist(), paths.tolist(), statuses.tolist(), durations.tolist(), strict=True)
+    if fmt == "logpulse":
+        return [f"{s[:10]} {s[11:]} {c} {p} {st} {d:.3f}\n" for s, c, p, st, d in rows]
+    if fmt == "nginx":
+        return [
+            f'10.0.0.1 - {c} [{s[8:10]}/{_MONTHS[s[5:7]]}/{s[:4]}:{s[11:]} +0000] "GET {p} HTTP/1.1" {st} 512 '
+            f'"-" "logpulse-generator" {d:.3f}\n'
+            for s, c, p, st, d in rows
+        ]
+    if fmt == "apache":
+        return [
+            f'10.0.0.1 - {c} [{s[8:10]}/{_MONTHS[s[5:7]]}/{s[:4]}:{s[11:]} +0000] "GET {p} HTTP/1.1" {st} 512 '
+            f'"-" "logpulse-generator" {round(d * 1e6)}\n'
+            for s, c, p, st, d in rows
+        ]
+    if fmt == "json":
+        return [
+            f'{{"time":"{s}Z","customer":"{c}","path":"{p}","status":{st},"duration":{d:.3f}}}\n'
+            for s, c, p, st, d in rows
+        ]
+    raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
 
 
 def path_pool(rng_seed: int | None, size: int = 200) -> np.ndarray:
@@ -179,6 +211,8 @@ class _Stop:
 
 def generate(opts: GeneratorOptions) -> int:
     """Append lines to opts.out as configured; returns the number of lines written."""
+    if opts.format not in FORMATS:
+        raise ValueError(f"unknown format {opts.format!r}: expected one of {', '.join(FORMATS)}")
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(opts.seed)
     if opts.mode == "classic":
@@ -207,6 +241,7 @@ def _classic(opts: GeneratorOptions, rng: np.random.Generator) -> int:
                 CLASSIC_PATHS[rng.integers(0, 4, m)],
                 CLASSIC_STATUSES[rng.integers(0, len(CLASSIC_STATUSES), m)],
                 rng.uniform(0.1, 2.0, m),
+                opts.format,
             )
             f.write("".join(lines))
             written += m
@@ -221,6 +256,7 @@ def _live(opts: GeneratorOptions, rng: np.random.Generator) -> int:
         path_pool(opts.seed),
         latency_factor=opts.latency_factor,
         error_rate_increase=opts.error_rate_increase,
+        fmt=opts.format,
     )
     now = (opts.now or dt.datetime.now(dt.UTC)).timestamp()
     days = opts.days if opts.days is not None else 1.0

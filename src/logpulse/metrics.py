@@ -12,6 +12,9 @@ BYTES_READ = Counter("logpulse_bytes_read", "Bytes of complete lines read from l
 LINES_READ = Counter("logpulse_lines_read", "Log lines read from files (accepted + rejected)")
 LINES_WRITTEN = Counter("logpulse_lines_written", "Request points acknowledged by InfluxDB")
 LINES_REJECTED = Counter("logpulse_lines_rejected", "Malformed lines sent to the dead-letter file")
+LINES_NO_CUSTOMER = Counter(
+    "logpulse_lines_no_customer", "Rejected lines without a customer (CUSTOMER_FROM empty, '-' or no match)"
+)
 INCIDENTS_WRITTEN = Counter("logpulse_incidents_written", "Incident upserts acknowledged by InfluxDB")
 WRITE_RETRIES = Counter("logpulse_write_retries", "InfluxDB write attempts that failed and were retried")
 WRITE_LATENCY = Histogram(

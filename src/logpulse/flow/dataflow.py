@@ -1,7 +1,7 @@
 """The Bytewax dataflow: the one place where the steps are wired together, in the order data flows.
 
     read (LogSource: one partition per file)          -> Chunk of complete lines
-    parse (logformat.parse_chunk)                     -> ParsedChunk
+    parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
     by_customer                                       -> (customer_id, RequestBatch)
     score (stateful_map, keyed: a customer's baseline
@@ -27,7 +27,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
-from logpulse.formats.logpulse import parse_chunk
+from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch, ScoredBatch
 from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
 from logpulse.tailing.deadletter import DeadLetterSink
@@ -74,11 +74,18 @@ class StoppableSource(FixedPartitionedSource[X, S]):
         return _StoppablePartition(self._inner.build_part(step_id, for_part, resume_state))
 
 
-def _parse(chunk: Chunk) -> ParsedChunk:
-    parsed = parse_chunk(chunk)
-    metrics.BYTES_READ.inc(len(chunk.data))
-    metrics.LINES_READ.inc(parsed.lines)
-    return parsed
+def _parser(parser: LineParser):  # type: ignore[no-untyped-def]
+    def parse(chunk: Chunk) -> ParsedChunk:
+        parsed = parser.parse_chunk(chunk)
+        metrics.BYTES_READ.inc(len(chunk.data))
+        metrics.LINES_READ.inc(parsed.lines)
+        if parsed.rejects:
+            no_customer = sum(1 for r in parsed.rejects if r.reason.startswith(NO_CUSTOMER))
+            if no_customer:
+                metrics.LINES_NO_CUSTOMER.inc(no_customer)
+        return parsed
+
+    return parse
 
 
 def _rejects(parsed: ParsedChunk) -> list[Reject] | None:
@@ -115,7 +122,7 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
         read_chunk_bytes=settings.read_chunk_bytes,
     )
     chunks = op.input("read", flow, StoppableSource(source))
-    parsed = op.map("parse", chunks, _parse)
+    parsed = op.map("parse", chunks, _parser(build_parser(settings)))
     op.output(
         "dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path))
     )

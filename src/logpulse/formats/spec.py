@@ -1,0 +1,74 @@
+"""What the format parsers are built from (plain values taken from Settings) and their one error type."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logpulse.config import Settings
+
+
+class FormatError(ValueError):
+    """A format setting that cannot work (unknown field, missing status, bad pattern, ...).
+
+    The message is one line naming the variable, for the user to fix before anything starts."""
+
+
+def closest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
+    """'; did you mean X?' for the closest candidate, or '' when none is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{match[0]}?" if match else ""
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """The settings of issue 16 that shape a parser (see the README's configuration table)."""
+
+    log_format: str = "logpulse"
+    nginx_log_format: str = "combined $request_time"
+    nginx_custom_variables: tuple[str, ...] = ()
+    apache_log_format: str = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D'
+    json_fields: str = "time=time,customer=customer,path=path,status=status,duration=duration"
+    duration_from: str = ""
+    duration_unit: str = "s"
+    customer_from: str = ""
+    customer_pattern: str = ""
+    customer_hash_key: str = ""
+    keep_query_string: bool = False
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> FormatOptions:
+        return cls(
+            log_format=s.log_format,
+            nginx_log_format=s.nginx_log_format,
+            nginx_custom_variables=tuple(
+                v.strip().removeprefix("$") for v in s.nginx_custom_variables.split(",") if v.strip()
+            ),
+            apache_log_format=s.apache_log_format,
+            json_fields=s.json_fields,
+            duration_from=s.duration_from,
+            duration_unit=s.duration_unit,
+            customer_from=s.customer_from,
+            customer_pattern=s.customer_pattern,
+            customer_hash_key=s.customer_hash_key,
+            keep_query_string=s.keep_query_string,
+        )
+
+    def customer_pattern_re(self) -> re.Pattern[str] | None:
+        """CUSTOMER_PATTERN compiled; it must have a named group `customer`."""
+        if not self.customer_pattern:
+            return None
+        try:
+            pattern = re.compile(self.customer_pattern)
+        except re.error as exc:
+            raise FormatError(f"CUSTOMER_PATTERN is not a valid regular expression: {exc}") from None
+        if "customer" not in pattern.groupindex:
+            raise FormatError(
+                "CUSTOMER_PATTERN has no named group 'customer': write it as (?P<customer>...), "
+                "e.g. ^/v1/accounts/(?P<customer>[^/]+)/"
+            )
+        return pattern
