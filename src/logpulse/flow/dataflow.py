@@ -74,7 +74,7 @@ class StoppableSource(FixedPartitionedSource[X, S]):
         return _StoppablePartition(self._inner.build_part(step_id, for_part, resume_state))
 
 
-def _parser(parser: LineParser):  # type: ignore[no-untyped-def]
+def _parser(parser: LineParser) -> Callable[[Chunk], ParsedChunk]:
     def parse(chunk: Chunk) -> ParsedChunk:
         parsed = parser.parse_chunk(chunk)
         metrics.BYTES_READ.inc(len(chunk.data))

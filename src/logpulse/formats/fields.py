@@ -269,6 +269,7 @@ def clean_path(path: str, keep_query: bool, unescape: Callable[[str], str]) -> s
         path = unescape(path)
         if not keep_query:
             path = path.split("?", 1)[0]
+    if _CONTROL.search(path):
         path = _CONTROL.sub(lambda m: f"%{ord(m.group(0)):02X}", path)
     return path[:MAX_PATH] or "-"
 

@@ -63,7 +63,7 @@ class Roles:
 def fast_path_pattern(kind: str, keep_query: bool) -> str:
     """The `Element.fast` pattern of a `request` (`GET /p?q HTTP/1.1`) or `uri` (`/p?q`) field:
     plain paths only (no spaces, quotes or escapes); anything else takes the general path."""
-    path = r"([^\s\"\\]{1,4096})" if keep_query else r"([^?\s\"\\]{1,4096})(?:\?[^\s\"]*)?"
+    path = r"([^\s\"\\\x00-\x1f\x7f]{1,4096})" if keep_query else r"([^?\s\"\\\x00-\x1f\x7f]{1,4096})(?:\?[^\s\"]*)?"
     return rf"[A-Z]{{1,20}} {path} HTTP/\d(?:\.\d)?" if kind == "request" else path
 
 
@@ -134,6 +134,8 @@ class RegexPlan:
             group_of[roles.duration],
         )
         self._prefixes: dict[int, re.Pattern[str]] = {}
+        shown = {e.name: e.text for e in elements if e.name is not None}
+        self._shown = (shown[roles.time], shown[roles.status], shown[roles.duration])  # for reasons
 
     # -- fast path ---------------------------------------------------------------------------
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
@@ -202,17 +204,17 @@ class RegexPlan:
         raw_time, raw_customer, raw_path, status, dur = m.group(*self._idx)
         when = r.time_conv(raw_time)
         if when is None:
-            return f"invalid time {raw_time[:60]!r} in {r.time}"
+            return f"invalid time {raw_time[:60]!r} in {self._shown[0]}"
         try:
             customer = r.customer(raw_customer)
         except FieldError as exc:
             return str(exc)
         if status[0] not in "12345":
-            return f"invalid status {status!r} in {r.status}: expected 100-599"
+            return f"invalid status {status!r} in {self._shown[1]}: expected 100-599"
         if r.duration_conv is not None:
             converted = r.duration_conv(dur)
             if converted is None:
-                return f"no duration: {r.duration} is {dur[:40]!r}"
+                return f"no duration: {self._shown[2]} is {dur[:40]!r}"
             dur = converted
         path = r.path_conv(raw_path)
         t = point_time(when[0], when[1], offset, file_key)
@@ -274,6 +276,8 @@ class RegexPlan:
         e = self.elements[matched]
         after = next((x.text for x in reversed(self.elements[:matched]) if x.name is not None), None)
         what = f"{e.text!r}" if e.name is None else f"{e.text}{' (' + e.describe + ')' if e.describe else ''}"
+        if e.name is None and matched + 1 < len(self.elements):
+            what += f" then {self.elements[matched + 1].text}"
         where = f" after {after}" if after else ""
         return f"does not match {self.source}: expected {what}{where} at column {end + 1}, found {found!r}"
 
