@@ -162,7 +162,7 @@ def test_json_lines_nested_keys_units_and_time_forms() -> None:
     assert reasons[1].startswith("not JSON")
     assert reasons[2].startswith("invalid time 'yesterday' in ts")
     assert reasons[3].startswith("no duration")
-    assert [r.offset for r in p.rejects][0] == sum(len(x) + 1 for x in lines[:3])
+    assert p.rejects[0].offset == sum(len(x) + 1 for x in lines[:3])
 
 
 def test_json_fraction_of_rfc3339_kept() -> None:
