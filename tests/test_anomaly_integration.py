@@ -59,7 +59,7 @@ def test_injected_incidents_are_reported(influx_settings, tmp_path: Path) -> Non
             assert hits, f"missed {inc}; reported {reported[inc['customer']]}"
             assert hits[0]["requests"] > 0 and hits[0]["score"] >= 4
         total_reported = sum(len(v) for v in reported.values())
-        assert total_reported <= len(truth) + 1  # no alarm storm around the incidents
+        assert total_reported <= len(truth) + 1, reported  # no alarm storm around the incidents
         day = api.get(
             f"/customers/{truth[0]['customer']}/stats", params={"from": "2024-09-30", "to": "2024-10-01"}
         ).json()

@@ -24,8 +24,14 @@ def test_string_field_escaping() -> None:
 def test_scores_and_incidents() -> None:
     b = RequestBatch("c", [5], ["/a"], ["500"], ["3"])
     assert request_lines(ScoredBatch(b, [12.34567]))[0].endswith(",anomaly_score=12.35 5")
-    inc = Incident("c", "errors", 100, 200, 7.5, 42)
-    assert incident_line(inc) == "anomalies,customer_id=c,kind=errors end=200i,score=7.5,requests=42i 100"
+    inc = Incident("c", "errors", 100, 200, 7.5, 42, summary='errors 9% "now"', detected_ns=150)
+    assert incident_line(inc) == (
+        "anomalies,customer_id=c,kind=errors end=200i,score=7.5,requests=42i,"
+        f'id="{inc.id}",status="open",summary="errors 9% \\"now\\"",detected=150i 100'
+    )
+    resolved = Incident("c", "errors", 100, 200, 7.5, 42, status="resolved", ended_ns=200)
+    assert resolved.id == inc.id and len(inc.id) == 16  # identity: customer, kind, start
+    assert ',status="resolved",' in incident_line(resolved) and incident_line(resolved).endswith(",ended=200i 100")
     assert write_mark_line("c", 3, 1, 2, 9) == "writes,customer_id=c,writer=3 min_time=1i,max_time=2i 9"
 
 

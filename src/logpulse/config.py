@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,22 +56,36 @@ class Settings(BaseSettings):
     write_give_up_s: float = Field(300.0, gt=0, description="Exit non-zero after InfluxDB failed this long")
     metrics_port: int = Field(0, ge=0, description="Processor Prometheus port (0 = off); process i uses port+i")
 
-    # Anomaly scoring
-    scoring_enabled: bool = Field(True, description="Score batches for anomalies")
-    scoring_bucket_s: float = Field(30.0, gt=0, description="Event-time bucket length for incident tests")
+    # Anomaly scoring (issue 17: what counts as an incident)
+    scoring_enabled: bool = Field(True, description="Score batches for anomalies and incidents")
+    scoring_sensitivity: Literal["low", "medium", "high"] = Field(
+        "medium", description="Evidence an incident needs: p-value <= 1e-8 (low), 1e-6 (medium), 1e-4 (high)"
+    )
     scoring_latency_ratio: float = Field(
-        2.0, gt=1, description="Bucket latency anomalous at this multiple of the baseline (geometric mean)"
+        1.3, gt=1, description="Smallest slowdown worth an incident (typical latency x this)"
     )
     scoring_error_increase: float = Field(
-        0.15, gt=0, lt=1, description="Bucket failure rate anomalous at baseline + this"
+        0.03, gt=0, lt=1, description="Smallest rise of the failure rate worth an incident (0.03 = 3 points)"
     )
-    scoring_min_z: float = Field(4.0, gt=0, description="Minimum z-score of an anomalous bucket (both signals)")
-    scoring_min_bucket_requests: int = Field(5, ge=1, description="Buckets with fewer requests are never anomalous")
-    scoring_min_incident_s: float = Field(60.0, ge=0, description="An incident is reported once it spans this long")
-    scoring_warmup_buckets: int = Field(
-        10, ge=1, description="Buckets of a customer's traffic before its baseline is trusted"
+    scoring_traffic_factor: float = Field(
+        2.0, gt=1, description="Traffic below 1/this or above this x the expected volume is an incident"
     )
-    scoring_alpha: float = Field(0.05, gt=0, le=1, description="EWMA weight of one bucket in the baseline")
+    scoring_new_normal_s: float = Field(
+        1800.0, ge=0, description="A change lasting this long is resolved as the new normal (0 = never)"
+    )
+    scoring_bucket_s: float = Field(30.0, gt=0, description="Event-time bucket length of the incident tests")
+
+    # SLOs and alert delivery (issue 17)
+    slo_targets: str = Field(
+        "default=99.5", description="Availability targets in %: 'default=99.5,cust_7=99.9' (empty = no SLOs)"
+    )
+    slo_window_days: int = Field(30, ge=1, description="Window of the error budget, in days")
+    alertmanager_url: str = Field("", description="Alertmanager base URL; incidents are posted to /api/v2/alerts")
+    webhook_url: str = Field("", description="URL that receives each incident's firing and resolved JSON")
+    alert_max_age_s: float = Field(0.0, ge=0, description="Skip alerts for incidents older than this (0 = any age)")
+    alert_give_up_s: float = Field(
+        300.0, gt=0, description="`ingest` exits non-zero if its alerts could not be delivered for this long"
+    )
 
     # API
     api_host: str = Field("127.0.0.1", description="API bind host")
@@ -119,8 +133,33 @@ class Settings(BaseSettings):
         """The configured path patterns, split on commas."""
         return [p.strip() for p in self.log_path.split(",") if p.strip()]
 
+    @field_validator("slo_targets")
+    @classmethod
+    def _valid_slo_targets(cls, v: str) -> str:
+        parse_slo_targets(v)  # raises a ValueError naming the bad entry
+        return v
+
     def dead_letter_file(self) -> Path:
         return Path(self.dead_letter_path)
+
+
+def parse_slo_targets(text: str) -> dict[str, float]:
+    """`default=99.5,cust_7=99.9` (availability in percent) → {"default": 0.995, "cust_7": 0.999}."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            pct = float(value)
+        except ValueError:
+            pct = -1.0
+        if not sep or not name.strip() or not 0 < pct < 100:
+            raise ValueError(
+                f"SLO_TARGETS: {part!r} is not 'customer=percent' with 0 < percent < 100 (e.g. default=99.5)"
+            )
+        out[name.strip()] = pct / 100.0
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,10 @@ WRITE_LATENCY = Histogram(
     "Latency of one InfluxDB write request (successful)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# alert delivery (issue 17)
+ALERTS_SENT = Counter("logpulse_alerts_sent", "Notifications accepted by a receiver", ["receiver"])
+ALERTS_FAILED = Counter("logpulse_alerts_failed", "Delivery attempts that failed (retried later)", ["receiver"])
+ALERTS_QUEUED = Gauge("logpulse_alerts_queued", "Notifications waiting in the outbox")
 BACKLOG_BYTES = Gauge("logpulse_backlog_bytes", "Bytes behind the end of each tailed file", ["path"])
 
 

@@ -10,6 +10,7 @@ dominate the cost of a stream processor written in Python: a few items of many l
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from dataclasses import dataclass, field
 
@@ -84,22 +85,39 @@ class ParsedChunk:
     batches: dict[str, RequestBatch]
     rejects: list[Reject]
     lines: int  # lines seen (accepted + rejected)
+    path: str = ""  # the file read (set by the dataflow; the stream clock is kept per file)
 
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """A stretch of anomalous requests of one customer, stored in the `anomalies` measurement.
+    """A stretch of anomalous behaviour of one customer, stored in the `anomalies` measurement.
 
-    Its identity is (customer_id, kind, start_ns): an incident that grows is rewritten in place,
-    and a replay after a crash rewrites the same point.
+    Its identity is (customer_id, kind, start_ns), and `id` is derived from it: an incident that grows
+    is rewritten in place, a replay after a crash rewrites the same point and re-sends the same
+    alert id (receivers deduplicate on it).
     """
 
     customer_id: str
-    kind: str  # "latency" | "errors"
+    kind: str  # "latency" | "errors" | "traffic_drop" | "traffic_surge" | "slo_burn"
     start_ns: int
-    end_ns: int
+    end_ns: int  # end of the last anomalous bucket so far
     peak_score: float
     requests: int
+    # lifecycle (issue 17)
+    status: str = "open"  # "open" | "resolved"
+    ended_ns: int | None = None  # set once resolved
+    summary: str = ""
+    detected_ns: int = 0  # stream time at which the incident was first reported
+    new_normal: bool = False  # resolved because the change lasted: the baseline re-learnt it
+
+    @property
+    def id(self) -> str:
+        """Stable across restarts and replays: a hash of customer, kind and start."""
+        return incident_id(self.customer_id, self.kind, self.start_ns)
+
+
+def incident_id(customer_id: str, kind: str, start_ns: int) -> str:
+    return hashlib.blake2b(f"{customer_id}|{kind}|{start_ns}".encode(), digest_size=8).hexdigest()
 
 
 @dataclass(slots=True)
@@ -109,3 +127,11 @@ class ScoredBatch:
     batch: RequestBatch
     scores: list[float] | None = None
     incidents: list[Incident] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The stream clock reached `time_ns` (event time): sent to every known customer, so that a
+    customer who went silent is still scored (its empty buckets complete) while others' logs move on."""
+
+    time_ns: int

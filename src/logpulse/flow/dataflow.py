@@ -4,9 +4,12 @@
     parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
     by_customer                                       -> (customer_id, RequestBatch)
+    clock (one key: the stream's event-time clock)    -> (customer_id, Tick) for every known customer
     score (stateful_map, keyed: a customer's baseline
            lives on one worker, in recovery snapshots) -> (customer_id, ScoredBatch)
     influxdb (InfluxSink: acknowledged, retried)
+    outbox (stateful, keyed: alerts not yet delivered,
+            in recovery snapshots)                    -> Alertmanager / webhook
 
 Items are whole chunks and per-customer batches, never single lines: per-item engine overhead is
 what limits a Python stream processor.
@@ -25,11 +28,14 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from logpulse import metrics
+from logpulse.alerts.outbox import outbox_builder
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
-from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch, ScoredBatch
-from logpulse.scoring.baselines import CustomerScorer, ScoringConfig
+from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, ScoredBatch, Tick
+from logpulse.scoring.baselines import ScoringConfig
+from logpulse.scoring.clock import StreamClock
+from logpulse.scoring.scorer import CustomerScorer
 from logpulse.tailing.deadletter import DeadLetterSink
 from logpulse.tailing.source import LogSource
 
@@ -77,6 +83,7 @@ class StoppableSource(FixedPartitionedSource[X, S]):
 def _parser(parser: LineParser) -> Callable[[Chunk], ParsedChunk]:
     def parse(chunk: Chunk) -> ParsedChunk:
         parsed = parser.parse_chunk(chunk)
+        parsed.path = chunk.path  # the stream clock is kept per file
         metrics.BYTES_READ.inc(len(chunk.data))
         metrics.LINES_READ.inc(parsed.lines)
         if parsed.rejects:
@@ -100,15 +107,45 @@ def _unscored(parsed: ParsedChunk) -> list[tuple[str, ScoredBatch]]:
     return [(c, ScoredBatch(b)) for c, b in parsed.batches.items()]
 
 
+# --- alerting (issue 17): the stream clock, scoring of batches and ticks, the outbox ---------------
+
+
+def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:
+    """What the clock needs of a chunk: its file, its earliest event time, its customers."""
+    if not parsed.batches:
+        return None
+    earliest = min(min(b.times) for b in parsed.batches.values() if b.times)
+    return "clock", (parsed.path, earliest, list(parsed.batches))
+
+
+ScoreItem = RequestBatch | tuple[str, Tick]
+
+
 def _scorer(
     config: ScoringConfig,
-) -> Callable[[CustomerScorer | None, RequestBatch], tuple[CustomerScorer, ScoredBatch]]:
-    def step(state: CustomerScorer | None, batch: RequestBatch) -> tuple[CustomerScorer, ScoredBatch]:
-        if state is None:
-            state = CustomerScorer(batch.customer_id, config)
-        return state, state.score(batch)
+) -> Callable[[CustomerScorer | None, ScoreItem], tuple[CustomerScorer | None, ScoredBatch | None]]:
+    def step(
+        state: CustomerScorer | None, item: RequestBatch | tuple[str, Tick]
+    ) -> tuple[CustomerScorer | None, ScoredBatch | None]:
+        if isinstance(item, RequestBatch):
+            if state is None:
+                state = CustomerScorer(item.customer_id, config)
+            return state, state.score(item)
+        customer, tick = item
+        if state is None:  # a customer this worker has not seen data of (yet)
+            return None, None
+        incidents = state.tick(tick)
+        return state, ScoredBatch(RequestBatch(customer), [], incidents) if incidents else None
 
     return step
+
+
+def _tick_item(kv: tuple[str, tuple[str, Tick]]) -> tuple[str, ScoreItem]:
+    return kv[1][0], kv[1]
+
+
+def _incidents(item: tuple[str, ScoredBatch]) -> tuple[str, list[Incident]] | None:
+    return (item[0], item[1].incidents) if item[1].incidents else None
 
 
 def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Dataflow:
@@ -128,7 +165,14 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
     )
     if settings.scoring_enabled:
         keyed = op.flat_map("by_customer", parsed, _batches)
-        scored = op.stateful_map("score", keyed, _scorer(ScoringConfig.from_settings(settings)))
+        clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
+        ticks = op.map("tick_keys", clock, _tick_item)
+        items: op.KeyedStream[ScoreItem] = op.merge("batches_and_ticks", keyed, ticks)
+        maybe = op.stateful_map("score", items, _scorer(ScoringConfig.from_settings(settings)))
+        scored = op.filter_map("scored", maybe, lambda kv: None if kv[1] is None else (kv[0], kv[1]))
+        receivers = outbox_builder(settings, final=not follow)
+        if settings.alertmanager_url or settings.webhook_url:
+            op.stateful("outbox", op.filter_map("incidents", scored, _incidents), receivers)
     else:
         scored = op.flat_map("unscored", parsed, _unscored)
     op.output("influxdb", scored, InfluxSink(settings, pipelined=not follow))

@@ -6,9 +6,11 @@ Measurement `requests` (one point per request):
            anomaly_score (float, when scoring is on)
     time   the request's timestamp in ns, made unique per line (see `logformat.point_time`)
 
-Measurement `anomalies` (one point per incident, upserted while it grows):
-    tags   customer_id, kind ("latency" | "errors")
-    fields end (int, ns since epoch), score (float, peak), requests (int)
+Measurement `anomalies` (one point per incident, upserted while it grows and once resolved):
+    tags   customer_id, kind ("latency" | "errors" | "traffic_drop" | "traffic_surge" | "slo_burn")
+    fields end (int, ns: end of the last anomalous bucket), score (float, peak evidence), requests (int),
+           id (string, stable), status (string "open" | "resolved"), summary (string),
+           detected (int, ns: stream time it was first reported), ended (int, ns; only once resolved)
     time   the incident's start in ns
 
 Measurement `writes` (one point per customer per sink write, for cache invalidation in the API):
@@ -81,10 +83,14 @@ def request_lines(scored: ScoredBatch) -> list[str]:
 
 
 def incident_line(inc: Incident) -> str:
-    """Line protocol for one incident; its identity is (customer, kind, start)."""
+    """Line protocol for one incident version; its identity is (customer, kind, start), so a newer
+    version (or a replay) overwrites the fields of the same point."""
+    ended = f",ended={inc.ended_ns}i" if inc.ended_ns is not None else ""
     return (
         f"{ANOMALIES},{TAG_CUSTOMER}={inc.customer_id},{TAG_KIND}={inc.kind} "
-        f"end={inc.end_ns}i,score={inc.peak_score:.6g},requests={inc.requests}i {inc.start_ns}"
+        f"end={inc.end_ns}i,score={inc.peak_score:.6g},requests={inc.requests}i,"
+        f'id="{inc.id}",status="{inc.status}",summary="{_escape_string_field(inc.summary)}",'
+        f"detected={inc.detected_ns}i{ended} {inc.start_ns}"
     )
 
 

@@ -1,0 +1,78 @@
+"""Alertmanager's API v2: incidents become alerts with labels, firing while open, resolved with endsAt.
+
+Like Prometheus, logpulse re-posts a firing alert every `REPOST_S` with `endsAt` a few minutes ahead:
+if logpulse dies, Alertmanager resolves the alert by itself once that time passes instead of keeping a
+stale alert forever. A resolved incident is posted with `endsAt` = its end (in the past), which
+Alertmanager shows as resolved. Alerts are identified by their label set, which includes the incident
+id, so re-posting (or a replay after a crash) updates the same alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+
+from logpulse.model import Incident
+
+REPOST_S = 60.0
+FIRING_TTL_S = 300.0  # endsAt of a firing alert: now + this (Prometheus uses 4 x its resend delay)
+SEVERITY = {
+    "slo_burn": "page",
+    "traffic_drop": "critical",
+    "errors": "warning",
+    "latency": "warning",
+    "traffic_surge": "warning",
+}
+
+
+class DeliveryError(RuntimeError):
+    """A receiver did not accept a notification (unreachable, timeout, non-2xx); retried later."""
+
+
+def iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alert(inc: Incident, now_ns: int) -> dict[str, Any]:
+    """One alert of the v2 API for an incident version."""
+    if inc.status == "resolved" and inc.ended_ns is not None:
+        ends = min(inc.ended_ns, now_ns)
+    else:
+        ends = now_ns + int(FIRING_TTL_S * 1e9)
+    return {
+        "labels": {
+            "alertname": f"logpulse_{inc.kind}",
+            "customer_id": inc.customer_id,
+            "severity": SEVERITY.get(inc.kind, "warning"),
+            "incident_id": inc.id,
+        },
+        "annotations": {
+            "summary": inc.summary,
+            "peak_score": f"{inc.peak_score:g}",
+            "requests": str(inc.requests),
+        },
+        "startsAt": iso(inc.start_ns),
+        "endsAt": iso(ends),
+    }
+
+
+class AlertmanagerClient:
+    """POSTs alerts to `<url>/api/v2/alerts`; raises DeliveryError when they were not accepted."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self._url = url.rstrip("/") + "/api/v2/alerts"
+        self._client = httpx.Client(timeout=timeout_s)
+
+    def post(self, incidents: list[Incident], now_ns: int) -> None:
+        body = [alert(inc, now_ns) for inc in incidents]
+        try:
+            r = self._client.post(self._url, json=body)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"Alertmanager {self._url}: {exc}") from exc
+        if r.status_code >= 300:
+            raise DeliveryError(f"Alertmanager {self._url} answered {r.status_code}: {r.text[:200]}")
+
+    def close(self) -> None:
+        self._client.close()
