@@ -33,6 +33,9 @@ def test_scores_and_incidents() -> None:
     assert resolved.id == inc.id and len(inc.id) == 16  # identity: customer, kind, start
     assert ',status="resolved",' in incident_line(resolved) and incident_line(resolved).endswith(",ended=200i 100")
     assert write_mark_line("c", 3, 1, 2, 9) == "writes,customer_id=c,writer=3 min_time=1i,max_time=2i 9"
+    assert write_mark_line("c", 3, 1, 2, 9, 512) == (
+        "writes,customer_id=c,writer=3 min_time=1i,max_time=2i,backlog_bytes=512i 9"
+    )
 
 
 def test_request_batch_pickles_compactly_and_exactly() -> None:

@@ -35,6 +35,11 @@ def serve_metrics(port: int) -> None:
         start_http_server(port)
 
 
+def backlog_bytes() -> int:
+    """Unread bytes of this process's tailed files (the sum of logpulse_backlog_bytes over its paths)."""
+    return int(sum(sample.value for metric in BACKLOG_BYTES.collect() for sample in metric.samples))
+
+
 def totals() -> dict[str, float]:
     """This process's counters as plain numbers (for the ingest summary and progress bar)."""
     return {

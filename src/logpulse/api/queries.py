@@ -63,3 +63,16 @@ def marks_since(since_ns: int) -> str:
         f'SELECT "min_time", "max_time" FROM {quote_ident(WRITES)} WHERE time > {since_ns} '
         f"GROUP BY {quote_ident(TAG_CUSTOMER)}"
     )
+
+
+def freshness(since_ns: int | None) -> str:
+    """The newest `writes` mark (time = acknowledged), the newest request time written and each writer's
+    last backlog since since_ns. Without since_ns only the first statement, over all marks kept."""
+    if since_ns is None:
+        return f'SELECT LAST("max_time") AS "max_time" FROM {quote_ident(WRITES)}'
+    where = f"WHERE time > {since_ns}"
+    return (
+        f'SELECT LAST("max_time") AS "max_time" FROM {quote_ident(WRITES)} {where}; '
+        f'SELECT MAX("max_time") AS "max_time" FROM {quote_ident(WRITES)} {where}; '
+        f'SELECT LAST("backlog_bytes") AS "backlog" FROM {quote_ident(WRITES)} {where} GROUP BY "writer"'
+    )

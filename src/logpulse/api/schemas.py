@@ -128,3 +128,15 @@ class CustomerPage(BaseModel):
 
     customers: list[Customer]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+# ---- dashboard live status (api/freshness.py) ----
+
+
+class Freshness(BaseModel):
+    last_write: str | None = Field(description="When InfluxDB last acknowledged the processor's data (UTC)")
+    newest_data: str | None = Field(description="Newest request time among the writes of the last hour (UTC)")
+    lag_s: float | None = Field(description="last_write - newest_data, seconds (large also when the log is quiet)")
+    backlog_bytes: int | None = Field(description="Bytes of log the processor had not read at its last write")
+    behind: bool = Field(description="backlog_bytes > 1 MiB: the processor has lines it has not read yet")
+    checked_at: str = Field(description="When this answer was computed (UTC)")

@@ -86,8 +86,8 @@ class _WriteMarks:
         with self._lock:
             bounds, self._bounds, self._timer = self._bounds, {}, None
         if bounds:
-            now = time.time_ns()
-            self._write([write_mark_line(c, self._worker, lo, hi, now) for c, (lo, hi) in bounds.items()])
+            now, backlog = time.time_ns(), metrics.backlog_bytes()
+            self._write([write_mark_line(c, self._worker, lo, hi, now, backlog) for c, (lo, hi) in bounds.items()])
 
     def cancel(self) -> None:
         with self._lock:

@@ -15,7 +15,8 @@ Measurement `anomalies` (one point per incident, upserted while it grows and onc
 
 Measurement `writes` (one point per customer per sink write, for cache invalidation in the API):
     tags   customer_id, writer (worker index)
-    fields min_time, max_time (int, ns: the range of request times just written)
+    fields min_time, max_time (int, ns: the range of request times just written),
+           backlog_bytes (int: bytes of the writing process's files not read yet; the dashboard's "behind")
     time   when the write was acknowledged
 
 `failed` exists so that one InfluxQL statement can return total, failed and the latency aggregates
@@ -102,6 +103,11 @@ def scored_lines(items: Iterable[ScoredBatch]) -> Iterator[str]:
             yield incident_line(inc)
 
 
-def write_mark_line(customer_id: str, writer: int, min_ns: int, max_ns: int, now_ns: int) -> str:
-    """A `writes` mark: customer X's data between min_ns and max_ns changed at now_ns."""
-    return f"{WRITES},{TAG_CUSTOMER}={customer_id},writer={writer} min_time={min_ns}i,max_time={max_ns}i {now_ns}"
+def write_mark_line(
+    customer_id: str, writer: int, min_ns: int, max_ns: int, now_ns: int, backlog_bytes: int | None = None
+) -> str:
+    """A `writes` mark: customer X's data between min_ns and max_ns changed at now_ns (and what was unread)."""
+    backlog = "" if backlog_bytes is None else f",backlog_bytes={backlog_bytes}i"
+    return (
+        f"{WRITES},{TAG_CUSTOMER}={customer_id},writer={writer} min_time={min_ns}i,max_time={max_ns}i{backlog} {now_ns}"
+    )

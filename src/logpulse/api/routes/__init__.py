@@ -12,6 +12,7 @@ from logpulse.api.routes import (
     anomalies,
     customers,
     dashboard,
+    freshness,
     health,
     stats,
 )
@@ -20,6 +21,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     anomalies.router,
     customers.router,
     dashboard.router,
+    freshness.router,
     health.router,
     stats.router,
 )
