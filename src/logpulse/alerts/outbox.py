@@ -81,7 +81,7 @@ class Receivers:
         return [d for d, c in (("alertmanager", self.alertmanager), ("webhook", self.webhook)) if c is not None]
 
 
-class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
+class Outbox(StatefulLogic[list[Incident], str, OutboxState]):
     """The outbox of one customer (see the module docstring)."""
 
     def __init__(self, receivers: Receivers, state: OutboxState | None, *, final: bool) -> None:
@@ -92,22 +92,19 @@ class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
 
     # --- Bytewax callbacks --------------------------------------------------------------------------
 
-    def on_item(self, value: list[Incident]) -> tuple[Iterable[None], bool]:
+    def on_item(self, value: list[Incident]) -> tuple[Iterable[str], bool]:
         for inc in value:
             self._queue(inc)
-        self.deliver_due()
-        return (), StatefulLogic.RETAIN
+        return self.deliver_due(), StatefulLogic.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[None], bool]:
-        self.deliver_due()
-        return (), StatefulLogic.RETAIN
+    def on_notify(self) -> tuple[Iterable[str], bool]:
+        return self.deliver_due(), StatefulLogic.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[None], bool]:
+    def on_eof(self) -> tuple[Iterable[str], bool]:
         if self.final:
-            self.drain()
-        else:  # a graceful stop: one more try; what is left stays in the final snapshot
-            self.deliver_due(force=True)
-        return (), StatefulLogic.RETAIN
+            return self.drain(), StatefulLogic.RETAIN
+        # a graceful stop: one more try; what is left stays in the final snapshot
+        return self.deliver_due(force=True), StatefulLogic.RETAIN
 
     def notify_at(self) -> dt.datetime | None:
         times = [n.next_try for n in self.state.pending.values()]
@@ -150,23 +147,25 @@ class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
             metrics.ALERTS_QUEUED.inc()
         self.state.pending[notice.key] = notice
 
-    def deliver_due(self, *, force: bool = False) -> None:
-        """Send every notification whose time has come (all with force); re-post firing alerts."""
+    def deliver_due(self, *, force: bool = False) -> list[str]:
+        """Send every notification whose time has come (all with force); re-post firing alerts.
+        Returns the keys of the notifications delivered."""
         now = time.time()
         s = self.state
+        delivered: list[str] = []
         for inc_id, (inc, at) in list(s.firing.items()):
             if at <= now:
                 self._add_one(Notice("alertmanager", "firing", inc))
                 s.firing[inc_id] = (inc, now + REPOST_S)
         due = [n for n in s.pending.values() if force or n.next_try <= now]
         if not due:
-            return
+            return delivered
         blocked: set[tuple[str, str]] = set()  # (dest, id) with an earlier notification failing
         am = [n for n in due if n.dest == "alertmanager"]
         if am and self.r.alertmanager is not None:
             try:
                 self.r.alertmanager.post([n.incident for n in am], time.time_ns())
-                self._done(am)
+                delivered += self._done(am)
             except DeliveryError as exc:
                 self._failed(am, exc)
         for n in due:
@@ -176,15 +175,16 @@ class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
                 continue
             try:
                 self.r.webhook.post(n.incident, n.status)
-                self._done([n])
+                delivered += self._done([n])
             except DeliveryError as exc:
                 blocked.add((n.dest, n.incident.id))
                 self._failed([n], exc)
         for n in due:  # receivers no longer configured (settings changed between runs)
             if n.dest not in self.r.dests() and s.pending.pop(n.key, None) is not None:
                 metrics.ALERTS_QUEUED.dec()
+        return delivered
 
-    def _done(self, notices: list[Notice]) -> None:
+    def _done(self, notices: list[Notice]) -> list[str]:
         for n in notices:
             if self.state.pending.get(n.key) is n:
                 del self.state.pending[n.key]
@@ -194,6 +194,7 @@ class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
         for inc_id in resolved:  # forget an incident once every receiver has its resolution
             if not any(p.incident.id == inc_id for p in self.state.pending.values()):
                 self.state.notified.pop(inc_id, None)
+        return [n.key for n in notices]
 
     def _failed(self, notices: list[Notice], exc: Exception) -> None:
         now = time.time()
@@ -204,12 +205,12 @@ class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
         if notices[0].attempts in (1, 5) or notices[0].attempts % 20 == 0:
             log.warning("alert delivery failed (attempt %d, will retry): %s", notices[0].attempts, exc)
 
-    def drain(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def drain(self, sleep: Callable[[float], None] = time.sleep) -> list[str]:
         """Deliver everything pending before returning (ingest), or raise AlertsGaveUp."""
         if self.r.deadline is None:
             self.r.deadline = time.monotonic() + self.r.give_up_s
         deadline = self.r.deadline
-        self.deliver_due(force=True)
+        delivered = self.deliver_due(force=True)
         while self.state.pending:
             if time.monotonic() >= deadline:
                 raise AlertsGaveUp(
@@ -217,7 +218,14 @@ class Outbox(StatefulLogic[list[Incident], None, OutboxState]):
                 )
             wait = min(n.next_try for n in self.state.pending.values()) - time.time()
             sleep(max(0.0, min(wait, deadline - time.monotonic())))
-            self.deliver_due()
+            delivered += self.deliver_due()
+        return delivered
+
+
+def log_delivered(step_id: str, item: tuple[str, str]) -> None:
+    """The outbox's downstream: Bytewax runs a stateful step's end-of-input only for steps that lead
+    to an output or inspect step, so the delivered keys end here (logged at debug level)."""
+    log.debug("alert delivered: %s", item[1])
 
 
 def outbox_builder(settings: Settings, *, final: bool) -> Callable[[OutboxState | None], Outbox]:

@@ -28,7 +28,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from logpulse import metrics
-from logpulse.alerts.outbox import outbox_builder
+from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
@@ -172,7 +172,8 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
         scored = op.filter_map("scored", maybe, lambda kv: None if kv[1] is None else (kv[0], kv[1]))
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:
-            op.stateful("outbox", op.filter_map("incidents", scored, _incidents), receivers)
+            delivered = op.stateful("outbox", op.filter_map("incidents", scored, _incidents), receivers)
+            op.inspect("alerts_delivered", delivered, log_delivered)
     else:
         scored = op.flat_map("unscored", parsed, _unscored)
     op.output("influxdb", scored, InfluxSink(settings, pipelined=not follow))
