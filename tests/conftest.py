@@ -41,6 +41,7 @@ def influx_settings(influxd: LocalInfluxd, tmp_path: Path, monkeypatch: pytest.M
         "DEAD_LETTER_PATH": str(tmp_path / "rejected.jsonl"),
         "RECOVERY_DIR": str(tmp_path / "recovery"),
         "LOG_PATH": str(tmp_path / "api_requests.log"),
+        "INGEST_SPOOL_PATH": str(tmp_path / "ingest_spool.log"),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

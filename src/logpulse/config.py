@@ -7,6 +7,7 @@ The README's configuration table lists every field below.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -126,12 +127,21 @@ class Settings(BaseSettings):
         "", description="When set, stored customer ids are HMAC-SHA256(key, id) as 16 hex characters"
     )
     keep_query_string: bool = Field(False, description="Keep `?query` in stored paths")
+    ingest_spool_path: str = Field(
+        "data/ingest_spool.log", description="File POST /ingest appends to; tailed with LOG_PATH (empty = off)"
+    )
+    ingest_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest POST /ingest body (413 above)")
 
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 
     def log_globs(self) -> list[str]:
-        """The configured path patterns, split on commas."""
-        return [p.strip() for p in self.log_path.split(",") if p.strip()]
+        """The configured path patterns, split on commas, plus the ingest spool file when no pattern
+        covers it already (so that lines accepted by `POST /ingest` are always processed)."""
+        globs = [p.strip() for p in self.log_path.split(",") if p.strip()]
+        spool = self.ingest_spool_path.strip()
+        if spool and not any(fnmatch.fnmatch(os.path.normpath(spool), os.path.normpath(g)) for g in globs):
+            globs.append(spool)
+        return globs
 
     @field_validator("slo_targets")
     @classmethod

@@ -39,6 +39,19 @@ class Unauthorized(Exception):
     """API_KEY is set and the request does not carry it: 401."""
 
 
+# -- POST /ingest (issue 16) ---------------------------------------------------------------------
+class PayloadTooLarge(Exception):
+    """The request body exceeds INGEST_MAX_BODY_BYTES: 413."""
+
+
+class UnsupportedMediaType(Exception):
+    """The body's Content-Type is not one the configured LOG_FORMAT takes: 415."""
+
+
+class EmptyBody(Exception):
+    """The request has no lines: 400."""
+
+
 def _validation_message(exc: Exception) -> str:
     """FastAPI's list of validation errors as one sentence naming each parameter."""
     assert isinstance(exc, RequestValidationError)
@@ -75,6 +88,9 @@ MAPPINGS: dict[type[Exception], Mapping] = {
         "InfluxDB unreachable; retry after the Retry-After seconds",
     ),
     InfluxError: Mapping(502, lambda e: f"InfluxDB refused the query: {e}"),
+    PayloadTooLarge: Mapping(413),
+    UnsupportedMediaType: Mapping(415),
+    EmptyBody: Mapping(400),
 }
 
 # The documented error answers of the data routes (OpenAPI `responses=`).

@@ -14,6 +14,7 @@ from logpulse.api.routes import (
     dashboard,
     freshness,
     health,
+    ingest,
     stats,
 )
 
@@ -23,5 +24,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     freshness.router,
     health.router,
+    ingest.router,
     stats.router,
 )
