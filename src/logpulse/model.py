@@ -88,6 +88,10 @@ class ParsedChunk:
     path: str = ""  # the file read (set by the dataflow; the stream clock is kept per file)
 
 
+INCIDENT_KINDS = ("latency", "errors", "traffic_drop", "traffic_surge", "slo_burn")
+INCIDENT_STATUSES = ("open", "resolved")
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """A stretch of anomalous behaviour of one customer, stored in the `anomalies` measurement.

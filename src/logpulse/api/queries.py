@@ -36,10 +36,28 @@ def stats(customer: str, r: DateRange) -> tuple[str, str, str]:
     )
 
 
+_INCIDENT_FIELDS = '"end", "score", "requests", "id", "status", "summary", "detected", "ended"'
+
+
 def anomalies(customer: str, r: DateRange) -> str:
     return (
-        f'SELECT "kind", "end", "score", "requests" FROM {quote_ident(ANOMALIES)} '
+        f"SELECT {_INCIDENT_FIELDS} FROM {quote_ident(ANOMALIES)} "
         f"WHERE {_where(customer, r.start_ns, r.end_ns)} GROUP BY {quote_ident('kind')} ORDER BY time ASC"
+    )
+
+
+def fleet_anomalies(r: DateRange, customer: str | None, kind: str | None, status: str | None, limit: int) -> str:
+    """Incidents of every customer that started in the range, optionally filtered (values validated)."""
+    where = f"time >= {r.start_ns} AND time < {r.end_ns}"
+    if customer is not None:
+        where += f" AND {quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
+    if kind is not None:
+        where += f" AND {quote_ident('kind')} = {quote_literal(kind)}"
+    if status is not None:
+        where += f" AND {quote_ident('status')} = {quote_literal(status)}"
+    return (
+        f"SELECT {_INCIDENT_FIELDS} FROM {quote_ident(ANOMALIES)} WHERE {where} "
+        f"GROUP BY {quote_ident(TAG_CUSTOMER)}, {quote_ident('kind')} ORDER BY time ASC LIMIT {int(limit)}"
     )
 
 

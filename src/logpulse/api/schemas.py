@@ -66,11 +66,53 @@ class Stats(BaseModel):
 
 
 class Anomaly(BaseModel):
-    kind: str = Field(description="latency | errors")
-    start: str = Field(description="ISO-8601, in the requested time zone")
-    end: str
-    score: float = Field(description="Peak z-score of the incident's buckets")
+    kind: str = Field(description="latency | errors | traffic_drop | traffic_surge | slo_burn")
+    start: str = Field(description="ISO-8601, in the requested time zone: when the change began")
+    end: str = Field(description="End of the last anomalous bucket so far")
+    score: float = Field(description="Peak evidence: -log10 of the strongest test's p-value (slo_burn: burn rate)")
     requests: int = Field(description="Requests in the incident's anomalous buckets")
+    id: str | None = Field(None, description="Stable incident id (the alert's incident_id label)")
+    status: str | None = Field(None, description="open | resolved")
+    ended: str | None = Field(None, description="When it was resolved (null while open)")
+    summary: str | None = Field(None, description="What happened, in words")
+    detected: str | None = Field(None, description="Stream time at which it was first reported")
+
+
+class FleetAnomaly(Anomaly):
+    customer_id: str
+
+
+class FleetAnomalies(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "example": {
+                "from": "2024-09-29",
+                "to": "2024-09-30",
+                "tz": "UTC",
+                "anomalies": [
+                    {
+                        "customer_id": "cust_1",
+                        "kind": "latency",
+                        "start": "2024-09-29T10:00:00+00:00",
+                        "end": "2024-09-29T10:04:30+00:00",
+                        "score": 27.5,
+                        "requests": 591,
+                        "id": "6ecae8f1538621c2",
+                        "status": "resolved",
+                        "ended": "2024-09-29T10:04:30+00:00",
+                        "summary": "latency 0.42 s vs 0.12 s usual (x3.5); 591 requests",
+                        "detected": "2024-09-29T10:01:00+00:00",
+                    }
+                ],
+            }
+        },
+    )
+
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    anomalies: list[FleetAnomaly]
 
 
 class Anomalies(BaseModel):

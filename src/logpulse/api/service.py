@@ -13,7 +13,17 @@ from typing import Any
 from logpulse.api import queries, validation
 from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
 from logpulse.api.errors import BadRequest, NotFound
-from logpulse.api.schemas import Anomalies, Anomaly, Customer, CustomerPage, Day, Figures, Stats
+from logpulse.api.schemas import (
+    Anomalies,
+    Anomaly,
+    Customer,
+    CustomerPage,
+    Day,
+    Figures,
+    FleetAnomalies,
+    FleetAnomaly,
+    Stats,
+)
 from logpulse.api.validation import DateRange
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
@@ -45,6 +55,22 @@ def _figures(row: dict[str, Any] | None) -> Figures:
 
 def _iso(ns: int, tz: dt.tzinfo) -> str:
     return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz).isoformat()
+
+
+def _incident(tags: dict[str, str], row: dict[str, Any], tz: dt.tzinfo) -> dict[str, Any]:
+    """An `anomalies` point as Anomaly fields (points written before issue 17 lack the lifecycle)."""
+    return {
+        "kind": tags["kind"],
+        "start": _iso(row["time"], tz),
+        "end": _iso(row["end"], tz),
+        "score": row["score"],
+        "requests": row["requests"],
+        "id": row.get("id"),
+        "status": row.get("status"),
+        "ended": _iso(row["ended"], tz) if row.get("ended") is not None else None,
+        "summary": row.get("summary"),
+        "detected": _iso(row["detected"], tz) if row.get("detected") else None,
+    }
 
 
 class Service:
@@ -98,18 +124,21 @@ class Service:
         await self.require_customer(customer)
         res = await self.client.query(queries.anomalies(customer, r))
         items = [
-            Anomaly(
-                kind=tags["kind"],  # the query groups by the kind tag
-                start=_iso(row["time"], r.tz),
-                end=_iso(row["end"], r.tz),
-                score=row["score"],
-                requests=row["requests"],
-            )
+            Anomaly(**_incident(tags, row, r.tz))  # the query groups by the kind tag
             for tags, row in sorted(series_rows(res[0]), key=lambda tr: (tr[1]["time"], tr[0]["kind"]))
         ]
         return Anomalies(
             customer_id=customer, from_=r.first.isoformat(), to=r.last.isoformat(), tz=r.tz.key, anomalies=items
         )
+
+    async def fleet_anomalies(
+        self, r: DateRange, customer: str | None, kind: str | None, status: str | None, limit: int
+    ) -> FleetAnomalies:
+        """Incidents of every customer (issue 17), newest filters applied in InfluxDB."""
+        res = await self.client.query(queries.fleet_anomalies(r, customer, kind, status, limit))
+        rows = sorted(series_rows(res[0]), key=lambda tr: (tr[1]["time"], tr[0]["customer_id"], tr[0]["kind"]))
+        items = [FleetAnomaly(customer_id=tags["customer_id"], **_incident(tags, row, r.tz)) for tags, row in rows]
+        return FleetAnomalies(from_=r.first.isoformat(), to=r.last.isoformat(), tz=r.tz.key, anomalies=items[:limit])
 
     async def customers(self, limit: int, cursor: str | None) -> CustomerPage:
         after = decode_cursor(cursor) if cursor else None

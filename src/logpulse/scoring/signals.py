@@ -24,7 +24,9 @@ import math
 
 from scipy import special  # type: ignore[import-untyped]
 
-KINDS = ("latency", "errors", "traffic_drop", "traffic_surge", "slo_burn")
+from logpulse.model import INCIDENT_KINDS
+
+KINDS = INCIDENT_KINDS
 MAX_EVIDENCE = 300.0  # below 1e-300 a double underflows; "overwhelming" is enough
 MIN_LATENCY_REQUESTS = 5
 MIN_SURGE_REQUESTS = 10
