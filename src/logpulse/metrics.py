@@ -40,13 +40,25 @@ def backlog_bytes() -> int:
     return int(sum(sample.value for metric in BACKLOG_BYTES.collect() for sample in metric.samples))
 
 
+_TOTALS = {
+    "bytes": BYTES_READ,
+    "read": LINES_READ,
+    "written": LINES_WRITTEN,
+    "rejected": LINES_REJECTED,
+    "incidents": INCIDENTS_WRITTEN,
+    "retries": WRITE_RETRIES,
+}
+
+
+def _value(counter: Counter) -> float:
+    """A counter's value through its public `collect()` (the `<name>_total` sample)."""
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                return sample.value
+    return 0.0
+
+
 def totals() -> dict[str, float]:
     """This process's counters as plain numbers (for the ingest summary and progress bar)."""
-    return {
-        "bytes": BYTES_READ._value.get(),
-        "read": LINES_READ._value.get(),
-        "written": LINES_WRITTEN._value.get(),
-        "rejected": LINES_REJECTED._value.get(),
-        "incidents": INCIDENTS_WRITTEN._value.get(),
-        "retries": WRITE_RETRIES._value.get(),
-    }
+    return {name: _value(counter) for name, counter in _TOTALS.items()}

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from logpulse.ports import free_port
 
 
 class InfluxdError(RuntimeError):
@@ -31,13 +32,6 @@ def find_influxd() -> str:
     if not path:
         raise InfluxdError("influxd not found: install it with `apt-get install -y influxdb` (Debian/Ubuntu)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _config(binary: str, data_dir: Path, http_port: int, rpc_port: int) -> str:

@@ -1,0 +1,75 @@
+"""Process supervision and signals: a graceful stop for this process, and a local cluster's children.
+
+SIGINT/SIGTERM set `dataflow.STOP`: every input partition ends, the dataflow drains (everything read
+is written and acknowledged), takes its last snapshot and returns; a second signal interrupts at
+once. A parent of cluster members forwards the signals to them, and stops all of them as soon as
+one fails (a cluster cannot go on without a member).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from logpulse.flow.dataflow import STOP
+
+log = logging.getLogger(__name__)
+POLL_S = 0.2
+
+
+def _graceful_stop(signum: int, frame: FrameType | None) -> None:
+    if STOP.is_set():  # second signal: the user insists
+        raise KeyboardInterrupt
+    log.info("signal %d: draining, snapshotting and stopping", signum)
+    STOP.set()
+
+
+def stop_gracefully_on_signals() -> None:
+    """SIGINT/SIGTERM end this process's dataflow cleanly (see the module docstring)."""
+    signal.signal(signal.SIGTERM, _graceful_stop)
+    signal.signal(signal.SIGINT, _graceful_stop)
+
+
+@contextmanager
+def _forwarding_signals(children: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for c in children:
+            if c.poll() is None:
+                c.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_children(
+    commands: list[list[str]], envs: list[dict[str, str]], on_tick: Callable[[], None] | None = None
+) -> list[int]:
+    """Run the commands as children until all exit, forwarding SIGINT/SIGTERM to them; if one exits
+    non-zero, terminate the others. `on_tick` is called every POLL_S meanwhile. Returns the exit codes."""
+    children = [subprocess.Popen(cmd, env={**os.environ, **env}) for cmd, env in zip(commands, envs, strict=True)]
+    with _forwarding_signals(children):
+        while True:
+            codes = [c.poll() for c in children]
+            if all(code is not None for code in codes):
+                break
+            if any(code not in (None, 0) for code in codes):
+                for c in children:
+                    if c.poll() is None:
+                        c.terminate()
+                for c in children:
+                    c.wait()
+                break
+            if on_tick:
+                on_tick()
+            time.sleep(POLL_S)
+    return [c.wait() for c in children]
