@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
 import pytest
 
+from logpulse.config import Settings
 from logpulse.model import Incident, RequestBatch, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.scorer import CustomerScorer
@@ -75,8 +77,13 @@ def run(scorer: CustomerScorer, bs: list[RequestBatch], ticks: list[float] = ())
     return final
 
 
+def config(**kw: object) -> ScoringConfig:
+    """The default settings' scoring config (no SLOs unless given), with `kw` replaced."""
+    return dataclasses.replace(ScoringConfig.from_settings(Settings(_env_file=None)), **{"slo_targets": (), **kw})
+
+
 def new(**kw: object) -> CustomerScorer:
-    return CustomerScorer("c", ScoringConfig(slo_targets=(), **kw))  # type: ignore[arg-type]
+    return CustomerScorer("c", config(**kw))
 
 
 def minutes(inc: Incident) -> tuple[float, float]:
@@ -148,9 +155,9 @@ def test_traffic_surge() -> None:
 def test_slo_burn_multi_window() -> None:
     """2% 5xx against a 99.9% target burns 20x: the 1 h / 5 min rule fires (after enough of an hour)."""
     data = traffic(8, 120, 1.0, fail=0.02)
-    found = run(CustomerScorer("c", ScoringConfig(slo_targets=(("default", 0.999),))), batches(data, 300))
+    found = run(CustomerScorer("c", config(slo_targets=(("default", 0.999),))), batches(data, 300))
     assert [i.kind for i in found.values()] == ["slo_burn"]
-    quiet = run(CustomerScorer("c", ScoringConfig(slo_targets=(("default", 0.95),))), batches(data, 300))
+    quiet = run(CustomerScorer("c", config(slo_targets=(("default", 0.95),))), batches(data, 300))
     assert quiet == {}
 
 

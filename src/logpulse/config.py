@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import os
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -148,9 +147,6 @@ class Settings(BaseSettings):
     def _valid_slo_targets(cls, v: str) -> str:
         parse_slo_targets(v)  # raises a ValueError naming the bad entry
         return v
-
-    def dead_letter_file(self) -> Path:
-        return Path(self.dead_letter_path)
 
 
 def parse_slo_targets(text: str) -> dict[str, float]:

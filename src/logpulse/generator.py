@@ -58,7 +58,10 @@ def _iso(t: float) -> str:
 
 
 @dataclass
-class Incident:
+class InjectedIncident:
+    """An incident the generator put into the traffic: the ground truth detectors are measured against
+    (what a detector reports is a `logpulse.model.Incident`)."""
+
     customer: str
     kind: str  # "latency" | "errors"
     start: float  # epoch seconds
@@ -76,7 +79,7 @@ class Traffic:
     customers: int
     rate: float
     paths: np.ndarray
-    incidents: list[Incident] = field(default_factory=list)
+    incidents: list[InjectedIncident] = field(default_factory=list)
     latency_factor: float = 4.0
     error_rate_increase: float = 0.4
     fmt: str = "logpulse"
@@ -166,14 +169,16 @@ def path_pool(rng_seed: int | None, size: int = 200) -> np.ndarray:
     return np.array([f"/api/v1/{resources[i % len(resources)]}/{fake.random_int(1, 99999)}" for i in range(size)])
 
 
-def place_incidents(traffic: Traffic, n: int, start: float, end: float, opts: GeneratorOptions) -> list[Incident]:
+def place_incidents(
+    traffic: Traffic, n: int, start: float, end: float, opts: GeneratorOptions
+) -> list[InjectedIncident]:
     """n non-overlapping incidents (per customer and kind) on customers with >= 1 request/s."""
     rng = traffic.rng
     rates = traffic.customer_rates()
     eligible = np.flatnonzero(rates >= 1.0)
     if len(eligible) == 0:
         eligible = np.argsort(rates)[-max(1, min(5, traffic.customers)) :]
-    placed: list[Incident] = []
+    placed: list[InjectedIncident] = []
     attempts = 0
     while len(placed) < n and attempts < 1000 * max(1, n):
         attempts += 1
@@ -182,7 +187,9 @@ def place_incidents(traffic: Traffic, n: int, start: float, end: float, opts: Ge
             break
         # leave 20 minutes of normal traffic at the start so baselines exist
         s = float(rng.uniform(start + 1200, end - length))
-        inc = Incident(str(traffic.names[rng.choice(eligible)]), str(rng.choice(["latency", "errors"])), s, s + length)
+        inc = InjectedIncident(
+            str(traffic.names[rng.choice(eligible)]), str(rng.choice(["latency", "errors"])), s, s + length
+        )
         gap = 15 * 60  # distinct incidents of one customer are at least 15 minutes apart
         if any(p.customer == inc.customer and p.start - gap < inc.end and inc.start < p.end + gap for p in placed):
             continue
@@ -192,7 +199,7 @@ def place_incidents(traffic: Traffic, n: int, start: float, end: float, opts: Ge
     return sorted(placed, key=lambda i: i.start)
 
 
-def _write_truth(out: Path, incidents: list[Incident]) -> None:
+def _write_truth(out: Path, incidents: list[InjectedIncident]) -> None:
     truth = Path(f"{out}.incidents.json")
     existing = json.loads(truth.read_text()) if truth.exists() else []
     truth.write_text(json.dumps(existing + [i.as_json() for i in incidents], indent=1))

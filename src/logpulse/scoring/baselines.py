@@ -29,15 +29,18 @@ _SLOT_S = 86400 // _SLOTS
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    bucket_s: float = 30.0
-    min_evidence: float = 6.0  # -log10 p an incident needs (sensitivity)
-    latency_ratio: float = 1.3
-    error_increase: float = 0.03
-    traffic_factor: float = 2.0
-    new_normal_s: float = 1800.0
-    quiet_s: float = 300.0
-    warmup_buckets: int = 10
-    slo_targets: tuple[tuple[str, float], ...] = (("default", 0.995),)
+    """The scorer's knobs. Built by `from_settings` (the SCORING_* settings hold the defaults); tests
+    vary a field with `dataclasses.replace`."""
+
+    bucket_s: float
+    min_evidence: float  # -log10 p an incident needs (sensitivity)
+    latency_ratio: float
+    error_increase: float
+    traffic_factor: float
+    new_normal_s: float
+    slo_targets: tuple[tuple[str, float], ...]
+    quiet_s: float = 300.0  # not a setting
+    warmup_buckets: int = 10  # not a setting
 
     @classmethod
     def from_settings(cls, s: Settings) -> ScoringConfig:

@@ -25,8 +25,6 @@ Measurement `writes` (one point per customer per sink write, for cache invalidat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
 import numpy as np
 
 from logpulse.model import Incident, ScoredBatch
@@ -93,14 +91,6 @@ def incident_line(inc: Incident) -> str:
         f'id="{inc.id}",status="{inc.status}",summary="{_escape_string_field(inc.summary)}",'
         f"detected={inc.detected_ns}i{ended} {inc.start_ns}"
     )
-
-
-def scored_lines(items: Iterable[ScoredBatch]) -> Iterator[str]:
-    """All points (requests, then incidents) of several scored batches."""
-    for scored in items:
-        yield from request_lines(scored)
-        for inc in scored.incidents:
-            yield incident_line(inc)
 
 
 def write_mark_line(
