@@ -1,5 +1,5 @@
 """`python -m logpulse` is the `logpulse` command."""
 
-from logpulse.cli import app
+from logpulse.cli import main
 
-app()
+main()

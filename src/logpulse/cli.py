@@ -1,16 +1,66 @@
-"""The `logpulse` command: thin Typer wrappers; the work lives in the modules named per command."""
+"""The `logpulse` command. Each command's work lives in the module it names (see the README)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from dotenv import dotenv_values
 
-from logpulse.config import get_settings
+from logpulse import __version__
+from logpulse.config import SettingsError, _env_file, get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+HELP = (
+    "Per-customer service-level numbers and incidents from API access logs.\n\n"
+    "Typical use: `generate` (or bring your own logs), then `process` (tail continuously) or `ingest` "
+    "(read files once) into InfluxDB, then `serve` (API and dashboard). `./start.sh` runs all of it as a demo.\n\n"
+    "Settings come from the environment and .env.local (see the README's configuration table)."
+)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"logpulse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Per-customer service-level numbers and incidents from API access logs."""
+
+
+def _debug() -> bool:
+    """LOG_LEVEL=DEBUG (environment or env file), read raw: the settings themselves may be what failed."""
+    level = os.environ.get("LOG_LEVEL") or dotenv_values(_env_file()).get("LOG_LEVEL") or ""
+    return level.strip().upper() == "DEBUG"
+
+
+def main() -> None:
+    """The console script: errors a user can act on are one line on stderr, not a traceback
+    (unless LOG_LEVEL=DEBUG)."""
+    from logpulse.storage.influx import InfluxError
+    from logpulse.storage.influxd import InfluxdError
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (SettingsError, InfluxError, InfluxdError) as exc:
+        if _debug():
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2 if isinstance(exc, SettingsError) else 1)
 
 
 def _setup_logging() -> None:
@@ -94,6 +144,9 @@ def generate(
     ] = "live",
     incidents: Annotated[int, typer.Option(help="Latency spikes / error bursts to inject (live mode)")] = 0,
     format: Annotated[str, typer.Option("--format", help="logpulse | nginx | apache | json")] = "logpulse",
+    resume: Annotated[
+        bool, typer.Option(help="If OUT has lines: continue after its last line's time instead of a new backfill")
+    ] = False,
 ) -> None:
     """Append synthetic API access-log lines to OUT."""
     from logpulse.generator import GeneratorOptions
@@ -111,6 +164,7 @@ def generate(
             mode=mode,
             incidents=incidents,
             format=format,
+            resume=resume,
         )
     )
     typer.echo(f"wrote {written} lines to {out}", err=True)
@@ -124,7 +178,10 @@ def ingest(
     addresses: Annotated[str | None, typer.Option("--addresses", "-a", hidden=True)] = None,
     process_id: Annotated[int | None, typer.Option("--process-id", "-i", hidden=True)] = None,
 ) -> None:
-    """Read files to their end through the dataflow; exit 0 once every line is durable in InfluxDB."""
+    """Read log files once, start to end, into InfluxDB.
+
+    Exits 0 once every line is stored; non-zero if writing failed or a file yielded no valid line.
+    """
     from logpulse.flow.runner import ingest as run_ingest
 
     _setup_logging()
@@ -153,7 +210,7 @@ def process(
         int | None, typer.Option("--process-id", "-i", help="Multi-host: this process's index in -a")
     ] = None,
 ) -> None:
-    """Tail LOG_PATH continuously with recovery; stop cleanly on SIGINT/SIGTERM."""
+    """Tail LOG_PATH continuously into InfluxDB, resuming where it stopped; Ctrl-C stops it cleanly."""
     from logpulse.flow.runner import process as run_process
 
     _setup_logging()
@@ -189,7 +246,7 @@ def influxd(
     data_dir: Annotated[Path, typer.Option(help="Private data directory")] = Path(".logpulse/influxdb"),
     port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (0 = a free one)")] = 8086,
 ) -> None:
-    """Run a private InfluxDB (Debian's influxd) on loopback in the foreground, for demos and tests."""
+    """Run a private InfluxDB (Debian's influxd) on 127.0.0.1 until Ctrl-C, for demos and tests."""
     from logpulse.storage.influxd import run_foreground
 
     _setup_logging()
@@ -197,4 +254,4 @@ def influxd(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -7,12 +7,16 @@ The README's configuration table lists every field below.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
+import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -133,6 +137,29 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 
+    # Value checks (issue 19): a ValueError here becomes `NAME=value (from <source>): message`.
+    @field_validator("influxdb_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s:]+(:\d{1,5})?(/\S*)?", value.strip()):
+            raise ValueError("expected an http:// or https:// URL such as http://127.0.0.1:8086")
+        return value.strip()
+
+    @field_validator("api_port", "metrics_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 <= value <= 65535:
+            raise ValueError("expected a TCP port number, 0-65535")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        if value.strip().upper() not in levels:
+            raise ValueError("expected one of " + ", ".join(levels))
+        return value.strip().upper()
+
     def log_globs(self) -> list[str]:
         """The configured path patterns, split on commas, plus the ingest spool file when no pattern
         covers it already (so that lines accepted by `POST /ingest` are always processed)."""
@@ -166,9 +193,82 @@ def parse_slo_targets(text: str) -> dict[str, float]:
             )
         out[name.strip()] = pct / 100.0
     return out
+# --- Settings errors: one line a user can act on (issue 19) -----------------------------------------
+# To validate more: a pydantic `field_validator` raising ValueError("what is wrong") is reported as
+# `NAME=value (from <source>): what is wrong`; checks that need several fields go into CHECKS as a
+# function raising `bad_setting(...)`.
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or invalid. The message is one line per problem and names the
+    variable and where its value came from, so the CLI prints it without a traceback."""
+
+
+def setting_source(name: str, env_file: str | None = None) -> str:
+    """Where the value of setting `name` comes from: 'environment', '<env file>, line N' or 'default'."""
+    upper = name.upper()
+    if any(k.upper() == upper for k in os.environ):
+        return "environment"
+    path = Path(env_file if env_file is not None else _env_file())
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return "default"
+    pattern = re.compile(rf"^\s*(?:export\s+)?{re.escape(upper)}\s*=", re.IGNORECASE)
+    for number, line in enumerate(lines, 1):
+        if pattern.match(line):
+            return f"{path}, line {number}"
+    return "default"
+
+
+def bad_setting(name: str, value: object, problem: str, env_file: str | None = None) -> SettingsError:
+    """The error for one invalid value: `NAME=value (from <source>): problem`."""
+    return SettingsError(f"{name.upper()}={value!s} (from {setting_source(name, env_file)}): {problem}")
+
+
+def _unknown_keys(env_file: str) -> list[str]:
+    """Keys of the env file that are no setting, each with the closest valid name."""
+    path = Path(env_file)
+    if not path.is_file():
+        return []
+    names = [n.upper() for n in Settings.model_fields]
+    problems = []
+    for key in dotenv_values(path):
+        if key.upper() in names:
+            continue
+        close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.6)
+        hint = (
+            f"; did you mean {close[0]}?" if close else f"; the settings are listed in {path}'s comments and the README"
+        )
+        problems.append(f"unknown setting {key} in {setting_source(key, env_file)}{hint}")
+    return problems
+
+
+CHECKS: list[Callable[[Settings], None]] = []
+"""Checks across fields, run by `load_settings` after parsing; each raises `bad_setting(...)`."""
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings; raises SettingsError with every problem, one per line."""
+    env_file = _env_file()
+    problems = _unknown_keys(env_file)
+    try:
+        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            value = err.get("input", "")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(str(bad_setting(name, value, message, env_file)))
+        raise SettingsError("\n".join(problems)) from None
+    if problems:
+        raise SettingsError("\n".join(problems))
+    for check in CHECKS:
+        check(settings)
+    return settings
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once)."""
-    return Settings()
+    """The process-wide settings (read and validated once); raises SettingsError."""
+    return load_settings()

@@ -51,6 +51,8 @@ class GeneratorOptions:
     error_rate_increase: float = 0.4
     live_seconds: float | None = None  # stop live traffic after this long (None = count or forever)
     format: str = "logpulse"  # one of FORMATS
+    full_rate_minutes: float = 30.0  # with incidents: the end of a thinned backfill keeps the full rate
+    resume: bool = False  # an existing file: continue after its last line instead of a new backfill
 
 
 def _iso(t: float) -> str:
@@ -255,6 +257,45 @@ def _classic(opts: GeneratorOptions, rng: np.random.Generator) -> int:
     return written
 
 
+def _last_line_time(path: Path) -> float | None:
+    """Epoch seconds of the last complete line of a logpulse-format file; None if it has none."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()[:-1] if not tail.endswith("\n") else tail.splitlines()):
+        try:
+            stamp = dt.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        return stamp.timestamp()
+    return None
+
+
+def _segments(
+    opts: GeneratorOptions, rate: float, start: float, now: float, history_s: float, *, dense: bool
+) -> list[tuple[float, float, int]]:
+    """The backfill as (start, end, lines) spans: thinned to `backfill_max_lines` per `history_s`
+    (a resumed, shorter span gets its share), except (with `dense`) the last `full_rate_minutes`,
+    which keep the full rate so injected incidents have enough requests per scoring bucket to be seen."""
+    full = int(rate * (now - start))
+    cap = opts.backfill_max_lines
+    if cap is not None and history_s > 0:
+        cap = int(cap * min(1.0, (now - start) / history_s))
+    if opts.count is not None:
+        cap = opts.count if cap is None else min(cap, opts.count)
+    if cap is None or full <= cap:
+        return [(start, now, full)]
+    if not dense:
+        return [(start, now, cap)]
+    split = max(start, now - opts.full_rate_minutes * 60)
+    return [(start, split, cap), (split, now, int(rate * (now - split)))]
+
+
 def _live(opts: GeneratorOptions, rng: np.random.Generator) -> int:
     traffic = Traffic(
         rng,
@@ -268,22 +309,26 @@ def _live(opts: GeneratorOptions, rng: np.random.Generator) -> int:
     now = (opts.now or dt.datetime.now(dt.UTC)).timestamp()
     days = opts.days if opts.days is not None else 1.0
     start = now - days * 86400
-    backfill_lines = int(traffic.rate * days * 86400)
-    if opts.backfill_max_lines is not None and backfill_lines > opts.backfill_max_lines:
-        backfill_lines = opts.backfill_max_lines  # thinned: same shape, fewer lines
-    if opts.count is not None:
-        backfill_lines = min(backfill_lines, opts.count)
-    if opts.incidents:
-        span_end = now if days > 0 else now + (opts.live_seconds or 0)
-        traffic.incidents = place_incidents(traffic, opts.incidents, start if days > 0 else now, span_end, opts)
+    resumed = False
+    if opts.resume and opts.out.exists() and opts.out.stat().st_size > 0:
+        last = _last_line_time(opts.out)
+        # never write history twice: continue after the last line (or skip the backfill if unknown)
+        start = now if last is None else min(now, max(start, last + 1))
+        resumed = True
+    incidents = opts.incidents if not resumed else 0
+    dense = bool(incidents) and opts.count is None
+    segments = _segments(opts, traffic.rate, start, now, days * 86400, dense=dense) if days > 0 and start < now else []
+    if incidents:
+        lo, hi = (segments[-1][0], now) if segments else (now, now + (opts.live_seconds or 0))
+        traffic.incidents = place_incidents(traffic, incidents, lo, hi, opts)
         _write_truth(opts.out, traffic.incidents)
     stop = _Stop()
     written = 0
     with opts.out.open("a") as f:
-        if backfill_lines and days > 0:
-            blocks = max(1, int(np.ceil(days * 86400 / BLOCK_SECONDS)))
-            edges = np.linspace(start, now, blocks + 1)
-            per_block = np.diff(np.linspace(0, backfill_lines, blocks + 1).round()).astype(int)
+        for seg_start, seg_end, lines in segments:
+            blocks = max(1, int(np.ceil((seg_end - seg_start) / BLOCK_SECONDS)))
+            edges = np.linspace(seg_start, seg_end, blocks + 1)
+            per_block = np.diff(np.linspace(0, lines, blocks + 1).round()).astype(int)
             for b in range(blocks):
                 f.write("".join(traffic.draw(edges[b], edges[b + 1], int(per_block[b]))))
                 written += int(per_block[b])

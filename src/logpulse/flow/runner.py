@@ -25,6 +25,7 @@ from logpulse.config import Settings
 from logpulse.flow import cluster, supervise
 from logpulse.flow.cluster import Member
 from logpulse.flow.dataflow import build_flow
+from logpulse.flow.outage import OutageLog
 from logpulse.progress import STATS_FILE_ENV, IngestProgress, Stats, reporting_stats, sum_stats
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 
@@ -63,15 +64,19 @@ def _prepare_database(settings: Settings) -> None:
     if not settings.influxdb_create_database:
         return
     writer = InfluxWriter(Connection.from_settings(settings))
+    give_up = settings.write_give_up_s
     try:
         for attempt in Retrying(
             retry=retry_if_exception_type(InfluxUnavailable),
             wait=wait_random_exponential(multiplier=0.2, max=5.0),
-            stop=stop_after_delay(settings.write_give_up_s),
+            stop=stop_after_delay(give_up),
+            before_sleep=OutageLog(give_up),
             reraise=True,
         ):
             with attempt:
                 writer.ensure_database()
+    except InfluxUnavailable as exc:
+        raise InfluxUnavailable(f"{exc}; gave up after {give_up:g} s (WRITE_GIVE_UP_S)") from exc
     finally:
         writer.close()
 

@@ -32,6 +32,7 @@ from tenacity import (
 
 from logpulse import metrics
 from logpulse.config import Settings
+from logpulse.flow.outage import OutageLog
 from logpulse.model import ScoredBatch
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.storage.points import incident_line, request_lines, write_mark_line
@@ -41,13 +42,6 @@ log = logging.getLogger(__name__)
 
 class WriteGaveUp(RuntimeError):
     """InfluxDB stayed unavailable longer than WRITE_GIVE_UP_S."""
-
-
-def _log_retry(state: RetryCallState) -> None:
-    metrics.WRITE_RETRIES.inc()
-    exc = state.outcome.exception() if state.outcome else None
-    if state.attempt_number in (1, 5) or state.attempt_number % 20 == 0:
-        log.warning("InfluxDB write failed (attempt %d, retrying): %s", state.attempt_number, exc)
 
 
 class _WriteMarks:
@@ -107,6 +101,7 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         self._writer = InfluxWriter(Connection.from_settings(settings), pool_size=settings.write_parallelism + 1)
         self._pool = ThreadPoolExecutor(settings.write_parallelism, thread_name_prefix=f"influx-write-{worker_index}")
         self._marks = _WriteMarks(lambda lines: self._write_durably(lines), worker_index)
+        self._outage = OutageLog(self._give_up_s)
 
     def _write_durably(self, lines: Sequence[str]) -> None:
         """One request, retried while InfluxDB is unavailable; raises WriteGaveUp after the give-up time."""
@@ -114,7 +109,7 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
             retry=retry_if_exception_type(InfluxUnavailable),
             wait=wait_random_exponential(multiplier=0.1, max=5.0),
             stop=stop_after_delay(self._give_up_s),
-            before_sleep=_log_retry,
+            before_sleep=self._before_retry,
             reraise=True,
         )
         try:
@@ -124,7 +119,11 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
                     self._writer.write(lines)
                     metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
         except InfluxUnavailable as exc:
-            raise WriteGaveUp(f"InfluxDB unavailable for more than {self._give_up_s:g} s: {exc}") from exc
+            raise WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)") from exc
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        metrics.WRITE_RETRIES.inc()
+        self._outage(state)
 
     def write_batch(self, items: list[tuple[str, ScoredBatch]]) -> None:
         lines, incidents, bounds = _encode(items)

@@ -87,7 +87,9 @@ class Connection:
             params["rp"] = self.retention_policy
         return params
 
-    def query_params(self, q: str, *, with_db: bool = True) -> dict[str, str]:
+    def query_form(self, q: str, *, with_db: bool = True) -> dict[str, str]:
+        """The `/query` parameters, sent as a POST form body so that a query's size never matters
+        (a URL is limited to a few kilobytes; InfluxDB reads `q` from the body as well)."""
         params = {"q": q, "epoch": "ns"}
         if with_db:
             params["db"] = self.database
@@ -144,15 +146,15 @@ class InfluxWriter:
                 headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
             )
         except httpx.TransportError as exc:
-            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url}: {exc}") from exc
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url} (INFLUXDB_URL): {exc}") from exc
         _raise_for(resp)
 
     def query(self, q: str, *, with_db: bool = True) -> list[dict[str, Any]]:
         """Run InfluxQL (POST, so statements that change state are allowed)."""
         try:
-            resp = self._client.post("/query", params=self.conn.query_params(q, with_db=with_db))
+            resp = self._client.post("/query", data=self.conn.query_form(q, with_db=with_db))
         except httpx.TransportError as exc:
-            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url}: {exc}") from exc
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url} (INFLUXDB_URL): {exc}") from exc
         _raise_for(resp)
         return _results(resp.json())
 
@@ -178,11 +180,14 @@ class AsyncInfluxQuery:
         self._client = httpx.AsyncClient(**conn.client_options(pool_size, connect_timeout_s=2.0))
 
     async def query(self, q: str) -> list[dict[str, Any]]:
-        """Run one or more `;`-separated read statements; returns one result per statement."""
+        """Run one or more `;`-separated read statements; returns one result per statement.
+
+        POST with a form body: InfluxDB 1.x accepts reads on POST as well, and the body has no size limit.
+        """
         try:
-            resp = await self._client.get("/query", params=self.conn.query_params(q))
+            resp = await self._client.post("/query", data=self.conn.query_form(q))
         except httpx.TransportError as exc:
-            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url}: {exc}") from exc
+            raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url} (INFLUXDB_URL): {exc}") from exc
         _raise_for(resp)
         return _results(resp.json())
 

@@ -19,7 +19,7 @@ from types import TracebackType
 
 import httpx
 
-from logpulse.ports import free_port
+from logpulse.ports import free_port, port_in_use
 
 
 class InfluxdError(RuntimeError):
@@ -88,6 +88,8 @@ class LocalInfluxd:
 
     def _launch(self, timeout_s: float) -> None:
         binary = find_influxd()
+        if port_in_use(self.port):  # else /ping would be answered by whoever holds the port
+            raise InfluxdError(f"port {self.port} on 127.0.0.1 is already in use (another InfluxDB?)")
         conf = self.data_dir / "influxd.conf"
         conf.write_text(_config(binary, self.data_dir, self.port, free_port()))
         with open(self.log_file, "ab") as log:
@@ -96,7 +98,7 @@ class LocalInfluxd:
             )
         try:
             self.wait_ready(timeout_s)
-        except InfluxdError:
+        except BaseException:  # also Ctrl-C while waiting: never leave an influxd behind
             self.kill()
             raise
 
@@ -108,7 +110,9 @@ class LocalInfluxd:
                 break
             try:
                 if httpx.get(f"{self.url}/ping", timeout=1.0).status_code == 204:
-                    return
+                    if self._proc is None or self._proc.poll() is None:
+                        return
+                    break  # our influxd died: the answer came from someone else
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
@@ -153,6 +157,8 @@ class LocalInfluxd:
 
 def run_foreground(data_dir: Path, port: int) -> int:
     """`logpulse influxd`: run until SIGINT/SIGTERM, then stop influxd; returns the exit code."""
+    if port and port_in_use(port):
+        raise InfluxdError(f"port {port} on 127.0.0.1 is already in use; choose another with --port (0 = a free one)")
     db = LocalInfluxd.start(Path(data_dir), port)
     print(f"influxd ready at {db.url} (data in {db.data_dir}, log {db.log_file})", flush=True)
     stopping = False
