@@ -20,6 +20,9 @@ setup_venv() {  # $1 = pip extras, e.g. "[test]"
         "$py" -m venv .venv
     fi
     local stamp=".venv/.installed${extras}"
+    if [ -z "$extras" ] && [ -f ".venv/.installed[test]" ] && [ ! pyproject.toml -nt ".venv/.installed[test]" ]; then
+        return 0  # the test install includes the plain one
+    fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         echo "installing logpulse${extras} into .venv"
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
