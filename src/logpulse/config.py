@@ -253,7 +253,7 @@ def load_settings() -> Settings:
     env_file = _env_file()
     problems = _unknown_keys(env_file)
     try:
-        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file)
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "?"

@@ -10,7 +10,9 @@ entry point is the multi-host form (`logpulse process -a host:port;… -i N`).
 from __future__ import annotations
 
 import glob
+import json
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -85,6 +87,8 @@ def member(settings: Settings, patterns: list[str], *, follow: bool, me: Member)
     """Run one process of the dataflow; returns the exit code (0 also after a graceful stop)."""
     supervise.stop_gracefully_on_signals()
     metrics.serve_metrics(settings.metrics_port + (me.process_id or 0) if settings.metrics_port else 0)
+    if settings.log_level != "DEBUG":  # a failing step is reported in one log line, not a Rust backtrace
+        os.environ["RUST_BACKTRACE"] = "0"
     with reporting_stats(metrics.totals):
         try:
             flow = build_flow(settings, patterns, follow=follow)
@@ -149,6 +153,8 @@ def ingest(
 
     _prepare_database(settings)
     started = time.perf_counter()
+    dead_letter = Path(settings.dead_letter_path)
+    dead_letter_before = dead_letter.stat().st_size if dead_letter.exists() else 0
     progress = IngestProgress.for_paths(paths)
     try:
         if processes > 1:
@@ -164,15 +170,47 @@ def ingest(
     finally:
         if progress:
             progress.close()
+    errors = [] if code == 0 else [f"exit code {code}"]
+    if code == 0:
+        errors = [f"no valid line in {f}" for f in _files_without_valid_lines(paths, dead_letter, dead_letter_before)]
     return IngestSummary(
         read=int(stats.get("read", 0)),
         written=int(stats.get("written", 0)),
         rejected=int(stats.get("rejected", 0)),
         seconds=time.perf_counter() - started,
-        ok=code == 0,
+        ok=not errors,
         dead_letter=settings.dead_letter_path,
-        errors=[] if code == 0 else [f"exit code {code}"],
+        errors=errors,
     )
+
+
+def _files_without_valid_lines(patterns: list[str], dead_letter: Path, since: int) -> list[str]:
+    """Files of this ingest in which every line was rejected (or that were empty): almost always the
+    wrong file or format, so `ingest` must not exit 0 for them. Lines per file are counted from the
+    file, rejects from the dead-letter entries this run appended."""
+    rejected: dict[str, int] = {}
+    if dead_letter.exists():
+        with dead_letter.open("rb") as f:
+            f.seek(since)
+            for raw in f:
+                try:
+                    name = str(json.loads(raw)["file"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                key = os.path.realpath(name)
+                rejected[key] = rejected.get(key, 0) + 1
+    empty = []
+    for path in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+        lines = 0
+        last = b"\n"
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        lines += last != b"\n"
+        if rejected.get(os.path.realpath(path), 0) >= lines:
+            empty.append(path)
+    return empty
 
 
 def process(
