@@ -193,6 +193,8 @@ def parse_slo_targets(text: str) -> dict[str, float]:
             )
         out[name.strip()] = pct / 100.0
     return out
+
+
 # --- Settings errors: one line a user can act on (issue 19) -----------------------------------------
 # To validate more: a pydantic `field_validator` raising ValueError("what is wrong") is reported as
 # `NAME=value (from <source>): what is wrong`; checks that need several fields go into CHECKS as a

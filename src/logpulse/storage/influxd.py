@@ -155,24 +155,38 @@ class LocalInfluxd:
         self.close()
 
 
+class _Stopped(Exception):
+    """SIGINT/SIGTERM arrived (raised from the handler, so that it also interrupts the start)."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
 def run_foreground(data_dir: Path, port: int) -> int:
-    """`logpulse influxd`: run until SIGINT/SIGTERM, then stop influxd; returns the exit code."""
+    """`logpulse influxd`: run until SIGINT/SIGTERM, then stop influxd; returns the exit code.
+
+    The handlers are in place before influxd starts: a stop while it is still starting kills it
+    (LocalInfluxd.start cleans up on any exception) instead of leaving it running without a parent.
+    """
     if port and port_in_use(port):
         raise InfluxdError(f"port {port} on 127.0.0.1 is already in use; choose another with --port (0 = a free one)")
-    db = LocalInfluxd.start(Path(data_dir), port)
-    print(f"influxd ready at {db.url} (data in {db.data_dir}, log {db.log_file})", flush=True)
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping:
-        if db._proc is not None and db._proc.poll() is not None:
-            print(f"influxd exited with {db._proc.returncode}; see {db.log_file}", flush=True)
-            return 1
-        time.sleep(0.5)
-    db.stop()
+    db: LocalInfluxd | None = None
+    signal.signal(signal.SIGINT, _raise_stopped)
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        db = LocalInfluxd.start(Path(data_dir), port)
+        print(f"influxd ready at {db.url} (data in {db.data_dir}, log {db.log_file})", flush=True)
+        while True:
+            if db._proc is not None and db._proc.poll() is not None:
+                print(f"influxd exited with {db._proc.returncode}; see {db.log_file}", flush=True)
+                return 1
+            time.sleep(0.5)
+    except _Stopped:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second signal must not interrupt the stop
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if db is not None:
+            db.stop()
     return 0
