@@ -81,7 +81,7 @@ import datetime as dt, os, shlex, sys
 from pathlib import Path
 from urllib.parse import urlparse
 from logpulse.config import SettingsError, load_settings
-from logpulse.storage.influxd import free_port, port_in_use
+from logpulse.ports import free_port, port_in_use
 
 try:
     s = load_settings()

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
