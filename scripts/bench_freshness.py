@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import running_api  # noqa: E402
+from fixtures import running_api  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 
 

@@ -1,30 +1,25 @@
-"""Shared fixtures: a throwaway influxd per test session, a fresh database per test."""
+"""Shared pytest fixtures: a throwaway influxd per test session, a fresh database per test.
+Plain helpers live in fixtures.py; tests never import this module."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fixtures import has_influxd
 from logpulse import config
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 
-requires_influxd = pytest.mark.skipif(
-    shutil.which("influxd") is None and not os.path.exists("/usr/bin/influxd"),
-    reason="influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)",
-)
-
 
 @pytest.fixture(scope="session")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalInfluxd]:
     """One private influxd on a free loopback port for the whole session."""
-    if shutil.which("influxd") is None and not os.path.exists("/usr/bin/influxd"):
+    if not has_influxd():
         pytest.skip("influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)")
     db = LocalInfluxd.start(tmp_path_factory.mktemp("influxd"))
     yield db
@@ -59,13 +54,3 @@ def influx_writer(influx_settings: Settings) -> Iterator[InfluxWriter]:
     writer = InfluxWriter(Connection.from_settings(influx_settings))
     yield writer
     writer.close()
-
-
-def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment for a `logpulse` subprocess: os.environ plus every Settings field, plus `extra`."""
-    env = dict(os.environ)
-    env["LOGPULSE_ENV_FILE"] = "/nonexistent"
-    for name, value in settings.model_dump().items():
-        env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env

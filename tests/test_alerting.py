@@ -13,8 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import subprocess_env
-from helpers import WebhookReceiver, free_port, running_alertmanager
+from fixtures import WebhookReceiver, free_port, running_alertmanager, subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import format_lines
 

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import subprocess_env
-from helpers import running_api
+from fixtures import running_api, subprocess_env
 from logpulse.generator import GeneratorOptions, generate
 
 NOW = dt.datetime(2024, 10, 1, 12, tzinfo=dt.UTC)

@@ -8,34 +8,12 @@ import time
 import httpx
 import pytest
 
-from conftest import subprocess_env
-from helpers import running_api
+from fixtures import ns, running_api, subprocess_env, write_requests
 from logpulse.config import Settings
-from logpulse.flow.sink import InfluxSink
-from logpulse.model import Incident, RequestBatch, ScoredBatch
+from logpulse.model import Incident
 from logpulse.storage.points import incident_line
 
 DAY = dt.datetime(2024, 9, 29, tzinfo=dt.UTC)
-
-
-def ns(t: dt.datetime) -> int:
-    return int(t.timestamp()) * 10**9
-
-
-def write_requests(
-    settings: Settings, customer: str, rows: list[tuple[dt.datetime, int, float]], worker: int = 0
-) -> None:
-    """Write through the real sink (data, then cache-invalidation marks), as the processor does."""
-    b = RequestBatch(
-        customer,
-        [ns(t) + i for i, (t, _, _) in enumerate(rows)],
-        ["/p"] * len(rows),
-        [str(s) for _, s, _ in rows],
-        [f"{d:.3f}" for _, _, d in rows],
-    )
-    part = InfluxSink(settings).build("out", worker, 1)
-    part.write_batch([(customer, ScoredBatch(b))])
-    part.close()
 
 
 @pytest.fixture()

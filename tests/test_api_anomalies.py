@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import subprocess_env
-from helpers import running_api
+from fixtures import running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import Incident, RequestBatch, ScoredBatch
 from logpulse.storage.influx import InfluxWriter

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import subprocess_env
-from helpers import running_api
-from test_api import write_requests
+from fixtures import running_api, subprocess_env, write_requests
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [

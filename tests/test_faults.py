@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import subprocess_env
+from fixtures import subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import make_lines
 from logpulse.storage.influxd import LocalInfluxd

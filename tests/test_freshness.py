@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import subprocess_env
-from helpers import running_api
+from fixtures import running_api, subprocess_env
 from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from conftest import subprocess_env
-from helpers import running_api
-from test_api import DAY, write_requests
+from fixtures import running_api, subprocess_env, write_requests
+
+DAY = dt.datetime(2024, 9, 29, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import requires_influxd
+from fixtures import requires_influxd
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 

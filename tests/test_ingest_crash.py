@@ -19,8 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import subprocess_env
-from helpers import free_port
+from fixtures import free_port, subprocess_env
 
 CLIENTS = 32
 LINES_PER_REQUEST = 20

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import re
 import signal
@@ -28,8 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import subprocess_env
-from helpers import free_port, running_api
+from fixtures import count_points, free_port, p99, running_api, subprocess_env
 
 NGINX = "/usr/sbin/nginx"
 LOG_FORMAT = (
@@ -164,10 +162,6 @@ def send(port: int, rounds: int, start: int) -> None:
                 assert r.status_code == status
 
 
-def p99(values: list[float]) -> float:
-    return values[max(1, math.floor(0.99 * len(values) + 0.5)) - 1]
-
-
 def expected_from_nginx_logs(files: list[Path]) -> tuple[dict[str, dict[str, dict[str, float]]], int, int]:
     """{customer: {day: figures}} from nginx's access logs, lines with a customer, lines without."""
     rows: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -197,16 +191,6 @@ def expected_from_nginx_logs(files: list[Path]) -> tuple[dict[str, dict[str, dic
                 "p99_latency": p99(durations),
             }
     return out, with_customer, without
-
-
-def count_points(settings) -> int:  # type: ignore[no-untyped-def]
-    r = httpx.get(
-        f"{settings.influxdb_url}/query",
-        params={"db": settings.influxdb_database, "q": 'SELECT COUNT("duration") FROM "requests"'},
-        timeout=10,
-    )
-    series = r.json()["results"][0].get("series") or [{"values": [[0, 0]]}]
-    return int(series[0]["values"][0][1])
 
 
 def test_real_nginx_access_log_with_rotation(influx_settings, upstream: int, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

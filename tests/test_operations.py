@@ -7,7 +7,6 @@ import os
 import pty
 import re
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import subprocess_env
+from fixtures import free_port, subprocess_env
 from logpulse.generator import make_lines
 
 
@@ -59,12 +58,6 @@ def test_ingest_shows_progress_on_a_terminal_and_one_line_otherwise(influx_setti
     assert proc.returncode == 0
     assert "ETA" in text and "lines/s" in text and "MB" in text  # bar: bytes of total, rate, ETA
     assert "read 50000 lines" in text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_processor_metrics(influx_settings, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import random
 import statistics
 import subprocess
@@ -18,12 +17,10 @@ from collections import defaultdict
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from faker import Faker
 
-from conftest import subprocess_env
-from helpers import running_api
+from fixtures import count_points, p99, running_api, subprocess_env
 
 START = dt.datetime(2024, 9, 25, tzinfo=dt.UTC)
 DAYS = 5
@@ -72,11 +69,6 @@ def build_log(path: Path, seed: int = 7) -> tuple[list[str], list[tuple[int, str
             f.write(line + "\n")
             offset += len(line.encode()) + 1
     return valid, malformed
-
-
-def p99(sorted_values: list[float]) -> float:
-    rank = max(1, math.floor(0.99 * len(sorted_values) + 0.5))
-    return sorted_values[rank - 1]
 
 
 def expected_stats(lines: list[str], customer: str, tz: str) -> tuple[dict[str, dict], dict]:
@@ -128,15 +120,6 @@ def ingest(env: dict[str, str], *paths: Path) -> str:
     return done.stdout.strip()
 
 
-def count_points(client: httpx.Client, settings) -> int:  # type: ignore[no-untyped-def]
-    r = client.get(
-        f"{settings.influxdb_url}/query",
-        params={"db": settings.influxdb_database, "q": 'SELECT COUNT("duration") FROM "requests"'},
-    )
-    series = r.json()["results"][0].get("series") or [{"values": [[0, 0]]}]
-    return series[0]["values"][0][1]
-
-
 def test_ingest_then_api_matches_independent_computation(influx_settings, tmp_path: Path) -> None:
     log = tmp_path / "api_requests.log"
     valid, malformed = build_log(log)
@@ -153,8 +136,7 @@ def test_ingest_then_api_matches_independent_computation(influx_settings, tmp_pa
     assert sorted((q["offset"], q["line"]) for q in quarantined) == sorted(malformed)
     assert all(q["file"].endswith("api_requests.log") and q["reason"] for q in quarantined)
 
-    with httpx.Client(timeout=30) as raw:
-        assert count_points(raw, influx_settings) == len(valid)  # nothing overwritten, nothing lost
+    assert count_points(influx_settings) == len(valid)  # nothing overwritten, nothing lost
 
     with running_api(env) as api:
         last_day = (START + dt.timedelta(days=DAYS)).date().isoformat()
@@ -175,8 +157,7 @@ def test_ingest_then_api_matches_independent_computation(influx_settings, tmp_pa
 
     # Ingesting the same file again doubles nothing: point identity is deterministic.
     ingest(env, log)
-    with httpx.Client(timeout=30) as raw:
-        assert count_points(raw, influx_settings) == len(valid)
+    assert count_points(influx_settings) == len(valid)
 
 
 def test_multi_worker_ingest_equals_single_worker(influx_settings, tmp_path: Path) -> None:
@@ -187,5 +168,4 @@ def test_multi_worker_ingest_equals_single_worker(influx_settings, tmp_path: Pat
     env = subprocess_env(influx_settings)
     out = ingest({**env, "WORKERS": "2"}, a, b)
     assert f"written {len(valid_a) + len(valid_b)}" in out
-    with httpx.Client(timeout=30) as raw:
-        assert count_points(raw, influx_settings) == len(valid_a) + len(valid_b)
+    assert count_points(influx_settings) == len(valid_a) + len(valid_b)

@@ -1,0 +1,230 @@
+"""Helpers shared by the tests (the one place for them; pytest fixtures are in conftest.py and use these).
+
+Real components on free loopback ports, each stopped by its pid: the API (`running_api`), Debian's
+Alertmanager (`running_alertmanager`), a webhook receiver; data written the way the processor writes
+it (`write_requests`); the environment of a `logpulse` subprocess (`subprocess_env`).
+Imported as `from fixtures import ...` (pyproject's pytest `pythonpath` puts tests/ on the path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import http.server
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from logpulse.config import Settings
+from logpulse.flow.sink import InfluxSink
+from logpulse.model import RequestBatch, ScoredBatch
+from logpulse.ports import free_port
+from logpulse.storage.influxd import find_influxd
+
+__all__ = [
+    "WebhookReceiver",
+    "count_points",
+    "free_port",
+    "has_influxd",
+    "ns",
+    "p99",
+    "requires_influxd",
+    "running_alertmanager",
+    "running_api",
+    "subprocess_env",
+    "write_requests",
+]
+
+
+def has_influxd() -> bool:
+    try:
+        find_influxd()
+        return True
+    except RuntimeError:
+        return False
+
+
+requires_influxd = pytest.mark.skipif(
+    not has_influxd(),
+    reason="influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)",
+)
+
+
+def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a `logpulse` subprocess: os.environ plus every Settings field, plus `extra`."""
+    env = dict(os.environ)
+    env["LOGPULSE_ENV_FILE"] = "/nonexistent"
+    for name, value in settings.model_dump().items():
+        env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def ns(t: dt.datetime) -> int:
+    return int(t.timestamp()) * 10**9
+
+
+def write_requests(
+    settings: Settings, customer: str, rows: list[tuple[dt.datetime, int, float]], worker: int = 0
+) -> None:
+    """Write (time, status, duration) rows through the real sink (data, then cache-invalidation marks),
+    as the processor does."""
+    b = RequestBatch(
+        customer,
+        [ns(t) + i for i, (t, _, _) in enumerate(rows)],
+        ["/p"] * len(rows),
+        [str(s) for _, s, _ in rows],
+        [f"{d:.3f}" for _, _, d in rows],
+    )
+    part = InfluxSink(settings).build("out", worker, 1)
+    part.write_batch([(customer, ScoredBatch(b))])
+    part.close()
+
+
+def count_points(settings: Settings) -> int:
+    """Request points stored in the settings' database."""
+    r = httpx.get(
+        f"{settings.influxdb_url}/query",
+        params={"db": settings.influxdb_database, "q": 'SELECT COUNT("duration") FROM "requests"'},
+        timeout=10,
+    )
+    series = r.json()["results"][0].get("series") or [{"values": [[0, 0]]}]
+    return int(series[0]["values"][0][1])
+
+
+def p99(sorted_values: list[float]) -> float:
+    """The README's definition: the value at 1-based rank floor(0.99 n + 0.5), at least 1."""
+    return sorted_values[max(1, math.floor(0.99 * len(sorted_values) + 0.5)) - 1]
+
+
+@contextlib.contextmanager
+def _serving(
+    proc: subprocess.Popen[Any], ready: Callable[[], bool], what: str, why_exited: Callable[[], str], timeout_s: float
+) -> Iterator[None]:
+    """Wait until `ready()` answers True (a transport error means: not yet), then hand over; at the
+    end stop `proc` by its pid (terminate, then kill)."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}: {why_exited()}")
+            with contextlib.suppress(httpx.TransportError):
+                if ready():
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def running_api(env: dict[str, str], timeout_s: float = 60.0) -> Iterator[httpx.Client]:
+    """`logpulse serve` on a free port; yields an httpx client with that base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpulse", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+        _serving(
+            proc,
+            lambda: client.get("/healthz").status_code == 200,
+            "API",
+            lambda: proc.stdout.read() if proc.stdout else "",
+            timeout_s,
+        ),
+    ):
+        yield client
+
+
+@contextlib.contextmanager
+def running_alertmanager(tmp: Path, port: int | None = None, timeout_s: float = 30.0) -> Iterator[str]:
+    """Debian's prometheus-alertmanager with its own config and storage in `tmp`, on a loopback port,
+    clustering off; stopped by its pid. Yields its base URL."""
+    binary = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+    port = port or free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = tmp / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: none\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+        "receivers:\n  - name: none\n"
+    )
+    with open(tmp / "alertmanager.out", "ab") as out:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+
+    with _serving(proc, ready, "alertmanager", lambda: f"see {tmp / 'alertmanager.out'}", timeout_s):
+        yield url
+
+
+class WebhookReceiver:
+    """A real HTTP server on a loopback port that records every POST (body and headers); it can be
+    stopped and started again on the same port to play a receiver that is down for a while."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.received: list[tuple[dict[str, str], dict[str, object]]] = []
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> WebhookReceiver:
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
