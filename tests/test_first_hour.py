@@ -25,8 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import requires_influxd, subprocess_env
-from helpers import free_port, running_api
+from fixtures import free_port, requires_influxd, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import RequestBatch, ScoredBatch
 from logpulse.storage.influx import Connection, InfluxWriter
