@@ -8,14 +8,14 @@ from fixtures import running_api, subprocess_env
 from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter
-from logpulse.storage.points import write_mark_line
+from logpulse.storage.points import MARKS_RP, write_mark_line
 
 S = 1_000_000_000
 
 
 def write_marks(settings: Settings, *lines: str) -> None:
     writer = InfluxWriter(Connection.from_settings(settings))
-    writer.write(list(lines))
+    writer.write(list(lines), rp=MARKS_RP)
     writer.close()
 
 

@@ -50,7 +50,7 @@ def test_writes_all_points_in_parallel_batches_and_marks(private_influxd: LocalI
     part.write_batch([batch("a", 1050), batch("b", 7)])
     part.close()
     assert count(writer) == 1057
-    marks = writer.query('SELECT "min_time", "max_time" FROM "writes" GROUP BY "customer_id"')[0]["series"]
+    marks = writer.query('SELECT "min_time", "max_time" FROM "marks"."writes" GROUP BY "customer_id"')[0]["series"]
     assert {m["tags"]["customer_id"] for m in marks} == {"a", "b"}
     writer.close()
 

@@ -20,6 +20,9 @@ from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_RETENTION = r"^(INF|inf|keep|[1-9][0-9]*[hdw])$"
+"""An InfluxDB retention duration of at least an hour, or INF / keep."""
+
 
 def _env_file() -> str:
     return os.environ.get("LOGPULSE_ENV_FILE", ".env.local")
@@ -135,6 +138,23 @@ class Settings(BaseSettings):
         "data/ingest_spool.log", description="File POST /ingest appends to; tailed with LOG_PATH (empty = off)"
     )
     ingest_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest POST /ingest body (413 above)")
+
+    # Rollups, raw points, retention, write compression (issue 14)
+    store_raw: bool = Field(True, description="Write one `requests` point per request (false: rollups only)")
+    raw_retention: str = Field(
+        "INF", pattern=_RETENTION, description="How long raw points are kept (`30d`, `12h`, `INF` = keep)"
+    )
+    rollup_retention: str = Field(
+        "INF", pattern=_RETENTION, description="How long rollup points are kept (`400d`, `INF` = keep)"
+    )
+    rollup_segment_bytes: int = Field(
+        32 << 20, ge=4096, description="Log bytes per 15m rollup identity (1h: 4x, 1d: 32x); bounds rollup state"
+    )
+    rollup_flush_s: float = Field(1.0, gt=0, description="Seconds between rewrites of a growing rollup window")
+    rollup_idle_close_s: float = Field(
+        3600.0, gt=0, description="A file's rollup state is dropped after this long without new lines"
+    )
+    influxdb_gzip: bool = Field(False, description="Gzip write requests (level 1); off is faster on loopback")
 
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 

@@ -15,6 +15,7 @@ LINES_REJECTED = Counter("logpulse_lines_rejected", "Malformed lines sent to the
 LINES_NO_CUSTOMER = Counter(
     "logpulse_lines_no_customer", "Rejected lines without a customer (CUSTOMER_FROM empty, '-' or no match)"
 )
+ROLLUP_POINTS_WRITTEN = Counter("logpulse_rollup_points_written", "Rollup point upserts acknowledged by InfluxDB")
 INCIDENTS_WRITTEN = Counter("logpulse_incidents_written", "Incident upserts acknowledged by InfluxDB")
 WRITE_RETRIES = Counter("logpulse_write_retries", "InfluxDB write attempts that failed and were retried")
 WRITE_LATENCY = Histogram(

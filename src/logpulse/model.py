@@ -86,6 +86,7 @@ class ParsedChunk:
     rejects: list[Reject]
     lines: int  # lines seen (accepted + rejected)
     path: str = ""  # the file read (set by the dataflow; the stream clock is kept per file)
+    span: tuple[int, int, int] = (0, 0, 0)  # (file_key, first byte, end byte) of the chunk: rollup identity
 
 
 INCIDENT_KINDS = ("latency", "errors", "traffic_drop", "traffic_surge", "slo_burn")
@@ -139,3 +140,31 @@ class Tick:
     customer who went silent is still scored (its empty buckets complete) while others' logs move on."""
 
     time_ns: int
+
+
+# ----- rollups (issue 14) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RollupPoint:
+    """One rollup point: the cumulative aggregate of one identity (see flow/rollups.py) in one window.
+
+    `time_ns` = window start + identity offset; `sum_ns` is the exact sum of durations in nanoseconds;
+    `hist` is `LatencyHistogram.encode()`.
+    """
+
+    measurement: str
+    customer_id: str
+    time_ns: int
+    window_ns: int
+    count: int
+    failed: int
+    sum_ns: int
+    hist: str
+
+
+@dataclass(slots=True)
+class RollupBatch:
+    """Rollup points emitted together (one flush of one file's rollup state)."""
+
+    points: list[RollupPoint]

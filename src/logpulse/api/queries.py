@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from logpulse.api.validation import DateRange
 from logpulse.storage.influx import quote_ident, quote_literal
-from logpulse.storage.points import ANOMALIES, REQUESTS, TAG_CUSTOMER, WRITES
+from logpulse.storage.points import ANOMALIES, MARKS_RP, REQUESTS, TAG_CUSTOMER, WRITES
 
 _FIGURES = (
     'COUNT("duration") AS "total", SUM("failed") AS "failed", MEAN("duration") AS "average", '
@@ -76,21 +76,22 @@ def customer_summaries(customers: list[str]) -> str:
     )
 
 
+_MARKS = f"{quote_ident(MARKS_RP)}.{quote_ident(WRITES)}"
+"""The `writes` marks live in their own 1-hour retention policy (storage.retention)."""
+
+
 def marks_since(since_ns: int) -> str:
-    return (
-        f'SELECT "min_time", "max_time" FROM {quote_ident(WRITES)} WHERE time > {since_ns} '
-        f"GROUP BY {quote_ident(TAG_CUSTOMER)}"
-    )
+    return f'SELECT "min_time", "max_time" FROM {_MARKS} WHERE time > {since_ns} GROUP BY {quote_ident(TAG_CUSTOMER)}'
 
 
 def freshness(since_ns: int | None) -> str:
     """The newest `writes` mark (time = acknowledged), the newest request time written and each writer's
     last backlog since since_ns. Without since_ns only the first statement, over all marks kept."""
     if since_ns is None:
-        return f'SELECT LAST("max_time") AS "max_time" FROM {quote_ident(WRITES)}'
+        return f'SELECT LAST("max_time") AS "max_time" FROM {_MARKS}'
     where = f"WHERE time > {since_ns}"
     return (
-        f'SELECT LAST("max_time") AS "max_time" FROM {quote_ident(WRITES)} {where}; '
-        f'SELECT MAX("max_time") AS "max_time" FROM {quote_ident(WRITES)} {where}; '
-        f'SELECT LAST("backlog_bytes") AS "backlog" FROM {quote_ident(WRITES)} {where} GROUP BY "writer"'
+        f'SELECT LAST("max_time") AS "max_time" FROM {_MARKS} {where}; '
+        f'SELECT MAX("max_time") AS "max_time" FROM {_MARKS} {where}; '
+        f'SELECT LAST("backlog_bytes") AS "backlog" FROM {_MARKS} {where} GROUP BY "writer"'
     )

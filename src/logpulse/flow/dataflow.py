@@ -1,13 +1,15 @@
 """The Bytewax dataflow: the one place where the steps are wired together, in the order data flows.
 
     read (LogSource: one partition per file)          -> Chunk of complete lines
+    segments (cut at rollup segment boundaries)       -> Chunk
     parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
     by_customer                                       -> (customer_id, RequestBatch)
     clock (one key: the stream's event-time clock)    -> (customer_id, Tick) for every known customer
     score (stateful_map, keyed: a customer's baseline
            lives on one worker, in recovery snapshots) -> (customer_id, ScoredBatch)
-    influxdb (InfluxSink: acknowledged, retried)
+    rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch)   [flow/rollups.py]
+    influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
     outbox (stateful, keyed: alerts not yet delivered,
             in recovery snapshots)                    -> Alertmanager / webhook
 
@@ -30,9 +32,10 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from logpulse import metrics
 from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
+from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
 from logpulse.flow.sink import InfluxSink
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
-from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, ScoredBatch, Tick
+from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, RollupBatch, ScoredBatch, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
 from logpulse.scoring.scorer import CustomerScorer
@@ -84,6 +87,7 @@ def _parser(parser: LineParser) -> Callable[[Chunk], ParsedChunk]:
     def parse(chunk: Chunk) -> ParsedChunk:
         parsed = parser.parse_chunk(chunk)
         parsed.path = chunk.path  # the stream clock is kept per file
+        parsed.span = (chunk.file_key, chunk.offset, chunk.offset + len(chunk.data))  # rollup identity
         metrics.BYTES_READ.inc(len(chunk.data))
         metrics.LINES_READ.inc(parsed.lines)
         if parsed.rejects:
@@ -159,6 +163,8 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
         read_chunk_bytes=settings.read_chunk_bytes,
     )
     chunks = op.input("read", flow, StoppableSource(source))
+    unit = settings.rollup_segment_bytes
+    chunks = op.flat_map("segments", chunks, lambda c: split_at_segments(c, unit))  # rollup identity
     parsed = op.map("parse", chunks, _parser(build_parser(settings)))
     op.output(
         "dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path))
@@ -176,5 +182,11 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Data
             op.inspect("alerts_delivered", delivered, log_delivered)
     else:
         scored = op.flat_map("unscored", parsed, _unscored)
-    op.output("influxdb", scored, InfluxSink(settings, pipelined=not follow))
+    # rollups (issue 14): one keyed state per file, see flow/rollups.py
+    parts = op.filter_map("rollup_parts", parsed, rollup_part)
+    rollups = op.stateful_batch(
+        "rollup", parts, RollupLogic.builder(unit, settings.rollup_flush_s, settings.rollup_idle_close_s)
+    )
+    to_write: op.KeyedStream[ScoredBatch | RollupBatch] = op.merge("to_influxdb", scored, rollups)
+    op.output("influxdb", to_write, InfluxSink(settings, pipelined=not follow))
     return flow

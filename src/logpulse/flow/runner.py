@@ -76,7 +76,7 @@ def _prepare_database(settings: Settings) -> None:
             reraise=True,
         ):
             with attempt:
-                writer.ensure_database()
+                writer.ensure_database(raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention)
     except InfluxUnavailable as exc:
         raise InfluxUnavailable(f"{exc}; gave up after {give_up:g} s (WRITE_GIVE_UP_S)") from exc
     finally:

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from tenacity import (
@@ -33,9 +34,9 @@ from tenacity import (
 from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.flow.outage import OutageLog
-from logpulse.model import ScoredBatch
+from logpulse.model import RollupBatch, ScoredBatch
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
-from logpulse.storage.points import incident_line, request_lines, write_mark_line
+from logpulse.storage.points import MARKS_RP, ROLLUP_RP, incident_line, request_lines, rollup_line, write_mark_line
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,26 @@ class _WriteMarks:
                 self._timer.cancel()
 
 
-class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
+SinkItem = tuple[str, ScoredBatch | RollupBatch]
+"""What the sink writes: a customer's scored requests (and incidents), or rollup points."""
+
+
+@dataclass(slots=True)
+class _Encoded:
+    raw: list[str] = field(default_factory=list)  # requests + anomalies: the configured retention policy
+    rollups: list[str] = field(default_factory=list)  # retention policy ROLLUP_RP
+    requests: int = 0
+    incidents: int = 0
+    bounds: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def widen(self, customer: str, lo: int, hi: int) -> None:
+        old = self.bounds.get(customer)
+        self.bounds[customer] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+
+
+class _InfluxPartition(StatelessSinkPartition[SinkItem]):
     def __init__(self, settings: Settings, worker_index: int, pipelined: bool) -> None:
+        self._store_raw = settings.store_raw
         self._worker = worker_index
         self._pipelined = pipelined
         self._pending: deque[Future[None]] = deque()
@@ -100,10 +119,10 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         self._give_up_s = settings.write_give_up_s
         self._writer = InfluxWriter(Connection.from_settings(settings), pool_size=settings.write_parallelism + 1)
         self._pool = ThreadPoolExecutor(settings.write_parallelism, thread_name_prefix=f"influx-write-{worker_index}")
-        self._marks = _WriteMarks(lambda lines: self._write_durably(lines), worker_index)
+        self._marks = _WriteMarks(lambda lines: self._write_durably(lines, MARKS_RP), worker_index)
         self._outage = OutageLog(self._give_up_s)
 
-    def _write_durably(self, lines: Sequence[str]) -> None:
+    def _write_durably(self, lines: Sequence[str], rp: str | None = None) -> None:
         """One request, retried while InfluxDB is unavailable; raises WriteGaveUp after the give-up time."""
         retrying = Retrying(
             retry=retry_if_exception_type(InfluxUnavailable),
@@ -116,7 +135,7 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
             for attempt in retrying:
                 with attempt:
                     started = time.perf_counter()
-                    self._writer.write(lines)
+                    self._writer.write(lines, rp=rp)
                     metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
         except InfluxUnavailable as exc:
             raise WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)") from exc
@@ -125,27 +144,33 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
         metrics.WRITE_RETRIES.inc()
         self._outage(state)
 
-    def write_batch(self, items: list[tuple[str, ScoredBatch]]) -> None:
-        lines, incidents, bounds = _encode(items)
-        if not lines:
+    def write_batch(self, items: list[SinkItem]) -> None:
+        enc = _encode(items, store_raw=self._store_raw)
+        if not enc.raw and not enc.rollups:
+            metrics.LINES_WRITTEN.inc(enc.requests)  # STORE_RAW=false: the lines are in the rollup state
             return
         if self._pipelined:
             self._raise_failed()
-            self._pending.append(self._batches.submit(self._write_acknowledged, lines, incidents, bounds))
+            self._pending.append(self._batches.submit(self._write_acknowledged, enc))
             while len(self._pending) > self._max_pending:  # backpressure: bounded memory
                 self._pending.popleft().result()
         else:
-            self._write_acknowledged(lines, incidents, bounds)
+            self._write_acknowledged(enc)
 
-    def _write_acknowledged(self, lines: list[str], incidents: int, bounds: dict[str, tuple[int, int]]) -> None:
+    def _write_acknowledged(self, enc: _Encoded) -> None:
         """Write all points of a batch in parallel requests; then queue its cache-invalidation marks."""
         step = self._batch_points
-        futures = [self._pool.submit(self._write_durably, lines[i : i + step]) for i in range(0, len(lines), step)]
+        futures = [self._pool.submit(self._write_durably, enc.raw[i : i + step]) for i in range(0, len(enc.raw), step)]
+        futures += [
+            self._pool.submit(self._write_durably, enc.rollups[i : i + step], ROLLUP_RP)
+            for i in range(0, len(enc.rollups), step)
+        ]
         for f in futures:
             f.result()  # re-raises WriteGaveUp / InfluxError from the writer thread
-        metrics.LINES_WRITTEN.inc(len(lines) - incidents)
-        metrics.INCIDENTS_WRITTEN.inc(incidents)
-        self._marks.add(bounds)
+        metrics.LINES_WRITTEN.inc(enc.requests)
+        metrics.INCIDENTS_WRITTEN.inc(enc.incidents)
+        metrics.ROLLUP_POINTS_WRITTEN.inc(len(enc.rollups))
+        self._marks.add(enc.bounds)
 
     def _raise_failed(self) -> None:
         while self._pending and self._pending[0].done():
@@ -163,25 +188,30 @@ class _InfluxPartition(StatelessSinkPartition[tuple[str, ScoredBatch]]):
             self._writer.close()
 
 
-def _encode(items: list[tuple[str, ScoredBatch]]) -> tuple[list[str], int, dict[str, tuple[int, int]]]:
-    """Line protocol of all items, the number of incident points, and each customer's time range."""
-    lines: list[str] = []
-    incidents = 0
-    bounds: dict[str, tuple[int, int]] = {}
-    for customer, scored in items:
-        lines += request_lines(scored)
-        for inc in scored.incidents:
-            lines.append(incident_line(inc))
-        incidents += len(scored.incidents)
-        times = scored.batch.times
-        if times:
-            lo, hi = min(times), max(times)
-            old = bounds.get(customer)
-            bounds[customer] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
-    return lines, incidents, bounds
+def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
+    """Line protocol of all items (request points only if `store_raw`), and each customer's time range."""
+    enc = _Encoded()
+    for key, item in items:
+        if isinstance(item, RollupBatch):
+            for p in item.points:
+                enc.rollups.append(rollup_line(p))
+                start = p.time_ns - p.time_ns % p.window_ns
+                enc.widen(p.customer_id, start, start + p.window_ns - 1)
+            continue
+        times = item.batch.times
+        enc.requests += len(times)
+        if store_raw:
+            enc.raw += request_lines(item)
+            if times:
+                enc.widen(key, min(times), max(times))
+        for inc in item.incidents:
+            enc.raw.append(incident_line(inc))
+            enc.widen(key, inc.start_ns, inc.end_ns)
+        enc.incidents += len(item.incidents)
+    return enc
 
 
-class InfluxSink(DynamicSink[tuple[str, ScoredBatch]]):
+class InfluxSink(DynamicSink[SinkItem]):
     """One partition per worker; each keeps its own connection pool and writer threads.
 
     `pipelined=False` (tailing with recovery): `write_batch` returns once InfluxDB acknowledged the

@@ -45,7 +45,8 @@ ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 _LOG_GAMMA = math.log(GAMMA)
 MAX_EXACT_DISTINCT = 4096
-"""Distinct millisecond values a histogram may hold while values are added before it turns approximate."""
+"""Distinct millisecond values a histogram may hold while values are added before it turns approximate
+(the default; coarse rollup levels pass a larger `max_exact`)."""
 MAX_ENCODED_CHARS = 60_000
 """An encoding longer than this (InfluxDB's string field limit is 64 KB) is written approximate instead."""
 VERSION = "1"
@@ -100,9 +101,10 @@ class LatencyHistogram:
     approximate) and, when approximate, `zeros` (durations of exactly 0).
     """
 
-    __slots__ = ("_counts", "_exact", "_keys", "_zeros")
+    __slots__ = ("_counts", "_exact", "_keys", "_max_exact", "_zeros")
 
-    def __init__(self) -> None:
+    def __init__(self, max_exact: int = MAX_EXACT_DISTINCT) -> None:
+        self._max_exact = max_exact
         self._exact = True
         self._keys: Int64Array = _EMPTY
         self._counts: Int64Array = _EMPTY
@@ -189,14 +191,19 @@ class LatencyHistogram:
             ms = np.rint(x * 1000.0)
             if np.all(np.abs(x * 1000.0 - ms) <= 1e-6 + 1e-12 * ms):
                 keys, counts = np.unique(ms.astype(np.int64), return_counts=True)
-                self._merge_arrays(True, keys, counts.astype(np.int64), 0)
-                if len(self._keys) > MAX_EXACT_DISTINCT:
-                    self._to_approximate()
+                self.add_ms_counts(keys, counts.astype(np.int64))
                 return
             self._to_approximate()
         positive = x[x > 0]
         keys, counts = np.unique(_bucket_index(positive), return_counts=True)
         self._merge_arrays(False, keys.astype(np.int64), counts.astype(np.int64), int(x.size - positive.size))
+
+    def add_ms_counts(self, keys: Int64Array, counts: Int64Array) -> None:
+        """Add whole-millisecond values (sorted, unique, >= 0) with their counts: the vectorised path of
+        the rollup step, which counts many windows' values in one pass."""
+        self._merge_arrays(True, keys, counts, 0)
+        if self._exact and len(self._keys) > self._max_exact:
+            self._to_approximate()
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add every value of `other` (in place). Exact + approximate gives approximate."""

@@ -50,6 +50,7 @@ class Connection:
     password: str = ""
     token: str = ""
     timeout_s: float = 30.0
+    gzip: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> Connection:
@@ -61,6 +62,7 @@ class Connection:
             password=s.influxdb_password,
             token=s.influxdb_token,
             timeout_s=s.influxdb_timeout_s,
+            gzip=s.influxdb_gzip,
         )
 
     def headers(self) -> dict[str, str]:
@@ -81,10 +83,11 @@ class Connection:
             "limits": httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
         }
 
-    def write_params(self) -> dict[str, str]:
+    def write_params(self, rp: str | None = None) -> dict[str, str]:
+        """`rp`: a retention policy other than the configured one (rollups, marks)."""
         params = {"db": self.database, "precision": "ns"}
-        if self.retention_policy:
-            params["rp"] = self.retention_policy
+        if rp or self.retention_policy:
+            params["rp"] = rp or self.retention_policy
         return params
 
     def query_form(self, q: str, *, with_db: bool = True) -> dict[str, str]:
@@ -135,16 +138,17 @@ class InfluxWriter:
         self.conn = conn
         self._client = httpx.Client(**conn.client_options(pool_size, connect_timeout_s=5.0))
 
-    def write(self, lines: Sequence[str]) -> None:
-        """POST one batch of line-protocol lines; raises InfluxUnavailable / InfluxError."""
-        body = gzip.compress("\n".join(lines).encode("utf-8"), compresslevel=1)
+    def write(self, lines: Sequence[str], *, rp: str | None = None) -> None:
+        """POST one batch of line-protocol lines (into retention policy `rp`, else the configured one);
+        raises InfluxUnavailable / InfluxError. Gzip level 1 when INFLUXDB_GZIP (off by default: on
+        loopback compressing costs the writer more CPU than the bytes it saves, see the README)."""
+        body = "\n".join(lines).encode("utf-8")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.conn.gzip:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
         try:
-            resp = self._client.post(
-                "/write",
-                params=self.conn.write_params(),
-                content=body,
-                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
-            )
+            resp = self._client.post("/write", params=self.conn.write_params(rp), content=body, headers=headers)
         except httpx.TransportError as exc:
             raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url} (INFLUXDB_URL): {exc}") from exc
         _raise_for(resp)
@@ -164,9 +168,13 @@ class InfluxWriter:
         except httpx.TransportError:
             return False
 
-    def ensure_database(self) -> None:
-        """CREATE DATABASE is idempotent on 1.x; on 2.x/3.x the bucket mapping must exist already."""
+    def ensure_database(self, *, raw_retention: str = "INF", rollup_retention: str = "INF") -> None:
+        """CREATE DATABASE is idempotent on 1.x; on 2.x/3.x the bucket mapping must exist already.
+        Also creates / adjusts the retention policies (`storage.retention`)."""
+        from logpulse.storage import retention  # retention builds on this module
+
         self.query(f"CREATE DATABASE {quote_ident(self.conn.database)}", with_db=False)
+        retention.apply(self, raw_retention=raw_retention, rollup_retention=rollup_retention)
 
     def close(self) -> None:
         self._client.close()

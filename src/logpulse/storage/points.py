@@ -19,21 +19,75 @@ Measurement `writes` (one point per customer per sink write, for cache invalidat
            backlog_bytes (int: bytes of the writing process's files not read yet; the dashboard's "behind")
     time   when the write was acknowledged
 
+Measurements `rollups` (15-minute windows), `rollups_1h`, `rollups_1d` (UTC hours, days) — issue 14,
+written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLLUP_LEVELS`:
+    tag    customer_id
+    fields count (int), failed (int), sum (float, seconds), hist (string, `LatencyHistogram.encode()`)
+    time   window start (UTC) + an identity offset in [0, window) ns: the window is `time - time % window`.
+           Several points per customer-window are normal (one per file and byte segment of it, see
+           `flow/rollups.py` for the identity design) and are summed / merged by the reader.
+The `writes` marks are written to retention policy `marks` (MARKS_RP, 1 h): they only matter while a
+cached answer could be stale, so they must not grow forever.
+
 `failed` exists so that one InfluxQL statement can return total, failed and the latency aggregates
 (`COUNT`, `SUM("failed")`, ...) in a single pass over a customer's series.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from logpulse.model import Incident, ScoredBatch
+from logpulse.model import Incident, RollupPoint, ScoredBatch
 
 REQUESTS = "requests"
 ANOMALIES = "anomalies"
 TAG_CUSTOMER = "customer_id"
 TAG_KIND = "kind"
 WRITES = "writes"
+
+
+# ----- rollups (issue 14) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollupLevel:
+    """One rollup resolution: its measurement and window length."""
+
+    measurement: str
+    window_ns: int
+    segment_factor: int
+    """Byte segment of a log file that one rollup identity covers, in ROLLUP_SEGMENT_BYTES
+    (flow/rollups.py): coarse levels use larger segments so a window keeps ~1 point per file."""
+    max_exact: int
+    """Distinct millisecond values before a window's histogram turns approximate."""
+
+
+ROLLUP_LEVELS: tuple[RollupLevel, ...] = (
+    RollupLevel("rollups", 900 * 10**9, 1, 4096),
+    RollupLevel("rollups_1h", 3600 * 10**9, 4, 16384),
+    RollupLevel("rollups_1d", 86400 * 10**9, 32, 16384),
+)
+"""15-minute, hourly and daily rollups (UTC); every level holds the same requests."""
+ROLLUP_RP = "rollups"
+"""Retention policy of all rollup levels (created by the processor, duration ROLLUP_RETENTION)."""
+MARKS_RP = "marks"
+"""Retention policy of the `writes` marks (1 hour)."""
+MARKS_RETENTION = "1h"
+
+
+def rollup_from(level: RollupLevel) -> str:
+    """The InfluxQL source of a level: `"rollups"."rollups_1d"`."""
+    return f'"{ROLLUP_RP}"."{level.measurement}"'
+
+
+def rollup_line(p: RollupPoint) -> str:
+    """Line protocol of one rollup point (`sum` in seconds; `hist` is base64 and `;`, never escaped)."""
+    return (
+        f"{p.measurement},{TAG_CUSTOMER}={p.customer_id} count={p.count}i,failed={p.failed}i,"
+        f'sum={p.sum_ns / 1e9!r},hist="{p.hist}" {p.time_ns}'
+    )
 
 
 def _escape_string_field(value: str) -> str:

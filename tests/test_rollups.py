@@ -1,0 +1,142 @@
+"""The rollup step's identity design without a database: whatever the chunking, the crashes and the
+replays, the last value written under each point time, summed per window, equals the lines."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
+from logpulse.formats.logpulse import parse_chunk
+from logpulse.model import Chunk, RollupBatch
+from logpulse.storage.histogram import LatencyHistogram
+from logpulse.storage.points import ROLLUP_LEVELS
+from logpulse.tailing.source import file_fingerprint
+
+BASE = 1_790_000_000  # seconds; a multiple of 900 is not needed
+
+
+def make_log(rng: random.Random, n: int, spread_s: int) -> bytes:
+    lines = []
+    for _ in range(n):
+        t = BASE + rng.randrange(spread_s)
+        sec = t % 60
+        mins = t // 60
+        stamp = f"2026-09-21 {mins // 60 % 24:02d}:{mins % 60:02d}:{sec:02d}"
+        status = rng.choice(["200", "200", "404", "500"])
+        lines.append(f"{stamp} c{rng.randrange(3)} /p {status} {rng.randrange(0, 3000) / 1000:.3f}\n")
+    return "".join(lines).encode()
+
+
+def chunks_of(data: bytes, start: int, rng: random.Random, max_chunk: int) -> list[Chunk]:
+    """Complete-line chunks from `start`, of random sizes (as a source might read them)."""
+    key = file_fingerprint(data.split(b"\n", 1)[0])
+    out = []
+    pos = start
+    while pos < len(data):
+        end = data.rfind(b"\n", pos, pos + rng.randint(1, max_chunk)) + 1
+        if end <= pos:
+            end = data.index(b"\n", pos) + 1
+        out.append(Chunk("f.log", key, pos, data[pos:end]))
+        pos = end
+    return out
+
+
+class FakeDb:
+    """InfluxDB's rule for points: (measurement, tags, time) is the identity, the last write wins."""
+
+    def __init__(self) -> None:
+        self.points: dict[tuple[str, str, int], tuple[int, int, int, str]] = {}
+
+    def write(self, batches: list[RollupBatch]) -> None:
+        for b in batches:
+            for p in b.points:
+                self.points[(p.measurement, p.customer_id, p.time_ns)] = (p.count, p.failed, p.sum_ns, p.hist)
+
+    def windows(
+        self, measurement: str, window_ns: int
+    ) -> dict[tuple[str, int], tuple[int, int, int, LatencyHistogram]]:
+        acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, 0, []])  # type: ignore[type-arg]
+        for (m, c, t), (n, f, s, h) in self.points.items():
+            if m == measurement:
+                a = acc[(c, t - t % window_ns)]
+                a[0] += n
+                a[1] += f
+                a[2] += s
+                a[3].append(h)
+        return {k: (a[0], a[1], a[2], LatencyHistogram.merge_many(a[3])) for k, a in acc.items()}
+
+
+def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, int, int, LatencyHistogram]]:
+    acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, 0, []])  # type: ignore[type-arg]
+    for line in data.decode().splitlines():
+        parsed = parse_chunk(Chunk("x", 0, 0, (line + "\n").encode()))
+        (b,) = parsed.batches.values()
+        t = b.times[0] // 10**9 * 10**9
+        a = acc[(b.customer_id, t - t % window_ns)]
+        a[0] += 1
+        a[1] += int(b.statuses[0]) >= 400
+        a[2] += round(float(b.durations[0]) * 1e9)
+        a[3].append(b.durations[0])
+    return {k: (a[0], a[1], a[2], LatencyHistogram.from_text(a[3])) for k, a in acc.items()}
+
+
+def feed(logic: RollupLogic, chunks: list[Chunk], unit: int, db: FakeDb) -> None:
+    for chunk in chunks:
+        for piece in split_at_segments(chunk, unit):
+            parsed = parse_chunk(piece)
+            parsed.span = (piece.file_key, piece.offset, piece.offset + len(piece.data))
+            item = rollup_part(parsed)
+            if item is not None:
+                db.write(logic.on_batch([item[1]])[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**32),
+    st.integers(50, 400),
+    st.sampled_from([600, 7200, 3 * 86400]),
+    st.integers(200, 3000),
+    st.integers(0, 3),
+)
+def test_replays_and_rechunking_rewrite_the_same_points(
+    seed: int, n: int, spread_s: int, unit: int, crashes: int
+) -> None:
+    rng = random.Random(seed)
+    data = make_log(rng, n, spread_s)
+    db = FakeDb()
+    build = RollupLogic.builder(unit, 1.0, 3600.0)
+    logic = build(None)
+    pos = 0  # the source offset that goes with the last snapshot
+    snap = logic.snapshot()
+    chunks = chunks_of(data, 0, rng, 700)
+    for _ in range(crashes):  # run a while, snapshot, run on, crash, resume from the snapshot
+        k = rng.randrange(len(chunks) + 1)
+        feed(logic, chunks[:k], unit, db)
+        if k:
+            pos, snap = chunks[k - 1].offset + len(chunks[k - 1].data), logic.snapshot()
+        m = rng.randrange(len(chunks) - k + 1)
+        feed(logic, chunks[k : k + m], unit, db)
+        if rng.random() < 0.5:
+            db.write(logic.on_notify()[0])  # a flush before the crash
+        logic = build(snap)  # kill -9: back to the snapshot, the source back to `pos`
+        chunks = chunks_of(data, pos, rng, 900)  # other chunk boundaries after the resume
+    feed(logic, chunks, unit, db)
+    db.write(logic.on_eof()[0])
+    # the same file ingested again from the start, in yet other chunks: rewrites only
+    again = build(None)
+    feed(again, chunks_of(data, 0, rng, 1100), unit, db)
+    db.write(again.on_eof()[0])
+    for level in ROLLUP_LEVELS:
+        assert db.windows(level.measurement, level.window_ns) == expected(data, level.window_ns), level.measurement
+
+
+def test_split_at_segments_cuts_at_the_first_line_start_of_each_segment() -> None:
+    data = b"aaaa\nbbbb\ncccc\ndddd\n"  # lines start at 0, 5, 10, 15
+    pieces = split_at_segments(Chunk("f", 1, 100, data), unit=8)  # boundaries 104, 112, 120
+    assert [(p.offset, p.data) for p in pieces] == [(100, b"aaaa\n"), (105, b"bbbb\ncccc\n"), (115, b"dddd\n")]
+    assert split_at_segments(Chunk("f", 1, 0, data), unit=1 << 20) == [Chunk("f", 1, 0, data)]
+    assert b"".join(p.data for p in split_at_segments(Chunk("f", 1, 7, data), unit=3)) == data
