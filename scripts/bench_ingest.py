@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
-"""Ingest benchmark (issue 5): InfluxDB's ceiling vs `logpulse ingest`, API latency, processor RSS.
+"""Ingest benchmark (issues 5, 14): InfluxDB's ceiling vs `logpulse ingest`, API latency, processor RSS.
 
 Everything runs against a private influxd started here, on data generated here, in one run:
-  1. ceiling   the same requests as prebuilt line protocol POSTed to /write with logpulse's batch
-               size, gzip level and parallelism -> points/s
-  2. ingest    `logpulse ingest` of the same files into an empty database, scoring on (and off, for
-               the cost of scoring) -> lines/s end to end until durable, and peak RSS
-  3. ratio     2 / 1
+  1. ceiling   the same requests as prebuilt line protocol POSTed to /write, PLAIN (no gzip) over a
+               grid of batch sizes and parallelism (the best is "the ceiling"), and gzip level 1 at
+               the best plain configuration -> points/s
+  2. ingest    `logpulse ingest` of the same files into an empty database: rollups on with raw points
+               (scoring on and off), rollups on without raw points (STORE_RAW=false), INFLUXDB_GZIP on,
+               and with --baseline-src the code of another checkout (e.g. main before rollups) in the
+               same run -> lines/s end to end until durable, and peak RSS
+  3. ratio     2 / best plain ceiling, per configuration
+  3b. disk     bytes on disk per million requests, raw (`requests`) and rollups (all levels), after
+               influxd compacted them (this private influxd snapshots and compacts after 2 s cold)
   4. API       p50/p99 and requests/s of GET /customers/{id}/stats over 30 days with the big data set
                stored, 1 client and 32 concurrent clients (wrk)
   5. RSS       processor peak RSS ingesting the small and the big data set
 
     .venv/bin/python scripts/bench_ingest.py --lines 1000000 --big-lines 10000000 --json bench.json
+    .venv/bin/python scripts/bench_ingest.py --lines 1000000 --big-lines 0 --baseline-src /path/to/main/src
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -39,6 +46,7 @@ from logpulse.config import Settings  # noqa: E402
 from logpulse.formats.logpulse import parse_chunk  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
 from logpulse.model import Chunk, ScoredBatch  # noqa: E402
+from logpulse.storage import influxd as influxd_module  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 from logpulse.storage.points import request_lines  # noqa: E402
@@ -72,29 +80,80 @@ def make_files(directory: Path, lines: int, files: int, days: float, seed: int) 
     return paths
 
 
-def ceiling(settings: Settings, paths: list[Path], parallelism: int) -> dict:
-    """Points/s of bare /write POSTs of the same points, prebuilt, logpulse's batch size and gzip."""
+def _prebuilt(paths: list[Path]) -> list[str]:
     lines: list[str] = []
     for path in paths:
-        data = path.read_bytes()
-        parsed = parse_chunk(Chunk(str(path), 1, 0, data))
+        parsed = parse_chunk(Chunk(str(path), 1, 0, path.read_bytes()))
         for batch in parsed.batches.values():
             lines += request_lines(ScoredBatch(batch))
-    step = settings.write_batch_points
-    batches = [lines[i : i + step] for i in range(0, len(lines), step)]
-    writer = InfluxWriter(Connection.from_settings(settings), pool_size=parallelism)
+    return lines
+
+
+def ceiling(settings: Settings, lines: list[str], batch_points: int, parallelism: int, gzip: bool) -> dict:
+    """Points/s of bare /write POSTs of prebuilt points (into an empty database each time)."""
+    batches = [lines[i : i + batch_points] for i in range(0, len(lines), batch_points)]
+    conn = dataclasses.replace(
+        Connection.from_settings(settings), gzip=gzip, database=f"ceiling_{batch_points}_{parallelism}_{gzip:d}"
+    )
+    writer = InfluxWriter(conn, pool_size=parallelism)
     writer.ensure_database()
     started = time.perf_counter()
     with ThreadPoolExecutor(parallelism) as pool:
         list(pool.map(writer.write, batches))
     seconds = time.perf_counter() - started
+    writer.query(f'DROP DATABASE "{conn.database}"', with_db=False)
     writer.close()
     return {
         "points": len(lines),
         "seconds": seconds,
         "points_per_s": len(lines) / seconds,
-        "batch_points": step,
+        "batch_points": batch_points,
         "parallelism": parallelism,
+        "gzip": gzip,
+    }
+
+
+def ceilings(settings: Settings, paths: list[Path]) -> dict:
+    """The plain ceiling: the best of a grid of batch sizes x parallelism; then gzip at the best."""
+    lines = _prebuilt(paths)
+    grid = []
+    for batch_points in (5_000, 10_000, 20_000):
+        for parallelism in (2, 4):
+            print(f"  ceiling plain, {batch_points} points x {parallelism} ...", flush=True)
+            grid.append(ceiling(settings, lines, batch_points, parallelism, gzip=False))
+    best = max(grid, key=lambda r: r["points_per_s"])
+    print("  ceiling gzip at the best plain configuration ...", flush=True)
+    gz = ceiling(settings, lines, best["batch_points"], best["parallelism"], gzip=True)
+    return {"plain": best, "gzip": gz, "grid": grid}
+
+
+def _cold_compaction(original):  # type: ignore[no-untyped-def]
+    """influxd config that snapshots the cache and compacts 2 s after writes stop (disk measurement)."""
+
+    def config(*args):  # type: ignore[no-untyped-def]
+        return (
+            original(*args)
+            .replace('cache-snapshot-write-cold-duration = "10m0s"', 'cache-snapshot-write-cold-duration = "2s"')
+            .replace('compact-full-write-cold-duration = "4h0m0s"', 'compact-full-write-cold-duration = "2s"')
+        )
+
+    return config
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def disk_per_million(influx: LocalInfluxd, db: str, lines: int, wait_s: float = 20.0) -> dict:
+    """Bytes on disk (TSM + WAL) per million requests of the raw and rollup retention policies."""
+    time.sleep(wait_s)  # cold snapshot + full compaction (2 s each in this influxd's config)
+    data, wal = influx.data_dir / "data" / db, influx.data_dir / "wal" / db
+    raw = _du(data / "autogen") + _du(wal / "autogen")
+    rollups = _du(data / "rollups") + _du(wal / "rollups")
+    return {
+        "lines": lines,
+        "raw_bytes_per_million": raw * 1e6 / lines,
+        "rollup_bytes_per_million": rollups * 1e6 / lines,
     }
 
 
@@ -188,11 +247,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="ingest runs per configuration (best counts)")
     ap.add_argument("--work-dir", type=Path, default=None, help="keep generated data here between runs")
     ap.add_argument("--json", type=Path, default=Path("bench_ingest.json"))
+    ap.add_argument("--baseline-src", type=Path, default=None, help="also ingest with this src/ (e.g. main's)")
     args = ap.parse_args()
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="logpulse-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
+    influxd_module._config = _cold_compaction(influxd_module._config)  # type: ignore[attr-defined]
     with LocalInfluxd.start(work / "influxdb") as influx:
 
         def env_for(db: str, **extra: str) -> dict[str, str]:
@@ -208,24 +269,27 @@ def main() -> None:
 
         small = make_files(work, args.lines, args.files, args.days, seed=1)
         settings = Settings(_env_file=None, influxdb_url=influx.url, influxdb_database="ceiling")
-        parallelism = settings.write_parallelism * args.workers * args.processes
         print(f"ceiling: {args.lines:,} points ...", flush=True)
-        results["ceiling"] = ceiling(settings, small, parallelism)
-        runs: dict[str, list[dict]] = {"scored": [], "unscored": []}
+        results["ceiling"] = ceilings(settings, small)
+        configs: dict[str, dict[str, str]] = {
+            "raw_on": {},
+            "raw_off": {"STORE_RAW": "false"},
+            "raw_on_unscored": {"SCORING_ENABLED": "false"},
+            "raw_on_gzip": {"INFLUXDB_GZIP": "true"},
+        }
+        if args.baseline_src:
+            configs = {"baseline": {"PYTHONPATH": str(args.baseline_src.resolve())}, **configs}
+        runs: dict[str, list[dict]] = {kind: [] for kind in configs}
         for rep in range(args.repeat):  # alternate, each into an empty database; the best run counts
-            for kind, extra in (("scored", {}), ("unscored", {"SCORING_ENABLED": "false"})):
-                print(
-                    f"ingest (scoring {'on' if kind == 'scored' else 'off'}, run {rep + 1}): {args.lines:,} lines ...",
-                    flush=True,
-                )
+            for kind, extra in configs.items():
+                print(f"ingest ({kind}, run {rep + 1}): {args.lines:,} lines ...", flush=True)
                 runs[kind].append(ingest(env_for(f"{kind}{rep}", **extra), small, args.workers, args.processes))
+        plain = results["ceiling"]["plain"]["points_per_s"]
         for kind, done in runs.items():
-            results[f"ingest_{kind}"] = max(done, key=lambda r: r["lines_per_s"])
+            best = max(done, key=lambda r: r["lines_per_s"])
+            results[f"ingest_{kind}"] = {**best, "ratio_to_plain_ceiling": best["lines_per_s"] / plain}
             results[f"ingest_{kind}_runs"] = [r["lines_per_s"] for r in done]
-        results["ratio"] = results["ingest_scored"]["lines_per_s"] / results["ceiling"]["points_per_s"]
-        results["scoring_cost"] = (
-            1 - results["ingest_scored"]["lines_per_s"] / results["ingest_unscored"]["lines_per_s"]
-        )
+        results["disk"] = disk_per_million(influx, f"raw_on{args.repeat - 1}", results["ingest_raw_on"]["lines"])
         if args.big_lines:
             big = make_files(work, args.big_lines, args.files, args.days, seed=100)
             print(f"ingest (big): {args.big_lines:,} lines ...", flush=True)
@@ -238,16 +302,34 @@ def main() -> None:
 
 
 def print_table(r: dict) -> None:
+    c = r["ceiling"]
     rows = [
-        ("InfluxDB ceiling (prebuilt line protocol)", f"{r['ceiling']['points_per_s']:,.0f} points/s"),
-        ("logpulse ingest, scoring on", f"{r['ingest_scored']['lines_per_s']:,.0f} lines/s"),
-        ("logpulse ingest, scoring off", f"{r['ingest_unscored']['lines_per_s']:,.0f} lines/s"),
-        ("ingest / ceiling", f"{r['ratio']:.0%}"),
-        ("cost of scoring", f"{r['scoring_cost']:.0%}"),
         (
-            f"peak RSS, {r['ingest_scored']['lines']:,} lines: all processes / largest",
-            f"{r['ingest_scored']['peak_rss_mb']:.0f} / {r['ingest_scored']['peak_rss_one_process_mb']:.0f} MB",
+            f"InfluxDB ceiling, plain ({c['plain']['batch_points']:,} points x {c['plain']['parallelism']})",
+            f"{c['plain']['points_per_s']:,.0f} points/s",
         ),
+        ("InfluxDB ceiling, gzip level 1 (same batches)", f"{c['gzip']['points_per_s']:,.0f} points/s"),
+    ]
+    names = {
+        "baseline": "baseline (--baseline-src), scoring on",
+        "raw_on": "rollups + raw points, scoring on",
+        "raw_off": "rollups only (STORE_RAW=false), scoring on",
+        "raw_on_unscored": "rollups + raw points, scoring off",
+        "raw_on_gzip": "rollups + raw points, scoring on, INFLUXDB_GZIP=true",
+    }
+    for kind, name in names.items():
+        if f"ingest_{kind}" in r:
+            i = r[f"ingest_{kind}"]
+            rows.append(
+                (f"ingest: {name}", f"{i['lines_per_s']:,.0f} lines/s ({i['ratio_to_plain_ceiling']:.2f} of plain)")
+            )
+    rows += [
+        (
+            f"peak RSS, {r['ingest_raw_on']['lines']:,} lines: all processes / largest",
+            f"{r['ingest_raw_on']['peak_rss_mb']:.0f} / {r['ingest_raw_on']['peak_rss_one_process_mb']:.0f} MB",
+        ),
+        ("disk per million requests: raw points", f"{r['disk']['raw_bytes_per_million'] / 1e6:.1f} MB"),
+        ("disk per million requests: rollups (15m + 1h + 1d)", f"{r['disk']['rollup_bytes_per_million'] / 1e6:.2f} MB"),
     ]
     if "ingest_big" in r:
         rows += [

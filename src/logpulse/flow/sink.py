@@ -35,7 +35,8 @@ from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.flow.outage import OutageLog
 from logpulse.model import RollupBatch, ScoredBatch
-from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
+from logpulse.storage import retention
+from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
 from logpulse.storage.points import MARKS_RP, ROLLUP_RP, incident_line, request_lines, rollup_line, write_mark_line
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,13 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
         self._pool = ThreadPoolExecutor(settings.write_parallelism, thread_name_prefix=f"influx-write-{worker_index}")
         self._marks = _WriteMarks(lambda lines: self._write_durably(lines, MARKS_RP), worker_index)
         self._outage = OutageLog(self._give_up_s)
+        self._create_policies = settings.influxdb_create_database
+        self._retention = (settings.raw_retention, settings.rollup_retention)
+        self._policies_lock = threading.Lock()
+
+    def _ensure_policies(self) -> None:
+        with self._policies_lock:
+            retention.apply(self._writer, raw_retention=self._retention[0], rollup_retention=self._retention[1])
 
     def _write_durably(self, lines: Sequence[str], rp: str | None = None) -> None:
         """One request, retried while InfluxDB is unavailable; raises WriteGaveUp after the give-up time."""
@@ -135,7 +143,13 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
             for attempt in retrying:
                 with attempt:
                     started = time.perf_counter()
-                    self._writer.write(lines, rp=rp)
+                    try:
+                        self._writer.write(lines, rp=rp)
+                    except InfluxError as exc:
+                        if rp is None or "retention policy not found" not in str(exc) or not self._create_policies:
+                            raise
+                        self._ensure_policies()  # a database created by someone else: add ours, retry
+                        raise InfluxUnavailable(str(exc)) from exc
                     metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
         except InfluxUnavailable as exc:
             raise WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)") from exc
