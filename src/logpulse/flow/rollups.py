@@ -166,53 +166,87 @@ def identity_offset(file_key: int, level: RollupLevel, segment: int, first_offse
     return int.from_bytes(digest.digest(), "little") % level.window_ns
 
 
-def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart) -> None:
+@dataclass(slots=True)
+class _LineValues:
+    """Per-line values shared by all levels of one part."""
+
+    ms: npt.NDArray[np.int64]  # duration in whole milliseconds (rounded)
+    exact: npt.NDArray[np.bool_]  # the duration is a whole number of milliseconds
+    all_exact: bool
+    ms_max: int
+
+    @classmethod
+    def of(cls, part: RollupPart) -> _LineValues:
+        scaled = part.durations * 1000.0
+        ms = np.rint(scaled)
+        exact = np.abs(scaled - ms) <= 1e-6 + 1e-12 * ms
+        return cls(ms.astype(np.int64), exact, bool(exact.all()), int(ms.max()))
+
+
+_EXACT_SUM_LIMIT = 2**53  # float64 holds every integer up to here: bincount's weights stay exact
+
+
+def _groups(
+    key: npt.NDArray[np.int64], size: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(sorted distinct keys, index of each line's key among them, lines per key); a counting pass
+    instead of a sort when the key range is small (the usual case: customers x a few windows)."""
+    if size <= 4 * len(key) + 65536:
+        present = np.bincount(key, minlength=size)
+        groups = np.flatnonzero(present)
+        lookup = np.zeros(size, dtype=np.int64)
+        lookup[groups] = np.arange(len(groups))
+        return groups.astype(np.int64), lookup[key], present[groups].astype(np.int64)
+    groups, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    return groups.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)
+
+
+def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart, v: _LineValues) -> None:
     """Add a part's lines to a level's segment state (vectorised: a few numpy calls per part plus
     one small update per customer-window touched)."""
     windows = part.times // level.window_ns
     wmin = int(windows.min())
     span = int(windows.max()) - wmin + 1
-    group_key = part.codes * span + (windows - wmin)
-    groups, inverse = np.unique(group_key, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[order], np.arange(len(groups)))
-    counts = np.diff(np.append(starts, len(order)))
-    failed = np.add.reduceat(part.failed[order].astype(np.int64), starts)
-    sums = np.add.reduceat(np.rint(part.durations[order] * 1e9).astype(np.int64), starts)
-    ms = np.rint(part.durations * 1000.0)
-    exact_line = np.abs(part.durations * 1000.0 - ms) <= 1e-6 + 1e-12 * ms
-    # (group, ms) runs for the exact lines: one sort, then per group a slice of (keys, counts)
-    ex_groups = inverse[exact_line]
-    ex_ms = ms[exact_line].astype(np.int64)
-    srt = np.lexsort((ex_ms, ex_groups))
-    g_s, ms_s = ex_groups[srt], ex_ms[srt]
-    if len(g_s):
-        new_run = np.empty(len(g_s), dtype=np.bool_)
-        new_run[0] = True
+    groups, inverse, counts = _groups(part.codes * span + (windows - wmin), len(part.customers) * span)
+    n_groups = len(groups)
+    failed = np.bincount(inverse, weights=part.failed, minlength=n_groups).astype(np.int64)
+    if v.all_exact and v.ms_max * len(v.ms) < _EXACT_SUM_LIMIT:
+        sums = np.bincount(inverse, weights=v.ms, minlength=n_groups).astype(np.int64) * 1_000_000
+    else:  # exact integer nanoseconds, whatever the magnitudes
+        order = np.argsort(inverse, kind="stable")
+        starts = np.searchsorted(inverse[order], np.arange(n_groups))
+        sums = np.add.reduceat(np.rint(part.durations[order] * 1e9).astype(np.int64), starts)
+    # (group, ms) runs of the exact lines: one sort of a combined key, then per group a slice
+    ex_groups, ex_ms = (inverse, v.ms) if v.all_exact else (inverse[v.exact], v.ms[v.exact])
+    base = v.ms_max + 1
+    if n_groups * base < 2**62:
+        runs, run_counts = np.unique(ex_groups * base + ex_ms, return_counts=True)
+        run_group, run_ms = runs // base, runs % base
+    else:  # durations of years: sort the pairs instead of combining them
+        srt = np.lexsort((ex_ms, ex_groups))
+        g_s, ms_s = ex_groups[srt], ex_ms[srt]
+        new_run = np.ones(len(g_s), dtype=np.bool_)
         new_run[1:] = (g_s[1:] != g_s[:-1]) | (ms_s[1:] != ms_s[:-1])
         run_start = np.flatnonzero(new_run)
         run_counts = np.diff(np.append(run_start, len(g_s)))
-        run_group = g_s[run_start]
-        run_ms = ms_s[run_start]
-        group_runs = np.searchsorted(run_group, np.arange(len(groups) + 1))
-    inexact = not bool(exact_line.all())
+        run_group, run_ms = g_s[run_start], ms_s[run_start]
+    group_runs = np.searchsorted(run_group, np.arange(n_groups + 1)).tolist()
+    run_counts = run_counts.astype(np.int64)
     names = part.customers
+    counts_l, failed_l, sums_l = counts.tolist(), failed.tolist(), sums.tolist()
     for g, key in enumerate(groups.tolist()):
-        customer = names[key // span]
-        window = key % span + wmin
-        k = (customer, window)
+        k = (names[key // span], key % span + wmin)
         agg = seg.aggs.get(k)
         if agg is None:
             agg = seg.aggs[k] = _Agg(0, 0, 0, LatencyHistogram(level.max_exact))
-        agg.count += int(counts[g])
-        agg.failed += int(failed[g])
-        agg.sum_ns += int(sums[g])
-        if len(g_s):
-            a, b = group_runs[g], group_runs[g + 1]
-            if b > a:
-                agg.hist.add_ms_counts(run_ms[a:b], run_counts[a:b])
-        if inexact:
-            fine = part.durations[(inverse == g) & ~exact_line]
+        agg.count += counts_l[g]
+        agg.failed += failed_l[g]
+        agg.sum_ns += sums_l[g]
+        a, b = group_runs[g], group_runs[g + 1]
+        if b > a:
+            agg.hist.add_ms_counts(run_ms[a:b], run_counts[a:b])
+        if not v.all_exact:
+            fine = part.durations[(inverse == g) & ~v.exact]
             if len(fine):
                 agg.hist.add(fine)
         seg.dirty.add(k)
@@ -270,6 +304,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                 )
             st.file_key = part.file_key
             continuous = part.start == st.next_offset
+            line_values = _LineValues.of(part)
             for i, level in enumerate(ROLLUP_LEVELS):
                 size = self.segment_bytes * level.segment_factor
                 index = part.start // size
@@ -280,7 +315,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                     seg_start = index * size
                     first = seg_start if (continuous or part.start == seg_start) else part.start
                     seg = st.segments[i] = _Segment(index, identity_offset(part.file_key, level, index, first))
-                _aggregate(seg, level, part)
+                _aggregate(seg, level, part, line_values)
             st.next_offset = part.end
         st.last_data = time.time()
         if st.flush_at is None:

@@ -201,7 +201,7 @@ class LatencyHistogram:
     def add_ms_counts(self, keys: Int64Array, counts: Int64Array) -> None:
         """Add whole-millisecond values (sorted, unique, >= 0) with their counts: the vectorised path of
         the rollup step, which counts many windows' values in one pass."""
-        self._merge_arrays(True, keys, counts, 0)
+        self._merge_arrays(True, keys.copy(), counts.copy(), 0)  # never keep a view of the caller's arrays
         if self._exact and len(self._keys) > self._max_exact:
             self._to_approximate()
 
@@ -339,18 +339,24 @@ def _exact_to_buckets(keys: Int64Array, counts: Int64Array) -> tuple[Int64Array,
 
 def _encode_arrays(exact: bool, keys: Int64Array, counts: Int64Array, zeros: int) -> str:
     mode = "e" if exact else "a"
-    if len(keys) == 0:
+    n = len(keys)
+    if n == 0:
         return f"{VERSION}{mode};0;0;{zeros};1;"
     first = int(keys[0])
-    deltas = np.diff(keys, prepend=first)
+    deltas = np.empty(n, dtype=np.int64)
+    deltas[0] = 0
+    np.subtract(keys[1:], keys[:-1], out=deltas[1:])
     width = _width(max(int(deltas.max()), int(counts.max())))
-    payload = np.column_stack((deltas, counts)).astype(_WIDTHS[width]).tobytes()
+    pairs = np.empty((n, 2), dtype=_WIDTHS[width])
+    pairs[:, 0] = deltas
+    pairs[:, 1] = counts
+    payload = pairs.tobytes()
     if len(payload) >= _COMPRESS_FROM:
         packed = zlib.compress(payload, 6)
         if len(packed) * 4 < len(payload) * 3:
             body = base64.b64encode(packed).decode("ascii")
-            return f"{VERSION}{mode};{len(keys)};{first};{zeros};{width}z;{body}"
-    return f"{VERSION}{mode};{len(keys)};{first};{zeros};{width};{base64.b64encode(payload).decode('ascii')}"
+            return f"{VERSION}{mode};{n};{first};{zeros};{width}z;{body}"
+    return f"{VERSION}{mode};{n};{first};{zeros};{width};{base64.b64encode(payload).decode('ascii')}"
 
 
 def _split(text: str) -> tuple[bool, int, int, int, int, bytes]:
