@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Log-format benchmark (issue 16): each format's parse and ingest rate, measured in one run, and
+`POST /ingest` throughput with 32 concurrent clients.
+
+The same requests (same seed) are written in every format by `logpulse generate --format X`, then:
+  1. parse      in-process `parse_chunk` over the file in 1 MiB chunks: lines/s (best of --repeat,
+                formats alternating so that machine noise hits all alike)
+  2. ingest     `logpulse ingest FILE` with LOG_FORMAT=X into an empty database of a private
+                influxd, scoring off and on (defaults otherwise): lines/s until everything is
+                durable (best of --repeat, formats alternating); ratio to the logpulse format.
+                With scoring off, parsing is the largest share of the processor's own work.
+  3. POST /ingest  `logpulse serve` with LOG_FORMAT=nginx, wrk with 32 connections posting bodies of
+                --body-lines nginx lines for --wrk-s seconds: accepted lines/s (every 202 is fsynced)
+
+    .venv/bin/python scripts/bench_formats.py --lines 500000 --json docs/bench/bench_formats.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from logpulse.formats.registry import FormatOptions, build_parser  # noqa: E402
+from logpulse.generator import FORMATS, GeneratorOptions, generate  # noqa: E402
+from logpulse.model import Chunk  # noqa: E402
+from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def make_file(work: Path, fmt: str, lines: int, seed: int) -> Path:
+    path = work / f"requests-{lines}-{seed}.{fmt}.log"
+    if not path.exists():
+        generate(
+            GeneratorOptions(
+                out=path,
+                count=lines,
+                rate=lines / 86400,
+                customers=50,
+                days=1,
+                seed=seed,
+                format=fmt,
+                backfill_max_lines=None,
+            )
+        )
+    return path
+
+
+def parse_rate(fmt: str, path: Path) -> float:
+    parser = build_parser(FormatOptions(log_format=fmt))
+    data = path.read_bytes()
+    started = time.perf_counter()
+    lines = offset = 0
+    while offset < len(data):
+        end = data.rfind(b"\n", offset, offset + CHUNK) + 1 or len(data)
+        parsed = parser.parse_chunk(Chunk(str(path), 1, offset, data[offset:end]))
+        if parsed.rejects:
+            raise SystemExit(f"{fmt}: {parsed.rejects[0]}")
+        lines += parsed.lines
+        offset = end
+    return lines / (time.perf_counter() - started)
+
+
+def ingest_rate(env: dict[str, str], path: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "logpulse", "ingest", str(path)], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"ingest failed: {done.stderr[-2000:]}")
+    read = int(re.search(r"read (\d+) lines", done.stdout).group(1))  # type: ignore[union-attr]
+    written = int(re.search(r"written (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    if written != read:
+        raise SystemExit(f"not every line written: {done.stdout}")
+    return read / seconds, done.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post_ingest(env: dict[str, str], work: Path, nginx_file: Path, body_lines: int, seconds: int) -> dict[str, float]:
+    port = free_port()
+    spool = work / "ingest_spool.log"
+    spool.unlink(missing_ok=True)
+    env = {**env, "LOG_FORMAT": "nginx", "INGEST_SPOOL_PATH": str(spool)}
+    api = subprocess.Popen(
+        [sys.executable, "-m", "logpulse", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with nginx_file.open() as f:
+            body = "".join(next(f) for _ in range(body_lines))
+        script = work / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "text/plain"\n'
+            f"wrk.body = {json.dumps(body)}\n"
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format("STATUS non2xx=%d\\n", summary.errors.status))\nend\n'
+        )
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}/ingest"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        non2xx = int(re.search(r"non2xx=(\d+)", out).group(1))  # type: ignore[union-attr]
+        p50 = re.search(r"Latency\s+([\d.]+\w+)", out).group(1)  # type: ignore[union-attr]
+        spooled = sum(1 for _ in spool.open()) if spool.exists() else 0
+        return {
+            "requests_per_s": rps,
+            "lines_per_s": rps * body_lines,
+            "mean_latency": p50,
+            "non_2xx": non2xx,
+            "spooled_lines": spooled,
+            "body_lines": body_lines,
+        }  # type: ignore[dict-item]
+    finally:
+        api.terminate()
+        api.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=500_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--body-lines", type=int, default=100)
+    ap.add_argument("--wrk-s", type=int, default=10)
+    ap.add_argument("--work-dir", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=Path("bench_formats.json"))
+    args = ap.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="logpulse-formats-"))
+    work.mkdir(parents=True, exist_ok=True)
+    files = {fmt: make_file(work, fmt, args.lines, args.seed) for fmt in FORMATS}
+    parse: dict[str, float] = {}
+    for _ in range(args.repeat + 1):
+        for fmt in FORMATS:
+            parse[fmt] = max(parse.get(fmt, 0.0), parse_rate(fmt, files[fmt]))
+    print("parse (lines/s):", {f: round(v) for f, v in parse.items()}, flush=True)
+    results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}, "parse_lines_per_s": parse}
+    with LocalInfluxd.start(work / "influxdb") as influx:
+        base = {
+            **os.environ,
+            "LOGPULSE_ENV_FILE": "/nonexistent",
+            "INFLUXDB_URL": influx.url,
+            "DEAD_LETTER_PATH": str(work / "rejected.jsonl"),
+            "INGEST_SPOOL_PATH": "",
+        }
+        ingest: dict[str, dict[str, float]] = {"off": {}, "on": {}}
+        summaries: dict[str, str] = {}
+        for r in range(args.repeat):
+            for scoring in ("off", "on"):
+                for fmt in FORMATS:
+                    env = {
+                        **base,
+                        "LOG_FORMAT": fmt,
+                        "SCORING_ENABLED": "true" if scoring == "on" else "false",
+                        "INFLUXDB_DATABASE": f"bench_{fmt}_{scoring}_{r}",
+                    }
+                    rate, summary = ingest_rate(env, files[fmt])
+                    print(f"ingest {fmt}, scoring {scoring}, round {r + 1}: {rate:,.0f} lines/s", flush=True)
+                    if rate > ingest[scoring].get(fmt, 0.0):
+                        ingest[scoring][fmt], summaries[f"{fmt} scoring {scoring}"] = rate, summary
+        results["ingest_lines_per_s"] = ingest
+        results["ingest_ratio_to_logpulse"] = {
+            scoring: {f: rates[f] / rates["logpulse"] for f in FORMATS} for scoring, rates in ingest.items()
+        }
+        results["ingest_summaries"] = summaries
+        results["post_ingest"] = post_ingest(
+            {**base, "INFLUXDB_DATABASE": "bench_api"}, work, files["nginx"], args.body_lines, args.wrk_s
+        )
+    print()
+    print("| format | parse lines/s | ingest, scoring off | vs logpulse | ingest, scoring on | vs logpulse |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    off, on = ingest["off"], ingest["on"]
+    for fmt in FORMATS:
+        print(
+            f"| {fmt} | {parse[fmt]:,.0f} | {off[fmt]:,.0f} | {off[fmt] / off['logpulse']:.0%} "
+            f"| {on[fmt]:,.0f} | {on[fmt] / on['logpulse']:.0%} |"
+        )
+    pi = results["post_ingest"]
+    print(f"\nPOST /ingest (nginx, 32 connections, {args.body_lines} lines per request): {pi}")  # type: ignore[index]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
