@@ -247,3 +247,19 @@ def test_rendered_line_parses_back(
     assert (got_customer, got_path, got_status) == (customer, stored_path, str(status))
     assert float(duration) == ms / 1000
     assert t // 10**9 == int(local.timestamp())
+
+
+def test_directive_pasted_from_nginx_conf() -> None:
+    conf = """log_format main '$remote_addr - $remote_user [$time_local] "$request" '
+                    '$status $body_bytes_sent "$http_referer" '
+                    '"$http_user_agent" $request_time';
+    access_log /var/log/nginx/access.log main;
+"""
+    line = '1.2.3.4 - acme [01/Jan/2026:00:00:01 +0000] "GET /x HTTP/1.1" 200 1 "-" "a; b" 0.001'
+    assert only(parse([line], nginx_log_format=conf))[2] == "/x"
+
+
+def test_semicolons_in_a_bare_format_are_literal() -> None:
+    fmt = "$time_iso8601;$remote_user;$status;$request_time;$request_uri"
+    line = "2026-01-01T00:00:01+00:00;acme;200;0.001;/x?y=1"
+    assert only(parse([line], nginx_log_format=fmt))[2:] == ("/x", "200", "0.001")

@@ -54,6 +54,7 @@ class TimeLocal:
 
     def __init__(self) -> None:
         self._cache: dict[str, int | None] = {}
+        self._last = ("", 0)  # (minute and offset text, its epoch): logs are in time order
 
     def _minute(self, key: str) -> int | None:
         # key: '10/Oct/2026:13:55 +0200'
@@ -68,6 +69,10 @@ class TimeLocal:
 
     def __call__(self, text: str) -> SecondAndFraction | None:
         key = text[:17] + text[20:]
+        last_key, last_minute = self._last
+        if key == last_key:
+            sec = int(text[18:20])
+            return (last_minute + sec, None) if sec < 61 else None
         minute = self._cache.get(key)
         if minute is None:
             if key in self._cache:
@@ -78,6 +83,7 @@ class TimeLocal:
             self._cache[key] = minute
             if minute is None:
                 return None
+        self._last = (key, minute)
         sec = int(text[18:20])
         return (minute + sec, None) if sec < 61 else None
 

@@ -97,6 +97,7 @@ def format_string(setting: str) -> tuple[str, str]:
     text = setting.strip()
     escape = "default"
     m = re.match(r"log_format\s+\S+\s*", text)
+    directive = m is not None
     if m:
         text = text[m.end() :].strip()
     m = re.match(r"escape=(\w+)\s*", text)
@@ -105,7 +106,8 @@ def format_string(setting: str) -> tuple[str, str]:
         if escape not in ("default", "json", "none"):
             raise FormatError(f"NGINX_LOG_FORMAT: unknown escape={escape}: expected default, json or none")
         text = text[m.end() :].strip()
-    text = text.removesuffix(";").strip()
+    if directive or text[:1] in ("'", '"'):  # a pasted directive ends at its `;`
+        text = _until_semicolon(text).strip()
     if text[:1] in ("'", '"'):
         parts = re.findall(r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""", text)
         joined = re.fullmatch(r"""(?:\s*(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))+\s*""", text)
@@ -117,6 +119,24 @@ def format_string(setting: str) -> tuple[str, str]:
     if not text:
         raise FormatError("NGINX_LOG_FORMAT is empty")
     return text, escape
+
+
+def _until_semicolon(text: str) -> str:
+    """The text before the first `;` outside quotes (the end of a pasted directive), or all of it."""
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ";":
+            return text[:i]
+    return text
 
 
 def _tokens(fmt: str) -> list[tuple[str, str | None]]:
