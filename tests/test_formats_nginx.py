@@ -219,7 +219,7 @@ def nginx_escape(value: str) -> str:
     return "".join(out)
 
 
-customers = st.from_regex(r"[A-Za-z0-9_.\-]{1,64}", fullmatch=True)
+customers = st.from_regex(r"[A-Za-z0-9_.\-]{1,64}", fullmatch=True).filter(lambda c: c != "-")  # "-" is no customer
 segments = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="?/ "), min_size=1, max_size=12)
 paths = st.lists(segments, min_size=0, max_size=4).map(lambda parts: "/" + "/".join(parts))
 queries = st.one_of(st.just(""), st.from_regex(r"\?[a-z]=[a-z0-9]{0,5}", fullmatch=True))
