@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import subprocess_env
+from fixtures import subprocess_env
 from logpulse.config import Settings
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel, rollup_from
