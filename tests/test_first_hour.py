@@ -513,3 +513,63 @@ def test_2000_customers_walk_the_list_and_the_dashboard(influx_settings, tmp_pat
         ).stdout
     options = re.findall(r'<option value="(customer-with-a-long-name-\d{5})">', dom)
     assert len(options) == 2000, dom[-1500:]
+
+
+# --- the API's smaller points ---------------------------------------------------------------------------
+
+
+@requires_influxd
+def test_docs_offline_favicon_status_label_and_future_from(influx_settings, tmp_path: Path) -> None:
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    t0 = int(dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp()) * 10**9
+    writer.write(request_lines(ScoredBatch(RequestBatch("cust_1", [t0], ["/a"], ["200"], ["0.100"]))))
+    writer.close()
+    with running_api(subprocess_env(influx_settings)) as api:
+        # /docs: Swagger UI from this server only (no CDN), and its assets are there
+        page = api.get("/docs")
+        assert page.status_code == 200
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?["']([^"']+)["']""", page.text)
+        urls = [a or b for a, b in urls]
+        assert urls and all(u.startswith("/") for u in urls), urls
+        for u in urls:
+            assert api.get(u).status_code == 200, u
+        # the icon every browser asks for, also linked from the dashboard
+        icon = api.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/png"
+        assert icon.content.startswith(b"\x89PNG")
+        assert 'rel="icon"' in api.get("/dashboard").text
+
+        # a future `from` without `to` says so, in the one error shape {"detail": "<string>"}
+        future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).date()
+        r = api.get("/customers/cust_1/stats", params={"from": future.isoformat()})
+        assert r.status_code == 422
+        today = dt.datetime.now(dt.UTC).date()
+        assert r.json() == {"detail": f"'from' ({future}) is in the future: today is {today} in UTC"}
+        r = api.get("/customers/cust_1/stats", params={"from": "2026-11-02", "to": "2026-11-01"})
+        assert r.json() == {"detail": "'from' (2026-11-02) is after 'to' (2026-11-01)"}
+
+        # latency by status class (the README promises the label)
+        api.get("/customers/cust_1/stats", params={"from": "2026-11-01", "to": "2026-11-01"})
+        text = api.get("/metrics").text
+        buckets = [line for line in text.splitlines() if line.startswith("http_request_duration_seconds_bucket{")]
+        stats = [line for line in buckets if 'handler="/customers/{customer_id}/stats"' in line]
+        assert any('status="2xx"' in line for line in stats), stats[:3]
+        assert any('status="4xx"' in line for line in stats), stats[:3]
+
+        if CHROMIUM is not None:  # Swagger UI renders the operations from local files alone
+            dom = subprocess.run(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--virtual-time-budget=15000",
+                    f"--user-data-dir={tmp_path / 'profile'}",
+                    "--dump-dom",
+                    str(api.base_url).rstrip("/") + "/docs",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+            assert "opblock" in dom and "/customers/{customer_id}/stats" in dom, dom[-1500:]

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from logpulse import __version__
 from logpulse.api import errors
 from logpulse.api.deps import lifespan
 from logpulse.api.routes import ROUTERS
+from logpulse.api.routes.docs import SWAGGER_UI
 from logpulse.config import Settings, get_settings
 
 
@@ -27,11 +28,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Per-customer service-level numbers and incidents from API access logs. "
         "All aggregation runs in InfluxDB (InfluxQL).",
         lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves /docs from the installed Swagger UI (works offline)
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app)
+    # requests and latency by route template, method and status (the README's monitoring section)
+    instrumentator = Instrumentator(excluded_handlers=["/metrics"])
+    instrumentator.add(metrics.requests()).add(metrics.latency(should_include_status=True))
+    instrumentator.instrument(app)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.mount("/vendor/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     return app

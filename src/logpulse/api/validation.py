@@ -76,6 +76,8 @@ def date_range(frm: str | None, to: str | None, tz_name: str, max_days: int) -> 
         raise BadRequest("missing 'from' date: expected from=YYYY-MM-DD")
     first = date("from", frm)
     last = date("to", to) if to else dt.datetime.now(tz).date()
+    if first > last and not to:
+        raise BadRequest(f"'from' ({first}) is in the future: today is {last} in {tz.key}")
     if first > last:
         raise BadRequest(f"'from' ({first}) is after 'to' ({last})")
     days = (last - first).days + 1
