@@ -157,12 +157,13 @@ start generator logpulse generate --out "$LOG_FILE" --days "$DEMO_DAYS" --rate "
 start processor logpulse process
 start api logpulse serve
 
-echo "waiting for the first numbers..."
+echo "reading the history (${DEMO_DAYS} days)..."
 answer=""
-for _ in $(seq 300); do
+today="$(date -u +%F)"
+for _ in $(seq 300); do  # until today's numbers are in: the time-ordered history has been read
     if gone="$(died)"; then fail "$gone"; fi
     answer="$(curl -fs "${API}/customers/cust_1/stats?from=${FROM}" 2>/dev/null || true)"
-    grep -q '"date"' <<<"$answer" && break
+    grep -Eq "\"date\": *\"${today}\"" <<<"$answer" && break
     sleep 0.2
 done
 cat <<MSG

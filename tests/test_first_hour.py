@@ -573,3 +573,30 @@ def test_docs_offline_favicon_status_label_and_future_from(influx_settings, tmp_
                 timeout=120,
             ).stdout
             assert "opblock" in dom and "/customers/{customer_id}/stats" in dom, dom[-1500:]
+
+
+def test_readme_quotes_the_messages_these_tests_see() -> None:
+    """The README's quickstart and troubleshooting show the messages the tests above assert."""
+    readme = (ROOT / "README.md").read_text()
+    for fragment in (
+        "logpulse is already running (pid N) — stop it with Ctrl-C or ./cleanup.sh",
+        "stopped. Data stays in .logpulse/ and data/: ./start.sh continues from here, ./cleanup.sh removes it.",
+        "error: port 8000 (API_PORT) on 127.0.0.1 is already in use",
+        "error: unknown setting POLL_INTERVL_S in .env.local, line 12; did you mean POLL_INTERVAL_S?",
+        "error: WORKERS=abc (from .env.local, line 14): Input should be a valid integer",
+        "(INFLUXDB_URL): [Errno 111] Connection refused;\n  retrying, giving up in 295 s (WRITE_GIVE_UP_S)",
+        "gave up after N s (WRITE_GIVE_UP_S)",
+        "FAILED: no valid line in PATH",
+        "nothing removed (answer y, or run ./cleanup.sh -y)",
+        "is in the future: today is",
+        "cust_1 per day (UTC):",
+        "Injected incidents (found by the processor within seconds of being read):",
+    ):
+        assert fragment in readme, fragment
+    for script, fragment in (
+        ("start.sh", "already running (pid ${holder}) — stop it with Ctrl-C or ./cleanup.sh"),
+        ("start.sh", "stopped. Data stays in .logpulse/ and data/: ./start.sh continues from here"),
+        ("start.sh", "exited on its own (status ${code}); last lines of .logpulse/logs/${1}.log:"),
+        ("cleanup.sh", "nothing removed (answer y, or run ./cleanup.sh -y)"),
+    ):
+        assert fragment in (ROOT / script).read_text(), (script, fragment)
