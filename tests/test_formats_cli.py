@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from typer.testing import CliRunner
 
 from logpulse import config
 from logpulse.cli import app
+from logpulse.config import SettingsError
 from logpulse.formats.registry import FormatOptions, build_parser
 from logpulse.generator import FORMATS
 from logpulse.model import Chunk
@@ -89,8 +93,28 @@ def test_a_bad_format_setting_stops_every_command_with_one_line(
     monkeypatch.setenv("NGINX_LOG_FORMAT", "$remote_user [$time_local] $status $reqeust_time")
     for args in (["check-format", "/nonexistent"], ["ingest", "/nonexistent"], ["serve"], ["process"]):
         result = runner.invoke(app, args)
-        assert result.exit_code == 2, (args, result.output)
-        assert "error: NGINX_LOG_FORMAT: unknown variable $reqeust_time; did you mean $request_time?" in result.output
+        assert isinstance(result.exception, SettingsError), (args, result.output)
+        assert str(result.exception) == (
+            "NGINX_LOG_FORMAT: unknown variable $reqeust_time; did you mean $request_time? (variables of your own, "
+            "from map or set: list them in NGINX_CUSTOM_VARIABLES) (NGINX_LOG_FORMAT: environment)"
+        )
+    # as the console script prints it: one line, exit status 2, no traceback
+    env = {**os.environ, "CUSTOMER_FROM": "$http_x_tenant"}
+    done = subprocess.run(
+        [sys.executable, "-m", "logpulse", "check-format", "/nonexistent"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: NGINX_LOG_FORMAT: unknown variable $reqeust_time")
+
+
+def test_customer_from_missing_in_the_format_names_its_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env.local"
+    env_file.write_text("LOG_FORMAT=nginx\nCUSTOMER_FROM=$http_x_tenant\n")
+    monkeypatch.setenv("LOGPULSE_ENV_FILE", str(env_file))
+    config.get_settings.cache_clear()
+    result = runner.invoke(app, ["check-format", "/nonexistent"])
+    assert str(result.exception).startswith("CUSTOMER_FROM=$http_x_tenant is not in NGINX_LOG_FORMAT")
+    assert str(result.exception).endswith(f"(CUSTOMER_FROM: {env_file}, line 2)")
 
 
 def test_customer_id_prints_the_stored_id(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,13 +6,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from dotenv import dotenv_values
 
 from logpulse import __version__
-from logpulse.config import SettingsError, _env_file, get_settings
+from logpulse.config import SettingsError, _env_file, get_settings, setting_source
+
+if TYPE_CHECKING:
+    from logpulse.formats.registry import LineParser
 
 HELP = (
     "Per-customer service-level numbers and incidents from API access logs.\n\n"
@@ -73,15 +76,15 @@ def _setup_logging() -> None:
 
 
 # -- log formats (issue 16) -------------------------------------------------------------------------
-def _check_format() -> None:
-    """Build the configured parser once before starting, so a bad format setting stops with one line."""
+def _check_format() -> LineParser:
+    """Build the configured parser before starting anything: a format setting that cannot work is a
+    SettingsError (one line naming the variable and where its value came from; `main` prints it)."""
     from logpulse.formats.registry import FormatError, build_parser
 
     try:
-        build_parser(get_settings())
+        return build_parser(get_settings())
     except FormatError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise SettingsError(f"{exc} ({exc.setting}: {setting_source(exc.setting)})") from None
 
 
 @app.command("check-format")
@@ -90,14 +93,8 @@ def check_format(
     lines: Annotated[int, typer.Option(help="How many lines from the start of the file")] = 5,
 ) -> None:
     """Parse the first lines of PATH with the configured format and show each field, or why not."""
-    from logpulse.formats.registry import FormatError, build_parser
-
     settings = get_settings()
-    try:
-        parser = build_parser(settings)
-    except FormatError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    parser = _check_format()
     typer.echo(f"LOG_FORMAT={settings.log_format}")
     bad = 0
     with path.open("rb") as f:

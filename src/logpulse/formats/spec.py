@@ -15,7 +15,14 @@ if TYPE_CHECKING:
 class FormatError(ValueError):
     """A format setting that cannot work (unknown field, missing status, bad pattern, ...).
 
-    The message is one line naming the variable, for the user to fix before anything starts."""
+    The message is one line that starts with the variable's name, for the user to fix before
+    anything starts; the CLI reports it as a `SettingsError` with where the value came from."""
+
+    @property
+    def setting(self) -> str:
+        """The variable the message is about (its leading name, e.g. NGINX_LOG_FORMAT)."""
+        m = re.match(r"[A-Z][A-Z_]+", str(self))
+        return m.group(0) if m else "LOG_FORMAT"
 
 
 def closest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
