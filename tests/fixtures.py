@@ -14,6 +14,7 @@ import http.server
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,9 +34,11 @@ from logpulse.ports import free_port
 from logpulse.storage.influxd import find_influxd
 
 __all__ = [
+    "GENERATED_LINE",
     "WebhookReceiver",
     "count_points",
     "free_port",
+    "generated_rows",
     "has_influxd",
     "ns",
     "p99",
@@ -101,6 +104,21 @@ def count_points(settings: Settings) -> int:
     )
     series = r.json()["results"][0].get("series") or [{"values": [[0, 0]]}]
     return int(series[0]["values"][0][1])
+
+
+GENERATED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (cust_\d+) (/\S+) (\d{3}) (\d+\.\d{3})$")
+"""A line of `logpulse generate` (the default format, whole seconds, three-decimal durations)."""
+
+
+def generated_rows(path: Path) -> list[tuple[dt.datetime, str, str, int, float]]:
+    """(time, customer, path, status, duration) of every line of a generated log; asserts each matches."""
+    rows = []
+    for line in path.read_text().splitlines():
+        m = GENERATED_LINE.match(line)
+        assert m, line
+        ts = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=dt.UTC)
+        rows.append((ts, m.group(2), m.group(3), int(m.group(4)), float(m.group(5))))
+    return rows
 
 
 def p99(sorted_values: list[float]) -> float:
