@@ -35,6 +35,7 @@ from logpulse.storage.influxd import find_influxd
 
 __all__ = [
     "GENERATED_LINE",
+    "ROOT",
     "WebhookReceiver",
     "count_points",
     "free_port",
@@ -48,6 +49,10 @@ __all__ = [
     "subprocess_env",
     "write_requests",
 ]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository's top folder (README.md, pyproject.toml, docker-compose.yml)."""
 
 
 def has_influxd() -> bool:

@@ -3,14 +3,11 @@ with .env.local and the settings. No Docker engine runs in CI, so this is what c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jsonschema
 import yaml
 
+from fixtures import ROOT
 from logpulse.config import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # The subset of the Compose specification (compose-spec.io) this file uses, with its types.
 _HEALTH = {

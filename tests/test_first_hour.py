@@ -25,13 +25,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import free_port, requires_influxd, running_api, subprocess_env
+from fixtures import ROOT, free_port, requires_influxd, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import RequestBatch, ScoredBatch
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import request_lines
 
-ROOT = Path(__file__).resolve().parent.parent
 LOGPULSE = [sys.executable, "-m", "logpulse"]
 SMALL_DEMO = {"DEMO_DAYS": "0.02", "DEMO_RATE": "50", "DEMO_INCIDENTS": "0", "DEMO_CUSTOMERS": "10"}
 

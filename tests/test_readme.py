@@ -1,10 +1,9 @@
 """The README is the user's manual: its configuration table lists every setting with its default."""
 
-from pathlib import Path
-
+from fixtures import ROOT
 from logpulse.config import Settings
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
 
 
 def test_configuration_table_lists_every_setting_with_its_default() -> None:
