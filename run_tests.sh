@@ -3,12 +3,19 @@
 # mypy --strict: the first failure stops the run and prints the command that fixes or shows it), then
 # influxd (+ chromium for the dashboard test) and pytest. Tests start their own throwaway influxd on a
 # free loopback port; nothing is left running.
-# Usage: ./run_tests.sh [pytest args...]
+# Usage: ./run_tests.sh            gates, then every test (tests/unit and tests/integration)
+#        ./run_tests.sh unit       gates, then tests/unit only (no processes, no InfluxDB; seconds)
+#        ./run_tests.sh [pytest args...]   gates, then pytest with these arguments
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup_env.sh
 
 setup_venv "[test]"
+if [ "${1:-}" = unit ]; then
+    shift
+    set -- tests/unit "$@"
+    unit_only=1
+fi
 
 gate() {  # $1 = how to fix, rest = the check
     local fix="$1"
@@ -24,6 +31,10 @@ gate ".venv/bin/ruff check --fix src tests scripts  (then fix what it reports by
     .venv/bin/ruff check src tests scripts
 gate ".venv/bin/ruff format src tests scripts" .venv/bin/ruff format --check src tests scripts
 gate "fix the reported types; .venv/bin/mypy lists them (settings: [tool.mypy] in pyproject.toml)" .venv/bin/mypy
+
+if [ -n "${unit_only:-}" ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
 
 setup_influxd
 if ! command -v chromium >/dev/null 2>&1; then
