@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     instrumentator.add(metrics.requests()).add(metrics.latency(should_include_status=True))
     instrumentator.instrument(app)
     errors.install(app)
+    # answers over 1 KB gzipped for clients that accept it: the fleet /stats of 1,000 customers is ~190 KB raw
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
