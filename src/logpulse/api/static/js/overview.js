@@ -1,0 +1,366 @@
+// Fleet overview: every customer from GET /stats in one sortable, searchable, paged table, fleet totals,
+// a 24 h sparkline per visible row, live refresh. Only the visible page is in the DOM.
+import {
+  $, HttpError, Live, addDays, api, apiOptional, fmtInt, fmtNum, fmtPct, rangeControls, rangeQuery, readState,
+  resolveRange, setText, today, writeState,
+} from "./common.js";
+import { sparkline } from "./sparkline.js";
+
+const PAGE_SIZE = 50;
+const SPARK_CONCURRENCY = 6;
+const DEFAULTS = { from: "", to: "", tz: "UTC", sort: "uptime", order: "asc", q: "", page: "1" };
+// columns whose natural first click is "worst first"
+const DESC_FIRST = new Set(["total_requests", "failed_requests", "p99_latency", "open_incidents"]);
+
+const state = resolveRange(readState(DEFAULTS));
+let fleet = { rows: [], total: null, source: "stats" };
+let openByCustomer = null; // Map customer_id -> open incidents, or null when the API has no fleet incidents
+let view = []; // rows after search and sort
+const sparkCache = new Map(); // "customer@window start" -> Promise of its <svg> (null without /series)
+let firstRender = true;
+
+function saveState() {
+  writeState(state, { ...DEFAULTS, from: "", to: "" }); // from/to always: a shared link shows the same days
+}
+
+function rangeParams() {
+  return `from=${state.from}&to=${state.to}&tz=${encodeURIComponent(state.tz)}`;
+}
+
+/** Every customer's figures: GET /stats page by page; without /stats, /customers + per-customer stats. */
+async function loadFleet() {
+  const rows = [];
+  let cursor = null;
+  let total = null;
+  do {
+    const page = await apiOptional(`/stats?${rangeParams()}&limit=1000` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
+    if (page === null) return loadFleetSlowly();
+    rows.push(...page.customers);
+    total = page.total;
+    cursor = page.next_cursor;
+  } while (cursor);
+  return { rows, total, source: "stats" };
+}
+
+async function loadFleetSlowly() {
+  const ids = [];
+  let cursor = null;
+  do {
+    const page = await api("/customers?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    ids.push(...page.customers.map((c) => c.customer_id));
+    cursor = page.next_cursor;
+  } while (cursor);
+  const rows = await pool(ids, 8, async (id) => {
+    const s = await api(`/customers/${encodeURIComponent(id)}/stats?${rangeParams()}`);
+    return { customer_id: id, ...s.summary };
+  });
+  const sum = (k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
+  const totalRequests = sum("total_requests");
+  const failed = sum("failed_requests");
+  const total = {
+    total_requests: totalRequests, failed_requests: failed, successful_requests: totalRequests - failed,
+    uptime: totalRequests ? ((totalRequests - failed) / totalRequests) * 100 : null, p99_latency: null,
+  };
+  return { rows: rows.filter((r) => r.total_requests > 0), total, source: "customers" };
+}
+
+/** Days back that open incidents are looked for: "open now" should not depend on the chosen range. */
+const OPEN_LOOKBACK_DAYS = 90;
+
+/**
+ * Open incidents per customer from the fleet GET /anomalies?status=open (null when the API lacks it).
+ * Incidents that started in the last OPEN_LOOKBACK_DAYS; the page's range if the server allows less.
+ */
+async function loadOpenIncidents() {
+  const last = today("UTC");
+  let body;
+  try {
+    body = await apiOptional(`/anomalies?status=open&limit=5000&from=${addDays(last, 1 - OPEN_LOOKBACK_DAYS)}&to=${last}`);
+  } catch (err) {
+    if (!(err instanceof HttpError && err.status === 422)) throw err;
+    body = await apiOptional(`/anomalies?status=open&limit=5000&${rangeParams()}`);
+  }
+  if (body === null) return null;
+  const counts = new Map();
+  for (const a of body.anomalies) {
+    if (a.status === "open") counts.set(a.customer_id, (counts.get(a.customer_id) || 0) + 1);
+  }
+  return counts;
+}
+
+async function pool(items, n, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}
+
+function compare(key, order) {
+  const dir = order === "desc" ? -1 : 1;
+  return (a, b) => {
+    const x = a[key], y = b[key];
+    const xNull = x === null || x === undefined, yNull = y === null || y === undefined;
+    if (xNull || yNull) return xNull && yNull ? a.customer_id.localeCompare(b.customer_id) : xNull ? 1 : -1;
+    if (x < y) return -dir;
+    if (x > y) return dir;
+    return a.customer_id.localeCompare(b.customer_id);
+  };
+}
+
+function applyView() {
+  const needle = state.q.trim().toLowerCase();
+  view = fleet.rows.filter((r) => !needle || r.customer_id.toLowerCase().includes(needle));
+  view.sort(compare(state.sort, state.order));
+  const pages = Math.max(1, Math.ceil(view.length / PAGE_SIZE));
+  state.page = String(Math.min(Math.max(1, Number(state.page) || 1), pages));
+}
+
+const hasBudget = () => fleet.rows.some((r) => r.error_budget_remaining !== undefined && r.error_budget_remaining !== null);
+
+function renderTotals() {
+  const t = fleet.total || {};
+  const openTotal = openByCustomer ? [...openByCustomer.values()].reduce((a, b) => a + b, 0) : null;
+  const hurting = openByCustomer ? [...openByCustomer.values()].filter((n) => n > 0).length : null;
+  const cards = [
+    ["customers", "Customers", fmtInt(fleet.rows.length), "customers with requests in the range"],
+    ["total_requests", "Requests", fmtInt(t.total_requests), "all customers' requests in the range"],
+    ["failed_requests", "Failed", fmtInt(t.failed_requests), "requests with status ≥ 400"],
+    ["uptime", "Uptime", fmtPct(t.uptime), "successful ÷ total × 100 over the whole fleet"],
+    ["p99_latency", "p99 (s)", fmtNum(t.p99_latency), "99th percentile of all requests' durations"],
+    ["open_incidents", "Open incidents",
+      openTotal === null ? "–" : `${fmtInt(openTotal)} (${fmtInt(hurting)} customer${hurting === 1 ? "" : "s"})`,
+      "incidents not yet resolved, whatever the range"],
+  ];
+  const dl = $("totals");
+  if (dl.children.length !== cards.length) {
+    dl.replaceChildren(...cards.map(([key]) => {
+      const div = document.createElement("div");
+      div.dataset.total = key;
+      div.append(document.createElement("dt"), document.createElement("dd"));
+      return div;
+    }));
+  }
+  cards.forEach(([, label, value, help], i) => {
+    const div = dl.children[i];
+    setText(div.children[0], label);
+    setText(div.children[1], value);
+    div.title = help;
+  });
+}
+
+function renderHeader() {
+  for (const th of document.querySelectorAll("#fleet th[data-sort]")) {
+    const key = th.dataset.sort;
+    if (key === state.sort) th.setAttribute("aria-sort", state.order === "desc" ? "descending" : "ascending");
+    else th.removeAttribute("aria-sort");
+  }
+  document.body.classList.toggle("no-budget", !hasBudget());
+}
+
+function rowCells(tr) {
+  if (tr.cells.length) return tr.cells;
+  for (const col of ["customer_id", "total_requests", "failed_requests", "uptime", "p99_latency", "open_incidents",
+    "error_budget_remaining", "spark"]) {
+    const td = document.createElement(col === "customer_id" ? "th" : "td");
+    if (col === "customer_id") {
+      td.scope = "row";
+      td.appendChild(document.createElement("a"));
+    }
+    td.dataset.col = col;
+    if (!["customer_id", "spark"].includes(col)) td.className = "num";
+    if (col === "error_budget_remaining") td.classList.add("budget");
+    if (col === "spark") td.className = "spark";
+    tr.appendChild(td);
+  }
+  return tr.cells;
+}
+
+function renderRows() {
+  const start = (Number(state.page) - 1) * PAGE_SIZE;
+  const rows = view.slice(start, start + PAGE_SIZE);
+  const body = $("fleet").tBodies[0];
+  while (body.rows.length > rows.length) body.deleteRow(-1);
+  while (body.rows.length < rows.length) body.insertRow();
+  const link = rangeQuery(state);
+  rows.forEach((r, i) => {
+    const tr = body.rows[i];
+    const cells = rowCells(tr);
+    if (tr.dataset.customer !== r.customer_id) {
+      tr.dataset.customer = r.customer_id;
+      cells[7].replaceChildren();
+    }
+    const a = cells[0].firstChild;
+    setText(a, r.customer_id);
+    a.href = `/dashboard/customers/${encodeURIComponent(r.customer_id)}${link}`;
+    setText(cells[1], fmtInt(r.total_requests));
+    setText(cells[2], fmtInt(r.failed_requests));
+    setText(cells[3], fmtPct(r.uptime));
+    setText(cells[4], fmtNum(r.p99_latency));
+    setText(cells[5], r.open_incidents === null ? "–" : fmtInt(r.open_incidents));
+    cells[5].classList.toggle("alert", r.open_incidents > 0);
+    const budget = r.error_budget_remaining;
+    setText(cells[6], budget === null || budget === undefined ? "–" : fmtPct(budget * 100, 1));
+    cells[6].classList.toggle("alert", budget !== null && budget !== undefined && budget <= 0);
+  });
+  const pages = Math.max(1, Math.ceil(view.length / PAGE_SIZE));
+  setText($("page-info"), view.length ? `${fmtInt(start + 1)}–${fmtInt(start + rows.length)} of ${fmtInt(view.length)}` : "");
+  $("prev").disabled = Number(state.page) <= 1;
+  $("next").disabled = Number(state.page) >= pages;
+  const filtered = view.length === fleet.rows.length ? "" : ` (${fmtInt(view.length)} match “${state.q}”)`;
+  setText($("count"), `${fmtInt(fleet.rows.length)} customers${filtered}`);
+  if (!view.length) setText($("page-info"), fleet.rows.length ? "No customer id matches the search." : "No requests in this range.");
+}
+
+function render() {
+  applyView();
+  renderTotals();
+  renderHeader();
+  renderRows();
+  saveState();
+  if (firstRender) {
+    firstRender = false;
+    performance.mark("logpulse-first-render");
+    document.body.dataset.rendered = "true";
+  }
+  document.body.dataset.version = String(Number(document.body.dataset.version || 0) + 1);
+  loadSparklines();
+}
+
+/** The 24 h window of the sparklines: whole hours, so every row and every refresh within the hour share URLs. */
+function sparkWindow() {
+  const to = new Date();
+  to.setUTCMinutes(0, 0, 0);
+  to.setUTCHours(to.getUTCHours() + 1);
+  return { fromMs: to.getTime() - 86400000, toMs: to.getTime() };
+}
+
+let sparkSupported = true;
+let sparkSlots = SPARK_CONCURRENCY;
+const sparkQueue = [];
+
+/** Run fn when one of SPARK_CONCURRENCY slots is free: a page of rows must not open 50 requests at once. */
+async function limited(fn) {
+  if (sparkSlots === 0) await new Promise((resolve) => sparkQueue.push(resolve));
+  else sparkSlots -= 1;
+  try {
+    return await fn();
+  } finally {
+    const next = sparkQueue.shift();
+    if (next) next();
+    else sparkSlots += 1;
+  }
+}
+
+/** The sparkline of one customer for window w, fetched once per window (the promise is cached). */
+function sparkFor(id, w) {
+  const key = `${id}@${w.fromMs}`;
+  if (!sparkCache.has(key)) {
+    const iso = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
+    const q = `from=${iso(w.fromMs)}&to=${iso(w.toMs)}&interval=1h&tz=UTC`;
+    sparkCache.set(key, limited(() => apiOptional(`/customers/${encodeURIComponent(id)}/series?${q}`)).then(
+      (body) => {
+        if (body === null) {
+          sparkSupported = false;
+          setText($("note"), "This API has no /customers/{id}/series: sparklines are off.");
+          return null;
+        }
+        return sparkline(body.points, w.fromMs, w.toMs);
+      },
+    ));
+  }
+  return sparkCache.get(key);
+}
+
+async function loadSparklines() {
+  if (!sparkSupported) return;
+  const w = sparkWindow();
+  const jobs = [...$("fleet").tBodies[0].rows].map((tr) => {
+    const id = tr.dataset.customer;
+    return sparkFor(id, w).then(
+      (svg) => {
+        if (svg && tr.dataset.customer === id && tr.cells[7].firstChild !== svg) tr.cells[7].replaceChildren(svg);
+      },
+      (err) => {
+        if (tr.dataset.customer === id) {
+          tr.cells[7].textContent = "–";
+          tr.cells[7].title = err.message;
+        }
+      },
+    );
+  });
+  await Promise.all(jobs);
+  document.body.dataset.sparklines = "true";
+}
+
+function applyOpen() {
+  for (const r of fleet.rows) r.open_incidents = openByCustomer ? openByCustomer.get(r.customer_id) || 0 : null;
+}
+
+function showNotes(openMissing) {
+  const notes = [];
+  if (fleet.source !== "stats") {
+    notes.push("This API has no fleet GET /stats: figures come from one request per customer and fleet p99 is not shown.");
+  }
+  if (openMissing) notes.push("This API has no fleet GET /anomalies: open incidents are not shown.");
+  setText($("note"), notes.join(" "));
+}
+
+/** Fleet figures and open incidents are fetched together; the table renders as soon as the figures are in. */
+async function load() {
+  setText($("error"), "");
+  const open = loadOpenIncidents().catch(() => null);
+  try {
+    fleet = await loadFleet();
+    applyOpen(); // the previous open counts until the new ones arrive (none on the first load)
+    render();
+    openByCustomer = await open;
+    applyOpen();
+    showNotes(openByCustomer === null);
+    render();
+    document.body.dataset.incidents = "true";
+  } catch (err) {
+    setText($("error"), err.message);
+    document.body.dataset.error = err.message;
+  }
+}
+
+function wire() {
+  rangeControls(state, () => {
+    state.page = "1";
+    sparkCache.clear();
+    load();
+  });
+  const search = $("search");
+  search.value = state.q;
+  search.addEventListener("input", () => {
+    state.q = search.value;
+    state.page = "1";
+    render();
+  });
+  for (const th of document.querySelectorAll("#fleet th[data-sort]")) {
+    th.querySelector("button").addEventListener("click", () => {
+      const key = th.dataset.sort;
+      if (state.sort === key) state.order = state.order === "asc" ? "desc" : "asc";
+      else {
+        state.sort = key;
+        state.order = DESC_FIRST.has(key) ? "desc" : "asc";
+      }
+      render();
+    });
+  }
+  $("prev").addEventListener("click", () => { state.page = String(Number(state.page) - 1); render(); });
+  $("next").addEventListener("click", () => { state.page = String(Number(state.page) + 1); render(); });
+  new Live(() => {
+    sparkCache.clear();
+    return load();
+  }, { minGapMs: 5000 }).start();
+}
+
+wire();
+load();
