@@ -379,20 +379,20 @@ def test_customer_page_shows_series_and_incident_bands(fleet: Fleet, browser: An
     shot(browser, "customer.png")
 
     # zoom: the interval follows the range, the URL keeps the zoom
-    incident.find_element(By.TAG_NAME, "button").click()
-    wait_js(browser, "location.search.includes('zfrom=')")
-    browser.execute_script(
-        "Plotly.relayout('series-requests', {'xaxis.range': [arguments[0], arguments[1]]})",
-        f"{(NOW - dt.timedelta(days=1, hours=20)):%Y-%m-%d %H:%M:%S}",
-        f"{NOW:%Y-%m-%d %H:%M:%S}",
+    drawn_for = (
+        "(() => { const el = document.getElementById('series-requests'), q = new URLSearchParams(location.search);"
+        " return el.dataset.range === `${q.get('zfrom')}|${q.get('zto')}` && el.dataset.interval === '%s'; })()"
     )
-    wait_js(browser, "document.getElementById('series-requests').dataset.interval === '15m'")
-    browser.execute_script(
-        "Plotly.relayout('series-requests', {'xaxis.range': [arguments[0], arguments[1]]})",
-        f"{(NOW - dt.timedelta(days=10)):%Y-%m-%d %H:%M:%S}",
-        f"{NOW:%Y-%m-%d %H:%M:%S}",
-    )
-    wait_js(browser, "document.getElementById('series-requests').dataset.interval === '1h'")
+    incident.find_element(By.TAG_NAME, "button").click()  # an hour around the incident
+    wait_js(browser, drawn_for % "15m")
+    assert "zfrom=" in browser.current_url
+    for days, interval in ((10, "1h"), (1.5, "15m"), (40, "1d")):
+        browser.execute_script(
+            "Plotly.relayout('series-requests', {'xaxis.range': [arguments[0], arguments[1]]})",
+            f"{NOW - dt.timedelta(days=days):%Y-%m-%d %H:%M:%S}",
+            f"{NOW:%Y-%m-%d %H:%M:%S}",
+        )
+        wait_js(browser, drawn_for % interval)
     assert console_errors(browser) == []
 
 
@@ -428,11 +428,11 @@ def test_processor_behind_is_shown_without_reload(fleet: Fleet, browser: Any) ->
     wait_js(browser, f"{live}.dataset.state === 'ok'")
     writer = InfluxWriter(Connection.from_settings(fleet.settings))
     try:
-        now = time.timens()
+        now = time.time_ns()
         writer.write([write_mark_line("cust_00", 0, now - 10**9, now - 10**9, now, 5 << 20)], rp=MARKS_RP)
         wait_js(browser, f"{live}.dataset.state === 'behind'", 10)
         assert "processor behind: 5.0 MiB of log not read yet" in browser.find_element(By.ID, "live").text
-        writer.write([write_mark_line("cust_00", 0, now - 10**9, now - 10**9, time.timens(), 0)])
+        writer.write([write_mark_line("cust_00", 0, now - 10**9, now - 10**9, time.time_ns(), 0)], rp=MARKS_RP)
         wait_js(browser, f"{live}.dataset.state === 'ok'", 10)
     finally:
         writer.close()

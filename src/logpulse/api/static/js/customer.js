@@ -63,12 +63,15 @@ function seriesRange() {
   return { from: state.from, to: state.to, spanMs: (daysBetween(state.from, state.to) + 1) * 86400000 };
 }
 
+let seriesAsked = 0; // answers to older series requests (a zoom overtaken by the next one) are dropped
+
 async function loadSeries() {
+  const seq = ++seriesAsked;
   const r = seriesRange();
   const interval = intervalFor(r.spanMs);
   const q = `from=${encodeURIComponent(r.from)}&to=${encodeURIComponent(r.to)}&interval=${interval}&tz=${encodeURIComponent(state.tz)}`;
   const body = await apiOptional(`/customers/${enc}/series?${q}`);
-  return { interval, body };
+  return { interval, body, seq };
 }
 
 /** One incident as the page uses it; `end` is null while it is open (its band then reaches now). */
@@ -115,7 +118,8 @@ function layout(title, ytitle, extra = {}) {
   };
 }
 
-function drawSeries({ interval, body }) {
+function drawSeries({ interval, body, seq }) {
+  if (seq !== seriesAsked) return;
   const info = $("series-info");
   if (body === null) {
     setText(info, "This API has no /customers/{id}/series yet.");
@@ -129,6 +133,7 @@ function drawSeries({ interval, body }) {
   $("series-requests").dataset.points = String(pts.length);
   $("series-requests").dataset.interval = interval;
   const r = seriesRange();
+  $("series-requests").dataset.range = `${state.zfrom}|${state.zto}`;
   const xrange = state.zfrom && state.zto ? [wall(r.from, state.tz), wall(r.to, state.tz)] : undefined;
   const xaxis = { type: "date", range: xrange, autorange: xrange ? false : true };
   const shapes = bands();
