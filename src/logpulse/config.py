@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         "data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)"
     )
 
+    # Log tailing (issue 15): discovery, descriptors, checkpoint state
+    log_exclude: str = Field("", description="Globs of files never read, though LOG_PATH matches them; ',' separated")
+    discover_interval_s: float = Field(1.0, gt=0, description="How often LOG_PATH globs are expanded again")
+    tail_shards: int = Field(
+        1, ge=1, description="`process`: partitions per LOG_PATH pattern (files spread by fingerprint); keep it fixed"
+    )
+    max_open_files: int = Field(128, ge=1, description="Log files a process holds open at once; others wait")
+    close_idle_s: float = Field(10.0, gt=0, description="A file at its end this long is closed (reopened on growth)")
+    forget_after_s: float = Field(
+        86400.0, gt=0, description="Checkpoints of files not seen on disk this long are forgotten"
+    )
+
     # Dataflow
     workers: int = Field(1, ge=1, description="Bytewax worker threads per process")
     processes: int = Field(1, ge=1, description="Bytewax processes on this host")
@@ -195,6 +207,10 @@ class Settings(BaseSettings):
     def _valid_slo_targets(cls, v: str) -> str:
         parse_slo_targets(v)  # raises a ValueError naming the bad entry
         return v
+
+    def log_excludes(self) -> list[str]:
+        """The LOG_EXCLUDE globs, split on commas."""
+        return [p.strip() for p in self.log_exclude.split(",") if p.strip()]
 
 
 def parse_slo_targets(text: str) -> dict[str, float]:

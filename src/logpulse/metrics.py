@@ -29,6 +29,10 @@ ALERTS_FAILED = Counter("logpulse_alerts_failed", "Delivery attempts that failed
 ALERTS_QUEUED = Gauge("logpulse_alerts_queued", "Notifications waiting in the outbox")
 BACKLOG_BYTES = Gauge("logpulse_backlog_bytes", "Bytes behind the end of each tailed file", ["path"])
 
+# Tailing (issue 15): descriptors held and files tracked, against MAX_OPEN_FILES and the forget horizon
+OPEN_FILES = Gauge("logpulse_open_files", "Log files this process holds open (at most MAX_OPEN_FILES)")
+TRACKED_FILES = Gauge("logpulse_tracked_files", "Log files with a checkpoint (known identities) in this process")
+
 
 def serve_metrics(port: int) -> None:
     """Expose the default registry over HTTP on all interfaces of this host (0 = disabled)."""

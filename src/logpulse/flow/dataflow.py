@@ -1,6 +1,6 @@
 """The Bytewax dataflow: the one place where the steps are wired together, in the order data flows.
 
-    read (LogSource: one partition per file)          -> Chunk of complete lines
+    read (LogSource: files discovered, by content)    -> Chunk of complete lines
     segments (cut at rollup segment boundaries)       -> Chunk
     parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
@@ -152,16 +152,11 @@ def _incidents(item: tuple[str, ScoredBatch]) -> tuple[str, list[Incident]] | No
     return (item[0], item[1].incidents) if item[1].incidents else None
 
 
-def build_flow(settings: Settings, patterns: list[str], *, follow: bool) -> Dataflow:
-    """The processing dataflow over `patterns` (tail them if `follow`, else read to their end)."""
+def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards: int = 1) -> Dataflow:
+    """The processing dataflow over `patterns` (tail them if `follow`, else read to their end), read by
+    `shards` partitions per group of files (see `tailing.discovery`)."""
     flow = Dataflow("logpulse")
-    source = LogSource(
-        patterns,
-        follow=follow,
-        start_at=settings.start_at,
-        poll_interval_s=settings.poll_interval_s,
-        read_chunk_bytes=settings.read_chunk_bytes,
-    )
+    source = LogSource.from_settings(settings, patterns, follow=follow, shards=shards)
     chunks = op.input("read", flow, StoppableSource(source))
     unit = settings.rollup_segment_bytes
     chunks = op.flat_map("segments", chunks, lambda c: split_at_segments(c, unit))  # rollup identity

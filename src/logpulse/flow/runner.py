@@ -30,6 +30,7 @@ from logpulse.flow.dataflow import build_flow
 from logpulse.flow.outage import OutageLog
 from logpulse.progress import STATS_FILE_ENV, IngestProgress, Stats, reporting_stats, sum_stats
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
+from logpulse.tailing.discovery import path_problem
 
 log = logging.getLogger(__name__)
 INGEST_EPOCH = timedelta(seconds=10)
@@ -91,7 +92,9 @@ def member(settings: Settings, patterns: list[str], *, follow: bool, me: Member)
         os.environ["RUST_BACKTRACE"] = "0"
     with reporting_stats(metrics.totals):
         try:
-            flow = build_flow(settings, patterns, follow=follow)
+            # process: TAIL_SHARDS (fixed: snapshots are keyed by it); ingest: one partition per worker
+            shards = settings.tail_shards if follow else me.workers * len(me.addresses or [""])
+            flow = build_flow(settings, patterns, follow=follow, shards=shards)
             if follow:
                 epoch, recovery = timedelta(seconds=settings.snapshot_interval_s), cluster.recovery(settings)
             else:
@@ -144,6 +147,9 @@ def ingest(
     """Read `paths` from start to end; return once every line is acknowledged by InfluxDB."""
     workers = workers or settings.workers
     processes = processes or settings.processes
+    directories = [problem for p in paths if (problem := path_problem(p))]
+    if directories:
+        return IngestSummary(ok=False, errors=[d.replace("LOG_PATH names", "ingest got") for d in directories])
     missing = [p for p in paths if not glob.glob(p)]
     if missing:
         return IngestSummary(ok=False, errors=[f"no such file: {', '.join(missing)}"])
@@ -225,6 +231,9 @@ def process(
     workers = workers or settings.workers
     processes = processes or settings.processes
     patterns = settings.log_globs()
+    for problem in filter(None, map(path_problem, patterns)):
+        log.error("%s", problem)  # one line the user can act on, not a traceback from inside the dataflow
+        return 2
     if addresses is not None:
         return member(settings, patterns, follow=True, me=Member.parse(workers, addresses, process_id))
     _prepare_database(settings)
