@@ -182,7 +182,10 @@ def test_rename_and_copy_truncate_rotation(influx_settings: Settings, tmp_path: 
     proc = Processor(env_for(influx_settings, log), tmp_path / "processor.out").start()
     writer = Appender(log, lines, burst=20, pause_s=0.01)
     writer.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60  # rotate once the processor reads (it takes seconds to start here)
+    while not stored_counts(influx_settings) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
     writer.paused.set()  # logrotate's rename: the writer reopens its file afterwards
     log.rename(tmp_path / "api.log.1")
     writer.paused.clear()

@@ -7,8 +7,9 @@ its offset), plus whether the first discovery has happened (`START_AT` applies o
 Version history (`load` accepts each):
 - 1 (before issue 15): a dict `{"fingerprint", "offset", "inode", "old": {"fingerprint", "offset"} | None}`
   per file path; fingerprint -1 meant "the next file at the path is read from 0".
-- 2: `ResumeState` below. Checkpoints carry a CRC of the bytes before the offset for verification
-  (None for checkpoints migrated from version 1: only the newline before the offset is checked).
+- 2: `ResumeState` below (with the time of the first discovery). Checkpoints carry a CRC of the
+  bytes before the offset for verification (None for checkpoints migrated from version 1: only the
+  newline before the offset is checked).
 
 The state stays bounded: checkpoints of files not seen on disk for `forget_after_s` are dropped,
 and at most `MAX_CHECKPOINTS` are kept (the longest unseen go first).
@@ -45,6 +46,7 @@ class ResumeState:
     started: bool
     checkpoints: tuple[Checkpoint, ...] = ()
     version: int = VERSION
+    started_at: float = 0.0  # wall time of the first discovery: rotated siblings modified later are read
 
 
 def load(snapshot: object, *, path_hint: str = "") -> ResumeState | None:
@@ -64,7 +66,7 @@ def _from_v1(state: dict[str, Any], path: str) -> ResumeState:
     for entry in (state.get("old"), state):
         if entry is not None and entry["fingerprint"] != _V1_NO_FILE:
             checkpoints.append(Checkpoint(int(entry["fingerprint"]), int(entry["offset"]), None, path, now))
-    return ResumeState(started=True, checkpoints=tuple(checkpoints))
+    return ResumeState(started=True, checkpoints=tuple(checkpoints), started_at=now)
 
 
 @dataclass
@@ -73,12 +75,13 @@ class Checkpoints:
 
     started: bool = False
     by_fingerprint: dict[int, Checkpoint] = field(default_factory=dict)
+    started_at: float = 0.0
 
     @classmethod
     def from_state(cls, state: ResumeState | None) -> Checkpoints:
         if state is None:
             return cls()
-        return cls(state.started, {c.fingerprint: c for c in state.checkpoints})
+        return cls(state.started, {c.fingerprint: c for c in state.checkpoints}, state.started_at)
 
     def get(self, fingerprint: int) -> Checkpoint | None:
         return self.by_fingerprint.get(fingerprint)
@@ -111,4 +114,4 @@ class Checkpoints:
         merged = dict(self.by_fingerprint)
         for c in live:
             merged[c.fingerprint] = c
-        return ResumeState(self.started, tuple(merged.values()))
+        return ResumeState(self.started, tuple(merged.values()), started_at=self.started_at)

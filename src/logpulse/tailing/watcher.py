@@ -17,6 +17,10 @@ What happens to a file being read:
   in the decompressed stream (usually there is nothing left, and it is skipped); one never read
   before is read decompressed from its start;
 - deleted: read to its end from the open descriptor (a last partial line included), then closed;
+- rotated away before it was ever seen (the processor was blocked while InfluxDB was away, or a
+  file was created and rotated within one discovery interval): a sibling with an unknown fingerprint
+  modified after the first discovery is read from its start; one older than that is history and is
+  left alone (a literal `LOG_PATH` means that file, not its archives);
 - idle for `close_idle_s` (or its descriptor is needed for another file): closed; it is opened again,
   by identity and verified offset, when discovery sees it grow.
 """
@@ -160,6 +164,7 @@ class Watcher:
         return False
 
     def _discover(self) -> None:
+        wall = time.time()
         paths = self._provider.paths(announce=self._shard == 0 and self._opt.follow)
         candidates = [(p, False) for p in paths]
         if self._opt.follow:
@@ -182,10 +187,11 @@ class Watcher:
             self._consider(path, entry)
         self._seen = seen
         self._follow_moves()
-        wall = time.time()
+        self._update_backlog()
         self._ckpt.touch(alive, wall)
         self._ckpt.forget(wall - self._opt.forget_after_s, keep=set(self._readers) | alive)
-        self._ckpt.started = True
+        if not self._ckpt.started:
+            self._ckpt.started, self._ckpt.started_at = True, wall
         self._discovered_once = True
         tracked = len(self._ckpt.by_fingerprint)
         metrics.TRACKED_FILES.inc(tracked - self._tracked)
@@ -223,8 +229,8 @@ class Watcher:
             return  # being read (a copy elsewhere waits), or already chosen this round
         ck = self._ckpt.get(fp)
         if ck is None:
-            if entry.sibling:
-                return  # a rotated sibling we never read: not ours to start
+            if entry.sibling and not (self._ckpt.started and entry.mtime_ns / 1e9 > self._ckpt.started_at):
+                return  # a rotated sibling from before we started: history, not ours to read
             if not self._ckpt.started and self._opt.start_at == "end":
                 self._skip_history(path, fp, entry)
                 return
@@ -248,6 +254,15 @@ class Watcher:
             return
         self._ckpt.put(reader.checkpoint(time.time()))
         reader.close()
+
+    def _update_backlog(self) -> None:
+        """`logpulse_backlog_bytes`: unread bytes of open plain files and of files waiting to be opened."""
+        backlog = sum(max(0, r.size() - r.offset) for r in self._readers.values() if not r.compressed)
+        for t in self._targets.values():
+            entry = self._seen.get(t.path)
+            if entry is not None and entry.compression is None:
+                backlog += max(0, entry.size - t.offset)
+        self._backlog.set(backlog)
 
     def _follow_moves(self) -> None:
         """Log rename rotations of open files (their descriptors keep reading the renamed inode)."""
