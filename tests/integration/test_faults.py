@@ -180,12 +180,13 @@ def test_rename_and_copy_truncate_rotation(influx_settings: Settings, tmp_path: 
     log = tmp_path / "api.log"
     lines = make_lines(4000, customers=5, seconds=2 * 86400, seed=15)
     proc = Processor(env_for(influx_settings, log), tmp_path / "processor.out").start()
-    writer = Appender(log, lines, burst=20, pause_s=0.01)
-    writer.start()
-    deadline = time.monotonic() + 60  # rotate once the processor reads (it takes seconds to start here)
+    log.write_text("".join(lines[:20]))  # rotations start once the processor reads (its start takes seconds)
+    deadline = time.monotonic() + 60
     while not stored_counts(influx_settings) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(0.5)
+    writer = Appender(log, lines[20:], burst=20, pause_s=0.01)
+    writer.start()
+    time.sleep(1.5)
     writer.paused.set()  # logrotate's rename: the writer reopens its file afterwards
     log.rename(tmp_path / "api.log.1")
     writer.paused.clear()
