@@ -26,10 +26,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import subprocess_env
-from helpers import free_port
+from fixtures import subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import make_lines
+from logpulse.ports import free_port
 from logpulse.storage.influxd import LocalInfluxd
 
 LOGROTATE = "/usr/sbin/logrotate"
