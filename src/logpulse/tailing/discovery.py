@@ -87,12 +87,13 @@ class PathsProvider:
         exclude: Sequence[str] = (),
         earlier: Sequence[str] = (),
         later: Sequence[str] = (),
+        quiet: Sequence[str] = (),
     ) -> None:
         self.patterns = [os.path.normpath(p) for p in patterns]
         self._exclude = [os.path.normpath(p) for p in exclude]
         self._earlier = [os.path.normpath(p) for p in earlier]
         self._others = self._earlier + [os.path.normpath(p) for p in later]
-        self._announced: set[str] = set()
+        self._announced: set[str] = {os.path.normpath(p) for p in quiet}  # never said to be missing
 
     def excluded(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, p) for p in self._exclude)

@@ -55,6 +55,7 @@ class FilePartition(StatefulSourcePartition[Chunk, ResumeState]):
         shard: int = 0,
         shards: int = 1,
         name: str = "",
+        quiet: Sequence[str] = (),
     ) -> None:
         group = [patterns] if isinstance(patterns, str) else list(patterns)
         options = WatchOptions(
@@ -68,7 +69,7 @@ class FilePartition(StatefulSourcePartition[Chunk, ResumeState]):
         self._poll = timedelta(seconds=poll_interval_s)
         self._idle = False
         self._watcher = Watcher(
-            PathsProvider(group, exclude, earlier, later),
+            PathsProvider(group, exclude, earlier, later, quiet),
             load(resume, path_hint=group[0] if len(group) == 1 else ""),
             options,
             shard=shard,
@@ -113,6 +114,7 @@ class LogSource(FixedPartitionedSource[Chunk, ResumeState]):
         max_open_files: int | None = None,
         close_idle_s: float = 10.0,
         forget_after_s: float = 86400.0,
+        quiet: Sequence[str] = (),
     ) -> None:
         self._patterns = [os.path.normpath(p) for p in patterns]
         self._follow = follow
@@ -125,12 +127,14 @@ class LogSource(FixedPartitionedSource[Chunk, ResumeState]):
         self._by_pattern = follow if by_pattern is None else by_pattern
         self._close_idle = close_idle_s
         self._forget = forget_after_s
+        self._quiet = list(quiet)
         if max_open_files is not None:
             BUDGET.limit = max_open_files
 
     @classmethod
     def from_settings(cls, settings: Settings, patterns: Sequence[str], *, follow: bool, shards: int) -> LogSource:
-        """The source as `process` (follow) or `ingest` configures it."""
+        """The source as `process` (follow) or `ingest` configures it (the ingest spool, which
+        `log_globs` adds, is not announced as missing: it exists once POST /ingest is used)."""
         return cls(
             patterns,
             follow=follow,
@@ -143,6 +147,7 @@ class LogSource(FixedPartitionedSource[Chunk, ResumeState]):
             max_open_files=settings.max_open_files,
             close_idle_s=settings.close_idle_s,
             forget_after_s=settings.forget_after_s,
+            quiet=[settings.ingest_spool_path] if settings.ingest_spool_path.strip() else [],
         )
 
     def _groups(self) -> list[tuple[str, list[str]]]:
@@ -183,4 +188,5 @@ class LogSource(FixedPartitionedSource[Chunk, ResumeState]):
             shard=shard,
             shards=self._shards,
             name=for_part,
+            quiet=self._quiet,
         )
