@@ -116,6 +116,13 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait(60)
 
 
+def kill(proc: subprocess.Popen[bytes] | None) -> None:
+    """After a failed assertion: the processor this test started, by its pid."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+
+
 LOGROTATE_CONF = """
 {d}/api.log {{
     copytruncate
@@ -151,6 +158,7 @@ def test_logrotate_three_schemes_with_influxdb_away_and_new_files(influx_setting
         assert done.returncode == 0, done.stderr
 
     db = LocalInfluxd.start(tmp_path / "influx")
+    proc = None
     try:
         settings = influx_settings.model_copy(update={"influxdb_url": db.url})
         env = subprocess_env(
@@ -202,6 +210,7 @@ def test_logrotate_three_schemes_with_influxdb_away_and_new_files(influx_setting
         dead = Path(settings.dead_letter_path)
         assert not dead.exists() or dead.read_text() == ""
     finally:
+        kill(proc)
         db.close()
 
 
@@ -229,6 +238,15 @@ def test_thousand_files_under_ulimit_256(influx_settings: Settings, tmp_path: Pa
         CLOSE_IDLE_S="1",
     )
     proc = processor(env, tmp_path / "processor.out", nofile=256)
+    try:
+        check_thousand(influx_settings, logs, port, proc, tmp_path)
+    finally:
+        kill(proc)
+
+
+def check_thousand(
+    influx_settings: Settings, logs: Path, port: int, proc: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
     first = raw_stats(disk_texts(logs))
     assert wait_for(influx_settings, first) == first, (tmp_path / "processor.out").read_text()[-3000:]
     assert metric(port, "logpulse_open_files") <= 100
