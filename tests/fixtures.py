@@ -31,6 +31,8 @@ from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
 from logpulse.model import RequestBatch, ScoredBatch
 from logpulse.ports import free_port
+from logpulse.storage.histogram import LatencyHistogram
+from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import find_influxd
 
 __all__ = [
@@ -86,8 +88,8 @@ def ns(t: dt.datetime) -> int:
 def write_requests(
     settings: Settings, customer: str, rows: list[tuple[dt.datetime, int, float]], worker: int = 0
 ) -> None:
-    """Write (time, status, duration) rows through the real sink (data, then cache-invalidation marks),
-    as the processor does."""
+    """Write (time, status, duration) rows as the processor does: their rollups, then the raw points
+    through the real sink (data, then cache-invalidation marks)."""
     b = RequestBatch(
         customer,
         [ns(t) + i for i, (t, _, _) in enumerate(rows)],
@@ -95,6 +97,11 @@ def write_requests(
         [str(s) for _, s, _ in rows],
         [f"{d:.3f}" for _, _, d in rows],
     )
+    writer = InfluxWriter(Connection.from_settings(settings))
+    writer.write(
+        rollup_lines([(customer, t, int(s), d) for t, s, d in zip(b.times, b.statuses, b.durations, strict=True)])
+    )
+    writer.close()
     part = InfluxSink(settings).build("out", worker, 1)
     part.write_batch([(customer, ScoredBatch(b))])
     part.close()
@@ -251,3 +258,28 @@ class WebhookReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def rollup_lines(records: list[tuple[str, int, int, str]], parts: int = 1, fleet: bool = False) -> list[str]:
+    """Rollup points (measurement `rollups`) of raw records (customer, time ns, status, duration text).
+
+    Written by the test itself, as the processor's rollup step would: per customer and 15-minute UTC
+    window, `parts` points with distinct identity offsets that the API must add up; with `fleet`, also
+    the fleet-wide points (customer `*`: every customer's requests together).
+    """
+    if fleet:
+        records = records + [("*", t, s, d) for _, t, s, d in records]
+    window_ns = 900 * 10**9
+    groups: dict[tuple[str, int, int], list[tuple[int, str]]] = {}
+    for i, (customer, t, status, duration) in enumerate(records):
+        groups.setdefault((customer, t - t % window_ns, i % parts), []).append((status, duration))
+    lines = []
+    for (customer, window, part), rows in sorted(groups.items()):
+        hist = LatencyHistogram.from_text([d for _, d in rows])
+        failed = sum(1 for s, _ in rows if s >= 400)
+        total = sum(float(d) for _, d in rows)
+        lines.append(
+            f"rollups,customer_id={customer} count={len(rows)}i,failed={failed}i,sum={total!r},"
+            f'hist="{hist.encode()}" {window + part * 1_000_003}'
+        )
+    return lines

@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from logpulse.api import validation
 from logpulse.api.cache import AnswerCache
 from logpulse.api.errors import Unauthorized
+from logpulse.api.rollup_service import RollupService
 from logpulse.api.service import Service
 from logpulse.api.validation import DateRange
 from logpulse.config import Settings
@@ -33,6 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = AnswerCache(settings.stats_cache_s)
     app.state.influx = client
     app.state.service = Service(client, cache)
+    app.state.rollups = RollupService(app.state.service)
     cache.start(client)
     try:
         yield
@@ -56,6 +58,13 @@ def get_service(request: Request) -> Service:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InfluxDep = Annotated[AsyncInfluxQuery, Depends(get_influx)]
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_rollups(request: Request) -> RollupService:
+    return cast(RollupService, request.app.state.rollups)
+
+
+RollupsDep = Annotated[RollupService, Depends(get_rollups)]
 
 _bearer = HTTPBearer(auto_error=False, description="API_KEY, when the server sets one")
 

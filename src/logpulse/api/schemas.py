@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -14,6 +16,10 @@ class Figures(BaseModel):
     median_latency: float | None = Field(description="Middle duration; mean of the two middle ones for even n")
     p99_latency: float | None = Field(
         description="Duration at 1-based rank floor(0.99 n + 0.5) of the sorted durations"
+    )
+    quantiles: str = Field(
+        "exact",
+        description="exact: median and p99 equal the sort-based definitions; approximate: within 0.5% (relative)",
     )
 
 
@@ -41,6 +47,7 @@ class Stats(BaseModel):
                         "average_latency": 0.84,
                         "median_latency": 0.7,
                         "p99_latency": 1.5,
+                        "quantiles": "exact",
                         "anomalies": 0,
                     }
                 ],
@@ -52,6 +59,7 @@ class Stats(BaseModel):
                     "average_latency": 0.84,
                     "median_latency": 0.7,
                     "p99_latency": 1.5,
+                    "quantiles": "exact",
                 },
             }
         },
@@ -182,3 +190,66 @@ class Freshness(BaseModel):
     backlog_bytes: int | None = Field(description="Bytes of log the processor had not read at its last write")
     behind: bool = Field(description="backlog_bytes > 1 MiB: the processor has lines it has not read yet")
     checked_at: str = Field(description="When this answer was computed (UTC)")
+
+
+# ----- rollup routes: series and fleet view ----------------------------------------------------
+
+_FIGURES_EXAMPLE: dict[str, Any] = {
+    "total_requests": 1200,
+    "successful_requests": 1188,
+    "failed_requests": 12,
+    "uptime": 99.0,
+    "average_latency": 0.212,
+    "median_latency": 0.18,
+    "p99_latency": 0.97,
+    "quantiles": "exact",
+}
+
+
+class Point(Figures):
+    start: str = Field(description="Start of the interval, RFC 3339 with the zone's offset at that instant")
+
+
+class Series(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "customer_id": "cust_1",
+                "interval": "1h",
+                "tz": "Europe/Berlin",
+                "points": [{"start": "2026-11-01T14:00:00+01:00", **_FIGURES_EXAMPLE}],
+            }
+        }
+    )
+
+    customer_id: str
+    interval: str = Field(description="15m, 1h or 1d")
+    tz: str
+    points: list[Point] = Field(description="Intervals with requests, in time order")
+
+
+class FleetCustomer(Figures):
+    customer_id: str
+
+
+class Fleet(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "example": {
+                "from": "2026-10-27",
+                "to": "2026-11-25",
+                "tz": "UTC",
+                "total": _FIGURES_EXAMPLE,
+                "customers": [{"customer_id": "cust_1", **_FIGURES_EXAMPLE}],
+                "next_cursor": None,
+            }
+        },
+    )
+
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    total: Figures = Field(description="All customers' requests together")
+    customers: list[FleetCustomer]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

@@ -3,12 +3,10 @@ fill the cache. Raises NotFound / BadRequest (see errors.py); InfluxDB errors pa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
 import time
-from typing import Any
 
 from logpulse.api import queries, validation
 from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
@@ -18,39 +16,13 @@ from logpulse.api.schemas import (
     Anomaly,
     Customer,
     CustomerPage,
-    Day,
-    Figures,
     FleetAnomalies,
     FleetAnomaly,
-    Stats,
 )
 from logpulse.api.validation import DateRange
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
 KNOWN_REFRESH_S = 1.0
-
-
-def _figures(row: dict[str, Any] | None) -> Figures:
-    if not row or not row.get("total"):
-        return Figures(
-            total_requests=0,
-            successful_requests=0,
-            failed_requests=0,
-            uptime=None,
-            average_latency=None,
-            median_latency=None,
-            p99_latency=None,
-        )
-    total, failed = int(row["total"]), int(row["failed"] or 0)
-    return Figures(
-        total_requests=total,
-        successful_requests=total - failed,
-        failed_requests=failed,
-        uptime=(total - failed) / total * 100,
-        average_latency=row["average"],
-        median_latency=row["median"],
-        p99_latency=row["p99"],
-    )
 
 
 def _iso(ns: int, tz: dt.tzinfo) -> str:
@@ -94,31 +66,6 @@ class Service:
             return
         if customer not in await self.known_customers(refresh=True):
             raise NotFound(f"unknown customer {customer!r}: no requests stored for it")
-
-    async def stats(self, customer: str, r: DateRange) -> Stats:
-        async def compute() -> tuple[Stats, str, int, int]:
-            await self.require_customer(customer)
-            answers = await asyncio.gather(*(self.client.query(q) for q in queries.stats(customer, r)))
-            per_day, whole, incidents = (a[0] for a in answers)
-            started_per_day = {r.local_date(row["time"]): int(row["n"]) for _, row in series_rows(incidents)}
-            days = []
-            for _, row in series_rows(per_day):
-                day = r.local_date(row["time"])
-                days.append(
-                    Day(date=day.isoformat(), **_figures(row).model_dump(), anomalies=started_per_day.get(day, 0))
-                )
-            rows = series_rows(whole)
-            answer = Stats(
-                customer_id=customer,
-                from_=r.first.isoformat(),
-                to=r.last.isoformat(),
-                tz=r.tz.key,
-                days=days,
-                summary=_figures(rows[0][1] if rows else None),
-            )
-            return answer, customer, r.start_ns, r.end_ns
-
-        return await self.cache.fetch(("stats", customer, r.first, r.last, r.tz.key), compute)
 
     async def anomalies(self, customer: str, r: DateRange) -> Anomalies:
         await self.require_customer(customer)

@@ -13,9 +13,11 @@ from logpulse.api.routes import (
     customers,
     dashboard,
     docs,
+    fleet,
     freshness,
     health,
     ingest,
+    series,
     stats,
 )
 
@@ -24,8 +26,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     customers.router,
     dashboard.router,
     docs.router,
+    fleet.router,
     freshness.router,
     health.router,
     ingest.router,
+    series.router,
     stats.router,
 )

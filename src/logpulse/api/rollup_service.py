@@ -1,0 +1,387 @@
+"""Stats, series and the fleet view answered from rollups: read windows, group them, merge.
+
+Every answer reads at most a few rows per local interval (see `rollup_queries.plan`), whatever the
+traffic: counts, failures and duration sums add up with `numpy.bincount`; latency histograms merge
+with `LatencyHistogram.merge_many` (one vectorised decode per interval). Histograms are exact
+millisecond maps where the input allows it, so median and p99 equal the sort-based definitions in
+the README, and every figure says `"quantiles": "exact"` or `"approximate"`.
+
+`exact=true` on stats recomputes from the raw `requests` points, but only when a merged histogram
+had to be approximate; when the raw points of the range are not all stored (`STORE_RAW=false`, or
+retention dropped them), it says so with a 422 instead of returning numbers from partial data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from logpulse.api import queries, rollup_queries
+from logpulse.api.cache import ANY_CUSTOMER
+from logpulse.api.errors import BadRequest
+from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_local, local_midnight_ns
+from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan
+from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Point, Series, Stats
+from logpulse.api.service import Service
+from logpulse.api.validation import DateRange
+from logpulse.storage.histogram import LatencyHistogram
+from logpulse.storage.influx import quote_ident, quote_literal, series_rows
+from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
+
+MAX_POINTS = 10_000
+SORT_KEYS = ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency")
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class Windows:
+    """Rollup rows of one read, one entry per stored point, in no particular order."""
+
+    start: IntArray  # window start, UTC ns
+    count: IntArray
+    failed: IntArray
+    seconds: FloatArray  # sum of durations
+    hist: list[str | None]
+    customer: list[str]  # "" when the read was for one customer
+
+    @classmethod
+    def empty(cls) -> Windows:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), [], [])
+
+
+def _rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tuple[str, ...]) -> Windows:
+    """Parse the statements' results into arrays; windows outside the plan's runs are dropped."""
+    times: list[int] = []
+    cols: dict[str, list[Any]] = {f: [] for f in fields}
+    customers: list[str] = []
+    for result in results:
+        for s in result.get("series", []) or []:
+            values = s.get("values") or []
+            if not values:
+                continue
+            index = {c: i for i, c in enumerate(s["columns"])}
+            transposed = list(zip(*values, strict=True))
+            times.extend(transposed[index["time"]])
+            for f in fields:
+                cols[f].extend(transposed[index[f]] if f in index else [None] * len(values))
+            customers.extend([(s.get("tags") or {}).get(TAG_CUSTOMER, "")] * len(values))
+    if not times:
+        return Windows.empty()
+    t = np.asarray(times, dtype=np.int64)
+    start = t - t % level.ns
+    keep = p.keep(level, start)
+
+    def numbers(name: str, dtype: type) -> Any:
+        return np.asarray([0 if v is None else v for v in cols.get(name, [])] or [0] * len(t), dtype=dtype)[keep]
+
+    idx = np.flatnonzero(keep).tolist()
+    hist = cols.get("hist")
+    return Windows(
+        start[keep],
+        numbers("count", np.int64),
+        numbers("failed", np.int64),
+        numbers("sum", np.float64),
+        [hist[i] for i in idx] if hist is not None else [None] * len(idx),
+        [customers[i] for i in idx],
+    )
+
+
+def _concat(parts: list[Windows]) -> Windows:
+    parts = [w for w in parts if len(w.start)]
+    if not parts:
+        return Windows.empty()
+    if len(parts) == 1:
+        return parts[0]
+    return Windows(
+        np.concatenate([w.start for w in parts]),
+        np.concatenate([w.count for w in parts]),
+        np.concatenate([w.failed for w in parts]),
+        np.concatenate([w.seconds for w in parts]),
+        [h for w in parts for h in w.hist],
+        [c for w in parts for c in w.customer],
+    )
+
+
+@dataclass
+class Group:
+    """The merged windows of one interval or one customer."""
+
+    total: int
+    failed: int
+    seconds: float
+    hist: LatencyHistogram
+
+    def figures(self) -> dict[str, Any]:
+        """The README's definitions from the merged counts, sums and histogram (fields of `Figures`)."""
+        total, failed = self.total, self.failed
+        if total <= 0:
+            return _NO_REQUESTS.model_dump()
+        h = self.hist if self.hist.count else None
+        return {
+            "total_requests": total,
+            "successful_requests": total - failed,
+            "failed_requests": failed,
+            "uptime": (total - failed) / total * 100,
+            "average_latency": self.seconds / total,
+            "median_latency": h.median() if h is not None else None,
+            "p99_latency": h.percentile(99) if h is not None else None,
+            "quantiles": h.quantiles_label if h is not None else "approximate",
+        }
+
+
+_NO_REQUESTS = Figures(
+    total_requests=0,
+    successful_requests=0,
+    failed_requests=0,
+    uptime=None,
+    average_latency=None,
+    median_latency=None,
+    p99_latency=None,
+)
+
+
+def merge_groups(w: Windows, group: IntArray, n_groups: int) -> dict[int, Group]:
+    """Sum and merge the windows of each group index in [0, n_groups); groups without requests are absent."""
+    ok = (group >= 0) & (group < n_groups)
+    if not ok.all():
+        group, w = group[ok], _take(w, ok)
+    totals = np.bincount(group, weights=w.count, minlength=n_groups)
+    failed = np.bincount(group, weights=w.failed, minlength=n_groups)
+    seconds = np.bincount(group, weights=w.seconds, minlength=n_groups)
+    order = np.argsort(group, kind="stable")
+    edges = np.searchsorted(group[order], np.arange(n_groups + 1))
+    hists = [w.hist[i] for i in order.tolist()]
+    out: dict[int, Group] = {}
+    for g in np.flatnonzero(totals > 0).tolist():
+        texts = [h for h in hists[edges[g] : edges[g + 1]] if h]
+        out[g] = Group(int(totals[g]), int(failed[g]), float(seconds[g]), LatencyHistogram.merge_many(texts))
+    return out
+
+
+def _take(w: Windows, mask: npt.NDArray[np.bool_]) -> Windows:
+    idx = np.flatnonzero(mask).tolist()
+    return Windows(
+        w.start[mask],
+        w.count[mask],
+        w.failed[mask],
+        w.seconds[mask],
+        [w.hist[i] for i in idx],
+        [w.customer[i] for i in idx] if w.customer else [],
+    )
+
+
+def merge_all(groups: list[Group]) -> Group:
+    """One group of several (a summary over days, the fleet's total over customers)."""
+    hist = LatencyHistogram()
+    for g in groups:
+        hist.merge(g.hist)
+    return Group(sum(g.total for g in groups), sum(g.failed for g in groups), sum(g.seconds for g in groups), hist)
+
+
+def day_bounds(r: DateRange) -> IntArray:
+    """UTC ns of the local midnights from r.first to the day after r.last (days + 1 entries)."""
+    days = (r.last - r.first).days + 1
+    return np.asarray([local_midnight_ns(r.first + dt.timedelta(days=i), r.tz) for i in range(days + 1)], np.int64)
+
+
+def raw_figures(row: dict[str, Any] | None) -> dict[str, Any]:
+    """Figures of one row of the raw-points statements (COUNT, SUM(failed), MEAN, MEDIAN, PERCENTILE)."""
+    if not row or not row.get("total"):
+        return _NO_REQUESTS.model_dump()
+    total, failed = int(row["total"]), int(row["failed"] or 0)
+    return {
+        "total_requests": total,
+        "successful_requests": total - failed,
+        "failed_requests": failed,
+        "uptime": (total - failed) / total * 100,
+        "average_latency": row["average"],
+        "median_latency": row["median"],
+        "p99_latency": row["p99"],
+        "quantiles": "exact",
+    }
+
+
+class RollupService:
+    """Reads rollups for the stats, series and fleet routes (the service's InfluxDB client, cache and
+    known customers)."""
+
+    def __init__(self, service: Service, levels: tuple[Level, ...] = LEVELS) -> None:
+        self.service = service
+        self.client = service.client
+        self.cache = service.cache
+        self.levels = levels
+
+    # ----- reading --------------------------------------------------------------------------
+
+    async def windows(self, bounds: IntArray, customer: str | None, fields: tuple[str, ...] = FIELDS) -> Windows:
+        """Every rollup row inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
+        p = rollup_queries.plan(bounds, self.levels)
+        levels = [lvl for lvl in self.levels if p.runs.get(lvl)]
+
+        async def read(level: Level) -> Windows:
+            q = rollup_queries.windows_statements(level, p.ranges(level), customer, fields)
+            return _rows(await self.client.query(q), level, p, fields)
+
+        return _concat(list(await asyncio.gather(*(read(lvl) for lvl in levels))))
+
+    async def _incidents_per_day(self, customer: str, bounds: IntArray) -> IntArray:
+        who = f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
+        q = (
+            f'SELECT "score" FROM {quote_ident(ANOMALIES)} WHERE {who} '
+            f"AND time >= {int(bounds[0])} AND time < {int(bounds[-1])}"
+        )
+        starts = np.asarray([row["time"] for _, row in series_rows((await self.client.query(q))[0])], np.int64)
+        return np.bincount(bucket_of(starts, bounds), minlength=len(bounds) - 1)
+
+    # ----- stats ----------------------------------------------------------------------------
+
+    async def stats(self, customer: str, r: DateRange, *, exact: bool = False) -> Stats:
+        """Daily figures and the range's summary, local days of r.tz (23/24/25 hours)."""
+
+        async def compute() -> tuple[Stats, str, int, int]:
+            await self.service.require_customer(customer)
+            bounds = day_bounds(r)
+            w, incidents = await asyncio.gather(
+                self.windows(bounds, customer), self._incidents_per_day(customer, bounds)
+            )
+            groups = merge_groups(w, bucket_of(w.start, bounds), len(bounds) - 1)
+            days = [
+                Day(date=(r.first + dt.timedelta(days=d)).isoformat(), **g.figures(), anomalies=int(incidents[d]))
+                for d, g in sorted(groups.items())
+            ]
+            answer = Stats(
+                customer_id=customer,
+                from_=r.first.isoformat(),
+                to=r.last.isoformat(),
+                tz=r.tz.key,
+                days=days,
+                summary=Figures(**merge_all(list(groups.values())).figures()),
+            )
+            return answer, customer, r.start_ns, r.end_ns
+
+        answer: Stats = await self.cache.fetch(("rollup-stats", customer, r.first, r.last, r.tz.key), compute)
+        if exact and answer.summary.quantiles != "exact":
+            return await self._exact_from_raw(answer, customer, r)
+        return answer
+
+    async def _exact_from_raw(self, answer: Stats, customer: str, r: DateRange) -> Stats:
+        """Replace rollup figures by figures computed from the raw points, if every raw point is stored."""
+        results = await asyncio.gather(*(self.client.query(q) for q in queries.raw_stats(customer, r)))
+        day_rows, whole_rows = (series_rows(res[0]) for res in results)
+        raw_days = {r.local_date(row["time"]).isoformat(): raw_figures(row) for _, row in day_rows}
+        summary = raw_figures(whole_rows[0][1] if whole_rows else None)
+        expected = answer.summary.total_requests
+        if summary["total_requests"] != expected:
+            raise BadRequest(
+                f"exact=true needs the raw request points, and {expected - summary['total_requests']} of the "
+                f"{expected} requests in this range are not stored as raw points (STORE_RAW=false, or "
+                "RAW_RETENTION dropped them): ask without 'exact' for the rollup figures, whose approximate "
+                "quantiles are within 0.5%"
+            )
+        days = [d.model_copy(update=raw_days.get(d.date, {})) for d in answer.days]
+        return answer.model_copy(update={"days": days, "summary": Figures(**summary)})
+
+    # ----- series ---------------------------------------------------------------------------
+
+    async def series(self, customer: str, start_ns: int, end_ns: int, interval: str, tz: ZoneInfo) -> Series:
+        """Points per local interval of [start_ns, end_ns); intervals without requests left out."""
+        starts = interval_starts(start_ns, end_ns, interval, tz)
+        if len(starts) > MAX_POINTS:
+            raise BadRequest(
+                f"'from'/'to' and 'interval' give {len(starts):,} points of {interval}, more than "
+                f"{MAX_POINTS:,}: shorten the range or use a longer interval"
+            )
+
+        async def compute() -> tuple[Series, str, int, int]:
+            await self.service.require_customer(customer)
+            bounds = np.append(starts, np.int64(end_ns))
+            w = await self.windows(bounds, customer)
+            groups = merge_groups(w, bucket_of(w.start, bounds), len(starts))
+            points = [Point(start=iso_local(int(starts[i]), tz), **g.figures()) for i, g in sorted(groups.items())]
+            return Series(customer_id=customer, interval=interval, tz=tz.key, points=points), customer, start_ns, end_ns
+
+        series: Series = await self.cache.fetch(("series", customer, start_ns, end_ns, interval, tz.key), compute)
+        return series
+
+    # ----- fleet ----------------------------------------------------------------------------
+
+    async def fleet(self, r: DateRange, sort: str, order: str, limit: int, cursor: str | None) -> Fleet:
+        """Every customer's figures over the range, and all of them together, sorted and paged."""
+        after = decode_cursor(cursor, sort, order) if cursor else None
+
+        async def compute() -> tuple[tuple[list[dict[str, Any]], Figures], str, int, int]:
+            w = await self.windows(np.asarray([r.start_ns, r.end_ns], np.int64), None)
+            names = sorted(set(w.customer))
+            index = {c: i for i, c in enumerate(names)}
+            groups = merge_groups(w, np.asarray([index[c] for c in w.customer], np.int64), len(names))
+            rows = [{"customer_id": names[i], **g.figures()} for i, g in groups.items()]
+            total = Figures(**merge_all(list(groups.values())).figures())
+            return (rows, total), ANY_CUSTOMER, r.start_ns, r.end_ns
+
+        rows, total = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key), compute)
+        ordered = sort_rows(rows, sort, order)
+        if after is not None:
+            ordered = [row for row in ordered if _after(row, sort, order, after)]
+        page = ordered[:limit]
+        return Fleet(
+            from_=r.first.isoformat(),
+            to=r.last.isoformat(),
+            tz=r.tz.key,
+            total=total,
+            customers=[FleetCustomer(**row) for row in page],
+            next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
+        )
+
+
+# ----- sorting and cursors of the fleet view --------------------------------------------------
+
+
+def _sort_value(row: dict[str, Any], sort: str, order: str) -> tuple[Any, ...]:
+    """Ascending key: the sort field (negated for desc), ties by customer id ascending."""
+    if sort == "customer_id":
+        return (row["customer_id"],)
+    v = row.get(sort)
+    x = math.inf if v is None else float(v)
+    return (x if order == "asc" else -x, row["customer_id"])
+
+
+def sort_rows(rows: list[dict[str, Any]], sort: str, order: str) -> list[dict[str, Any]]:
+    reverse = sort == "customer_id" and order == "desc"
+    return sorted(rows, key=lambda row: _sort_value(row, sort, order), reverse=reverse)
+
+
+def _after(row: dict[str, Any], sort: str, order: str, key: tuple[Any, ...]) -> bool:
+    k = _sort_value(row, sort, order)
+    return k < key if sort == "customer_id" and order == "desc" else k > key
+
+
+def encode_cursor(row: dict[str, Any], sort: str, order: str) -> str:
+    """Opaque keyset cursor: the sort, the order and the last row's key (stable while data changes)."""
+    raw = json.dumps([sort, order, list(_sort_value(row, sort, order))], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Any, ...]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        c_sort, c_order, key = json.loads(raw)
+        if not isinstance(key, list) or not key:
+            raise ValueError
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        raise BadRequest("invalid 'cursor': pass the next_cursor of a previous page") from None
+    if (c_sort, c_order) != (sort, order):
+        raise BadRequest(
+            f"'cursor' belongs to sort={c_sort}&order={c_order}, not sort={sort}&order={order}: "
+            "keep sort and order while paging"
+        )
+    return tuple(key)

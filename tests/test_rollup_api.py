@@ -1,0 +1,218 @@
+"""Stats, series and the fleet view from rollups, against a real influxd, checked against numbers
+computed independently from the raw records (sorting, in Python, per local day of each zone).
+
+The rollup points are written here as the processor's rollup step writes them (per customer and
+15-minute UTC window, two points per window with distinct identity offsets, which the API must add
+up); the end-to-end tests through `logpulse ingest` are in test_pipeline_e2e.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from fixtures import rollup_lines, running_api, subprocess_env
+from logpulse.config import Settings
+from logpulse.storage.influx import Connection, InfluxWriter
+
+NS = 10**9
+# 2026-10-24 .. 2026-11-02 UTC: Berlin falls back on 25 Oct (25-hour day), New York on 1 Nov
+START = dt.datetime(2026, 10, 24, tzinfo=dt.UTC)
+DAYS = 10
+ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu")
+Record = tuple[str, int, int, str]  # customer, time ns, status, duration text
+
+
+def make_records(seed: int = 5) -> list[Record]:
+    """Three customers with different volumes; one with 4-decimal durations (approximate quantiles)."""
+    rng = random.Random(seed)
+    records: list[Record] = []
+    for customer, n, digits in (("cust_a", 6000, 3), ("cust_b", 700, 3), ("cust_c", 900, 4)):
+        for _ in range(n):
+            t = int(START.timestamp()) * NS + rng.randrange(DAYS * 86_400 * NS)
+            status = rng.choice((200, 200, 200, 201, 404, 500))
+            records.append((customer, t, status, f"{rng.lognormvariate(-1.5, 0.6):.{digits}f}"))
+    return records
+
+
+def reference(records: list[Record]) -> dict[str, object] | None:
+    """The README's definitions by sorting the raw durations."""
+    if not records:
+        return None
+    d = sorted(float(r[3]) for r in records)
+    n = len(d)
+    failed = sum(1 for r in records if r[2] >= 400)
+    return {
+        "total_requests": n,
+        "failed_requests": failed,
+        "successful_requests": n - failed,
+        "uptime": (n - failed) / n * 100,
+        "average_latency": sum(d) / n,
+        "median_latency": d[n // 2] if n % 2 else (d[n // 2 - 1] + d[n // 2]) / 2,
+        "p99_latency": d[min(n, max(1, math.floor(0.99 * n + 0.5))) - 1],
+    }
+
+
+def assert_figures(got: dict[str, object], want: dict[str, object] | None, exact: bool) -> None:
+    assert want is not None
+    for key in ("total_requests", "failed_requests", "successful_requests"):
+        assert got[key] == want[key], key
+    assert got["uptime"] == pytest.approx(want["uptime"], rel=1e-12)
+    assert got["average_latency"] == pytest.approx(want["average_latency"], rel=1e-9)
+    assert got["quantiles"] == ("exact" if exact else "approximate")
+    tolerance = 1e-12 if exact else 0.005
+    for key in ("median_latency", "p99_latency"):
+        assert got[key] == pytest.approx(want[key], rel=tolerance), key
+
+
+def local_day(t_ns: int, tz: ZoneInfo) -> dt.date:
+    return dt.datetime.fromtimestamp(t_ns / NS, tz).date()
+
+
+@pytest.fixture(scope="module")
+def records() -> list[Record]:
+    return make_records()
+
+
+@pytest.fixture()
+def api(influx_settings: Settings, records: list[Record]) -> Iterator[httpx.Client]:
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    writer.write(rollup_lines(records, parts=2))
+    writer.close()
+    with running_api(subprocess_env(influx_settings, STATS_CACHE_S="0")) as client:
+        yield client
+
+
+def test_every_customer_day_equals_the_raw_lines_in_four_zones(api: httpx.Client, records: list[Record]) -> None:
+    for zone in ZONES:
+        tz = ZoneInfo(zone)
+        first, last = START.date() - dt.timedelta(days=1), START.date() + dt.timedelta(days=DAYS)  # all data
+        for customer, exact in (("cust_a", True), ("cust_b", True), ("cust_c", False)):
+            mine = [r for r in records if r[0] == customer]
+            params = {"from": str(first), "to": str(last), "tz": zone}
+            body = api.get(f"/customers/{customer}/stats", params=params).json()
+            by_day: dict[dt.date, list[Record]] = {}
+            for r in mine:
+                by_day.setdefault(local_day(r[1], tz), []).append(r)
+            assert [d["date"] for d in body["days"]] == [str(d) for d in sorted(by_day)], (zone, customer)
+            for day in body["days"]:
+                assert_figures(day, reference(by_day[dt.date.fromisoformat(day["date"])]), exact)
+            assert_figures(body["summary"], reference(mine), exact)
+    # the DST days really have 25 hours of data: the windows of the repeated hour are in them
+    ny = api.get("/customers/cust_a/stats", params={"from": "2026-11-01", "to": "2026-11-01", "tz": "America/New_York"})
+    ny_day = [
+        r
+        for r in records
+        if r[0] == "cust_a" and local_day(r[1], ZoneInfo("America/New_York")).isoformat() == "2026-11-01"
+    ]
+    assert ny.json()["days"][0]["total_requests"] == len(ny_day) > 0
+
+
+@pytest.mark.parametrize(
+    "interval, zone, frm, to",
+    [
+        ("15m", "Asia/Kathmandu", "2026-10-25", "2026-10-26"),
+        ("1h", "America/New_York", "2026-11-01", "2026-11-01"),
+        ("1h", "Europe/Berlin", "2026-10-25T00:00:00+02:00", "2026-10-25T05:00:00+01:00"),
+        ("1d", "Europe/Berlin", "2026-10-24", "2026-11-02"),
+        ("1h", "Asia/Kathmandu", "2026-10-30T10:15:00Z", "2026-10-30T20:00:00Z"),
+    ],
+)
+def test_series_points_equal_the_raw_lines(
+    api: httpx.Client, records: list[Record], interval: str, zone: str, frm: str, to: str
+) -> None:
+    tz = ZoneInfo(zone)
+    body = api.get("/customers/cust_a/series", params={"from": frm, "to": to, "interval": interval, "tz": zone})
+    assert body.status_code == 200, body.text
+    points = body.json()["points"]
+
+    def bound(value: str, end: bool) -> int:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value) + dt.timedelta(days=1 if end else 0)
+            return int(dt.datetime.combine(day, dt.time(), tz).timestamp()) * NS
+        return int(dt.datetime.fromisoformat(value).timestamp()) * NS
+
+    lo, hi = bound(frm, False), bound(to, True)
+    mine = [r for r in records if r[0] == "cust_a" and lo <= r[1] < hi]
+
+    def key(t_ns: int) -> tuple[object, ...]:
+        local = dt.datetime.fromtimestamp(t_ns / NS, tz)
+        if interval == "1d":
+            return (local.date(),)
+        minute = local.minute - local.minute % 15 if interval == "15m" else 0
+        return (local.date(), local.hour, minute, local.utcoffset())
+
+    buckets: dict[tuple[object, ...], list[Record]] = {}
+    for r in mine:
+        buckets.setdefault(key(r[1]), []).append(r)
+    assert len(points) == len(buckets) > 0
+    starts = [dt.datetime.fromisoformat(p["start"]) for p in points]
+    assert starts == sorted(starts)
+    for p, start in zip(points, starts, strict=True):
+        assert start.utcoffset() == start.astimezone(tz).utcoffset()  # written with the zone's offset
+        t = max(int(start.timestamp()) * NS, lo)
+        assert_figures(p, reference(buckets[key(t)]), exact=True)
+
+
+def test_fleet_sorted_paged_and_total(api: httpx.Client, records: list[Record]) -> None:
+    params = {"from": "2026-10-24", "to": "2026-11-02", "tz": "UTC"}
+    whole = api.get("/stats", params=params).json()
+    assert_figures(whole["total"], reference(records), exact=False)  # cust_c is approximate
+    by_customer = {c: [r for r in records if r[0] == c] for c in ("cust_a", "cust_b", "cust_c")}
+    assert [c["customer_id"] for c in whole["customers"]] == ["cust_a", "cust_b", "cust_c"]
+    for c in whole["customers"]:
+        assert_figures(c, reference(by_customer[c["customer_id"]]), exact=c["customer_id"] != "cust_c")
+
+    for sort in ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency"):
+        for order in ("asc", "desc"):
+            seen, cursor = [], None
+            while True:
+                page = api.get(
+                    "/stats",
+                    params={
+                        **params,
+                        "sort": sort,
+                        "order": order,
+                        "limit": 1,
+                        **({"cursor": cursor} if cursor else {}),
+                    },
+                ).json()
+                seen += page["customers"]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            values = [c[sort] for c in seen]
+            assert len(seen) == 3 and values == sorted(values, reverse=order == "desc"), (sort, order)
+    r = api.get("/stats", params={**params, "sort": "uptime", "cursor": cursor or "bad!"})
+    assert r.status_code == 422 and "'cursor'" in r.json()["detail"]
+
+
+def test_exact_true_recomputes_from_raw_points_or_says_they_are_missing(
+    api: httpx.Client, records: list[Record], influx_settings: Settings
+) -> None:
+    params = {"from": "2026-10-24", "to": "2026-11-02", "exact": "true"}
+    # no raw points stored (as with STORE_RAW=false): a clear 422 that names exact, not numbers from partial data
+    r = api.get("/customers/cust_c/stats", params=params)
+    assert r.status_code == 422 and "exact" in r.json()["detail"] and "STORE_RAW" in r.json()["detail"]
+    # exact rollups need no raw points at all
+    assert api.get("/customers/cust_a/stats", params=params).json()["summary"]["quantiles"] == "exact"
+
+    mine = [r for r in records if r[0] == "cust_c"]
+    lines = [
+        f'requests,customer_id=cust_c path="/p",status={s}i,failed={int(s >= 400)}i,duration={d} {t}'
+        for _, t, s, d in mine
+    ]
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    writer.write(lines)
+    writer.close()
+    body = api.get("/customers/cust_c/stats", params=params).json()
+    assert_figures(body["summary"], reference(mine), exact=True)
+    day = body["days"][3]
+    want = reference([r for r in mine if local_day(r[1], ZoneInfo("UTC")).isoformat() == day["date"]])
+    assert_figures(day, want, exact=True)

@@ -1,0 +1,145 @@
+"""Local intervals, the level plan, fleet cursors and the 4xx rules of the rollup routes (no InfluxDB)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logpulse.api.app import create_app
+from logpulse.api.errors import BadRequest
+from logpulse.api.localtime import NS, WINDOW_NS, interval_starts, local_midnight_ns
+from logpulse.api.rollup_queries import Level, plan
+from logpulse.api.rollup_service import decode_cursor, encode_cursor, sort_rows
+from logpulse.config import Settings
+
+ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham")
+
+
+def brute_force_starts(start_ns: int, end_ns: int, interval: str, tz: ZoneInfo) -> list[int]:
+    """Every window whose local interval differs from the previous window's, by asking zoneinfo."""
+
+    def key(t: int) -> tuple[object, ...]:
+        local = dt.datetime.fromtimestamp(t // NS, tz)
+        if interval == "1d":
+            return (local.date(),)
+        if interval == "1h":
+            return (local.date(), local.hour, local.utcoffset())
+        return (t,)
+
+    out, prev = [], None
+    for t in range(start_ns, end_ns, WINDOW_NS):
+        k = key(t)
+        if k != prev:
+            out.append(t)
+        prev = k
+    return out
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("interval", ["15m", "1h", "1d"])
+def test_interval_starts_match_zoneinfo_across_dst(zone: str, interval: str) -> None:
+    tz = ZoneInfo(zone)
+    for first in (dt.date(2026, 3, 25), dt.date(2026, 9, 22), dt.date(2026, 10, 22)):  # DST changes both ways
+        start = local_midnight_ns(first, tz)
+        end = local_midnight_ns(first + dt.timedelta(days=14), tz)
+        assert interval_starts(start, end, interval, tz).tolist() == brute_force_starts(start, end, interval, tz)
+
+
+def test_dst_days_have_23_and_25_hours() -> None:
+    ny = ZoneInfo("America/New_York")
+    days = interval_starts(
+        local_midnight_ns(dt.date(2026, 3, 7), ny), local_midnight_ns(dt.date(2026, 3, 10), ny), "1d", ny
+    )
+    assert (np.diff(days) // (3600 * NS)).tolist() == [24, 23]
+    fall = interval_starts(
+        local_midnight_ns(dt.date(2026, 11, 1), ny), local_midnight_ns(dt.date(2026, 11, 2), ny), "1h", ny
+    )
+    assert len(fall) == 25
+
+
+LEVELS = (Level("r1d", 86_400), Level("r1h", 3600), Level("r15", 900))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4 * 96), min_size=2, max_size=8, unique=True))
+def test_plan_covers_each_interval_exactly_with_aligned_windows(quarter_hours: list[int]) -> None:
+    bounds = np.asarray(sorted(quarter_hours), dtype=np.int64) * WINDOW_NS + 1_790_000_000 // 86_400 * 86_400 * NS
+    p = plan(bounds, LEVELS)
+    covered: list[tuple[int, int]] = []
+    for level in LEVELS:
+        for a, b in p.runs[level]:
+            assert a % level.ns == 0 and b % level.ns == 0 and a < b
+            covered.append((a, b))
+            inside = bounds[(bounds > a) & (bounds < b)]  # a run may span bounds only on window edges
+            assert all(x % level.ns == 0 for x in inside.tolist())
+    covered.sort()
+    assert covered[0][0] == bounds[0] and covered[-1][1] == bounds[-1]
+    assert all(x[1] == y[0] for x, y in itertools.pairwise(covered))  # no gap, no overlap
+    for level in LEVELS:  # read ranges may bridge small gaps; keep() drops the windows in them again
+        for a, b in p.ranges(level):
+            windows = np.arange(a, b, level.ns, dtype=np.int64)
+            kept = windows[p.keep(level, windows)].tolist()
+            assert kept == [w for w in windows.tolist() if any(x <= w < y for x, y in p.runs[level])]
+
+
+def test_a_utc_month_reads_one_row_per_day() -> None:
+    utc = ZoneInfo("UTC")
+    bounds = np.asarray([local_midnight_ns(dt.date(2026, 10, 1) + dt.timedelta(days=i), utc) for i in range(31)])
+    p = plan(bounds, LEVELS)
+    assert p.runs[LEVELS[0]] == [(int(bounds[0]), int(bounds[-1]))] and not p.runs[LEVELS[1]] and not p.runs[LEVELS[2]]
+
+
+def test_fleet_cursor_round_trip_and_mismatch() -> None:
+    rows = [{"customer_id": c, "p99_latency": v} for c, v in (("a", 0.5), ("b", 0.9), ("c", 0.5), ("d", None))]
+    ordered = sort_rows(rows, "p99_latency", "desc")
+    assert [r["customer_id"] for r in ordered] == ["d", "b", "a", "c"]  # null last ascending, first descending
+    cursor = encode_cursor(ordered[1], "p99_latency", "desc")
+    assert decode_cursor(cursor, "p99_latency", "desc") == (-0.9, "b")
+    with pytest.raises(BadRequest, match="'cursor' belongs to sort=p99_latency"):
+        decode_cursor(cursor, "uptime", "desc")
+    with pytest.raises(BadRequest, match="invalid 'cursor'"):
+        decode_cursor("%%%", "uptime", "desc")
+
+
+@pytest.fixture()
+def client() -> Iterator[TestClient]:
+    # port 9 refuses connections: every answer below must come from validation, before any query
+    settings = Settings(_env_file=None, influxdb_url="http://127.0.0.1:9", stats_cache_s=0)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("/customers/a/series?from=2026-11-01&interval=5m", "unknown 'interval'"),
+        ("/customers/a/series?from=2026-11-02&to=2026-11-01", "'from' (2026-11-02) is not before 'to'"),
+        ("/customers/a/series?from=2026-11-01T10:00:00Z&to=2026-11-01T10:00:00Z", "is not before 'to'"),
+        ("/customers/a/series?from=2026-01-01&to=2026-12-31&interval=15m", "more than 10,000"),
+        ("/customers/a/series?from=2026-11-01T10:07:00Z", "'from' '2026-11-01T10:07:00Z' is not on a 15-minute"),
+        ("/customers/a/series?from=2026-11-01T10:00:00", "'from' '2026-11-01T10:00:00': an RFC 3339 time needs"),
+        ("/customers/a/series?from=yesterday", "invalid 'from'"),
+        ("/customers/a/series", "missing 'from'"),
+        ("/customers/a/series?from=2026-11-01&tz=Mars/Base", "unknown time zone"),
+        ("/customers/a%20b/series?from=2026-11-01", "invalid customer id"),
+        ("/stats?from=2026-11-01&sort=p50", "unknown 'sort' key 'p50'"),
+        ("/stats?from=2026-11-01&order=up", "unknown 'order'"),
+        ("/stats?from=2026-11-02&to=2026-11-01", "'from' (2026-11-02) is after 'to'"),
+        ("/stats?from=2026-11-01&limit=1001", "invalid 'limit'"),
+        ("/stats?from=2026-11-01&cursor=!!", "invalid 'cursor'"),
+        ("/customers/a/stats?from=2026-11-02&to=2026-11-01", "is after 'to'"),
+        ("/customers/a/stats?from=2026-11-01&exact=maybe", "invalid 'exact'"),
+    ],
+)
+def test_bad_parameters_are_422_naming_the_parameter(client: TestClient, url: str, words: str) -> None:
+    r = client.get(url)
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
