@@ -1,12 +1,23 @@
-"""Stats API benchmark (issue 5): p50/p99 and requests/s of GET /customers/{id}/stats, 30-day range.
+"""API benchmark (issue 14): cold stats, series and the fleet view answered from rollups.
 
-Starts a private influxd, loads N requests (default 10M over 50 customers and 30 days) as direct
-writes of points.py's line protocol, starts `logpulse serve`, and measures with wrk (a Lua
-script rotating customers) sequentially (1 connection) and with 32 connections, with the answer
-cache on (default STATS_CACHE_S) and off (STATS_CACHE_S=0: every call aggregates in InfluxDB).
-Prints a table and writes JSON.
+Starts a private influxd and loads, into three databases, the rollup points (15m, 1h and 1d levels,
+histograms built by `storage.histogram` from synthetic millisecond durations) of:
+  small  --small-requests (1M) requests over --customers (50) customers and --days (30) days
+  big    --requests (30M) requests, same customers and days
+  fleet  --fleet-requests (10M) requests over --fleet-customers (1,000) customers, 1h and 1d levels
+         (the 15m level, which whole-day ranges never read, is left out to keep loading short)
+then starts `logpulse serve` on each with STATS_CACHE_S=0 (every answer computed, nothing cached)
+and measures with wrk (Lua scripts rotating customers):
+  - 30-day stats, 1 client, small and big (the ratio of their p50 is the cost growth with traffic)
+  - 30-day stats, 32 clients, big
+  - 30-day stats in America/New_York (hours at the day edges: 1h level), 1 client, big
+  - series, 7 days at 15m, 1 client, big
+  - GET /stats (fleet), 30 days, 1 client, default sort and sort=p99_latency&order=desc
+Raw `requests` points are not loaded: these answers never read them (only exact=true does).
 
-    .venv/bin/python scripts/bench_api.py --requests 1000000 --json bench_api.json
+    .venv/bin/python scripts/bench_api.py --json docs/bench/bench_api.json
+
+`measure()` (30-day stats, 1 and 32 clients) is also used by scripts/bench_ingest.py.
 """
 
 from __future__ import annotations
@@ -15,7 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -28,56 +38,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import numpy as np  # noqa: E402
+
 from fixtures import running_api  # noqa: E402
-from logpulse.model import RequestBatch, ScoredBatch  # noqa: E402
+from logpulse.storage.histogram import LatencyHistogram  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
-from logpulse.storage.points import request_lines  # noqa: E402
 
 DB = "bench_api"
 BATCH = 10_000
 STATUSES = ("200", "201", "400", "401", "403", "404", "500")
-
-
-def _batches(n: int, customers: int, days: int, seed: int) -> Iterator[list[str]]:
-    """Line-protocol batches built by points.py (the processor's schema); timestamps unique per
-    customer, spread evenly over `days` days ending now."""
-    rng = random.Random(seed)
-    end_ns = time.time_ns()
-    span_ns = days * 86_400 * 1_000_000_000
-    per_customer = n // customers
-    step = span_ns // max(per_customer, 1)
-    for c in range(1, customers + 1):
-        first = end_ns - span_ns + step
-        for lo in range(0, per_customer, BATCH):
-            size = min(BATCH, per_customer - lo)
-            batch = RequestBatch(
-                f"cust_{c}",
-                [first + (lo + i) * step for i in range(size)],
-                [f"/api/v1/resource{rng.randint(1, 4)}" for _ in range(size)],
-                [rng.choice(STATUSES) for _ in range(size)],
-                [f"{rng.uniform(0.1, 2.0):.3f}" for _ in range(size)],
-            )
-            yield request_lines(ScoredBatch(batch, [0.0] * size))
-
-
-def load(url: str, n: int, customers: int, days: int) -> dict:
-    """Write the data set with 4 parallel writes through logpulse's InfluxWriter; returns points/s."""
-    writer = InfluxWriter(Connection(url=url, database=DB), pool_size=4)
-    try:
-        writer.ensure_database()
-
-        def post(lines: list[str]) -> int:
-            writer.write(lines)
-            return len(lines)
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            written = sum(pool.map(post, _batches(n, customers, days, 7)))
-        seconds = time.perf_counter() - started
-    finally:
-        writer.close()
-    return {"points": written, "seconds": seconds, "points_per_s": written / seconds}
 
 
 def wrk(base: str, lua: Path, connections: int, seconds: int) -> dict:
@@ -136,11 +106,105 @@ def measure(env: dict[str, str], work: Path, customers: int, seconds: int) -> di
         return {"single": wrk(base, lua, 1, seconds), "concurrent_32": wrk(base, lua, 32, seconds)}
 
 
+# ----- rollups (issue 14) ---------------------------------------------------------------------
+
+LEVELS = (("rollups", 900), ("rollups_1h", 3600), ("rollups_1d", 86_400))
+WINDOW_S = 900
+
+
+def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray, failed: int) -> str:
+    hist = LatencyHistogram.from_values(ms / 1000.0)
+    total = float(ms.sum()) / 1000.0
+    return (
+        f"{measurement},customer_id={customer} count={len(ms)}i,failed={failed}i,sum={total!r},"
+        f'hist="{hist.encode()}" {window_s * 1_000_000_000 + 7}'
+    )
+
+
+def rollup_batches(
+    n: int, customers: int, days: int, levels: tuple[tuple[str, int], ...], seed: int
+) -> Iterator[list[str]]:
+    """Rollup points of n synthetic requests, per customer and day: durations lognormal around a
+    per-customer median (whole milliseconds, as logs have them), 3% failed, uniform in time."""
+    rng = np.random.default_rng(seed)
+    per_day = n // (customers * days)
+    first_day = (time.time_ns() // 1_000_000_000) // 86_400 * 86_400 - (days - 1) * 86_400
+    for c in range(1, customers + 1):
+        customer = f"cust_{c}"
+        median_ms = rng.uniform(40, 400)
+        lines: list[str] = []
+        for d in range(days):
+            day_s = first_day + d * 86_400
+            seconds = np.sort(rng.integers(0, 86_400, per_day))
+            ms = np.maximum(1, np.rint(median_ms * rng.lognormal(0.0, 0.6, per_day))).astype(np.int64)
+            failed = rng.random(per_day) < 0.03
+            for measurement, length in levels:
+                edges = np.searchsorted(seconds, np.arange(0, 86_400 + 1, length))
+                for i in range(len(edges) - 1):
+                    lo, hi = edges[i], edges[i + 1]
+                    if hi > lo:
+                        lines.append(
+                            _rollup_line(measurement, customer, day_s + i * length, ms[lo:hi], int(failed[lo:hi].sum()))
+                        )
+        yield lines
+
+
+def load_rollups(url: str, db: str, batches: Iterator[list[str]]) -> dict:
+    """Write rollup points with 4 parallel writes through logpulse's InfluxWriter."""
+    writer = InfluxWriter(Connection(url=url, database=db), pool_size=4)
+    try:
+        writer.ensure_database()
+
+        def post(lines: list[str]) -> int:
+            for i in range(0, len(lines), 5_000):
+                writer.write(lines[i : i + 5_000])
+            return len(lines)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            written = sum(pool.map(post, batches))
+        seconds = time.perf_counter() - started
+    finally:
+        writer.close()
+    return {"points": written, "seconds": seconds}
+
+
+def wrk_urls(base: str, work: Path, name: str, paths: list[str], connections: int, seconds: int) -> dict:
+    """wrk over `paths` in rotation."""
+    lua = work / f"{name}.lua"
+    table = ", ".join(json.dumps(p) for p in paths)
+    lua.write_text(
+        f"local paths = {{{table}}}\nlocal i = 0\nrequest = function()\n"
+        '  i = (i % #paths) + 1\n  return wrk.format("GET", paths[i])\nend\n'
+    )
+    return {"paths": len(paths), **wrk(base, lua, connections, seconds)}
+
+
+def measure_rollups(
+    env: dict[str, str], work: Path, paths: dict[str, list[str]], plan: list[tuple[str, str, int]], seconds: int
+) -> dict:
+    """Start the API once; check every path answers 200; then wrk each (name, paths key, connections)."""
+    out = {}
+    with running_api(env) as api:
+        for group in paths.values():
+            for p in group[:5] + group[-5:]:
+                r = api.get(p)
+                assert r.status_code == 200, (p, r.text[:300])
+        base = str(api.base_url).rstrip("/")
+        for name, key, connections in plan:
+            print(f"  {name} ...", flush=True)
+            out[name] = wrk_urls(base, work, name, paths[key], connections, seconds)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=10_000_000)
+    ap.add_argument("--requests", type=int, default=30_000_000, help="stored requests of the big data set")
+    ap.add_argument("--small-requests", type=int, default=1_000_000)
     ap.add_argument("--customers", type=int, default=50)
     ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--fleet-requests", type=int, default=10_000_000)
+    ap.add_argument("--fleet-customers", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=15, help="wrk duration per measurement")
     ap.add_argument("--settle-s", type=float, default=20, help="pause after loading (influxd compaction)")
     ap.add_argument("--json", type=Path, default=Path("bench_api.json"))
@@ -148,28 +212,85 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="logpulse-bench-api-"))
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
+    today = dt.datetime.now(dt.UTC).date()
+    frm = (today - dt.timedelta(days=args.days - 1)).isoformat()
+    week = (today - dt.timedelta(days=6)).isoformat()
+    sets = {
+        "small": (args.small_requests, args.customers, LEVELS),
+        "big": (args.requests, args.customers, LEVELS),
+        "fleet": (args.fleet_requests, args.fleet_customers, LEVELS[1:]),
+    }
     with LocalInfluxd.start(work / "influxdb") as influx:
-        print(f"loading {args.requests:,} requests ...", flush=True)
-        results["load"] = load(influx.url, args.requests, args.customers, args.days)
-        time.sleep(args.settle_s)
-        env = {**os.environ, "INFLUXDB_URL": influx.url, "INFLUXDB_DATABASE": DB, "API_KEY": ""}
-        for mode, extra in (("cached", {}), ("uncached", {"STATS_CACHE_S": "0"})):
-            print(f"measuring {mode} ...", flush=True)
-            results[mode] = measure({**env, **extra}, work, args.customers, args.seconds)
-
-    rows = [("load", f"{results['load']['points_per_s']:,.0f} points/s")]
-    for mode in ("cached", "uncached"):
-        for r in results[mode].values():
-            rows.append(
-                (
-                    f"stats 30 d, {mode}, {r['connections']} client(s)",
-                    f"p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  {r['requests_per_s']:,.0f} req/s  "
-                    f"non-2xx {r['non_2xx']} {r['socket_errors']}",
-                )
+        for name, (n, customers, levels) in sets.items():
+            print(f"loading rollups of {n:,} requests, {customers} customers ({name}) ...", flush=True)
+            results[f"load_{name}"] = load_rollups(
+                influx.url, f"bench_{name}", rollup_batches(n, customers, args.days, levels, seed=7)
             )
-    print(f"\n{args.requests:,} requests stored, {args.customers} customers, {args.days} days")
+        time.sleep(args.settle_s)
+        env = {**os.environ, "INFLUXDB_URL": influx.url, "API_KEY": "", "STATS_CACHE_S": "0"}
+        ids = [f"cust_{c}" for c in range(1, args.customers + 1)]
+        stats = [f"/customers/{c}/stats?from={frm}&to={today}" for c in ids]
+        paths = {
+            "stats": stats,
+            "stats_ny": [f"{p}&tz=America/New_York" for p in stats],
+            "series": [f"/customers/{c}/series?from={week}&to={today}&interval=15m" for c in ids],
+            "fleet": [f"/stats?from={frm}&to={today}"],
+            "fleet_p99": [f"/stats?from={frm}&to={today}&sort=p99_latency&order=desc&limit=20"],
+        }
+        print("measuring small ...", flush=True)
+        results["small"] = measure_rollups(
+            {**env, "INFLUXDB_DATABASE": "bench_small"},
+            work,
+            {"stats": stats},
+            [("stats_1", "stats", 1)],
+            args.seconds,
+        )
+        print("measuring big ...", flush=True)
+        results["big"] = measure_rollups(
+            {**env, "INFLUXDB_DATABASE": "bench_big"},
+            work,
+            {k: paths[k] for k in ("stats", "stats_ny", "series")},
+            [
+                ("stats_1", "stats", 1),
+                ("stats_32", "stats", 32),
+                ("stats_ny_1", "stats_ny", 1),
+                ("series_1", "series", 1),
+            ],
+            args.seconds,
+        )
+        print("measuring fleet ...", flush=True)
+        results["fleet"] = measure_rollups(
+            {**env, "INFLUXDB_DATABASE": "bench_fleet"},
+            work,
+            {k: paths[k] for k in ("fleet", "fleet_p99")},
+            [("fleet_1", "fleet", 1), ("fleet_p99_1", "fleet_p99", 1)],
+            args.seconds,
+        )
+
+    def row(label: str, r: dict) -> tuple[str, str]:
+        return label, (
+            f"p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  {r['requests_per_s']:,.0f} req/s  "
+            f"non-2xx {r['non_2xx']} {r['socket_errors']}"
+        )
+
+    small, big, fleet = results["small"], results["big"], results["fleet"]
+    results["ratio_p50_big_small"] = big["stats_1"]["p50_ms"] / small["stats_1"]["p50_ms"]
+    rows = [
+        row(f"stats 30 d, {args.small_requests:,} stored, 1 client", small["stats_1"]),
+        row(f"stats 30 d, {args.requests:,} stored, 1 client", big["stats_1"]),
+        ("p50 ratio big / small", f"{results['ratio_p50_big_small']:.2f}"),
+        row(f"stats 30 d, {args.requests:,} stored, 32 clients", big["stats_32"]),
+        row("stats 30 d America/New_York, 1 client", big["stats_ny_1"]),
+        row("series 7 d at 15m, 1 client", big["series_1"]),
+        row(f"/stats {args.fleet_customers:,} customers 30 d, 1 client", fleet["fleet_1"]),
+        row("/stats sort=p99_latency desc limit 20", fleet["fleet_p99_1"]),
+    ]
+    print(
+        f"\ncold (STATS_CACHE_S=0), {args.customers} customers, {args.days} days; "
+        f"fleet {args.fleet_customers:,} customers"
+    )
     for k, v in rows:
-        print(f"| {k:<40} | {v} |")
+        print(f"| {k:<48} | {v} |")
     args.json.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.json}")
 

@@ -16,6 +16,7 @@ apart are read as one and the windows between them are dropped again by `Plan.ke
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,13 +82,16 @@ def plan(bounds: IntArray, levels: tuple[Level, ...] = LEVELS) -> Plan:
     `bounds` are on 15-minute boundaries; the finest level must be 15 minutes so that everything is
     covered. Windows never cross an interval bound, so each row read belongs to one interval.
     """
+    if len(bounds) >= 2 and len(levels) == 1:  # one level: one run over everything
+        return Plan({levels[0]: [(int(bounds[0]), int(bounds[-1]))]})
+    edges = bounds.tolist()
+    return plan_ranges(list(itertools.pairwise(edges)), levels)
+
+
+def plan_ranges(ranges: list[tuple[int, int]], levels: tuple[Level, ...]) -> Plan:
+    """Cover each [a, b) with the coarsest aligned windows that fit; runs of a level merged."""
     p = Plan({lvl: [] for lvl in levels})
-    if len(bounds) < 2:
-        return p
-    if len(levels) == 1:  # one level: one run over everything
-        p.runs[levels[0]] = [(int(bounds[0]), int(bounds[-1]))]
-        return p
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+    for a, b in ranges:
         _cover(a, b, levels, p.runs)
     for lvl, runs in p.runs.items():
         merged: list[tuple[int, int]] = []

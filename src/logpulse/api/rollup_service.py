@@ -39,6 +39,8 @@ from logpulse.storage.influx import quote_ident, quote_literal, series_rows
 from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
 
 MAX_POINTS = 10_000
+APPROXIMATE_PREFIX = "1a"
+"""How an approximate histogram's encoding starts (storage.histogram: version "1", mode "a")."""
 SORT_KEYS = ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency")
 FloatArray = npt.NDArray[np.float64]
 
@@ -94,6 +96,12 @@ def _rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tuple[st
         [hist[i] for i in idx] if hist is not None else [None] * len(idx),
         [customers[i] for i in idx],
     )
+
+
+def _in_pairs(w: Windows, level: Level, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:
+    """Rows whose (customer, window of `level`) is one of `pairs`."""
+    coarse = (w.start - w.start % level.ns).tolist()
+    return np.asarray([(c, s) in pairs for c, s in zip(w.customer, coarse, strict=True)], dtype=bool)
 
 
 def _concat(parts: list[Windows]) -> Windows:
@@ -176,7 +184,7 @@ def _take(w: Windows, mask: npt.NDArray[np.bool_]) -> Windows:
         w.failed[mask],
         w.seconds[mask],
         [w.hist[i] for i in idx],
-        [w.customer[i] for i in idx] if w.customer else [],
+        [w.customer[i] for i in idx],
     )
 
 
@@ -225,14 +233,37 @@ class RollupService:
 
     async def windows(self, bounds: IntArray, customer: str | None, fields: tuple[str, ...] = FIELDS) -> Windows:
         """Every rollup row inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
-        p = rollup_queries.plan(bounds, self.levels)
-        levels = [lvl for lvl in self.levels if p.runs.get(lvl)]
+        return await self._read(rollup_queries.plan(bounds, self.levels), self.levels, customer, fields)
+
+    async def _read(self, p: Plan, levels: tuple[Level, ...], customer: str | None, fields: tuple[str, ...]) -> Windows:
+        """Read a plan; exact where the input allows it: a coarse window whose histogram had to be
+        approximate (more distinct values than a coarse point may hold) is read again from the finer
+        levels, whose windows may still be exact."""
+        used = [lvl for lvl in levels if p.runs.get(lvl)]
 
         async def read(level: Level) -> Windows:
             q = rollup_queries.windows_statements(level, p.ranges(level), customer, fields)
             return _rows(await self.client.query(q), level, p, fields)
 
-        return _concat(list(await asyncio.gather(*(read(lvl) for lvl in levels))))
+        parts = dict(zip(used, await asyncio.gather(*(read(lvl) for lvl in used)), strict=True))
+        out: list[Windows] = []
+        for i, level in enumerate(levels):
+            w = parts.get(level)
+            if w is None:
+                continue
+            approximate = np.asarray([h is not None and h.startswith(APPROXIMATE_PREFIX) for h in w.hist], bool)
+            if i + 1 < len(levels) and approximate.any():
+                pairs = set(
+                    zip(np.asarray(w.customer)[approximate].tolist(), w.start[approximate].tolist(), strict=True)
+                )
+                ranges = sorted({(s, s + level.ns) for _, s in pairs})
+                finer = await self._read(
+                    rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], customer, fields
+                )
+                out.append(_take(finer, _in_pairs(finer, level, pairs)))
+                w = _take(w, ~_in_pairs(w, level, pairs))
+            out.append(w)
+        return _concat(out)
 
     async def _incidents_per_day(self, customer: str, bounds: IntArray) -> IntArray:
         who = f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
