@@ -17,8 +17,9 @@ from logpulse.api.app import create_app
 from logpulse.api.errors import BadRequest
 from logpulse.api.localtime import NS, WINDOW_NS, interval_starts, local_midnight_ns
 from logpulse.api.rollup_queries import Level, plan
-from logpulse.api.rollup_service import decode_cursor, encode_cursor, sort_rows
+from logpulse.api.rollup_service import Decoded, Windows, decode_cursor, encode_cursor, merge, sort_rows
 from logpulse.config import Settings
+from logpulse.storage.histogram import LatencyHistogram
 
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham")
 
@@ -143,3 +144,36 @@ def test_bad_parameters_are_422_naming_the_parameter(client: TestClient, url: st
     r = client.get(url)
     assert r.status_code == 422, r.text
     assert words in r.json()["detail"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.lists(st.integers(0, 60_000) | st.integers(200, 240), min_size=1, max_size=40),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_grouped_ranks_equal_one_histogram_per_group(rows: list[tuple[int, list[int], bool]]) -> None:
+    """merge() ranks many groups at once (dense table for narrow values, else by sorting); each group
+    equals merge_many of its rows, exact or approximate (a 0.1 ms duration turns its row approximate)."""
+    texts = [
+        LatencyHistogram.from_text([f"{v / 1000:.3f}" for v in ms] + (["0.0001"] if fine else [])).encode()
+        for _, ms, fine in rows
+    ]
+    counts = np.asarray([len(ms) + fine for _, ms, fine in rows], dtype=np.int64)
+    n = len(rows)
+    w = Windows(np.zeros(n, np.int64), counts, np.zeros(n, np.int64), np.zeros(n), list(texts), [""] * n)
+    group = np.asarray([g for g, _, _ in rows], dtype=np.int64)
+    m = merge(w, Decoded.of(list(texts)), group, 6)
+    for g in range(6):
+        mine = [t for t, gi in zip(texts, group.tolist(), strict=True) if gi == g]
+        if not mine:
+            assert m.total[g] == 0
+            continue
+        h = LatencyHistogram.merge_many(mine)
+        assert (m.median[g], m.p99[g], bool(m.exact[g])) == (h.median(), h.percentile(99), h.exact)

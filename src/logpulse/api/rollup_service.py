@@ -34,7 +34,7 @@ from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan
 from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Point, Series, Stats
 from logpulse.api.service import Service
 from logpulse.api.validation import DateRange
-from logpulse.storage.histogram import LatencyHistogram
+from logpulse.storage.histogram import LatencyHistogram, decode_many
 from logpulse.storage.influx import quote_ident, quote_literal, series_rows
 from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
 
@@ -120,31 +120,16 @@ def _concat(parts: list[Windows]) -> Windows:
     )
 
 
-@dataclass
-class Group:
-    """The merged windows of one interval or one customer."""
-
-    total: int
-    failed: int
-    seconds: float
-    hist: LatencyHistogram
-
-    def figures(self) -> dict[str, Any]:
-        """The README's definitions from the merged counts, sums and histogram (fields of `Figures`)."""
-        total, failed = self.total, self.failed
-        if total <= 0:
-            return _NO_REQUESTS.model_dump()
-        h = self.hist if self.hist.count else None
-        return {
-            "total_requests": total,
-            "successful_requests": total - failed,
-            "failed_requests": failed,
-            "uptime": (total - failed) / total * 100,
-            "average_latency": self.seconds / total,
-            "median_latency": h.median() if h is not None else None,
-            "p99_latency": h.percentile(99) if h is not None else None,
-            "quantiles": h.quantiles_label if h is not None else "approximate",
-        }
+def _take(w: Windows, mask: npt.NDArray[np.bool_]) -> Windows:
+    idx = np.flatnonzero(mask).tolist()
+    return Windows(
+        w.start[mask],
+        w.count[mask],
+        w.failed[mask],
+        w.seconds[mask],
+        [w.hist[i] for i in idx],
+        [w.customer[i] for i in idx],
+    )
 
 
 _NO_REQUESTS = Figures(
@@ -158,42 +143,135 @@ _NO_REQUESTS = Figures(
 )
 
 
-def merge_groups(w: Windows, group: IntArray, n_groups: int) -> dict[int, Group]:
-    """Sum and merge the windows of each group index in [0, n_groups); groups without requests are absent."""
-    ok = (group >= 0) & (group < n_groups)
-    if not ok.all():
-        group, w = group[ok], _take(w, ok)
-    totals = np.bincount(group, weights=w.count, minlength=n_groups)
-    failed = np.bincount(group, weights=w.failed, minlength=n_groups)
-    seconds = np.bincount(group, weights=w.seconds, minlength=n_groups)
-    order = np.argsort(group, kind="stable")
-    edges = np.searchsorted(group[order], np.arange(n_groups + 1))
-    hists = [w.hist[i] for i in order.tolist()]
-    out: dict[int, Group] = {}
-    for g in np.flatnonzero(totals > 0).tolist():
-        texts = [h for h in hists[edges[g] : edges[g + 1]] if h]
-        out[g] = Group(int(totals[g]), int(failed[g]), float(seconds[g]), LatencyHistogram.merge_many(texts))
-    return out
+@dataclass
+class Decoded:
+    """The histogram entries of every row of a read, decoded once and ranked per grouping."""
+
+    texts: list[str | None]
+    exact: npt.NDArray[np.bool_]  # per row (a row without histogram counts as approximate)
+    row: IntArray  # per entry
+    key: IntArray
+    count: IntArray
+
+    @classmethod
+    def of(cls, texts: list[str | None]) -> Decoded:
+        present = [i for i, t in enumerate(texts) if t]
+        exact, row, key, count = decode_many([texts[i] or "" for i in present])
+        flags = np.zeros(len(texts), dtype=bool)
+        flags[present] = exact
+        return cls(texts, flags, np.asarray(present, dtype=np.int64)[row], key, count)
 
 
-def _take(w: Windows, mask: npt.NDArray[np.bool_]) -> Windows:
-    idx = np.flatnonzero(mask).tolist()
-    return Windows(
-        w.start[mask],
-        w.count[mask],
-        w.failed[mask],
-        w.seconds[mask],
-        [w.hist[i] for i in idx],
-        [w.customer[i] for i in idx],
+@dataclass
+class Merged:
+    """Counts, sums and quantiles of each group of rows (an interval, a day, a customer, or all)."""
+
+    total: IntArray
+    failed: IntArray
+    seconds: FloatArray
+    median: list[float | None]
+    p99: list[float | None]
+    exact: npt.NDArray[np.bool_]
+
+    def nonempty(self) -> list[int]:
+        return [int(g) for g in np.flatnonzero(self.total > 0)]
+
+    def figures(self, g: int) -> dict[str, Any]:
+        """The README's definitions for group g (fields of `Figures`)."""
+        total, failed = int(self.total[g]), int(self.failed[g])
+        if total <= 0:
+            return _NO_REQUESTS.model_dump()
+        return {
+            "total_requests": total,
+            "successful_requests": total - failed,
+            "failed_requests": failed,
+            "uptime": (total - failed) / total * 100,
+            "average_latency": float(self.seconds[g]) / total,
+            "median_latency": self.median[g],
+            "p99_latency": self.p99[g],
+            "quantiles": "exact" if self.exact[g] else "approximate",
+        }
+
+
+DENSE_CELLS = 4_000_000
+"""Rank through a dense (group × millisecond) table up to this many cells (32 MB) when it is not much
+sparser than the entries themselves (a month of days); else by sorting (672 quarter-hours)."""
+
+
+def _exact_ranks(g: IntArray, key: IntArray, count: IntArray, n_groups: int) -> tuple[IntArray, FloatArray, FloatArray]:
+    """(groups with entries, their median, their p99) from exact millisecond entries of many groups.
+
+    Ranks as `LatencyHistogram`: median = middle value (mean of the two middle ones for even n),
+    p99 = value at rank floor(0.99·n + 0.5), at least 1.
+    """
+    n = np.bincount(g, weights=count, minlength=n_groups).astype(np.int64)
+    ranked = np.flatnonzero(n > 0)
+    nr = n[ranked]
+    lo = int(key.min())
+    span = int(key.max()) - lo + 1
+    odd = nr % 2 == 1
+    ranks = np.stack(
+        (
+            np.where(odd, nr // 2 + 1, nr // 2),
+            nr // 2 + 1,
+            np.clip(np.floor(nr.astype(np.float64) * 99 / 100.0 + 0.5).astype(np.int64), 1, nr),
+        )
     )
+    cells = len(ranked) * span
+    if cells <= DENSE_CELLS and cells <= 8 * len(key):  # few groups, many entries each: a dense table
+        compact = np.zeros(n_groups, dtype=np.int64)
+        compact[ranked] = np.arange(len(ranked))
+        table = np.bincount(compact[g] * span + (key - lo), weights=count, minlength=len(ranked) * span)
+        running = np.cumsum(table.reshape(len(ranked), span), axis=1)
+        # first millisecond whose running count reaches each rank
+        idx = np.stack([(running < r[:, None]).sum(axis=1) for r in ranks])
+        values: FloatArray = (idx + lo) / 1000.0
+    else:
+        order = np.argsort(g * span + (key - lo), kind="stable")  # runs already sorted: timsort is ~linear
+        key_sorted = key[order]
+        running_all = np.cumsum(count[order])
+        base = (np.cumsum(n) - n)[ranked]
+        values = key_sorted[np.searchsorted(running_all, base + ranks, side="left")] / 1000.0
+    return ranked, (values[0] + values[1]) / 2, values[2]
 
 
-def merge_all(groups: list[Group]) -> Group:
-    """One group of several (a summary over days, the fleet's total over customers)."""
-    hist = LatencyHistogram()
-    for g in groups:
-        hist.merge(g.hist)
-    return Group(sum(g.total for g in groups), sum(g.failed for g in groups), sum(g.seconds for g in groups), hist)
+def merge(w: Windows, d: Decoded, group: IntArray, n_groups: int) -> Merged:
+    """Add up and rank the rows of each group index in [0, n_groups) (rows outside are ignored).
+
+    Groups whose rows all hold exact histograms are ranked together in one pass: entries sorted by
+    (group, key), one running count, and each rank found by `searchsorted` — the same ranks as
+    `LatencyHistogram.median`/`percentile(99)`, without a histogram object per group. Groups with an
+    approximate row are merged with `LatencyHistogram.merge_many`.
+    """
+    ok = (group >= 0) & (group < n_groups)
+    g_rows = np.where(ok, group, n_groups)  # n_groups: a scratch group for rows outside
+    size = n_groups + 1
+    total = np.bincount(g_rows, weights=w.count, minlength=size)[:n_groups].astype(np.int64)
+    failed = np.bincount(g_rows, weights=w.failed, minlength=size)[:n_groups].astype(np.int64)
+    seconds: FloatArray = np.bincount(g_rows, weights=w.seconds, minlength=size)[:n_groups].astype(np.float64)
+    approximate_rows = np.bincount(g_rows[~d.exact], minlength=size)[:n_groups] > 0
+    exact = ~approximate_rows
+
+    median: list[float | None] = [None] * n_groups
+    p99: list[float | None] = [None] * n_groups
+    g_entries = g_rows[d.row]
+    keep = g_entries < n_groups
+    keep[keep] = exact[g_entries[keep]]
+    g, key, count = g_entries[keep], d.key[keep], d.count[keep]
+    if len(g):
+        ranked, mid, p99s = _exact_ranks(g, key, count, n_groups)
+        for i, m, p in zip(ranked.tolist(), mid.tolist(), p99s.tolist(), strict=True):
+            median[i], p99[i] = m, p
+    approximate_groups = approximate_rows & (total > 0)
+    texts_of: dict[int, list[str]] = {}
+    for t, gi in zip(d.texts, g_rows.tolist(), strict=True):
+        if t and gi < n_groups and approximate_groups[gi]:
+            texts_of.setdefault(gi, []).append(t)
+    for i, texts in texts_of.items():
+        h = LatencyHistogram.merge_many(texts)
+        median[i], p99[i] = h.median(), h.percentile(99)
+        exact[i] = h.exact
+    return Merged(total, failed, seconds, median, p99, exact)
 
 
 def day_bounds(r: DateRange) -> IntArray:
@@ -285,10 +363,14 @@ class RollupService:
             w, incidents = await asyncio.gather(
                 self.windows(bounds, customer), self._incidents_per_day(customer, bounds)
             )
-            groups = merge_groups(w, bucket_of(w.start, bounds), len(bounds) - 1)
+            d = Decoded.of(w.hist)
+            per_day = merge(w, d, bucket_of(w.start, bounds), len(bounds) - 1)
+            whole = merge(w, d, np.zeros(len(w.start), np.int64), 1)
             days = [
-                Day(date=(r.first + dt.timedelta(days=d)).isoformat(), **g.figures(), anomalies=int(incidents[d]))
-                for d, g in sorted(groups.items())
+                Day(
+                    date=(r.first + dt.timedelta(days=i)).isoformat(), **per_day.figures(i), anomalies=int(incidents[i])
+                )
+                for i in per_day.nonempty()
             ]
             answer = Stats(
                 customer_id=customer,
@@ -296,7 +378,7 @@ class RollupService:
                 to=r.last.isoformat(),
                 tz=r.tz.key,
                 days=days,
-                summary=Figures(**merge_all(list(groups.values())).figures()),
+                summary=Figures(**whole.figures(0)),
             )
             return answer, customer, r.start_ns, r.end_ns
 
@@ -337,8 +419,8 @@ class RollupService:
             await self.service.require_customer(customer)
             bounds = np.append(starts, np.int64(end_ns))
             w = await self.windows(bounds, customer)
-            groups = merge_groups(w, bucket_of(w.start, bounds), len(starts))
-            points = [Point(start=iso_local(int(starts[i]), tz), **g.figures()) for i, g in sorted(groups.items())]
+            m = merge(w, Decoded.of(w.hist), bucket_of(w.start, bounds), len(starts))
+            points = [Point(start=iso_local(int(starts[i]), tz), **m.figures(i)) for i in m.nonempty()]
             return Series(customer_id=customer, interval=interval, tz=tz.key, points=points), customer, start_ns, end_ns
 
         series: Series = await self.cache.fetch(("series", customer, start_ns, end_ns, interval, tz.key), compute)
@@ -354,9 +436,10 @@ class RollupService:
             w = await self.windows(np.asarray([r.start_ns, r.end_ns], np.int64), None)
             names = sorted(set(w.customer))
             index = {c: i for i, c in enumerate(names)}
-            groups = merge_groups(w, np.asarray([index[c] for c in w.customer], np.int64), len(names))
-            rows = [{"customer_id": names[i], **g.figures()} for i, g in groups.items()]
-            total = Figures(**merge_all(list(groups.values())).figures())
+            d = Decoded.of(w.hist)
+            m = merge(w, d, np.asarray([index[c] for c in w.customer], np.int64), len(names))
+            rows = [{"customer_id": names[i], **m.figures(i)} for i in m.nonempty()]
+            total = Figures(**merge(w, d, np.zeros(len(w.start), np.int64), 1).figures(0))
             return (rows, total), ANY_CUSTOMER, r.start_ns, r.end_ns
 
         rows, total = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key), compute)

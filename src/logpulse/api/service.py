@@ -7,6 +7,7 @@ import base64
 import binascii
 import datetime as dt
 import time
+from typing import Any
 
 from logpulse.api import queries, validation
 from logpulse.api.cache import ANY_CUSTOMER, AnswerCache

@@ -402,3 +402,35 @@ def _unpack_many(
     running = np.cumsum(deltas)
     keys = running - np.repeat(running[key_start] - firsts, ns)
     return np.repeat(flags, ns), keys, counts
+
+
+def decode_many(
+    encoded: Sequence[str],
+) -> tuple[npt.NDArray[np.bool_], Int64Array, Int64Array, Int64Array]:
+    """Every stored key of many encodings at once, for ranking many groups in one vectorised pass.
+
+    Returns (exact flag per encoding, encoding index per key, keys, counts); keys are milliseconds of
+    exact encodings and bucket indices of approximate ones. An approximate encoding's zeros are not
+    among the keys: rank groups with approximate members through `merge_many`. (The API's series ranks
+    hundreds of windows per answer: one histogram object per group costs ~0.2 ms, this ~µs per window.)
+    """
+    exact = np.ones(len(encoded), dtype=np.bool_)
+    by_width: dict[int, tuple[list[int], list[tuple[bool, int, int, bytes]]]] = {}
+    for i, text in enumerate(encoded):
+        is_exact, n, first, _zeros, width, raw = _split(text)
+        exact[i] = is_exact
+        if n:
+            rows, items = by_width.setdefault(width, ([], []))
+            rows.append(i)
+            items.append((is_exact, n, first, raw))
+    if not by_width:
+        return exact, _EMPTY, _EMPTY, _EMPTY
+    index: list[Int64Array] = []
+    keys: list[Int64Array] = []
+    counts: list[Int64Array] = []
+    for width, (rows, items) in by_width.items():
+        _, k, c = _unpack_many(width, items)
+        index.append(np.repeat(np.asarray(rows, dtype=np.int64), [it[1] for it in items]))
+        keys.append(k)
+        counts.append(c)
+    return exact, np.concatenate(index), np.concatenate(keys), np.concatenate(counts)
