@@ -160,7 +160,7 @@ def test_series_points_equal_the_raw_lines(
         assert_figures(p, reference(buckets[key(t)]), exact=True)
 
 
-def test_fleet_sorted_paged_and_total(api: httpx.Client, records: list[Record]) -> None:
+def test_fleet_sorted_paged_and_total(api: httpx.Client, records: list[Record], influx_settings: Settings) -> None:
     params = {"from": "2026-10-24", "to": "2026-11-02", "tz": "UTC"}
     whole = api.get("/stats", params=params).json()
     assert_figures(whole["total"], reference(records), exact=False)  # cust_c is approximate
@@ -191,6 +191,17 @@ def test_fleet_sorted_paged_and_total(api: httpx.Client, records: list[Record]) 
             assert len(seen) == 3 and values == sorted(values, reverse=order == "desc"), (sort, order)
     r = api.get("/stats", params={**params, "sort": "uptime", "cursor": cursor or "bad!"})
     assert r.status_code == 422 and "'cursor'" in r.json()["detail"]
+
+    # with fleet-wide rollups (customer `*`) the total comes from them: the same numbers, `*` never listed
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    writer.write([line for line in rollup_lines(records, parts=2, fleet=True) if "customer_id=*" in line])
+    writer.close()
+    again = api.get("/stats", params=params).json()
+    assert again["total"] == whole["total"] and [c["customer_id"] for c in again["customers"]] == [
+        "cust_a",
+        "cust_b",
+        "cust_c",
+    ]
 
 
 def test_exact_true_recomputes_from_raw_points_or_says_they_are_missing(

@@ -121,14 +121,41 @@ def _cover(a: int, b: int, levels: tuple[Level, ...], runs: dict[Level, list[tup
     _cover(hi, b, finer, runs)
 
 
-def windows_statements(
-    level: Level, ranges: list[tuple[int, int]], customer: str | None, fields: tuple[str, ...]
-) -> str:
-    """One SELECT per range of the level's rows; per customer, or of every customer (GROUP BY)."""
+Who = str | list[str] | None
+"""Whose rows to read: one customer, several (grouped by customer), or every customer (grouped)."""
+
+FLEET = "*"
+"""The tag value of fleet-wide rollups (all customers' requests together), outside the id charset."""
+
+
+def _who(who: Who) -> tuple[str, str]:
+    """(WHERE prefix, GROUP BY suffix) for `who`."""
+    tag = quote_ident(TAG_CUSTOMER)
+    if isinstance(who, str):
+        return f"{tag} = {quote_literal(who)} AND ", ""
+    if who is None:
+        return "", f" GROUP BY {tag}"
+    return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
+
+
+def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> str:
+    """One SELECT per range of the level's rows (InfluxDB 1.x cannot OR time ranges)."""
     cols = ", ".join(quote_ident(f) for f in fields)
-    who = f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)} AND " if customer is not None else ""
-    group = "" if customer is not None else f" GROUP BY {quote_ident(TAG_CUSTOMER)}"
+    where, group = _who(who)
     return "; ".join(
-        f"SELECT {cols} FROM {quote_ident(level.measurement)} WHERE {who}time >= {a} AND time < {b}{group}"
+        f"SELECT {cols} FROM {quote_ident(level.measurement)} WHERE {where}time >= {a} AND time < {b}{group}"
         for a, b in ranges
+    )
+
+
+def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
+    """Per customer, the summed counts, failures and durations of the level's runs, added up in InfluxDB.
+
+    Runs, not coalesced ranges: a sum cannot drop the windows between two runs afterwards.
+    """
+    tag = quote_ident(TAG_CUSTOMER)
+    return "; ".join(
+        f'SELECT SUM("count") AS "count", SUM("failed") AS "failed", SUM("sum") AS "sum" '
+        f"FROM {quote_ident(level.measurement)} WHERE time >= {a} AND time < {b} GROUP BY {tag}"
+        for a, b in runs
     )

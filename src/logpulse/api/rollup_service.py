@@ -30,7 +30,7 @@ from logpulse.api import queries, rollup_queries
 from logpulse.api.cache import ANY_CUSTOMER
 from logpulse.api.errors import BadRequest
 from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_local, local_midnight_ns
-from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan
+from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan, Who
 from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Point, Series, Stats
 from logpulse.api.service import Service
 from logpulse.api.validation import DateRange
@@ -309,18 +309,18 @@ class RollupService:
 
     # ----- reading --------------------------------------------------------------------------
 
-    async def windows(self, bounds: IntArray, customer: str | None, fields: tuple[str, ...] = FIELDS) -> Windows:
-        """Every rollup row inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
-        return await self._read(rollup_queries.plan(bounds, self.levels), self.levels, customer, fields)
+    async def windows(self, bounds: IntArray, who: Who, fields: tuple[str, ...] = FIELDS) -> Windows:
+        """Every rollup row of `who` inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
+        return await self._read(rollup_queries.plan(bounds, self.levels), self.levels, who, fields)
 
-    async def _read(self, p: Plan, levels: tuple[Level, ...], customer: str | None, fields: tuple[str, ...]) -> Windows:
+    async def _read(self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...]) -> Windows:
         """Read a plan; exact where the input allows it: a coarse window whose histogram had to be
         approximate (more distinct values than a coarse point may hold) is read again from the finer
         levels, whose windows may still be exact."""
         used = [lvl for lvl in levels if p.runs.get(lvl)]
 
         async def read(level: Level) -> Windows:
-            q = rollup_queries.windows_statements(level, p.ranges(level), customer, fields)
+            q = rollup_queries.windows_statements(level, p.ranges(level), who, fields)
             return _rows(await self.client.query(q), level, p, fields)
 
         parts = dict(zip(used, await asyncio.gather(*(read(lvl) for lvl in used)), strict=True))
@@ -336,7 +336,7 @@ class RollupService:
                 )
                 ranges = sorted({(s, s + level.ns) for _, s in pairs})
                 finer = await self._read(
-                    rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], customer, fields
+                    rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields
                 )
                 out.append(_take(finer, _in_pairs(finer, level, pairs)))
                 w = _take(w, ~_in_pairs(w, level, pairs))
@@ -429,32 +429,117 @@ class RollupService:
     # ----- fleet ----------------------------------------------------------------------------
 
     async def fleet(self, r: DateRange, sort: str, order: str, limit: int, cursor: str | None) -> Fleet:
-        """Every customer's figures over the range, and all of them together, sorted and paged."""
+        """Every customer's figures over the range, and all of them together, sorted and paged.
+
+        Counts, failures and sums of every customer are added up in InfluxDB (numbers only, cheap);
+        histograms, the costly part, are read for the page's customers only — for every customer
+        only when sorting by p99_latency. The total's quantiles come from the fleet-wide rollups
+        (customer `*`) when the processor writes them, else from every customer's histograms.
+        """
         after = decode_cursor(cursor, sort, order) if cursor else None
+        bounds = np.asarray([r.start_ns, r.end_ns], np.int64)
 
-        async def compute() -> tuple[tuple[list[dict[str, Any]], Figures], str, int, int]:
-            w = await self.windows(np.asarray([r.start_ns, r.end_ns], np.int64), None)
-            names = sorted(set(w.customer))
-            index = {c: i for i, c in enumerate(names)}
-            d = Decoded.of(w.hist)
-            m = merge(w, d, np.asarray([index[c] for c in w.customer], np.int64), len(names))
-            rows = [{"customer_id": names[i], **m.figures(i)} for i in m.nonempty()]
-            total = Figures(**merge(w, d, np.zeros(len(w.start), np.int64), 1).figures(0))
-            return (rows, total), ANY_CUSTOMER, r.start_ns, r.end_ns
+        async def compute() -> tuple[Fleet, str, int, int]:
+            sums = await self._sums(rollup_queries.plan(bounds, self.levels))
+            rows = [_number_row(c, v) for c, v in sums.items() if c != rollup_queries.FLEET]
+            everyone = None
+            if sort == "p99_latency":  # the order needs every customer's p99
+                everyone = await self.windows(bounds, None, ("count", "hist"))
+                rows = _with_quantiles(everyone, rows)
+            ordered = sort_rows(rows, sort, order)
+            if after is not None:
+                ordered = [row for row in ordered if _after(row, sort, order, after)]
+            page = ordered[:limit]
+            if everyone is None and page:
+                w = await self.windows(bounds, [row["customer_id"] for row in page], ("count", "hist"))
+                page = _with_quantiles(w, page)
+            answer = Fleet(
+                from_=r.first.isoformat(),
+                to=r.last.isoformat(),
+                tz=r.tz.key,
+                total=await self._fleet_total(bounds, rows, sums.get(rollup_queries.FLEET), everyone),
+                customers=[FleetCustomer(**row) for row in page],
+                next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
+            )
+            return answer, ANY_CUSTOMER, r.start_ns, r.end_ns
 
-        rows, total = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key), compute)
-        ordered = sort_rows(rows, sort, order)
-        if after is not None:
-            ordered = [row for row in ordered if _after(row, sort, order, after)]
-        page = ordered[:limit]
-        return Fleet(
-            from_=r.first.isoformat(),
-            to=r.last.isoformat(),
-            tz=r.tz.key,
-            total=total,
-            customers=[FleetCustomer(**row) for row in page],
-            next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
+        fleet: Fleet = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key, sort, order, limit, after), compute)
+        return fleet
+
+    async def _sums(self, p: Plan) -> dict[str, list[float]]:
+        """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level."""
+        used = [lvl for lvl in self.levels if p.runs.get(lvl)]
+        results = await asyncio.gather(
+            *(self.client.query(rollup_queries.sums_statements(lvl, p.runs[lvl])) for lvl in used)
         )
+        out: dict[str, list[float]] = {}
+        for result in (res for level_results in results for res in level_results):
+            for tags, row in series_rows(result):
+                acc = out.setdefault(tags.get(TAG_CUSTOMER, ""), [0.0, 0.0, 0.0])
+                for i, f in enumerate(("count", "failed", "sum")):
+                    acc[i] += row.get(f) or 0
+        return out
+
+    async def _fleet_total(
+        self, bounds: IntArray, rows: list[dict[str, Any]], fleet_sums: list[float] | None, everyone: Windows | None
+    ) -> Figures:
+        """All customers together: numbers added up; quantiles from the fleet-wide rollups when they
+        hold every request of the range, else from every customer's histograms."""
+        total = sum(row["total_requests"] for row in rows)
+        failed = sum(row["failed_requests"] for row in rows)
+        seconds = sum(row["_seconds"] for row in rows)
+        if total == 0:
+            return _NO_REQUESTS
+        if fleet_sums is not None and int(fleet_sums[0]) == total:
+            w = await self.windows(bounds, rollup_queries.FLEET, ("count", "hist"))
+        else:  # no fleet-wide rollups (or not all of them yet)
+            w = everyone if everyone is not None else await self.windows(bounds, None, ("count", "hist"))
+            w = _take(w, np.asarray([c != rollup_queries.FLEET for c in w.customer], dtype=bool))
+        m = merge(w, Decoded.of(w.hist), np.zeros(len(w.start), np.int64), 1)
+        figures = {
+            "total_requests": total,
+            "successful_requests": total - failed,
+            "failed_requests": failed,
+            "uptime": (total - failed) / total * 100,
+            "average_latency": seconds / total,
+            "median_latency": m.median[0],
+            "p99_latency": m.p99[0],
+            "quantiles": "exact" if m.exact[0] else "approximate",
+        }
+        return Figures(**figures)
+
+
+def _with_quantiles(w: Windows, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with median, p99 and quantiles from their customers' merged histograms in `w`."""
+    index = {row["customer_id"]: i for i, row in enumerate(rows)}
+    group = np.asarray([index.get(c, -1) for c in w.customer], np.int64)
+    m = merge(w, Decoded.of(w.hist), group, len(rows))
+    return [
+        {
+            **row,
+            "median_latency": m.median[i],
+            "p99_latency": m.p99[i],
+            "quantiles": "exact" if m.exact[i] and m.total[i] else "approximate",
+        }
+        for i, row in enumerate(rows)
+    ]
+
+
+def _number_row(customer: str, sums: list[float]) -> dict[str, Any]:
+    """A fleet row from summed numbers; quantiles are filled in for the rows that are shown."""
+    total, failed, seconds = int(sums[0]), int(sums[1]), float(sums[2])
+    return {
+        "customer_id": customer,
+        "total_requests": total,
+        "successful_requests": total - failed,
+        "failed_requests": failed,
+        "uptime": (total - failed) / total * 100 if total else None,
+        "average_latency": seconds / total if total else None,
+        "median_latency": None,
+        "p99_latency": None,
+        "quantiles": "exact",
+        "_seconds": seconds,
+    }
 
 
 # ----- sorting and cursors of the fleet view --------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from logpulse.api import queries, validation
 from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
 from logpulse.api.errors import BadRequest, NotFound
+from logpulse.api.rollup_queries import FLEET
 from logpulse.api.schemas import (
     Anomalies,
     Anomaly,
@@ -58,7 +59,7 @@ class Service:
     async def known_customers(self, *, refresh: bool = False) -> list[str]:
         if refresh or time.monotonic() - self._known_at > KNOWN_REFRESH_S:
             res = await self.client.query(queries.customer_ids())
-            self._known = {row["value"] for _, row in series_rows(res[0])}
+            self._known = {row["value"] for _, row in series_rows(res[0])} - {FLEET}
             self._known_at = time.monotonic()
         return sorted(self._known)
 
