@@ -122,13 +122,15 @@ def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray,
 
 
 def rollup_batches(
-    n: int, customers: int, days: int, levels: tuple[tuple[str, int], ...], seed: int
+    n: int, customers: int, days: int, levels: tuple[tuple[str, int], ...], seed: int, fleet: bool = True
 ) -> Iterator[list[str]]:
     """Rollup points of n synthetic requests, per customer and day: durations lognormal around a
-    per-customer median (whole milliseconds, as logs have them), 3% failed, uniform in time."""
+    per-customer median (whole milliseconds, as logs have them), 3% failed, uniform in time; with
+    `fleet`, then the fleet-wide points (customer `*`, every customer together) as the processor writes them."""
     rng = np.random.default_rng(seed)
     per_day = n // (customers * days)
     first_day = (time.time_ns() // 1_000_000_000) // 86_400 * 86_400 - (days - 1) * 86_400
+    everyone: dict[tuple[str, int], list[tuple[np.ndarray, int]]] = {}
     for c in range(1, customers + 1):
         customer = f"cust_{c}"
         median_ms = rng.uniform(40, 400)
@@ -143,10 +145,17 @@ def rollup_batches(
                 for i in range(len(edges) - 1):
                     lo, hi = edges[i], edges[i + 1]
                     if hi > lo:
-                        lines.append(
-                            _rollup_line(measurement, customer, day_s + i * length, ms[lo:hi], int(failed[lo:hi].sum()))
-                        )
+                        f = int(failed[lo:hi].sum())
+                        lines.append(_rollup_line(measurement, customer, day_s + i * length, ms[lo:hi], f))
+                        if fleet:
+                            everyone.setdefault((measurement, day_s + i * length), []).append((ms[lo:hi], f))
         yield lines
+    fleet_lines = [
+        _rollup_line(m, "*", w, np.concatenate([a for a, _ in parts]), sum(f for _, f in parts))
+        for (m, w), parts in everyone.items()
+    ]
+    for i in range(0, len(fleet_lines), 1000):
+        yield fleet_lines[i : i + 1000]
 
 
 def load_rollups(url: str, db: str, batches: Iterator[list[str]]) -> dict:
