@@ -41,9 +41,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 
 from fixtures import running_api  # noqa: E402
+from logpulse.model import RollupPoint  # noqa: E402
 from logpulse.storage.histogram import LatencyHistogram  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
+from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line  # noqa: E402
 
 DB = "bench_api"
 BATCH = 10_000
@@ -108,16 +110,23 @@ def measure(env: dict[str, str], work: Path, customers: int, seconds: int) -> di
 
 # ----- rollups (issue 14) ---------------------------------------------------------------------
 
-LEVELS = (("rollups", 900), ("rollups_1h", 3600), ("rollups_1d", 86_400))
+LEVELS = tuple((lvl.measurement, lvl.window_ns // 1_000_000_000) for lvl in ROLLUP_LEVELS)
 WINDOW_S = 900
 
 
 def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray, failed: int) -> str:
-    hist = LatencyHistogram.from_values(ms / 1000.0)
-    total = float(ms.sum()) / 1000.0
-    return (
-        f"{measurement},customer_id={customer} count={len(ms)}i,failed={failed}i,sum={total!r},"
-        f'hist="{hist.encode()}" {window_s * 1_000_000_000 + 7}'
+    """One rollup point in the processor's schema (points.rollup_line), histogram by storage.histogram."""
+    return rollup_line(
+        RollupPoint(
+            measurement=measurement,
+            customer_id=customer,
+            time_ns=window_s * 1_000_000_000 + 7,
+            window_ns=0,
+            count=len(ms),
+            failed=failed,
+            sum_ns=int(ms.sum()) * 1_000_000,
+            hist=LatencyHistogram.from_values(ms / 1000.0).encode(),
+        )
     )
 
 
@@ -166,7 +175,7 @@ def load_rollups(url: str, db: str, batches: Iterator[list[str]]) -> dict:
 
         def post(lines: list[str]) -> int:
             for i in range(0, len(lines), 5_000):
-                writer.write(lines[i : i + 5_000])
+                writer.write(lines[i : i + 5_000], rp=ROLLUP_RP)
             return len(lines)
 
         started = time.perf_counter()

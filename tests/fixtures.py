@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,12 @@ import pytest
 
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
-from logpulse.model import RequestBatch, ScoredBatch
+from logpulse.model import RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import find_influxd
+from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line
 
 __all__ = [
     "GENERATED_LINE",
@@ -99,7 +101,8 @@ def write_requests(
     )
     writer = InfluxWriter(Connection.from_settings(settings))
     writer.write(
-        rollup_lines([(customer, t, int(s), d) for t, s, d in zip(b.times, b.statuses, b.durations, strict=True)])
+        rollup_lines([(customer, t, int(s), d) for t, s, d in zip(b.times, b.statuses, b.durations, strict=True)]),
+        rp=ROLLUP_RP,
     )
     writer.close()
     part = InfluxSink(settings).build("out", worker, 1)
@@ -261,25 +264,30 @@ class WebhookReceiver:
 
 
 def rollup_lines(records: list[tuple[str, int, int, str]], parts: int = 1, fleet: bool = False) -> list[str]:
-    """Rollup points (measurement `rollups`) of raw records (customer, time ns, status, duration text).
+    """Rollup points of every level of raw records (customer, time ns, status, duration text), to be
+    written into retention policy ROLLUP_RP.
 
-    Written by the test itself, as the processor's rollup step would: per customer and 15-minute UTC
-    window, `parts` points with distinct identity offsets that the API must add up; with `fleet`, also
+    Built by the test itself as the processor's rollup step would: per customer and window of each
+    level, `parts` points with distinct identity offsets that the API must add up; with `fleet`, also
     the fleet-wide points (customer `*`: every customer's requests together).
     """
     if fleet:
         records = records + [("*", t, s, d) for _, t, s, d in records]
-    window_ns = 900 * 10**9
-    groups: dict[tuple[str, int, int], list[tuple[int, str]]] = {}
-    for i, (customer, t, status, duration) in enumerate(records):
-        groups.setdefault((customer, t - t % window_ns, i % parts), []).append((status, duration))
     lines = []
-    for (customer, window, part), rows in sorted(groups.items()):
-        hist = LatencyHistogram.from_text([d for _, d in rows])
-        failed = sum(1 for s, _ in rows if s >= 400)
-        total = sum(float(d) for _, d in rows)
-        lines.append(
-            f"rollups,customer_id={customer} count={len(rows)}i,failed={failed}i,sum={total!r},"
-            f'hist="{hist.encode()}" {window + part * 1_000_003}'
-        )
+    for level in ROLLUP_LEVELS:
+        groups: dict[tuple[str, int, int], list[tuple[int, str]]] = {}
+        for i, (customer, t, status, duration) in enumerate(records):
+            groups.setdefault((customer, t - t % level.window_ns, i % parts), []).append((status, duration))
+        for (customer, window, part), rows in sorted(groups.items()):
+            point = RollupPoint(
+                measurement=level.measurement,
+                customer_id=customer,
+                time_ns=window + part * 1_000_003,
+                window_ns=level.window_ns,
+                count=len(rows),
+                failed=sum(1 for s, _ in rows if s >= 400),
+                sum_ns=int(sum(Decimal(d) for _, d in rows) * 10**9),
+                hist=LatencyHistogram.from_text([d for _, d in rows]).encode(),
+            )
+            lines.append(rollup_line(point))
     return lines

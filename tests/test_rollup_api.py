@@ -19,7 +19,9 @@ import pytest
 
 from fixtures import rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
+from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.points import ROLLUP_RP
 
 NS = 10**9
 # 2026-10-24 .. 2026-11-02 UTC: Berlin falls back on 25 Oct (25-hour day), New York on 1 Nov
@@ -83,7 +85,7 @@ def records() -> list[Record]:
 @pytest.fixture()
 def api(influx_settings: Settings, records: list[Record]) -> Iterator[httpx.Client]:
     writer = InfluxWriter(Connection.from_settings(influx_settings))
-    writer.write(rollup_lines(records, parts=2))
+    writer.write(rollup_lines(records, parts=2), rp=ROLLUP_RP)
     writer.close()
     with running_api(subprocess_env(influx_settings, STATS_CACHE_S="0")) as client:
         yield client
@@ -194,7 +196,9 @@ def test_fleet_sorted_paged_and_total(api: httpx.Client, records: list[Record], 
 
     # with fleet-wide rollups (customer `*`) the total comes from them: the same numbers, `*` never listed
     writer = InfluxWriter(Connection.from_settings(influx_settings))
-    writer.write([line for line in rollup_lines(records, parts=2, fleet=True) if "customer_id=*" in line])
+    writer.write(
+        [line for line in rollup_lines(records, parts=2, fleet=True) if "customer_id=* " in line], rp=ROLLUP_RP
+    )
     writer.close()
     again = api.get("/stats", params=params).json()
     assert again["total"] == whole["total"] and [c["customer_id"] for c in again["customers"]] == [
@@ -227,3 +231,30 @@ def test_exact_true_recomputes_from_raw_points_or_says_they_are_missing(
     day = body["days"][3]
     want = reference([r for r in mine if local_day(r[1], ZoneInfo("UTC")).isoformat() == day["date"]])
     assert_figures(day, want, exact=True)
+
+
+def test_an_approximate_coarse_window_is_read_again_from_exact_finer_windows(
+    api: httpx.Client, influx_settings: Settings
+) -> None:
+    """A day point may turn approximate (more distinct values than a coarse point keeps) where its
+    hours and quarter-hours are exact: the answer then merges the finer windows and stays exact."""
+    rng = random.Random(3)
+    day = int(dt.datetime(2026, 10, 28, tzinfo=dt.UTC).timestamp()) * NS
+    mine = [("cust_x", day + rng.randrange(86_400 * NS), 200, f"{rng.uniform(0.001, 9):.3f}") for _ in range(3000)]
+    lines = rollup_lines(mine)
+    as_approximate = LatencyHistogram.decode("1a;0;0;0;1;")  # empty, approximate: merging turns a copy approximate
+    for i, line in enumerate(lines):
+        if line.startswith("rollups_1d,"):
+            head, hist = line.split('hist="')
+            h = LatencyHistogram.decode(hist.split('"')[0])
+            h.merge(as_approximate)
+            lines[i] = f'{head}hist="{h.encode()}"{hist.split(chr(34), 1)[1]}'
+            assert h.quantiles_label == "approximate"
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    writer.write(lines, rp=ROLLUP_RP)
+    writer.close()
+    body = api.get("/customers/cust_x/stats", params={"from": "2026-10-28", "to": "2026-10-28"}).json()
+    assert_figures(body["days"][0], reference(mine), exact=True)
+    fleet = api.get("/stats", params={"from": "2026-10-28", "to": "2026-10-28", "sort": "p99_latency"}).json()
+    x = next(c for c in fleet["customers"] if c["customer_id"] == "cust_x")
+    assert_figures(x, reference(mine), exact=True)

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from logpulse.api.app import create_app
 from logpulse.api.errors import BadRequest
 from logpulse.api.localtime import NS, WINDOW_NS, interval_starts, local_midnight_ns
-from logpulse.api.rollup_queries import Level, plan
+from logpulse.api.rollup_queries import plan
 from logpulse.api.rollup_service import Decoded, Windows, decode_cursor, encode_cursor, merge, sort_rows
 from logpulse.config import Settings
 from logpulse.storage.histogram import LatencyHistogram
+from logpulse.storage.points import RollupLevel
 
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham")
 
@@ -66,7 +67,7 @@ def test_dst_days_have_23_and_25_hours() -> None:
     assert len(fall) == 25
 
 
-LEVELS = (Level("r1d", 86_400), Level("r1h", 3600), Level("r15", 900))
+LEVELS = tuple(RollupLevel(f"r{s}", s * NS, 1, 4096) for s in (86_400, 3600, 900))
 
 
 @settings(max_examples=200, deadline=None)
@@ -77,16 +78,16 @@ def test_plan_covers_each_interval_exactly_with_aligned_windows(quarter_hours: l
     covered: list[tuple[int, int]] = []
     for level in LEVELS:
         for a, b in p.runs[level]:
-            assert a % level.ns == 0 and b % level.ns == 0 and a < b
+            assert a % level.window_ns == 0 and b % level.window_ns == 0 and a < b
             covered.append((a, b))
             inside = bounds[(bounds > a) & (bounds < b)]  # a run may span bounds only on window edges
-            assert all(x % level.ns == 0 for x in inside.tolist())
+            assert all(x % level.window_ns == 0 for x in inside.tolist())
     covered.sort()
     assert covered[0][0] == bounds[0] and covered[-1][1] == bounds[-1]
     assert all(x[1] == y[0] for x, y in itertools.pairwise(covered))  # no gap, no overlap
     for level in LEVELS:  # read ranges may bridge small gaps; keep() drops the windows in them again
         for a, b in p.ranges(level):
-            windows = np.arange(a, b, level.ns, dtype=np.int64)
+            windows = np.arange(a, b, level.window_ns, dtype=np.int64)
             kept = windows[p.keep(level, windows)].tolist()
             assert kept == [w for w in windows.tolist() if any(x <= w < y for x, y in p.runs[level])]
 

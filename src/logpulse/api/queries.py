@@ -6,10 +6,9 @@ names are validated IANA names; times are integers. Nothing from a request is pa
 
 from __future__ import annotations
 
-from logpulse.api.rollup_queries import ROLLUPS_15M
 from logpulse.api.validation import DateRange
 from logpulse.storage.influx import quote_ident, quote_literal
-from logpulse.storage.points import ANOMALIES, MARKS_RP, REQUESTS, TAG_CUSTOMER, WRITES
+from logpulse.storage.points import ANOMALIES, MARKS_RP, REQUESTS, ROLLUP_LEVELS, TAG_CUSTOMER, WRITES, rollup_from
 
 _FIGURES = (
     'COUNT("duration") AS "total", SUM("failed") AS "failed", MEAN("duration") AS "average", '
@@ -64,7 +63,7 @@ def fleet_anomalies(r: DateRange, customer: str | None, kind: str | None, status
 def customer_ids() -> str:
     """Customers with raw points or rollups (with STORE_RAW=false only rollups are stored)."""
     return (
-        f"SHOW TAG VALUES FROM {quote_ident(REQUESTS)}, {quote_ident(ROLLUPS_15M)} "
+        f"SHOW TAG VALUES FROM {quote_ident(REQUESTS)}, {rollup_from(ROLLUP_LEVELS[0])} "
         f"WITH KEY = {quote_ident(TAG_CUSTOMER)}"
     )
 

@@ -21,29 +21,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from logpulse.api.localtime import NS, IntArray
+from logpulse.api.localtime import IntArray
 from logpulse.storage.influx import quote_ident, quote_literal
-from logpulse.storage.points import TAG_CUSTOMER
+from logpulse.storage.points import ROLLUP_LEVELS, TAG_CUSTOMER, RollupLevel, rollup_from
 
-ROLLUPS_15M = "rollups"
 FIELDS = ("count", "failed", "sum", "hist")
 NUMBERS = ("count", "failed", "sum")
 COALESCE_WINDOWS = 2
 
 
-@dataclass(frozen=True)
-class Level:
-    """One rollup measurement and the length of its windows."""
+Level = RollupLevel
 
-    measurement: str
-    seconds: int
-
-    @property
-    def ns(self) -> int:
-        return self.seconds * NS
-
-
-LEVELS: tuple[Level, ...] = (Level(ROLLUPS_15M, 900),)
+LEVELS: tuple[Level, ...] = tuple(sorted(ROLLUP_LEVELS, key=lambda lvl: -lvl.window_ns))
 """Rollup levels the processor writes, coarsest first (the finest is always 15 minutes)."""
 
 
@@ -57,7 +46,7 @@ class Plan:
         """Ranges to query: the runs, with gaps of at most COALESCE_WINDOWS windows bridged."""
         out: list[tuple[int, int]] = []
         for a, b in self.runs.get(level, []):
-            if out and a - out[-1][1] <= COALESCE_WINDOWS * level.ns:
+            if out and a - out[-1][1] <= COALESCE_WINDOWS * level.window_ns:
                 out[-1] = (out[-1][0], b)
             else:
                 out.append((a, b))
@@ -111,8 +100,8 @@ def _cover(a: int, b: int, levels: tuple[Level, ...], runs: dict[Level, list[tup
     if not finer:
         runs[level].append((a, b))
         return
-    lo = -(-a // level.ns) * level.ns
-    hi = b // level.ns * level.ns
+    lo = -(-a // level.window_ns) * level.window_ns
+    hi = b // level.window_ns * level.window_ns
     if lo >= hi:
         _cover(a, b, finer, runs)
         return
@@ -143,8 +132,7 @@ def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fi
     cols = ", ".join(quote_ident(f) for f in fields)
     where, group = _who(who)
     return "; ".join(
-        f"SELECT {cols} FROM {quote_ident(level.measurement)} WHERE {where}time >= {a} AND time < {b}{group}"
-        for a, b in ranges
+        f"SELECT {cols} FROM {rollup_from(level)} WHERE {where}time >= {a} AND time < {b}{group}" for a, b in ranges
     )
 
 
@@ -156,6 +144,6 @@ def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
     tag = quote_ident(TAG_CUSTOMER)
     return "; ".join(
         f'SELECT SUM("count") AS "count", SUM("failed") AS "failed", SUM("sum") AS "sum" '
-        f"FROM {quote_ident(level.measurement)} WHERE time >= {a} AND time < {b} GROUP BY {tag}"
+        f"FROM {rollup_from(level)} WHERE time >= {a} AND time < {b} GROUP BY {tag}"
         for a, b in runs
     )

@@ -80,7 +80,7 @@ def _rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tuple[st
     if not times:
         return Windows.empty()
     t = np.asarray(times, dtype=np.int64)
-    start = t - t % level.ns
+    start = t - t % level.window_ns
     keep = p.keep(level, start)
 
     def numbers(name: str, dtype: type) -> Any:
@@ -100,7 +100,7 @@ def _rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tuple[st
 
 def _in_pairs(w: Windows, level: Level, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:
     """Rows whose (customer, window of `level`) is one of `pairs`."""
-    coarse = (w.start - w.start % level.ns).tolist()
+    coarse = (w.start - w.start % level.window_ns).tolist()
     return np.asarray([(c, s) in pairs for c, s in zip(w.customer, coarse, strict=True)], dtype=bool)
 
 
@@ -334,7 +334,7 @@ class RollupService:
                 pairs = set(
                     zip(np.asarray(w.customer)[approximate].tolist(), w.start[approximate].tolist(), strict=True)
                 )
-                ranges = sorted({(s, s + level.ns) for _, s in pairs})
+                ranges = sorted({(s, s + level.window_ns) for _, s in pairs})
                 finer = await self._read(
                     rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields
                 )
