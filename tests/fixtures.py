@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.server
+import itertools
 import json
 import math
 import os
@@ -100,8 +101,12 @@ def write_requests(
         [f"{d:.3f}" for _, _, d in rows],
     )
     writer = InfluxWriter(Connection.from_settings(settings))
+    writer.ensure_database()  # the rollup retention policy, also in a database made by hand
     writer.write(
-        rollup_lines([(customer, t, int(s), d) for t, s, d in zip(b.times, b.statuses, b.durations, strict=True)]),
+        rollup_lines(
+            [(customer, t, int(s), d) for t, s, d in zip(b.times, b.statuses, b.durations, strict=True)],
+            identity=next(_WRITES),
+        ),
         rp=ROLLUP_RP,
     )
     writer.close()
@@ -263,13 +268,19 @@ class WebhookReceiver:
             self._server = None
 
 
-def rollup_lines(records: list[tuple[str, int, int, str]], parts: int = 1, fleet: bool = False) -> list[str]:
+_WRITES = itertools.count(1)
+
+
+def rollup_lines(
+    records: list[tuple[str, int, int, str]], parts: int = 1, fleet: bool = False, identity: int = 0
+) -> list[str]:
     """Rollup points of every level of raw records (customer, time ns, status, duration text), to be
     written into retention policy ROLLUP_RP.
 
     Built by the test itself as the processor's rollup step would: per customer and window of each
     level, `parts` points with distinct identity offsets that the API must add up; with `fleet`, also
-    the fleet-wide points (customer `*`: every customer's requests together).
+    the fleet-wide points (customer `*`: every customer's requests together). Points of calls with
+    different `identity` never overwrite each other (as the processor's file segments don't).
     """
     if fleet:
         records = records + [("*", t, s, d) for _, t, s, d in records]
@@ -282,7 +293,7 @@ def rollup_lines(records: list[tuple[str, int, int, str]], parts: int = 1, fleet
             point = RollupPoint(
                 measurement=level.measurement,
                 customer_id=customer,
-                time_ns=window + part * 1_000_003,
+                time_ns=window + part * 1_000_003 + identity * 7_919,
                 window_ns=level.window_ns,
                 count=len(rows),
                 failed=sum(1 for s, _ in rows if s >= 400),

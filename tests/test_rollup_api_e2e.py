@@ -1,0 +1,132 @@
+"""The rollup API end to end: `logpulse generate --mode classic` (random times, shuffled) over the last
+35 days (both 2026 DST changes: Berlin 25 Oct, New York 1 Nov) -> `logpulse ingest` twice, in small
+rollup segments (several points per window) -> InfluxDB -> `logpulse serve`. Every customer-day of
+the stats, every hour of a DST-day series and the fleet view equal numbers computed here from the
+raw lines by sorting, in UTC, America/New_York, Europe/Berlin and Asia/Kathmandu.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from fixtures import running_api, subprocess_env
+from logpulse.config import Settings
+
+ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu")
+Row = tuple[dt.datetime, int, str]  # UTC time, status, duration text
+
+
+def lines_of(path: Path) -> dict[str, list[Row]]:
+    """Per customer, (time, status, duration) of every line, parsed here by splitting."""
+    out: dict[str, list[Row]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        date, clock, customer, _path, status, duration = line.split(" ")
+        out[customer].append((dt.datetime.fromisoformat(f"{date}T{clock}+00:00"), int(status), duration))
+    return out
+
+
+def figures(rows: list[Row]) -> dict[str, object]:
+    d = sorted(float(x) for _, _, x in rows)
+    n = len(d)
+    failed = sum(1 for _, s, _ in rows if s >= 400)
+    return {
+        "total_requests": n,
+        "failed_requests": failed,
+        "successful_requests": n - failed,
+        "uptime": (n - failed) / n * 100,
+        "average_latency": sum(d) / n,
+        "median_latency": d[n // 2] if n % 2 else (d[n // 2 - 1] + d[n // 2]) / 2,
+        "p99_latency": d[min(n, max(1, math.floor(0.99 * n + 0.5))) - 1],
+        "quantiles": "exact",
+    }
+
+
+def check(got: dict[str, object], rows: list[Row], where: str) -> None:
+    for key, value in figures(rows).items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-9), f"{where} {key}"
+        else:
+            assert got[key] == value, f"{where} {key}"
+
+
+def run(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "logpulse", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_settings: Settings, tmp_path: Path) -> None:
+    log = tmp_path / "classic.log"
+    env = subprocess_env(influx_settings, ROLLUP_SEGMENT_BYTES="16384", SCORING_ENABLED="false", STATS_CACHE_S="0")
+    run(
+        env,
+        "generate",
+        "--out",
+        str(log),
+        "--mode",
+        "classic",
+        "--count",
+        "12000",
+        "--days",
+        "35",
+        "--seed",
+        "4",
+        "--customers",
+        "8",
+        "--rate",
+        "0",
+    )
+    by_customer = lines_of(log)
+    run(env, "ingest", str(log))
+    run(env, "ingest", str(log))  # the same file again: nothing may be counted twice
+
+    today = dt.datetime.now(dt.UTC).date()
+    first, last = today - dt.timedelta(days=37), today + dt.timedelta(days=1)
+    with running_api(env) as api:
+        for zone in ZONES:
+            tz = ZoneInfo(zone)
+            for customer, rows in sorted(by_customer.items()):
+                body = api.get(
+                    f"/customers/{customer}/stats", params={"from": str(first), "to": str(last), "tz": zone}
+                ).json()
+                per_day: dict[str, list[Row]] = defaultdict(list)
+                for row in rows:
+                    per_day[row[0].astimezone(tz).date().isoformat()].append(row)
+                assert [d["date"] for d in body["days"]] == sorted(per_day), (zone, customer)
+                for day in body["days"]:
+                    check(day, per_day[day["date"]], f"{customer} {day['date']} {zone}")
+                check(body["summary"], rows, f"{customer} summary {zone}")
+
+        # the fall-back night in New York: 25 local hours, the repeated 1:00 hour told apart by its offset
+        ny = ZoneInfo("America/New_York")
+        rows = by_customer["cust_1"]
+        answer = api.get(
+            "/customers/cust_1/series",
+            params={"from": "2026-11-01", "to": "2026-11-01", "interval": "1h", "tz": "America/New_York"},
+        )
+        series = answer.json()
+        hours: dict[tuple[int, object], list[Row]] = defaultdict(list)
+        for row in rows:
+            local = row[0].astimezone(ny)
+            if local.date() == dt.date(2026, 11, 1):
+                hours[(local.hour, local.utcoffset())].append(row)
+        assert answer.status_code == 200 and len(series["points"]) == len(hours) > 20
+        for point in series["points"]:
+            start = dt.datetime.fromisoformat(point["start"])
+            check(point, hours[(start.hour, start.utcoffset())], f"series {point['start']}")
+
+        fleet = api.get("/stats", params={"from": str(first), "to": str(last), "sort": "p99_latency", "order": "desc"})
+        body = fleet.json()
+        check(body["total"], [r for rows in by_customer.values() for r in rows], "fleet total")
+        assert sorted(c["customer_id"] for c in body["customers"]) == sorted(by_customer)
+        for c in body["customers"]:
+            check(c, by_customer[c["customer_id"]], f"fleet {c['customer_id']}")
