@@ -429,20 +429,30 @@ def test_influxdb_unreachable_is_said_at_once_then_gives_up_in_one_line(tmp_path
         RECOVERY_DIR=str(tmp_path / "rec"),
         DEAD_LETTER_PATH=str(tmp_path / "dl.jsonl"),
     )
-    for cmd, extra in ((["ingest", str(log)], {}), (["process"], {"INFLUXDB_CREATE_DATABASE": "false"})):
-        proc = subprocess.Popen(
-            [*LOGPULSE, *cmd], env={**env, **extra}, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+    runs = {  # both at once: each waits out WRITE_GIVE_UP_S
+        "ingest": subprocess.Popen(
+            [*LOGPULSE, "ingest", str(log)], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        ),
+        "process": subprocess.Popen(
+            [*LOGPULSE, "process"],
+            env={**env, "INFLUXDB_CREATE_DATABASE": "false"},  # the sink's retries, not the database setup's
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ),
+    }
+    for cmd, proc in runs.items():
         assert proc.stderr is not None
         first = proc.stderr.readline()
         # said when the outage starts (time left ≈ all of it), not only when giving up
-        assert f"InfluxDB unreachable at {url} (INFLUXDB_URL)" in first, first
+        assert f"InfluxDB unreachable at {url} (INFLUXDB_URL)" in first, (cmd, first)
         left = re.search(r"retrying, giving up in (\d+) s \(WRITE_GIVE_UP_S\)", first)
-        assert left and int(left.group(1)) >= 10, first
-        err = first + proc.communicate(timeout=60)[1]
+        assert left and int(left.group(1)) >= 10, (cmd, first)
+    for cmd, proc in runs.items():
+        err = proc.communicate(timeout=90)[1]
         assert proc.returncode != 0, cmd
         assert "Traceback" not in err and "stack backtrace" not in err, err
-        assert err.count("retrying, giving up in") >= 2, err  # and again while it retries
+        assert err.count("retrying, giving up in") >= 1, err  # and again while it retries
         assert "gave up after 12 s (WRITE_GIVE_UP_S)" in err, err
 
 
