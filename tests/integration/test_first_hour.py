@@ -558,6 +558,8 @@ def test_docs_offline_favicon_status_label_and_future_from(influx_settings, tmp_
         assert r.json() == {"detail": f"'from' ({future}) is in the future: today is {today} in UTC"}
         r = api.get("/customers/cust_1/stats", params={"from": "2026-11-02", "to": "2026-11-01"})
         assert r.json() == {"detail": "'from' (2026-11-02) is after 'to' (2026-11-01)"}
+        r = api.get("/customers", params={"limit": "abc"})  # FastAPI's own check: same shape, names it
+        assert r.status_code == 422 and isinstance(r.json()["detail"], str) and "limit" in r.json()["detail"]
 
         # latency by status class (the README promises the label)
         api.get("/customers/cust_1/stats", params={"from": "2026-11-01", "to": "2026-11-01"})
