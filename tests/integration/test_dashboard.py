@@ -40,7 +40,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-_ROUTES = {getattr(route, "path", "") for route in create_app().routes}
+_ROUTES = set(create_app().openapi()["paths"])
 pytestmark = [
     pytest.mark.skipif(
         CHROMIUM is None or CHROMEDRIVER is None, reason="needs Debian's chromium and chromium-driver packages"
