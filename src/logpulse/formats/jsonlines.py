@@ -24,8 +24,8 @@ from logpulse.formats.fields import (
     number_seconds,
     path_of_request,
 )
+from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.formats.logpulse import point_time
-from logpulse.formats.plan import MAX_LINE_IN_REJECT
 from logpulse.formats.record import LineRecord
 from logpulse.formats.spec import FormatError, FormatOptions, closest
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
@@ -128,34 +128,17 @@ class JsonLines:
         """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets)."""
         batches: dict[str, RequestBatch] = {}
         rejects: list[Reject] = []
-        data = chunk.data
-        pos = 0
         lines = 0
-        for piece in data.split(b"\n"):
-            start = pos
-            pos += len(piece) + 1
-            if start >= len(data):
-                break
+        for offset, line in lines_of(chunk, chunk.data, 0, rejects):
             lines += 1
-            offset = chunk.offset + start
-            try:
-                line = piece.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                text = piece[:MAX_LINE_IN_REJECT].decode("utf-8", "replace")
-                rejects.append(Reject(chunk.path, offset, text, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            if line is None:
                 continue
             got = self._line(line)
             if isinstance(got, str):
-                rejects.append(Reject(chunk.path, offset, line[:MAX_LINE_IN_REJECT], got))
+                reject(rejects, chunk, offset, line, got)
                 continue
             (second, fraction), customer, path, status, duration = got
-            b = batches.get(customer)
-            if b is None:
-                b = batches[customer] = RequestBatch(customer)
-            b.times.append(point_time(second, fraction, offset, chunk.file_key))
-            b.paths.append(path)
-            b.statuses.append(status)
-            b.durations.append(duration)
+            add_request(batches, customer, point_time(second, fraction, offset, chunk.file_key), path, status, duration)
         return ParsedChunk(batches, rejects, lines)
 
     def parse_line(self, line: str) -> LineRecord:

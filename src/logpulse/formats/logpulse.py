@@ -24,6 +24,7 @@ import calendar
 import datetime as dt
 import re
 
+from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
 
 CUSTOMER_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
@@ -42,7 +43,6 @@ LINE_RE = re.compile(  # groups: minute ("YYYY-MM-DD HH:MM"), seconds, fraction,
     re.MULTILINE,
 )
 
-_MAX_LINE_IN_REJECT = 4096
 _NS_PER_UNIT: list[int] = [10 ** (9 - digits) for digits in range(10)]  # ns per unit of a fraction with `digits` digits
 _minute_cache: dict[str, int | None] = {}
 
@@ -99,49 +99,22 @@ def explain(line: str) -> str | None:
     return None
 
 
-def _append(batches: dict[str, RequestBatch], customer: str, t: int, path: str, status: str, dur: str) -> None:
-    b = batches.get(customer)
-    if b is None:
-        b = batches[customer] = RequestBatch(customer)
-    b.times.append(t)
-    b.paths.append(path)
-    b.statuses.append(status)
-    b.durations.append(dur)
-
-
 def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestBatch], rejects: list[Reject]) -> int:
     """Parse `raw` (lines starting at byte `base` of the chunk) one by one; returns lines seen."""
     seen = 0
-    pos = 0
-    for piece in raw.split(b"\n"):
-        start = pos
-        pos += len(piece) + 1
-        if start >= len(raw):  # the empty tail after a final newline
-            break
+    for offset, line in lines_of(chunk, raw, base, rejects):
         seen += 1
-        offset = chunk.offset + base + start
-        try:
-            line = piece.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            rejects.append(
-                Reject(
-                    chunk.path,
-                    offset,
-                    piece[:_MAX_LINE_IN_REJECT].decode("utf-8", "replace"),
-                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                )
-            )
+        if line is None:
             continue
         m = LINE_RE.match(line)
         if m is not None:
             key, ss, frac, customer, path, status, dur = m.groups()
             minute = _minute_epoch(key)
             if minute is not None:
-                _append(
-                    batches, customer, point_time(minute + int(ss), frac, offset, chunk.file_key), path, status, dur
-                )
+                t = point_time(minute + int(ss), frac, offset, chunk.file_key)
+                add_request(batches, customer, t, path, status, dur)
                 continue
-        rejects.append(Reject(chunk.path, offset, line[:_MAX_LINE_IN_REJECT], explain(line) or "unparseable line"))
+        reject(rejects, chunk, offset, line, explain(line) or "unparseable line")
     return seen
 
 
@@ -179,7 +152,7 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
             t = (minute + int(ss)) * 1_000_000_000 + (offset + file_key) % 1_000_000_000
         else:
             t = point_time(minute + int(ss), frac, offset, file_key)
-        b = batches.get(customer)
+        b = batches.get(customer)  # add_request, inlined: the hottest loop of the processor
         if b is None:
             b = batches[customer] = RequestBatch(customer)
         b.times.append(t)

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from logpulse.formats.fields import CustomerRule, FieldError, SecondAndFraction
+from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.formats.logpulse import point_time
 from logpulse.formats.record import LineRecord
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
 
-MAX_LINE_IN_REJECT = 4096
 ROLES = ("time", "customer", "path", "status", "duration")
 
 
@@ -175,7 +175,7 @@ class RegexPlan:
                 general = self._general.match(line)
                 reason = self._accept(general, base + start, key, batches) if general else self.explain(line)
                 if reason is not None:
-                    rejects.append(Reject(chunk.path, base + start, line[:MAX_LINE_IN_REJECT], reason))
+                    reject(rejects, chunk, base + start, line, reason)
                 elif customer is None:
                     with contextlib.suppress(FieldError):  # refused: explained per line above
                         customers[raw_customer] = customer_rule(raw_customer)
@@ -217,14 +217,7 @@ class RegexPlan:
                 return f"no duration: {self._shown[2]} is {dur[:40]!r}"
             dur = converted
         path = r.path_conv(raw_path)
-        t = point_time(when[0], when[1], offset, file_key)
-        b = batches.get(customer)
-        if b is None:
-            b = batches[customer] = RequestBatch(customer)
-        b.times.append(t)
-        b.paths.append(path)
-        b.statuses.append(status)
-        b.durations.append(dur)
+        add_request(batches, customer, point_time(when[0], when[1], offset, file_key), path, status, dur)
         return None
 
     def _by_line(
@@ -232,24 +225,14 @@ class RegexPlan:
     ) -> int:
         """Lines of `raw` (starting at byte `base` of the chunk) one at a time; returns lines seen."""
         seen = 0
-        pos = 0
-        for piece in raw.split(b"\n"):
-            start = pos
-            pos += len(piece) + 1
-            if start >= len(raw):
-                break
+        for offset, line in lines_of(chunk, raw, base, rejects):
             seen += 1
-            offset = chunk.offset + base + start
-            try:
-                line = piece.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                text = piece[:MAX_LINE_IN_REJECT].decode("utf-8", "replace")
-                rejects.append(Reject(chunk.path, offset, text, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            if line is None:
                 continue
             m = self._general.match(line)
             reason = self._accept(m, offset, chunk.file_key, batches) if m is not None else self.explain(line)
             if reason is not None:
-                rejects.append(Reject(chunk.path, offset, line[:MAX_LINE_IN_REJECT], reason))
+                reject(rejects, chunk, offset, line, reason)
         return seen
 
     # -- slow path: explanations -------------------------------------------------------------

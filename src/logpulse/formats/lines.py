@@ -1,0 +1,51 @@
+"""What every parser does around its own grammar: split a chunk into lines with their byte offsets
+(a line that is not UTF-8 is rejected there, with its location), keep a bounded copy of a refused
+line, and add an accepted request to its customer's batch.
+
+The fast paths (one regular expression over a whole ASCII chunk) stay inline in each format for
+speed; these helpers serve the per-line paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from logpulse.model import Chunk, Reject, RequestBatch
+
+MAX_LINE_IN_REJECT = 4096
+"""Characters of a refused line kept in its dead-letter record."""
+
+
+def reject(rejects: list[Reject], chunk: Chunk, offset: int, line: str, reason: str) -> None:
+    rejects.append(Reject(chunk.path, offset, line[:MAX_LINE_IN_REJECT], reason))
+
+
+def lines_of(chunk: Chunk, raw: bytes, base: int, rejects: list[Reject]) -> Iterator[tuple[int, str | None]]:
+    """(byte offset in the file, text) of each line of `raw`, which starts at byte `base` of the chunk.
+
+    A line that is not valid UTF-8 is rejected here and yielded as None, so callers still count it."""
+    pos = 0
+    for piece in raw.split(b"\n"):
+        start = pos
+        pos += len(piece) + 1
+        if start >= len(raw):  # the empty tail after a final newline
+            break
+        offset = chunk.offset + base + start
+        try:
+            line: str | None = piece.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = piece[:MAX_LINE_IN_REJECT].decode("utf-8", "replace")
+            reject(rejects, chunk, offset, text, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            line = None
+        yield offset, line
+
+
+def add_request(batches: dict[str, RequestBatch], customer: str, t: int, path: str, status: str, duration: str) -> None:
+    """Append one accepted request to its customer's batch (created on first use)."""
+    b = batches.get(customer)
+    if b is None:
+        b = batches[customer] = RequestBatch(customer)
+    b.times.append(t)
+    b.paths.append(path)
+    b.statuses.append(status)
+    b.durations.append(duration)
