@@ -32,7 +32,7 @@ _DIRECTIVE = re.compile(r"%(?:!?\d{3}(?:,\d{3})*)?([<>]?)(?:\{([^}]*)\})?(\S)")
 LETTERS = "aAbBCDefhHiklLmnopPqrRstTuUvVXIOS"
 _NUMBER = (r"\d+", "a number")
 KNOWN: dict[str, tuple[str, str]] = {
-    "%t": (r"\[" + TimeLocal.PATTERN + r"\]", "like [10/Oct/2026:13:55:36 +0200]"),
+    "%t": (TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200"),  # inside the [ ] Apache writes around it
     "%{sec}t": _NUMBER,
     "%{msec}t": _NUMBER,
     "%{usec}t": _NUMBER,
@@ -120,6 +120,9 @@ def build(opts: FormatOptions) -> RegexPlan:
         if name is None:
             elements.append(literal(text))
             continue
+        if name == "%t":  # `[10/Oct/2026:13:55:36 -0700]`: the brackets are text, the time a field
+            elements += [literal("["), Element(text, KNOWN[name][0], name, KNOWN[name][1]), literal("]")]
+            continue
         pattern, describe = KNOWN.get(name, (follow_pattern(tokens, i, True), ""))
         fast = (
             fast_path_pattern("request" if name == "%r" else "uri", opts.keep_query_string)
@@ -141,7 +144,7 @@ def build(opts: FormatOptions) -> RegexPlan:
 
     tl = TimeLocal()
     times: dict[str, Callable[[str], SecondAndFraction | None]] = {
-        "%t": lambda text: tl(text[1:-1]),
+        "%t": tl,
         "%{sec}t": epoch_seconds,
         "%{msec}t": epoch_scaled(3),
         "%{usec}t": epoch_scaled(6),

@@ -329,8 +329,13 @@ def scaled_text(digits: int) -> Callable[[str], str | None]:
     scale = 10**digits
 
     def convert(text: str) -> str | None:
-        if not text.isdigit() or len(text) > 15:
+        n = len(text)
+        if n > 15 or not text.isdigit():
             return None
+        if n <= digits:  # by slicing, no arithmetic: `1532` µs -> `0.001532`
+            return "0." + text.rjust(digits, "0")
+        if text[0] != "0":
+            return f"{text[:-digits]}.{text[-digits:]}"
         v = int(text)
         return f"{v // scale}.{v % scale:0{digits}d}"
 
