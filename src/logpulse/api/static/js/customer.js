@@ -317,6 +317,7 @@ async function load() {
     if (!document.body.dataset.rendered) {
       performance.mark("logpulse-first-render");
       document.body.dataset.rendered = "true";
+      document.body.dataset.loaded = "true";
     }
     document.body.dataset.version = String(Number(document.body.dataset.version || 0) + 1);
   } catch (err) {

@@ -128,7 +128,7 @@ function renderTotals() {
   const openTotal = openByCustomer ? [...openByCustomer.values()].reduce((a, b) => a + b, 0) : null;
   const hurting = openByCustomer ? [...openByCustomer.values()].filter((n) => n > 0).length : null;
   const cards = [
-    ["customers", "Customers", fmtInt(fleet.rows.length), "customers with requests in the range"],
+    ["customers", "Customers", fleet.partial ? "…" : fmtInt(fleet.rows.length), "customers with requests in the range"],
     ["total_requests", "Requests", fmtInt(t.total_requests), "all customers' requests in the range"],
     ["failed_requests", "Failed", fmtInt(t.failed_requests), "requests with status ≥ 400"],
     ["uptime", "Uptime", fmtPct(t.uptime), "successful ÷ total × 100 over the whole fleet"],
@@ -209,11 +209,12 @@ function renderRows() {
     cells[6].classList.toggle("alert", budget !== null && budget !== undefined && budget <= 0);
   });
   const pages = Math.max(1, Math.ceil(view.length / PAGE_SIZE));
-  setText($("page-info"), view.length ? `${fmtInt(start + 1)}–${fmtInt(start + rows.length)} of ${fmtInt(view.length)}` : "");
+  const of = fleet.partial ? "…" : fmtInt(view.length);
+  setText($("page-info"), view.length ? `${fmtInt(start + 1)}–${fmtInt(start + rows.length)} of ${of}` : "");
   $("prev").disabled = Number(state.page) <= 1;
   $("next").disabled = Number(state.page) >= pages;
   const filtered = view.length === fleet.rows.length ? "" : ` (${fmtInt(view.length)} match “${state.q}”)`;
-  setText($("count"), `${fmtInt(fleet.rows.length)} customers${filtered}`);
+  setText($("count"), fleet.partial ? "loading every customer…" : `${fmtInt(fleet.rows.length)} customers${filtered}`);
   if (!view.length) setText($("page-info"), fleet.rows.length ? "No customer id matches the search." : "No requests in this range.");
 }
 
@@ -312,21 +313,81 @@ function showNotes(openMissing) {
 }
 
 /** Fleet figures and open incidents are fetched together; the table renders as soon as the figures are in. */
-async function load() {
+/** Sort keys GET /stats sorts by itself (ties by customer id, as compare() does). */
+const SERVER_SORTS = new Set(["customer_id", "total_requests", "failed_requests", "uptime", "p99_latency"]);
+/** Live refreshes of a server-sorted first page re-read that page only; the whole fleet at most this often. */
+const FULL_REFRESH_MS = 30000;
+let lastFull = 0;
+
+/** The view is the server's first page: no search, page 1, a sort /stats knows. */
+const serverPageView = () => !state.q.trim() && Number(state.page) === 1 && SERVER_SORTS.has(state.sort);
+
+/** GET /stats for the visible page only: the server computes quantiles for these customers alone. */
+async function loadFirstPage() {
+  return apiOptional(`/stats?${rangeParams()}&sort=${state.sort}&order=${state.order}&limit=${PAGE_SIZE}`);
+}
+
+/** Put a page's figures into the fleet (same customers replaced, new ones added) and take its total. */
+function merge(page) {
+  const byId = new Map(fleet.rows.map((r, i) => [r.customer_id, i]));
+  for (const row of page.customers) {
+    const i = byId.get(row.customer_id);
+    if (i === undefined) fleet.rows.push(row);
+    else fleet.rows[i] = row;
+  }
+  fleet.total = page.total;
+}
+
+async function withOpenIncidents(open) {
+  openByCustomer = await open;
+  applyOpen();
+  showNotes(openByCustomer === null);
+  render();
+  document.body.dataset.incidents = "true";
+  document.body.dataset.loaded = "true";
+}
+
+/**
+ * Everything, for a new range or zone. On a first visit whose view is the server's first page, that page
+ * is asked for first and drawn at once (a fleet answer with every customer's quantiles costs the server
+ * several times more), then the whole fleet for search, other sorts and paging.
+ */
+async function load({ firstPageFirst = false } = {}) {
   setText($("error"), "");
   const open = loadOpenIncidents().catch(() => null);
   try {
+    if (firstPageFirst && serverPageView()) {
+      const first = await loadFirstPage();
+      if (first !== null) {
+        fleet = { rows: first.customers, total: first.total, source: "stats", partial: true };
+        applyOpen();
+        render();
+      }
+    }
     fleet = await loadFleet();
+    lastFull = Date.now();
     applyOpen(); // the previous open counts until the new ones arrive (none on the first load)
     render();
-    openByCustomer = await open;
-    applyOpen();
-    showNotes(openByCustomer === null);
-    render();
-    document.body.dataset.incidents = "true";
+    await withOpenIncidents(open);
   } catch (err) {
     setText($("error"), err.message);
     document.body.dataset.error = err.message;
+  }
+}
+
+/** New data was written: re-read what is on screen, cheaply when the view is the server's first page. */
+async function refresh() {
+  if (!serverPageView() || Date.now() - lastFull >= FULL_REFRESH_MS) return load();
+  const open = loadOpenIncidents().catch(() => null);
+  try {
+    const page = await loadFirstPage();
+    if (page === null) return load();
+    merge(page);
+    applyOpen();
+    render();
+    await withOpenIncidents(open);
+  } catch (err) {
+    setText($("error"), err.message);
   }
 }
 
@@ -358,9 +419,9 @@ function wire() {
   $("next").addEventListener("click", () => { state.page = String(Number(state.page) + 1); render(); });
   new Live(() => {
     sparkCache.clear();
-    return load();
+    return refresh();
   }, { minGapMs: 5000 }).start();
 }
 
 wire();
-load();
+load({ firstPageFirst: true });
