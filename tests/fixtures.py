@@ -17,21 +17,23 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from bytewax.inputs import StatefulSourcePartition
 
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
-from logpulse.model import RequestBatch, RollupPoint, ScoredBatch
+from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
@@ -43,14 +45,18 @@ __all__ = [
     "ROOT",
     "WebhookReceiver",
     "count_points",
+    "drain",
+    "expected_figures",
     "free_port",
     "generated_rows",
     "has_influxd",
     "ns",
     "p99",
     "requires_influxd",
+    "rollup_lines",
     "running_alertmanager",
     "running_api",
+    "sample_lines",
     "subprocess_env",
     "write_requests",
 ]
@@ -141,9 +147,46 @@ def generated_rows(path: Path) -> list[tuple[dt.datetime, str, str, int, float]]
     return rows
 
 
+def sample_lines(n: int, start: int = 0, tag: str = "a") -> bytes:
+    """n valid log lines of customer `cust_<tag>`, numbered from `start` (distinct durations)."""
+    return b"".join(
+        f"2024-09-29 01:00:{i % 60:02d} cust_{tag} /p 200 0.{i:03d}\n".encode() for i in range(start, start + n)
+    )
+
+
+def drain(partition: StatefulSourcePartition[Chunk, Any], calls: int = 200) -> list[Chunk]:
+    """Call a source partition's next_batch until it goes idle (or ends); all chunks it returned."""
+    out: list[Chunk] = []
+    for _ in range(calls):
+        try:
+            batch = partition.next_batch()
+        except StopIteration:
+            break
+        out += batch
+        if not batch and partition.next_awake() is not None:
+            break
+    return out
+
+
 def p99(sorted_values: list[float]) -> float:
     """The README's definition: the value at 1-based rank floor(0.99 n + 0.5), at least 1."""
     return sorted_values[max(1, math.floor(0.99 * len(sorted_values) + 0.5)) - 1]
+
+
+def expected_figures(rows: Iterable[tuple[int, float]]) -> dict[str, float]:
+    """The README's definitions of a period's figures, from its (status, duration) rows (at least one),
+    computed independently of logpulse: counts, uptime, mean, median and p99 of the sorted durations."""
+    statuses, durations = [s for s, _ in rows], sorted(d for _, d in rows)
+    failed = sum(1 for s in statuses if s >= 400)
+    return {
+        "total_requests": len(statuses),
+        "successful_requests": len(statuses) - failed,
+        "failed_requests": failed,
+        "uptime": (len(statuses) - failed) / len(statuses) * 100,
+        "average_latency": statistics.fmean(durations),
+        "median_latency": statistics.median(durations),
+        "p99_latency": p99(durations),
+    }
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import count_points, free_port, p99, running_api, subprocess_env
+from fixtures import count_points, expected_figures, free_port, running_api, subprocess_env
 
 NGINX = "/usr/sbin/nginx"
 LOG_FORMAT = (
@@ -180,16 +179,7 @@ def expected_from_nginx_logs(files: list[Path]) -> tuple[dict[str, dict[str, dic
     for customer, days in rows.items():
         out[customer] = {}
         for day, values in days.items():
-            durations = sorted(d for _, d in values)
-            failed = sum(1 for s, _ in values if s >= 400)
-            out[customer][day] = {
-                "total_requests": len(values),
-                "failed_requests": failed,
-                "successful_requests": len(values) - failed,
-                "average_latency": statistics.fmean(durations),
-                "median_latency": statistics.median(durations),
-                "p99_latency": p99(durations),
-            }
+            out[customer][day] = expected_figures(values)
     return out, with_customer, without
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import statistics
 import subprocess
 import sys
 from collections import defaultdict
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from faker import Faker
 
-from fixtures import count_points, p99, running_api, subprocess_env
+from fixtures import count_points, expected_figures, running_api, subprocess_env
 
 START = dt.datetime(2024, 9, 25, tzinfo=dt.UTC)
 DAYS = 5
@@ -82,21 +81,8 @@ def expected_stats(lines: list[str], customer: str, tz: str) -> tuple[dict[str, 
         ts = dt.datetime.fromisoformat(f"{date}T{time}+00:00").astimezone(zone)
         per_day[ts.date().isoformat()].append((int(status), float(duration)))
 
-    def figures(rows: list[tuple[int, float]]) -> dict:
-        ok = sum(1 for s, _ in rows if s < 400)
-        d = sorted(x for _, x in rows)
-        return {
-            "total_requests": len(rows),
-            "successful_requests": ok,
-            "failed_requests": len(rows) - ok,
-            "uptime": ok / len(rows) * 100,
-            "average_latency": statistics.fmean(d),
-            "median_latency": statistics.median(d),
-            "p99_latency": p99(d),
-        }
-
-    days = {day: figures(rows) for day, rows in per_day.items()}
-    summary = figures([r for rows in per_day.values() for r in rows])
+    days = {day: expected_figures(rows) for day, rows in per_day.items()}
+    summary = expected_figures([r for rows in per_day.values() for r in rows])
     return days, summary
 
 

@@ -9,7 +9,6 @@ up); the end-to-end tests through `logpulse ingest` are in test_pipeline_e2e.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from fixtures import rollup_lines, running_api, subprocess_env
+from fixtures import expected_figures, rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
@@ -45,20 +44,7 @@ def make_records(seed: int = 5) -> list[Record]:
 
 def reference(records: list[Record]) -> dict[str, object] | None:
     """The README's definitions by sorting the raw durations."""
-    if not records:
-        return None
-    d = sorted(float(r[3]) for r in records)
-    n = len(d)
-    failed = sum(1 for r in records if r[2] >= 400)
-    return {
-        "total_requests": n,
-        "failed_requests": failed,
-        "successful_requests": n - failed,
-        "uptime": (n - failed) / n * 100,
-        "average_latency": sum(d) / n,
-        "median_latency": d[n // 2] if n % 2 else (d[n // 2 - 1] + d[n // 2]) / 2,
-        "p99_latency": d[min(n, max(1, math.floor(0.99 * n + 0.5))) - 1],
-    }
+    return expected_figures([(r[2], float(r[3])) for r in records]) if records else None
 
 
 def assert_figures(got: dict[str, object], want: dict[str, object] | None, exact: bool) -> None:

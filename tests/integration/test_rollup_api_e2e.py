@@ -8,7 +8,6 @@ raw lines by sorting, in UTC, America/New_York, Europe/Berlin and Asia/Kathmandu
 from __future__ import annotations
 
 import datetime as dt
-import math
 import subprocess
 import sys
 from collections import defaultdict
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fixtures import running_api, subprocess_env
+from fixtures import expected_figures, running_api, subprocess_env
 from logpulse.config import Settings
 
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu")
@@ -34,19 +33,7 @@ def lines_of(path: Path) -> dict[str, list[Row]]:
 
 
 def figures(rows: list[Row]) -> dict[str, object]:
-    d = sorted(float(x) for _, _, x in rows)
-    n = len(d)
-    failed = sum(1 for _, s, _ in rows if s >= 400)
-    return {
-        "total_requests": n,
-        "failed_requests": failed,
-        "successful_requests": n - failed,
-        "uptime": (n - failed) / n * 100,
-        "average_latency": sum(d) / n,
-        "median_latency": d[n // 2] if n % 2 else (d[n // 2 - 1] + d[n // 2]) / 2,
-        "p99_latency": d[min(n, max(1, math.floor(0.99 * n + 0.5))) - 1],
-        "quantiles": "exact",
-    }
+    return {**expected_figures([(s, float(x)) for _, s, x in rows]), "quantiles": "exact"}
 
 
 def check(got: dict[str, object], rows: list[Row], where: str) -> None:

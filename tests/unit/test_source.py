@@ -9,6 +9,8 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
+from fixtures import drain
+from fixtures import sample_lines as lines
 from logpulse.model import Chunk
 from logpulse.tailing.source import FilePartition, LogSource, expand, file_fingerprint
 
@@ -19,28 +21,8 @@ def part(path: Path, resume=None, follow=True, start_at="beginning", chunk=1 << 
     )
 
 
-def drain(p: FilePartition, calls: int = 50) -> list[Chunk]:
-    """Call next_batch until it goes idle (or ends) and return all chunks."""
-    out: list[Chunk] = []
-    for _ in range(calls):
-        try:
-            batch = p.next_batch()
-        except StopIteration:
-            break
-        out += batch
-        if not batch and p.next_awake() is not None:
-            break
-    return out
-
-
 def text(chunks: list[Chunk]) -> bytes:
     return b"".join(c.data for c in chunks)
-
-
-def lines(n: int, start: int = 0, tag: str = "a") -> bytes:
-    return b"".join(
-        f"2024-09-29 01:00:{i % 60:02d} cust_{tag} /p 200 0.{i:03d}\n".encode() for i in range(start, start + n)
-    )
 
 
 def stopped_after_10_then_4_appended(f: Path) -> dict:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import drain
+from fixtures import sample_lines as lines
 from logpulse.model import Chunk
 from logpulse.tailing import checkpoint
 from logpulse.tailing.checkpoint import ResumeState
@@ -21,28 +23,9 @@ from logpulse.tailing.reader import BUDGET
 from logpulse.tailing.source import FilePartition, LogSource
 
 
-def lines(n: int, start: int = 0, tag: str = "a") -> bytes:
-    return b"".join(
-        f"2024-09-29 01:00:{i % 60:02d} cust_{tag} /p 200 0.{i:03d}\n".encode() for i in range(start, start + n)
-    )
-
-
 def part(pattern: Path | str, resume: object = None, **kw: object) -> FilePartition:
     opts: dict = {"follow": True, "poll_interval_s": 0.01, "discover_interval_s": 0.0} | kw
     return FilePartition(str(pattern), resume, **opts)
-
-
-def drain(p: FilePartition, calls: int = 200) -> list[Chunk]:
-    out: list[Chunk] = []
-    for _ in range(calls):
-        try:
-            batch = p.next_batch()
-        except StopIteration:
-            break
-        out += batch
-        if not batch and p.next_awake() is not None:
-            break
-    return out
 
 
 def by_file(chunks: list[Chunk]) -> dict[int, bytes]:
