@@ -181,26 +181,24 @@ function sloPercent(target) {
 }
 
 /**
- * Error budget left at the end of each day of the range: 1 − (failed ÷ total so far) ÷ (1 − target),
- * the same fraction as the API's error_budget_remaining, accumulated day by day (the burn-down).
+ * The error budget burn-down: the API's `error_budget_remaining` of each day (the fraction of the SLO
+ * window's budget left at the end of that day). Drawn only when the days carry it: the budget counts
+ * 5xx responses only (4xx are the caller's), which the days' `failed_requests` (status >= 400) cannot
+ * tell apart, so the page never computes it itself.
  */
 function drawBudget(stats) {
   const target = sloPercent(stats.summary.slo_target ?? stats.slo_target);
+  const days = stats.days;
   const fig = $("budget");
-  if (target === null) {
+  const known = days.length > 0 && days.every((d) => d.error_budget_remaining !== undefined && d.error_budget_remaining !== null);
+  if (target === null || !known) {
     fig.hidden = true;
     return;
   }
   fig.hidden = false;
-  const allowed = 1 - target / 100;
-  let total = 0, failed = 0;
-  const y = stats.days.map((d) => {
-    total += d.total_requests;
-    failed += d.failed_requests;
-    return total ? (1 - failed / total / allowed) * 100 : 100;
-  });
   Plotly.react("budget", [
-    { x: stats.days.map((d) => d.date), y, name: "budget left", mode: "lines+markers", line: { color: COLORS.median }, fill: "tozeroy" },
+    { x: days.map((d) => d.date), y: days.map((d) => d.error_budget_remaining * 100), name: "budget left",
+      mode: "lines+markers", line: { color: COLORS.median }, fill: "tozeroy" },
   ], layout(`Error budget left (SLO ${target} %)`, "% of budget", {
     xaxis: { type: "date", tickformat: "%b %d" }, uirevision: "budget",
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0, y1: 0, line: { color: COLORS.failed, dash: "dash" } }],
