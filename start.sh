@@ -2,8 +2,9 @@
 # The demo: private InfluxDB + generator + processor + API, on this machine, stopped by Ctrl-C.
 # Usage: ./start.sh     State lives in .logpulse/ and data/: running it again continues where it
 #                       stopped (history is written once); ./cleanup.sh stops everything and removes it.
-# Demo size (environment only): DEMO_DAYS (2) days of history, DEMO_RATE (200) lines/s of live
-# traffic, DEMO_INCIDENTS (3) injected incidents, DEMO_CUSTOMERS (50).
+# Demo size (environment only): DEMO_DAYS (1) days of history, DEMO_RATE (8) lines/s of history
+# and live traffic alike (never thinned: the scorer's baselines, volume included, see one steady
+# rate), DEMO_INCIDENTS (3) injected incidents, DEMO_CUSTOMERS (10).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -69,8 +70,8 @@ setup_venv ""
 setup_influxd
 export PATH="$PWD/.venv/bin:$PATH"
 export LOGPULSE_ENV_FILE="${LOGPULSE_ENV_FILE:-.env.local}"
-DEMO_DAYS="${DEMO_DAYS:-2}" DEMO_RATE="${DEMO_RATE:-200}"
-DEMO_INCIDENTS="${DEMO_INCIDENTS:-3}" DEMO_CUSTOMERS="${DEMO_CUSTOMERS:-50}"
+DEMO_DAYS="${DEMO_DAYS:-1}" DEMO_RATE="${DEMO_RATE:-8}"
+DEMO_INCIDENTS="${DEMO_INCIDENTS:-3}" DEMO_CUSTOMERS="${DEMO_CUSTOMERS:-10}"
 export DEMO_DAYS
 
 # Settings as the processes will see them (.env.local, overridden by the environment), checked
@@ -152,20 +153,21 @@ done
 curl -fs "${INFLUXDB_URL}/ping" >/dev/null || { echo "error: influxd did not start in 30 s; see .logpulse/logs/influxd.log" >&2; exit 1; }
 
 # --resume: a file from an earlier run is continued after its last line, never backfilled again
+generator_started="$(date +%s)"
 start generator logpulse generate --out "$LOG_FILE" --days "$DEMO_DAYS" --rate "$DEMO_RATE" \
-    --incidents "$DEMO_INCIDENTS" --customers "$DEMO_CUSTOMERS" --resume
+    --incidents "$DEMO_INCIDENTS" --customers "$DEMO_CUSTOMERS" --resume --max-backfill-lines 0
 start processor logpulse process
 start api logpulse serve
 
-echo "reading the history (${DEMO_DAYS} days)..."
-answer=""
-today="$(date -u +%F)"
-for _ in $(seq 300); do  # until today's numbers are in: the time-ordered history has been read
+echo "reading ${DEMO_DAYS} day(s) of history..."
+for _ in $(seq 600); do  # until the newest request stored is recent: the history has been read
     if gone="$(died)"; then fail "$gone"; fi
-    answer="$(curl -fs "${API}/customers/cust_1/stats?from=${FROM}" 2>/dev/null || true)"
-    grep -Eq "\"date\": *\"${today}\"" <<<"$answer" && break
+    last="$(curl -fs "${API}/customers?limit=1000" 2>/dev/null | grep -Eo '"last_request": *"[^"]*"' |
+        cut -d'"' -f4 | sort | tail -n 1 || true)"
+    [ -n "$last" ] && [ "$(date -d "$last" +%s)" -ge "$(( generator_started - 60 ))" ] && break
     sleep 0.2
 done
+answer="$(curl -fs "${API}/customers/cust_1/stats?from=${FROM}" 2>/dev/null || true)"
 cat <<MSG
 
 logpulse is running (logs in .logpulse/logs/):
@@ -196,7 +198,7 @@ except (OSError, ValueError):
 if incidents:
     print("\nInjected incidents (found by the processor within seconds of being read):")
     for i in incidents[-6:]:
-        print(f"  {i['customer']:<8} {i['kind']:<8} {i['start'][11:19]}-{i['end'][11:19]} UTC  "
+        print(f"  {i['customer']:<8} {i['kind']:<8} {i['start'][:10]} {i['start'][11:19]}-{i['end'][11:19]} UTC  "
               f"curl \"{api}/customers/{i['customer']}/anomalies?from={since}\"")
 PY
 echo

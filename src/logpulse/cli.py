@@ -144,6 +144,9 @@ def generate(
     resume: Annotated[
         bool, typer.Option(help="If OUT has lines: continue after its last line's time instead of a new backfill")
     ] = False,
+    max_backfill_lines: Annotated[
+        int, typer.Option(help="Thin the history to at most this many lines (0 = never thin: same rate as live)")
+    ] = 200_000,
 ) -> None:
     """Append synthetic API access-log lines to OUT."""
     from logpulse.generator import GeneratorOptions
@@ -162,6 +165,7 @@ def generate(
             incidents=incidents,
             format=format,
             resume=resume,
+            backfill_max_lines=max_backfill_lines or None,
         )
     )
     typer.echo(f"wrote {written} lines to {out}", err=True)

@@ -242,8 +242,8 @@ def test_ctrl_c_at_random_moments_stops_everything_with_rc_0(demo: Demo) -> None
     rnd = random.Random(os.environ.get("PYTEST_SEED", "19"))
     moments = [rnd.uniform(0.2, 1.5), rnd.uniform(1.5, 4.0), rnd.uniform(4.0, 7.0), rnd.uniform(7.0, 10.0)]
     for delay in moments:
-        # a bigger history (thinned to 200,000 lines) so that the processor is busy reading it
-        proc = demo.start(DEMO_DAYS="0.5", DEMO_RATE="100")
+        # a bigger history (216,000 lines) so that the processor is busy reading it
+        proc = demo.start(DEMO_DAYS="0.5", DEMO_RATE="5")
         time.sleep(delay)
         rc, out = demo.interrupt(proc)
         logs = demo.logs() if (demo.root / ".logpulse/logs").exists() else ""
@@ -300,13 +300,13 @@ def test_bad_env_local_is_named_in_one_line(demo: Demo) -> None:
 @requires_influxd
 def test_demo_reports_its_injected_incidents(demo: Demo) -> None:
     """Point 3: the default demo's incidents land where the scorer sees them; /anomalies reports each."""
-    proc = demo.start(DEMO_DAYS="2", DEMO_RATE="200", DEMO_INCIDENTS="3", DEMO_CUSTOMERS="50")
+    proc = demo.start(**{k: "" for k in SMALL_DEMO})  # empty: start.sh's own defaults
     try:
         out = demo.wait_running(proc, timeout=120)
         truth = json.loads((demo.root / "data/api_requests.log.incidents.json").read_text())
         assert len(truth) == 3
         assert "Injected incidents" in out and truth[0]["customer"] in out
-        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).date().isoformat()
         missing = truth
         deadline = time.monotonic() + 120
         while missing and time.monotonic() < deadline:
