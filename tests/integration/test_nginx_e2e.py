@@ -29,6 +29,7 @@ import pytest
 from fixtures import count_points, expected_figures, free_port, running_api, subprocess_env
 
 NGINX = "/usr/sbin/nginx"
+NGINX_TZ = "Asia/Kathmandu"  # UTC+05:45, no DST
 LOG_FORMAT = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
     '"$http_user_agent" cust="$http_x_customer_id" rt=$request_time urt="$upstream_response_time"'
@@ -104,6 +105,7 @@ http {{
             [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env={**os.environ, "TZ": NGINX_TZ},  # $time_local in +05:45: logpulse must convert to UTC
         )
         deadline = time.monotonic() + 10
         while True:
@@ -207,6 +209,7 @@ def test_real_nginx_access_log_with_rotation(influx_settings, upstream: int, tmp
         rotated = nginx.rotate()
         send(nginx.port, 6, 100)
         nginx.stop()  # flushes; the log files are complete now
+        assert "+0545]" in nginx.access_log.read_text()  # the server's local time, as nginx users have it
         want, with_customer, without = expected_from_nginx_logs([rotated, nginx.access_log])
         assert with_customer == 12 * 7 and without == 12 * 2 + 1  # + the start-up probe (no header)
         deadline = time.monotonic() + 60
