@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -311,12 +312,15 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="logpulse-anomaly-"))
     results = []
-    with LocalInfluxd.start(work / "influxdb") as influx:
-        for sc in SCENARIOS:
-            if args.only and args.only not in sc.name:
-                continue
-            print(f"{sc.name} ...", flush=True)
-            results.append(run(sc, influx, work))
+    try:
+        with LocalInfluxd.start(work / "influxdb") as influx:
+            for sc in SCENARIOS:
+                if args.only and args.only not in sc.name:
+                    continue
+                print(f"{sc.name} ...", flush=True)
+                results.append(run(sc, influx, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     args.json.write_text(json.dumps(results, indent=2))
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     print(

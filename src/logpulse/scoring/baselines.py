@@ -156,6 +156,9 @@ class TrafficBaseline:
     slot_count: float = 0.0
     slot_buckets: int = 0
     slot_tainted: bool = False  # a traffic incident was open in this quarter-hour: not learnt
+    learnt: bool = False  # some quarter-hour of the profile is learnt
+    factor: float = 1.0  # profile[now] / profile[LEVEL_S ago], cached per quarter-hour
+    factor_slot: int = -1
 
     LEVEL_S = 1800.0  # time constant of the level
     PROFILE_WEIGHT = 0.3  # weight of the newest day in a quarter-hour's profile
@@ -165,12 +168,16 @@ class TrafficBaseline:
 
     def expected(self, k: int) -> float:
         """Requests expected in bucket k."""
-        lag = self._slot(k - round(self.LEVEL_S / self.bucket_s)) % _SLOTS
-        now = self._slot(k) % _SLOTS
-        factor = 1.0
-        if self.profile_days[now] and self.profile_days[lag] and self.profile[lag] > 0:
-            factor = min(4.0, max(0.25, self.profile[now] / self.profile[lag]))
-        return self.level * factor
+        if not self.learnt:  # the first day: the level alone
+            return self.level
+        slot = self._slot(k)
+        if slot != self.factor_slot:  # the factor changes once per quarter-hour
+            lag = self._slot(k - round(self.LEVEL_S / self.bucket_s)) % _SLOTS
+            now = slot % _SLOTS
+            self.factor, self.factor_slot = 1.0, slot
+            if self.profile_days[now] and self.profile_days[lag] and self.profile[lag] > 0:
+                self.factor = min(4.0, max(0.25, self.profile[now] / self.profile[lag]))
+        return self.level * self.factor
 
     def update(self, k: int, count: int, *, learn: bool) -> None:
         if learn:
@@ -185,6 +192,16 @@ class TrafficBaseline:
         self.slot_buckets += 1
         self.slot_tainted = self.slot_tainted or not learn
 
+    def skip_empty(self, k: int, m: int, keep: float) -> None:
+        """`update(j, 0, learn=True)` for j = k..k+m-1, all in one quarter-hour, steady weight."""
+        self.level *= keep**m
+        self.buckets += m
+        slot = self._slot(k)
+        if slot != self.slot:
+            self._close_slot()
+            self.slot, self.slot_count, self.slot_buckets, self.slot_tainted = slot, 0.0, 0, False
+        self.slot_buckets += m
+
     def _close_slot(self) -> None:
         whole = self.slot_buckets >= _SLOT_S / self.bucket_s
         if self.slot < 0 or not whole or self.slot_tainted:  # only whole, normal quarter-hours
@@ -194,6 +211,7 @@ class TrafficBaseline:
         w = self.PROFILE_WEIGHT if self.profile_days[i] else 1.0
         self.profile[i] += w * (mean - self.profile[i])
         self.profile_days[i] += 1
+        self.learnt = True
 
     def relearn(self, per_bucket: float) -> None:
         self.level = per_bucket

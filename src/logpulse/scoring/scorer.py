@@ -5,8 +5,10 @@ it lives in recovery snapshots and a restart does not reset baselines). Per batc
 
 * every request gets `anomaly_score` = how many baseline standard deviations slower than usual it
   is, `max(0, (ln d - mu) / sigma)` (0 while the baseline warms up);
-* requests are summed into event-time buckets (`SCORING_BUCKET_S`); a bucket is complete once event
-  time passed its end by one more bucket (grace for slightly out-of-order lines). Completed buckets —
+* requests are summed into event-time buckets (`SCORING_BUCKET_S`), ln(duration) clipped at
+  usual + max(3 sigma, ln 3) (as of the batch) so that a few very slow requests do not move a
+  window; a bucket is complete once event time passed its end by one more bucket (grace for
+  slightly out-of-order lines). Completed buckets —
   empty ones too, which is how silence is seen — go through the signals in order (`_complete`).
   A `Tick` from the stream clock completes a silent customer's buckets while other logs move on.
 * events older than the completed buckets are *late*: they feed the latency and error baselines but
@@ -29,6 +31,8 @@ from logpulse.scoring.baselines import ErrorBaseline, LatencyBaseline, ScoringCo
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import (
     KINDS,
+    MIN_LATENCY_REQUESTS,
+    MIN_SURGE_REQUESTS,
     burn_rate,
     drop_evidence,
     error_evidence,
@@ -48,6 +52,9 @@ SLO_RULES = ((3600, 300, 14.4), (21600, 1800, 6.0))
 5% in 6 h; both windows must burn, so the alert ends soon after the burning stops."""
 SLO_MIN_REQUESTS = 50  # in the long window: a handful of requests is no evidence of burning
 HISTORY_S = 21600  # the longest window (6 h)
+WINSOR_SIGMAS = 3.0  # bucket sums clip ln(duration) at usual + max(3 sigma, ln 3)
+_MIN_EXPECTED_FOR_DROP = HOT_EVIDENCE * math.log(10)  # below, even silence is not evidence (p(0) = e^-E)
+_MIN_SURGE_BUCKET = 2  # a surge needs more than one request in a bucket
 
 
 @dataclass
@@ -78,6 +85,7 @@ class CustomerScorer:
     cum: deque[tuple[int, float, float, int, int, float]] = field(default_factory=deque)
     trackers: dict[str, Tracker] = field(default_factory=dict)
     idle: int = 0  # consecutive empty buckets
+    silent_from: int = 0  # first bucket at which the silence since the last request could be a drop
     first_bucket: int | None = None  # the first bucket judged (the start of this customer's history)
 
     def __post_init__(self) -> None:
@@ -98,6 +106,8 @@ class CustomerScorer:
         self._traffic_w = sorted({cfg.buckets(s) for s in TRAFFIC_WINDOWS_S})
         self._hot_w = cfg.buckets(HOT_WINDOW_S)
         self._slo_w = [(cfg.buckets(a), cfg.buckets(b), r) for a, b, r in SLO_RULES]
+        self._half_ln_ratio = 0.5 * math.log(cfg.latency_ratio)
+        self._half_factor = math.sqrt(cfg.traffic_factor)
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -108,6 +118,9 @@ class CustomerScorer:
         failed = np.fromiter(map("400".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
         server = np.fromiter(map("500".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
         scores = self._request_scores(logs)
+        if self.latency.warm(cfg.warmup_buckets):  # winsorized: one very slow request is not a trend
+            mu, sigma = self.latency.mu, self.latency.sigma
+            logs = np.minimum(logs, mu + max(WINSOR_SIGMAS * sigma, math.log(3.0)))
         out: list[Incident] = []
         if len(times) == 0:
             return ScoredBatch(batch, scores, out)
@@ -176,14 +189,56 @@ class CustomerScorer:
         """Complete every bucket before `limit`, in order, empty ones included."""
         assert self.next_bucket is not None
         k = self.next_bucket
+        data = sorted(b for b in self.open_buckets if b < limit)
+        i = 0
         while k < limit:
             bucket = self.open_buckets.pop(k, None)
-            if bucket is None and self.idle >= self._keep and not any(t.is_open for t in self.trackers.values()):
-                k = self._fast_forward(k, limit)
-                continue
+            if bucket is None:
+                while i < len(data) and data[i] < k:
+                    i += 1
+                nxt = data[i] if i < len(data) else limit
+                quiet = not any(t.is_open or t.run_start is not None for t in self.trackers.values())
+                if quiet and self.idle >= self._keep:
+                    k = self._fast_forward(k, nxt)
+                    continue
+                if quiet and k < self.silent_from and self._steady():
+                    k = self._skip_empty(k, min(nxt, self.silent_from))
+                    continue
             self._complete(k, bucket or _EMPTY, out)
             k += 1
         self.next_bucket = max(k, self.next_bucket)
+
+    def _steady(self) -> bool:
+        """The traffic level's weight is constant (past its warm-up): empty runs have a closed form."""
+        return self.traffic.buckets * self.config.bucket_s >= TrafficBaseline.LEVEL_S
+
+    def _skip_empty(self, k: int, end: int) -> int:
+        """Complete the empty buckets k..end-1 of an idle customer in closed form: exactly what
+        `_complete` does for each (no signal can fire: nothing arrived and too little is missing
+        to be a drop), without a Python step of signals per 30 s. Returns end."""
+        cfg, traffic = self.config, self.traffic
+        keep_t = 1.0 - cfg.bucket_s / TrafficBaseline.LEVEL_S
+        per_slot = round(900 / cfg.bucket_s)
+        while k < end:
+            m = min(end, (k // per_slot + 1) * per_slot) - k if 900 % cfg.bucket_s == 0 else 1
+            factor = traffic.expected(k) / traffic.level if traffic.level > 0 else 1.0
+            c = self.cum[-1]
+            level, acc, rows = traffic.level, c[5], []
+            for _ in range(min(m, self._keep)):
+                acc += level * factor
+                level *= keep_t
+                rows.append((c[0], c[1], c[2], c[3], c[4], acc))
+            if m > self._keep:  # only the last HISTORY_S of rows are kept anyway
+                for _ in range(m - self._keep):
+                    acc += level * factor
+                    level *= keep_t
+            self.cum.extend(rows)
+            self.latency.decay(m, self._decay)
+            self.errors.decay(m, self._decay)
+            traffic.skip_empty(k, m, keep_t)
+            self.idle += m
+            k += m
+        return end
 
     def _fast_forward(self, k: int, limit: int) -> int:
         """A customer silent for longer than every window, with nothing open: skip to its next data
@@ -208,16 +263,55 @@ class CustomerScorer:
         return a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4], a[5] - b[5]
 
     def _complete(self, k: int, b: _Bucket, out: list[Incident]) -> None:
-        expected = self.traffic.expected(k)
+        """Run the signals on completed bucket k.
+
+        Fast paths (most buckets of most customers): a signal whose tracker is idle is only tested
+        when this bucket could raise its evidence — latency when the bucket is slower than usual by
+        half the effect, errors when it has failures (both only with >= 5 requests in the last
+        2 minutes: fewer is no evidence of anything), a drop when it is below the expected volume and
+        enough volume is expected to notice, a surge when it is above, SLO burn when it has 5xx.
+        Otherwise the bucket only feeds the baselines. (Windows that merely lose old buckets are not
+        re-tested: evidence comes with requests, silence with expected requests missing.)
+        """
+        traffic, trackers = self.traffic, self.trackers
+        expected = traffic.expected(k)
         c = self.cum[-1]
         self.cum.append(
             (c[0] + b.n, c[1] + b.log_sum, c[2] + b.log_sq, c[3] + b.failed, c[4] + b.server_errors, c[5] + expected)
         )
         self.idle = self.idle + 1 if b.n == 0 else 0
-        self._latency(k, b, out)
-        self._errors(k, b, out)
-        self._traffic(k, b, expected, out)
-        if self._slo_target is not None:
+        lat, err = trackers["latency"], trackers["errors"]
+        cum = self.cum
+        recent = cum[-1][0] - (cum[-1 - self._hot_w] if len(cum) > self._hot_w else cum[0])[0]
+        judged = b.n and recent >= MIN_LATENCY_REQUESTS  # fewer requests in 2 minutes: not judged
+        if (
+            lat.is_open
+            or lat.run_start is not None
+            or (judged and b.log_sum / b.n - self.latency.mu >= self._half_ln_ratio)
+        ):
+            self._latency(k, b, out)
+        elif self._learns(lat, k):
+            self.latency.update(b.n, b.log_sum, b.log_sq, self._decay)
+        if err.is_open or err.run_start is not None or (judged and b.failed):
+            self._errors(k, b, out)
+        elif self._learns(err, k):
+            self.errors.update(b.n, b.failed, self._decay)
+        drop, surge = trackers["traffic_drop"], trackers["traffic_surge"]
+        if (
+            drop.is_open
+            or surge.is_open
+            or drop.run_start is not None
+            or surge.run_start is not None
+            or (b.n >= expected * self._half_factor and b.n >= _MIN_SURGE_BUCKET)
+            or (b.n <= expected / self._half_factor and (b.n > 0 or k >= self.silent_from))
+        ):
+            self._traffic(k, b, expected, out)
+        else:
+            traffic.update(k, b.n, learn=True)
+        if b.n:  # silence is evidence only once this many requests are missing (p(0) = e^-expected)
+            self.silent_from = k + math.ceil(_MIN_EXPECTED_FOR_DROP / max(expected, 1e-9))
+        slo = trackers["slo_burn"]
+        if self._slo_target is not None and (slo.is_open or slo.run_start is not None or b.server_errors):
             self._slo(k, b, self._slo_target, out)
 
     def _learns(self, tracker: Tracker, k: int) -> bool:
@@ -234,73 +328,92 @@ class CustomerScorer:
         out.append(inc)
         return inc.new_normal
 
+    def _sums(self, k: int, tracker: Tracker, windows: list[int]) -> list[tuple[int, float, int]]:
+        """(requests, sum of ln durations, failed) over each window ending at bucket k, each window
+        shortened so that it does not reach back into the tracker's last incident."""
+        cum = self.cum
+        last, size, fresh = cum[-1], len(cum), max(1, k - tracker.resolved_at)
+        out = []
+        for w in windows:
+            w = min(w, fresh)
+            first = cum[-1 - w] if size > w else cum[0]
+            out.append((last[0] - first[0], last[1] - first[1], last[3] - first[3]))
+        return out
+
     def _latency(self, k: int, b: _Bucket, out: list[Incident]) -> None:
         cfg, base, tracker = self.config, self.latency, self.trackers["latency"]
         evidence, hot = 0.0, False
         if base.warm(cfg.warmup_buckets):
             mu, sigma, s0 = base.mu, base.sigma, base.s0
-            for w in self._lat_w:
-                n, ls = self._window(tracker.fresh(k, w))[:2]
-                evidence = max(evidence, latency_evidence(n, ls, mu, sigma * math.sqrt(1 + n / s0), cfg.latency_ratio))
-            n, ls = self._window(tracker.fresh(k, self._hot_w))[:2]
-            hot = (
-                latency_evidence(n, ls, mu, sigma * math.sqrt(1 + n / s0), math.sqrt(cfg.latency_ratio)) >= HOT_EVIDENCE
-            )
+            ratio, half = cfg.latency_ratio, math.sqrt(cfg.latency_ratio)
+            *windows, (n, ls, _) = self._sums(k, tracker, [*self._lat_w, self._hot_w])
+            hot = latency_evidence(n, ls, mu, sigma * math.sqrt(1 + n / s0), half) >= HOT_EVIDENCE
+            for n, ls, _ in windows:
+                evidence = max(evidence, latency_evidence(n, ls, mu, sigma * math.sqrt(1 + n / s0), ratio))
         if evidence < cfg.min_evidence:
             evidence = 0.0
-        observed = math.exp(b.log_sum / b.n) if b.n else 0.0
-        if self._emit(out, tracker.step(k, evidence, hot, b.n, observed, math.exp(base.mu), weight=b.n)):
-            n, ls, lq = self._window(self.config.buckets(RELEARN_S))[:3]
-            base.relearn(n, ls, lq)
-        elif self._learns(tracker, k):
+        if evidence or hot or tracker.is_open or tracker.run_start is not None:
+            observed = math.exp(b.log_sum / b.n) if b.n else 0.0
+            if self._emit(out, tracker.step(k, evidence, hot, b.n, observed, math.exp(base.mu), weight=b.n)):
+                n, ls, lq = self._window(self.config.buckets(RELEARN_S))[:3]
+                base.relearn(n, ls, lq)
+                return
+        if self._learns(tracker, k):
             base.update(b.n, b.log_sum, b.log_sq, self._decay)
 
     def _errors(self, k: int, b: _Bucket, out: list[Incident]) -> None:
         cfg, base, tracker = self.config, self.errors, self.trackers["errors"]
         evidence, hot = 0.0, False
         if base.warm(cfg.warmup_buckets):
-            p, p_high = base.p, base.p_high
-            for w in self._lat_w:
-                n, _, _, f, _, _ = self._window(tracker.fresh(k, w))
-                evidence = max(evidence, error_evidence(n, f, p, p_high, cfg.error_increase))
-            n, _, _, f, _, _ = self._window(tracker.fresh(k, self._hot_w))
-            hot = error_evidence(n, f, p, p_high, cfg.error_increase / 2) >= HOT_EVIDENCE
+            p, p_high, inc = base.p, base.p_high, cfg.error_increase
+            *windows, (n, _, f) = self._sums(k, tracker, [*self._lat_w, self._hot_w])
+            hot = error_evidence(n, f, p, p_high, inc / 2) >= HOT_EVIDENCE
+            for n, _, f in windows:
+                evidence = max(evidence, error_evidence(n, f, p, p_high, inc))
         if evidence < cfg.min_evidence:
             evidence = 0.0
-        observed = b.failed / b.n if b.n else 0.0
-        if self._emit(out, tracker.step(k, evidence, hot, b.n, observed, base.p, weight=b.n)):
-            n, _, _, f, _, _ = self._window(self.config.buckets(RELEARN_S))
-            base.relearn(n, f)
-        elif self._learns(tracker, k):
+        if evidence or hot or tracker.is_open or tracker.run_start is not None:
+            observed = b.failed / b.n if b.n else 0.0
+            if self._emit(out, tracker.step(k, evidence, hot, b.n, observed, base.p, weight=b.n)):
+                n, _, _, f, _, _ = self._window(self.config.buckets(RELEARN_S))
+                base.relearn(n, f)
+                return
+        if self._learns(tracker, k):
             base.update(b.n, b.failed, self._decay)
 
     def _traffic(self, k: int, b: _Bucket, expected: float, out: list[Incident]) -> None:
         cfg, base = self.config, self.traffic
         drop, surge = self.trackers["traffic_drop"], self.trackers["traffic_surge"]
+        check_drop = drop.is_open or drop.run_start is not None or b.n < expected
+        check_surge = surge.is_open or surge.run_start is not None or b.n > expected
         ev_drop = ev_surge = 0.0
         hot_drop = hot_surge = False
         if base.warm(cfg.warmup_buckets):
             since = drop if drop.resolved_at > surge.resolved_at else surge
-            for w in self._traffic_w:
-                window = self._window(since.fresh(k, w))
-                observed, exp = window[0], window[5]
-                ev_drop = max(ev_drop, drop_evidence(observed, exp, cfg.traffic_factor))
-                ev_surge = max(ev_surge, surge_evidence(observed, exp, cfg.traffic_factor))
-            window = self._window(since.fresh(k, self._hot_w))
-            half = math.sqrt(cfg.traffic_factor)
-            hot_drop = drop_evidence(window[0], window[5], half) >= HOT_EVIDENCE
-            hot_surge = surge_evidence(window[0], window[5], half) >= HOT_EVIDENCE
+            cum = self.cum
+            last, size = cum[-1], len(cum)
+            factor, half = cfg.traffic_factor, math.sqrt(cfg.traffic_factor)
+            for w in (*self._traffic_w, -self._hot_w):  # the last one (negative) is the "still hot" window
+                first = cum[-1 - since.fresh(k, abs(w))] if size > abs(w) else cum[0]
+                observed, exp = last[0] - first[0], last[5] - first[5]
+                if check_drop and exp >= _MIN_EXPECTED_FOR_DROP:
+                    if w > 0:
+                        ev_drop = max(ev_drop, drop_evidence(observed, exp, factor))
+                    else:
+                        hot_drop = drop_evidence(observed, exp, half) >= HOT_EVIDENCE
+                if check_surge and observed >= MIN_SURGE_REQUESTS:
+                    if w > 0:
+                        ev_surge = max(ev_surge, surge_evidence(observed, exp, factor))
+                    else:
+                        hot_surge = surge_evidence(observed, exp, half) >= HOT_EVIDENCE
         per_s = 1.0 / cfg.bucket_s
-        relearn = self._emit(
-            out,
-            drop.step(k, ev_drop if ev_drop >= cfg.min_evidence else 0.0, hot_drop, b.n, b.n * per_s, expected * per_s),
-        )
-        relearn |= self._emit(
-            out,
-            surge.step(
-                k, ev_surge if ev_surge >= cfg.min_evidence else 0.0, hot_surge, b.n, b.n * per_s, expected * per_s
-            ),
-        )
+        relearn = False
+        if ev_drop or hot_drop or drop.is_open or drop.run_start is not None:
+            ev = ev_drop if ev_drop >= cfg.min_evidence else 0.0
+            relearn |= self._emit(out, drop.step(k, ev, hot_drop, b.n, b.n * per_s, expected * per_s))
+        if ev_surge or hot_surge or surge.is_open or surge.run_start is not None:
+            ev = ev_surge if ev_surge >= cfg.min_evidence else 0.0
+            relearn |= self._emit(out, surge.step(k, ev, hot_surge, b.n, b.n * per_s, expected * per_s))
         if relearn:
             w = self.config.buckets(RELEARN_S)
             base.relearn(self._window(w)[0] / min(w, len(self.cum) - 1))
