@@ -180,6 +180,5 @@ def build(opts: FormatOptions) -> RegexPlan:
         duration_conv=DURATIONS[duration],
         path=path_field,
         path_conv=path_conv,
-        field_names=names,
     )
     return RegexPlan("APACHE_LOG_FORMAT", elements, roles)

@@ -233,6 +233,5 @@ def build(opts: FormatOptions) -> RegexPlan:
         else seconds_text,
         path=path_var,
         path_conv=path_conv,
-        field_names=names,
     )
     return RegexPlan("NGINX_LOG_FORMAT", elements, roles)

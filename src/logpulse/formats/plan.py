@@ -8,6 +8,8 @@ the next literal character"). From that list, `RegexPlan` compiles once:
   (time, customer, path, status, duration) capture; a chunk of lines is matched by `finditer` over
   the whole chunk, and per line only those five groups are converted (converters cache by minute
   and by customer value, so most lines cost a few dict lookups);
+- the *general* expression: the same five captures with every field's general pattern, for the
+  lines the fast one refuses (escaped or unusual request lines) and for single lines;
 - the *full* expression: every field captured by name, for `logpulse check-format`;
 - prefixes of the format, tried only for a line that did not match, to say where and why.
 
@@ -19,15 +21,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from logpulse.formats.fields import CustomerRule, FieldError, SecondAndFraction
 from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.formats.logpulse import point_time
 from logpulse.formats.record import LineRecord
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
-
-ROLES = ("time", "customer", "path", "status", "duration")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,6 @@ class Roles:
     duration_conv: Callable[[str], str | None] | None  # None: the field's regex already validates it
     path: str | None
     path_conv: Callable[[str], str]
-    field_names: list[str] = field(default_factory=list)
 
 
 def fast_path_pattern(kind: str, keep_query: bool) -> str:
