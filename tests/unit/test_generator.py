@@ -49,7 +49,7 @@ def test_incidents_ground_truth_matches_injected_data(tmp_path: Path) -> None:
             count=None,
             rate=30,
             customers=4,
-            days=0.5,
+            days=0.2,
             seed=5,
             incidents=4,
             now=NOW,
@@ -59,7 +59,7 @@ def test_incidents_ground_truth_matches_injected_data(tmp_path: Path) -> None:
     )
     truth = json.loads(Path(f"{out}.incidents.json").read_text())
     assert len(truth) == 4
-    # 1.3M lines: split, not regex + datetime per line; stamps compare as text ("YYYY-MM-DD HH:MM:SS")
+    # 0.5M lines: split, not regex + datetime per line; stamps compare as text ("YYYY-MM-DD HH:MM:SS")
     by_customer: dict[str, list[tuple[str, int, float]]] = {}
     for line in out.read_text().splitlines():
         _day, _time, customer, _path, status, duration = line.split(" ")
