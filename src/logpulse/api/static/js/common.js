@@ -49,16 +49,6 @@ export async function api(path, { signal } = {}) {
   return body;
 }
 
-/** GET, or null when the route does not exist on this server (an older API): the caller degrades. */
-export async function apiOptional(path, opts) {
-  try {
-    return await api(path, opts);
-  } catch (err) {
-    if (err instanceof HttpError && (err.status === 404 || err.status === 405)) return null;
-    throw err;
-  }
-}
-
 // ---- page state: everything a shared link must reproduce lives in the query string ----
 
 export function readState(defaults) {

@@ -2,7 +2,7 @@
 // bands, daily charts, error budget burn-down when an SLO is set, incidents; refreshed live.
 // Charts by plotly.js, served by the API itself (/vendor/plotly.min.js), so the page works offline.
 import {
-  $, Live, api, apiOptional, daysBetween, fmtInt, fmtNum, fmtPct, fmtTime, rangeControls, rangeQuery, readState,
+  $, Live, api, daysBetween, fmtInt, fmtNum, fmtPct, fmtTime, rangeControls, rangeQuery, readState,
   resolveRange, setText, writeState,
 } from "./common.js";
 
@@ -70,7 +70,7 @@ async function loadSeries() {
   const r = seriesRange();
   const interval = intervalFor(r.spanMs);
   const q = `from=${encodeURIComponent(r.from)}&to=${encodeURIComponent(r.to)}&interval=${interval}&tz=${encodeURIComponent(state.tz)}`;
-  const body = await apiOptional(`/customers/${enc}/series?${q}`);
+  const body = await api(`/customers/${enc}/series?${q}`);
   return { interval, body, seq };
 }
 
@@ -121,10 +121,6 @@ function layout(title, ytitle, extra = {}) {
 function drawSeries({ interval, body, seq }) {
   if (seq !== seriesAsked) return;
   const info = $("series-info");
-  if (body === null) {
-    setText(info, "This API has no /customers/{id}/series yet.");
-    return;
-  }
   const pts = body.points;
   const x = pts.map((p) => wall(p.start, state.tz));
   const label = { "15m": "15 minutes", "1h": "hour", "1d": "day" }[interval];

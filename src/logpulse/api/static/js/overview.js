@@ -1,7 +1,7 @@
 // Fleet overview: every customer from GET /stats in one sortable, searchable, paged table, fleet totals,
 // a 24 h sparkline per visible row, live refresh. Only the visible page is in the DOM.
 import {
-  $, HttpError, Live, addDays, api, apiOptional, fmtInt, fmtNum, fmtPct, rangeControls, rangeQuery, readState,
+  $, HttpError, Live, addDays, api, fmtInt, fmtNum, fmtPct, rangeControls, rangeQuery, readState,
   resolveRange, setText, today, writeState,
 } from "./common.js";
 import { sparkline } from "./sparkline.js";
@@ -13,10 +13,10 @@ const DEFAULTS = { from: "", to: "", tz: "UTC", sort: "uptime", order: "asc", q:
 const DESC_FIRST = new Set(["total_requests", "failed_requests", "p99_latency", "open_incidents"]);
 
 const state = resolveRange(readState(DEFAULTS));
-let fleet = { rows: [], total: null, source: "stats" };
+let fleet = { rows: [], total: null };
 let openByCustomer = null; // Map customer_id -> open incidents, or null when the API has no fleet incidents
 let view = []; // rows after search and sort
-const sparkCache = new Map(); // "customer@window start" -> Promise of its <svg> (null without /series)
+const sparkCache = new Map(); // "customer@window start" -> Promise of its <svg>
 let firstRender = true;
 
 function saveState() {
@@ -27,78 +27,41 @@ function rangeParams() {
   return `from=${state.from}&to=${state.to}&tz=${encodeURIComponent(state.tz)}`;
 }
 
-/** Every customer's figures: GET /stats page by page; without /stats, /customers + per-customer stats. */
+/** Every customer's figures over the range: GET /stats, 1,000 customers per request. */
 async function loadFleet() {
   const rows = [];
   let cursor = null;
   let total = null;
   do {
-    const page = await apiOptional(`/stats?${rangeParams()}&limit=1000` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
-    if (page === null) return loadFleetSlowly();
+    const page = await api(`/stats?${rangeParams()}&limit=1000` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
     rows.push(...page.customers);
     total = page.total;
     cursor = page.next_cursor;
   } while (cursor);
-  return { rows, total, source: "stats" };
-}
-
-async function loadFleetSlowly() {
-  const ids = [];
-  let cursor = null;
-  do {
-    const page = await api("/customers?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
-    ids.push(...page.customers.map((c) => c.customer_id));
-    cursor = page.next_cursor;
-  } while (cursor);
-  const rows = await pool(ids, 8, async (id) => {
-    const s = await api(`/customers/${encodeURIComponent(id)}/stats?${rangeParams()}`);
-    return { customer_id: id, ...s.summary };
-  });
-  const sum = (k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
-  const totalRequests = sum("total_requests");
-  const failed = sum("failed_requests");
-  const total = {
-    total_requests: totalRequests, failed_requests: failed, successful_requests: totalRequests - failed,
-    uptime: totalRequests ? ((totalRequests - failed) / totalRequests) * 100 : null, p99_latency: null,
-  };
-  return { rows: rows.filter((r) => r.total_requests > 0), total, source: "customers" };
+  return { rows, total };
 }
 
 /** Days back that open incidents are looked for: "open now" should not depend on the chosen range. */
 const OPEN_LOOKBACK_DAYS = 90;
 
 /**
- * Open incidents per customer from the fleet GET /anomalies?status=open (null when the API lacks it).
- * Incidents that started in the last OPEN_LOOKBACK_DAYS; the page's range if the server allows less.
+ * Open incidents per customer from the fleet GET /anomalies?status=open: those that started in the last
+ * OPEN_LOOKBACK_DAYS, or in the page's range if the server's MAX_RANGE_DAYS allows less.
  */
 async function loadOpenIncidents() {
   const last = today("UTC");
   let body;
   try {
-    body = await apiOptional(`/anomalies?status=open&limit=5000&from=${addDays(last, 1 - OPEN_LOOKBACK_DAYS)}&to=${last}`);
+    body = await api(`/anomalies?status=open&limit=5000&from=${addDays(last, 1 - OPEN_LOOKBACK_DAYS)}&to=${last}`);
   } catch (err) {
     if (!(err instanceof HttpError && err.status === 422)) throw err;
-    body = await apiOptional(`/anomalies?status=open&limit=5000&${rangeParams()}`);
+    body = await api(`/anomalies?status=open&limit=5000&${rangeParams()}`);
   }
-  if (body === null) return null;
   const counts = new Map();
   for (const a of body.anomalies) {
     if (a.status === "open") counts.set(a.customer_id, (counts.get(a.customer_id) || 0) + 1);
   }
   return counts;
-}
-
-async function pool(items, n, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  return out;
 }
 
 function compare(key, order) {
@@ -241,7 +204,6 @@ function sparkWindow() {
   return { fromMs: to.getTime() - 86400000, toMs: to.getTime() };
 }
 
-let sparkSupported = true;
 let sparkSlots = SPARK_CONCURRENCY;
 const sparkQueue = [];
 
@@ -264,22 +226,14 @@ function sparkFor(id, w) {
   if (!sparkCache.has(key)) {
     const iso = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
     const q = `from=${iso(w.fromMs)}&to=${iso(w.toMs)}&interval=1h&tz=UTC`;
-    sparkCache.set(key, limited(() => apiOptional(`/customers/${encodeURIComponent(id)}/series?${q}`)).then(
-      (body) => {
-        if (body === null) {
-          sparkSupported = false;
-          setText($("note"), "This API has no /customers/{id}/series: sparklines are off.");
-          return null;
-        }
-        return sparkline(body.points, w.fromMs, w.toMs);
-      },
+    sparkCache.set(key, limited(() => api(`/customers/${encodeURIComponent(id)}/series?${q}`)).then(
+      (body) => sparkline(body.points, w.fromMs, w.toMs),
     ));
   }
   return sparkCache.get(key);
 }
 
 async function loadSparklines() {
-  if (!sparkSupported) return;
   const w = sparkWindow();
   const jobs = [...$("fleet").tBodies[0].rows].map((tr) => {
     const id = tr.dataset.customer;
@@ -303,14 +257,6 @@ function applyOpen() {
   for (const r of fleet.rows) r.open_incidents = openByCustomer ? openByCustomer.get(r.customer_id) || 0 : null;
 }
 
-function showNotes(openMissing) {
-  const notes = [];
-  if (fleet.source !== "stats") {
-    notes.push("This API has no fleet GET /stats: figures come from one request per customer and fleet p99 is not shown.");
-  }
-  if (openMissing) notes.push("This API has no fleet GET /anomalies: open incidents are not shown.");
-  setText($("note"), notes.join(" "));
-}
 
 /** Fleet figures and open incidents are fetched together; the table renders as soon as the figures are in. */
 /** Sort keys GET /stats sorts by itself (ties by customer id, as compare() does). */
@@ -324,7 +270,7 @@ const serverPageView = () => !state.q.trim() && Number(state.page) === 1 && SERV
 
 /** GET /stats for the visible page only: the server computes quantiles for these customers alone. */
 async function loadFirstPage() {
-  return apiOptional(`/stats?${rangeParams()}&sort=${state.sort}&order=${state.order}&limit=${PAGE_SIZE}`);
+  return api(`/stats?${rangeParams()}&sort=${state.sort}&order=${state.order}&limit=${PAGE_SIZE}`);
 }
 
 /** Put a page's figures into the fleet (same customers replaced, new ones added) and take its total. */
@@ -341,7 +287,7 @@ function merge(page) {
 async function withOpenIncidents(open) {
   openByCustomer = await open;
   applyOpen();
-  showNotes(openByCustomer === null);
+  setText($("note"), openByCustomer === null ? "Open incidents could not be read (see the API's log)." : "");
   render();
   document.body.dataset.incidents = "true";
   document.body.dataset.loaded = "true";
@@ -358,11 +304,9 @@ async function load({ firstPageFirst = false } = {}) {
   try {
     if (firstPageFirst && serverPageView()) {
       const first = await loadFirstPage();
-      if (first !== null) {
-        fleet = { rows: first.customers, total: first.total, source: "stats", partial: true };
-        applyOpen();
-        render();
-      }
+      fleet = { rows: first.customers, total: first.total, partial: true };
+      applyOpen();
+      render();
     }
     fleet = await loadFleet();
     lastFull = Date.now();
@@ -380,9 +324,7 @@ async function refresh() {
   if (!serverPageView() || Date.now() - lastFull >= FULL_REFRESH_MS) return load();
   const open = loadOpenIncidents().catch(() => null);
   try {
-    const page = await loadFirstPage();
-    if (page === null) return load();
-    merge(page);
+    merge(await loadFirstPage());
     applyOpen();
     render();
     await withOpenIncidents(open);
