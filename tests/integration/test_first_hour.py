@@ -25,11 +25,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import ROOT, free_port, requires_influxd, running_api, subprocess_env
+from fixtures import ROOT, free_port, requires_influxd, rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import RequestBatch, ScoredBatch
 from logpulse.storage.influx import Connection, InfluxWriter
-from logpulse.storage.points import request_lines
+from logpulse.storage.points import ROLLUP_RP, request_lines
 
 LOGPULSE = [sys.executable, "-m", "logpulse"]
 SMALL_DEMO = {"DEMO_DAYS": "0.02", "DEMO_RATE": "50", "DEMO_INCIDENTS": "0", "DEMO_CUSTOMERS": "10"}
@@ -474,6 +474,9 @@ def test_ingest_fails_when_a_file_has_no_valid_line(influx_settings, tmp_path: P
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+REQUESTS = ((200, "0.100"), (500, "0.300"))  # each customer's two requests: (status, duration)
+
+
 @requires_influxd
 def test_2000_customers_walk_the_list_and_the_dashboard(influx_settings, tmp_path: Path) -> None:
     """Point 11: queries of any size: 2,000 customers page through /customers (limit 1000) and the
@@ -483,10 +486,19 @@ def test_2000_customers_walk_the_list_and_the_dashboard(influx_settings, tmp_pat
     lines: list[str] = []
     names = [f"customer-with-a-long-name-{i:05d}" for i in range(2000)]
     for i, name in enumerate(names):
-        batch = RequestBatch(name, [t0 + i, t0 + 10**9 + i], ["/a", "/b"], ["200", "500"], ["0.100", "0.300"])
+        batch = RequestBatch(
+            name, [t0 + i, t0 + 10**9 + i], ["/a", "/b"], [str(s) for s, _ in REQUESTS], [d for _, d in REQUESTS]
+        )
         lines += request_lines(ScoredBatch(batch))
     for i in range(0, len(lines), 5000):
         writer.write(lines[i : i + 5000])
+    # and their rollups, as the processor writes them (the fleet overview reads GET /stats, from rollups)
+    rollups = rollup_lines(
+        [(name, t0 + j * 10**9 + i, s, d) for i, name in enumerate(names) for j, (s, d) in enumerate(REQUESTS)]
+    )
+    writer.ensure_database()
+    for i in range(0, len(rollups), 5000):
+        writer.write(rollups[i : i + 5000], rp=ROLLUP_RP)
     writer.close()
 
     with running_api(subprocess_env(influx_settings)) as api:
