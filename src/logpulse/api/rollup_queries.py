@@ -26,7 +26,6 @@ from logpulse.storage.influx import quote_ident, quote_literal
 from logpulse.storage.points import ROLLUP_LEVELS, TAG_CUSTOMER, RollupLevel, rollup_from
 
 FIELDS = ("count", "failed", "sum", "hist")
-NUMBERS = ("count", "failed", "sum")
 COALESCE_WINDOWS = 2
 
 

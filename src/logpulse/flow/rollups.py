@@ -349,8 +349,3 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def window_of(time_ns: int, level: RollupLevel) -> int:
-    """The window start (ns) of a rollup point's time: what readers compute as `time - time % window`."""
-    return time_ns - time_ns % level.window_ns
