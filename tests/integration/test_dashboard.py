@@ -510,7 +510,8 @@ def test_api_key_is_asked_once_and_kept(fleet: Fleet, browser: Any) -> None:
         prompt.accept()
         wait_js(browser, "document.body.dataset.loaded === 'true'")
         assert set(table_rows(browser)) == set(fleet.want)
-        time.sleep(2.5)  # a live poll has run with the key: no second prompt
+        wait_js(browser, "document.getElementById('live').dataset.state === 'ok'")  # polled with the key
+        assert not expected_conditions.alert_is_present()(browser)  # and no second prompt
         open_page(browser, url)  # the key is kept: no prompt on the next visit
         errors = console_errors(browser)
         assert all("status of 401" in e["message"] for e in errors), errors  # only the first visit's 401s
