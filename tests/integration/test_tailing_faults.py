@@ -273,3 +273,46 @@ def check_thousand(
     assert open_files <= 100
     dead = Path(influx_settings.dead_letter_path)
     assert not dead.exists() or dead.read_text() == ""  # no compressed bytes parsed as text
+
+
+def logpulse(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logpulse", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_ingest_reads_a_gzip_file_decompressed(influx_settings: Settings, tmp_path: Path) -> None:
+    text = "".join(make_lines(700, customers=3, seconds=86400, seed=9))
+    with gzip.open(tmp_path / "old.log.gz", "wt") as z:
+        z.write(text)
+    done = logpulse(["ingest", str(tmp_path / "old.log.gz")], subprocess_env(influx_settings))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "read 700 lines, written 700, rejected 0" in done.stdout
+    assert stored_stats(influx_settings) == raw_stats([text])
+
+
+def test_log_path_a_directory_is_one_line_and_a_missing_file_is_waited_for(
+    influx_settings: Settings, tmp_path: Path
+) -> None:
+    env = subprocess_env(influx_settings, LOG_PATH=str(tmp_path), LOG_LEVEL="INFO")
+    for args in (["process"], ["ingest", str(tmp_path)]):
+        done = logpulse(args, env)
+        err = done.stdout + done.stderr
+        assert done.returncode != 0 and "Traceback" not in err and "panicked" not in err, err
+        assert f"a directory, not a file: {tmp_path}" in err and len(err.strip().splitlines()) == 1, err
+
+    later = tmp_path / "later.log"
+    env = subprocess_env(influx_settings, LOG_PATH=str(later), POLL_INTERVAL_S="0.05", DISCOVER_INTERVAL_S="0.2")
+    proc = processor(env, tmp_path / "processor.out")
+    try:
+        deadline = time.monotonic() + 60
+        while "does not exist yet" not in (tmp_path / "processor.out").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # several discoveries later: still said once
+        text = "".join(make_lines(50, customers=2, seed=10))
+        later.write_text(text)
+        assert wait_for(influx_settings, raw_stats([text])) == raw_stats([text])
+        assert stop(proc) == 0
+        assert (tmp_path / "processor.out").read_text().count("does not exist yet; waiting for it") == 1
+    finally:
+        kill(proc)
