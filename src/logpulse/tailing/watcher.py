@@ -120,10 +120,13 @@ class Watcher:
         self._open_targets()
         final = not self._opt.follow
         for fp in list(self._readers):
-            chunk = self._readers[fp].read(self._opt.read_chunk_bytes, final=final)
+            reader = self._readers[fp]
+            chunk = reader.read(self._opt.read_chunk_bytes, final=final)
             if chunk is not None:
                 self._readers.move_to_end(fp)
                 return [chunk]
+            if final or (reader.compressed and not reader.broken):
+                self._finish(fp)  # read to its end, nothing more will come: free the descriptor now
         last = self._at_end(time.monotonic())
         if last:
             return last
@@ -311,6 +314,15 @@ class Watcher:
             opened = True
         return opened
 
+    def _finish(self, fp: int) -> None:
+        """A file read to its end for good (ingest, or a compressed file): closed, and a compressed
+        one marked so that discovery does not open it again."""
+        reader = self._readers[fp]
+        entry = self._seen.get(reader.path)
+        if entry is not None and reader.compressed and not reader.broken:
+            entry.exhausted = True
+        self._release(fp)
+
     def _close_an_idle_reader(self) -> bool:
         """Free a descriptor for a waiting file: close the reader at its end longest ago."""
         idle = [r for r in self._readers.values() if r.at_eof]
@@ -331,10 +343,7 @@ class Watcher:
         out: list[Chunk] = []
         for fp, r in list(self._readers.items()):
             if r.compressed or not self._opt.follow:
-                entry = self._seen.get(r.path)
-                if entry is not None and r.compressed and not r.broken:
-                    entry.exhausted = True
-                self._release(fp)
+                self._finish(fp)
                 continue
             size = r.size()
             if size < r.offset:
