@@ -4,8 +4,9 @@
 Reads the same files through `LogSource` (to their end, as `logpulse ingest` does) inside Bytewax,
 once counting lines only (the source's own cost) and once parsing them (source + LOG_FORMAT parser,
 what the processor does before scoring and writing). Each measurement runs in a fresh interpreter
-with PYTHONPATH set to the tree's `src/`, baseline and current alternating, `--rounds` times; the
-table shows the median lines/s and current/baseline. Ratios are what to read: the machine is shared.
+with PYTHONPATH set to the tree's `src/` and keeps the best of 3 runs; baseline and current alternate,
+`--rounds` times; the table shows the median lines/s and current/baseline. Ratios are what to read:
+the machine is shared.
 
     git worktree add /tmp/logpulse-base <commit-before-the-change>
     .venv/bin/python scripts/bench_tailing.py --baseline /tmp/logpulse-base --json docs/bench/bench_tailing.json
@@ -49,16 +50,20 @@ class Sink(DynamicSink):
         return Count()
 
 parser = build_parser(Settings(_env_file=None))
-flow = Dataflow("bench")
-chunks = op.input("read", flow, LogSource([pattern], follow=False, read_chunk_bytes=1 << 20))
-if mode == "parse":
-    counted = op.map("parse", chunks, lambda c: parser.parse_chunk(c).lines)
-else:
-    counted = op.map("count", chunks, lambda c: c.data.count(b"\n"))
-op.output("out", counted, Sink())
-t0 = time.perf_counter()
-run_main(flow)
-print(json.dumps({"lines": total[0], "seconds": time.perf_counter() - t0}))
+best = float("inf")
+for _ in range(3):  # best of 3: the machine is shared, the fastest run is the least disturbed one
+    total[0] = 0
+    flow = Dataflow("bench")
+    chunks = op.input("read", flow, LogSource([pattern], follow=False, read_chunk_bytes=1 << 20))
+    if mode == "parse":
+        counted = op.map("parse", chunks, lambda c: parser.parse_chunk(c).lines)
+    else:
+        counted = op.map("count", chunks, lambda c: c.data.count(b"\n"))
+    op.output("out", counted, Sink())
+    t0 = time.perf_counter()
+    run_main(flow)
+    best = min(best, time.perf_counter() - t0)
+print(json.dumps({"lines": total[0], "seconds": best}))
 """
 
 
