@@ -80,8 +80,7 @@ def open_decompressed(fd: int, kind: str) -> BinaryIO:
     raise ValueError(f"cannot decompress {kind}")
 
 
-def _plain_head(fd: int) -> bytes:
-    head = os.pread(fd, 4096, 0)
+def _plain_head(fd: int, head: bytes) -> bytes:
     if b"\n" not in head and len(head) == 4096:
         head = os.pread(fd, MAX_FIRST_LINE, 0)
     return head
@@ -102,10 +101,10 @@ class Identity:
 def identify_fd(fd: int, *, final: bool) -> Identity:
     """The identity of an open plain or compressed file (the descriptor stays open, its position
     is not used)."""
-    magic = os.pread(fd, 8, 0)
-    kind = compression_of(magic)
+    head = os.pread(fd, 4096, 0)
+    kind = compression_of(head)
     if kind is None:
-        first = first_line_of(_plain_head(fd), final=final)
+        first = first_line_of(_plain_head(fd, head), final=final)
         return Identity(None if first is None else file_fingerprint(first), None, len(first or b""))
     if kind not in READABLE_COMPRESSIONS:
         return Identity(None, kind, 0)
