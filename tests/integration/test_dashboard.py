@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -385,6 +386,29 @@ def test_customer_page_shows_series_and_incident_bands(fleet: Fleet, browser: An
             f"{NOW:%Y-%m-%d %H:%M:%S}",
         )
         wait_js(browser, drawn_for % interval)
+    assert console_errors(browser) == []
+
+
+def test_customer_page_in_a_zone_of_quarter_hour_offset(fleet: Fleet, browser: Any) -> None:
+    """Asia/Kathmandu (+5:45): local days, series and bands drawn at local wall-clock times."""
+    tz = ZoneInfo("Asia/Kathmandu")
+    local_now = NOW.astimezone(tz)
+    frm, to = (local_now - dt.timedelta(days=1)).date().isoformat(), local_now.date().isoformat()
+    open_page(browser, f"{fleet.url}/dashboard/customers/cust_03?from={frm}&to={to}&tz=Asia/Kathmandu")
+    series = browser.execute_script(
+        "const el = document.getElementById('series-requests');"
+        "return {ok: el.data[0].y, failed: el.data[1].y, x: el.data[0].x, bands: el.layout.shapes.map((s) => s.x0)}"
+    )
+    want = fleet.want["cust_03"]  # all of it lies within yesterday and today in Kathmandu too
+    assert sum(series["ok"]) + sum(series["failed"]) == want["total"]
+    assert all(x[14:16] in ("00", "15", "30", "45") for x in series["x"])  # local quarter-hours
+    reported = fleet.api.get(
+        "/customers/cust_03/anomalies", params={"from": frm, "to": to, "tz": "Asia/Kathmandu"}
+    ).json()["anomalies"]
+    assert sorted(series["bands"]) == sorted(
+        dt.datetime.fromisoformat(a["start"]).strftime("%Y-%m-%d %H:%M:%S") for a in reported
+    )
+    assert f"{INCIDENT_START.astimezone(tz):%Y-%m-%d %H:%M:%S}" in series["bands"]
     assert console_errors(browser) == []
 
 
