@@ -183,6 +183,15 @@ def _tree_rss_kb(pid: int) -> tuple[int, int]:
 
 
 def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
+    """`ingest_once`, tried again once if it failed (a local cluster can fail to connect under load)."""
+    try:
+        return ingest_once(env, paths, workers, processes)
+    except RuntimeError as exc:
+        print(f"  failed, trying again: {str(exc)[-300:]}", flush=True)
+        return ingest_once(env, paths, workers, processes)
+
+
+def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
     """Run `logpulse ingest` as users do; wall time until it exits (everything durable), peak RSS."""
     cmd = [
         sys.executable,
@@ -213,7 +222,7 @@ def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int)
     stop.set()
     t.join()
     if proc.returncode != 0:
-        raise SystemExit(f"ingest failed ({proc.returncode}): {err[-2000:]}")
+        raise RuntimeError(f"ingest failed ({proc.returncode}): {err[-2000:]}")
     read = int(re.search(r"read (\d+) lines", out).group(1))
     return {
         "lines": read,

@@ -156,7 +156,7 @@ class FileRollups:
     file_key: int
     next_offset: int = -1
     segments: list[_Segment | None] = field(default_factory=lambda: [None] * len(ROLLUP_LEVELS))
-    last_data: float = 0.0  # wall time of the last chunk (idle close)
+    last_data: float = 0.0  # wall time of the last chunk in this execution (idle close)
     flush_at: float | None = None
 
 
@@ -284,6 +284,9 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
     def builder(cls, segment_bytes: int, flush_s: float, idle_close_s: float) -> Callable[[bytes | None], RollupLogic]:
         def build(resume: bytes | None) -> RollupLogic:
             state = pickle.loads(resume) if resume is not None else FileRollups(-1)
+            # idle time counts from now: a state restored after hours of downtime must first absorb
+            # the replay (which its points already contain), not be closed before it arrives
+            state.last_data = time.time()
             return cls(state, segment_bytes, flush_s, idle_close_s)
 
         return build
