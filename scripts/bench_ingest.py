@@ -320,11 +320,11 @@ def print_table(r: dict) -> None:
         ("InfluxDB ceiling, gzip level 1 (same batches)", f"{c['gzip']['points_per_s']:,.0f} points/s"),
     ]
     names = {
-        "baseline": "baseline (--baseline-src), scoring on",
-        "raw_on": "rollups + raw points, scoring on",
-        "raw_off": "rollups only (STORE_RAW=false), scoring on",
-        "raw_on_unscored": "rollups + raw points, scoring off",
-        "raw_on_gzip": "rollups + raw points, scoring on, INFLUXDB_GZIP=true",
+        "baseline": "baseline (--baseline-src)",
+        "raw_on": "rollups + raw points",
+        "raw_off": "rollups only (STORE_RAW=false)",
+        "raw_on_unscored": "rollups + raw points, SCORING_ENABLED=false",
+        "raw_on_gzip": "rollups + raw points, INFLUXDB_GZIP=true",
     }
     for kind, name in names.items():
         if f"ingest_{kind}" in r:
