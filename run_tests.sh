@@ -37,9 +37,9 @@ if [ -n "${unit_only:-}" ]; then
 fi
 
 setup_influxd
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "installing Debian's chromium for the dashboard browser test (best effort)"
-    apt_install chromium || echo "chromium not installed: the dashboard browser test will be skipped"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "installing Debian's chromium and chromium-driver for the dashboard browser tests (best effort)"
+    apt_install chromium chromium-driver || echo "chromium not installed: the dashboard browser tests will be skipped"
 fi
 
 # Whatever a test may leave behind if pytest itself is killed: every process started by this run
