@@ -1,10 +1,15 @@
 """Stats, series and the fleet view answered from rollups: read windows, group them, merge.
 
 Every answer reads at most a few rows per local interval (see `rollup_queries.plan`), whatever the
-traffic: counts, failures and duration sums add up with `numpy.bincount`; latency histograms merge
-with `LatencyHistogram.merge_many` (one vectorised decode per interval). Histograms are exact
-millisecond maps where the input allows it, so median and p99 equal the sort-based definitions in
-the README, and every figure says `"quantiles": "exact"` or `"approximate"`.
+traffic: counts, failures and duration sums add up with `numpy.bincount`; the histograms of all rows
+are decoded once (`histogram.decode_many`) and every interval is ranked in the same numpy pass
+(`merge`): per-interval histogram objects cost ~0.2 ms each, which is most of a 672-point series.
+Histograms are exact millisecond maps where the input allows it, so median and p99 equal the
+sort-based definitions in the README, and every figure says `"quantiles": "exact"` or `"approximate"`.
+
+The fleet view adds counts up inside InfluxDB for every customer and reads histograms only for the
+customers it shows (for everyone only when sorting by p99): histogram bytes are what InfluxDB is slow
+at (measured ≈ 40 ns per byte), and 1,000 customers × 30 days of them are ~10 MB.
 
 `exact=true` on stats recomputes from the raw `requests` points, but only when a merged histogram
 had to be approximate; when the raw points of the range are not all stored (`STORE_RAW=false`, or
