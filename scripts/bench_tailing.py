@@ -94,12 +94,13 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, required=True, help="a checkout of the code to compare with")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--files", default="1,100", help="file counts to measure, comma separated")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     trees = {"baseline": args.baseline.resolve() / "src", "current": ROOT / "src"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-tailing-") as tmp:
-        for files in (1, 100):
+        for files in (int(n) for n in args.files.split(",")):
             pattern = make_files(Path(tmp) / f"f{files}", args.lines, files)
             for mode in ("count", "parse"):
                 wall: dict[str, list[float]] = {"baseline": [], "current": []}
