@@ -85,8 +85,25 @@ class Processor:
     def stop(self) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
+            catches_sigterm(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(60)
+
+
+def catches_sigterm(pid: int, timeout_s: float = 60.0) -> bool:
+    """Wait until `pid` has installed its SIGTERM handler (bit 15 of SigCgt in /proc): a SIGTERM sent while
+    a loaded machine is still importing would take the default action, which is not what is tested here."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        caught = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:")), 0)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 class Appender(threading.Thread):
