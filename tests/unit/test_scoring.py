@@ -209,3 +209,14 @@ def test_shuffled_classic_traffic_causes_no_alarm_storm() -> None:
     f = rng.integers(0, 7, n) >= 2  # 400 401 403 404 500 of 200 201 400 401 403 404 500
     found = run(new(), batches((t, d, f), 1000))
     assert len(found) <= 1
+
+
+def test_summaries_never_divide_by_a_zero_baseline() -> None:
+    """A customer whose usual latency or traffic is 0 (e.g. cached answers logged as 0.000) still gets a
+    summary: found by `ingest` of a benchmark log, which crashed with ZeroDivisionError."""
+    from logpulse.scoring.signals import describe
+
+    for kind in ("latency", "errors", "traffic_drop", "traffic_surge", "slo_burn"):
+        text = describe(kind, 0.5, 0.0, 12)
+        assert "12 requests" in text
+    assert "(x2.0)" in describe("latency", 0.2, 0.1, 3)

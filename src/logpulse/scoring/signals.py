@@ -86,7 +86,8 @@ def describe(kind: str, observed: float, usual: float, requests: int) -> str:
     latency: geometric-mean seconds; errors: failure fraction; traffic: requests/s; slo_burn: burn rate.
     """
     if kind == "latency":
-        return f"latency {observed:.3g} s vs {usual:.3g} s usual (x{observed / usual:.1f}); {requests:,} requests"
+        ratio = f" (x{observed / usual:.1f})" if usual > 0 else ""
+        return f"latency {observed:.3g} s vs {usual:.3g} s usual{ratio}; {requests:,} requests"
     if kind == "errors":
         return f"errors {observed:.1%} vs {usual:.1%} usual; {requests:,} requests"
     if kind == "traffic_drop":
