@@ -420,8 +420,9 @@ class CustomerScorer:
         base.update(k, b.n, learn=not (drop.is_open or surge.is_open))
 
     def _slo(self, k: int, b: _Bucket, target: float, out: list[Incident]) -> None:
-        """Fires when a rule's long and short windows both burn at its rate; stays firing (hysteresis)
-        while the long window burns at the rate and the short one at half of it."""
+        """Fires when a rule's long and short windows both burn at its rate (and the long window's
+        errors are evidence of it, p <= 0.01); stays firing (hysteresis) while the long window burns at
+        the rate and the short one at half of it."""
         firing, hot, rate, threshold = False, False, 0.0, 0.0
         history = k - (self.first_bucket or 0) + 1
         for long_w, short_w, limit in self._slo_w:
@@ -434,7 +435,11 @@ class CustomerScorer:
             long_rate, short_rate = burn_rate(long_n, long_e, target), burn_rate(short_n, short_e, target)
             if long_rate >= limit and short_rate >= limit / 2:
                 hot = True
-                firing = firing or short_rate >= limit
+                # opening also needs evidence (p <= 0.01) that the long window's true rate burns at the
+                # limit: 5 errors in 160 requests "burn 6x" at 99.5 % but are noise for a 2 % customer
+                p_limit = min(1.0, limit * (1.0 - target))
+                sure = error_evidence(long_n, long_e, p_limit, p_limit, 0.0) >= HOT_EVIDENCE
+                firing = firing or (short_rate >= limit and sure)
                 if long_rate > rate:
                     rate, threshold = long_rate, limit
         self._emit(out, self.trackers["slo_burn"].step(k, rate if firing else 0.0, hot, b.n, rate, threshold))
