@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # Anomaly scoring (issue 17: what counts as an incident)
     scoring_enabled: bool = Field(True, description="Score batches for anomalies and incidents")
     scoring_sensitivity: Literal["low", "medium", "high"] = Field(
-        "medium", description="Evidence an incident needs: p-value <= 1e-8 (low), 1e-6 (medium), 1e-4 (high)"
+        "medium", description="Evidence an incident needs: p-value <= 1e-9 (low), 1e-7 (medium), 1e-5 (high)"
     )
     scoring_latency_ratio: float = Field(
         1.3, gt=1, description="Smallest slowdown worth an incident (typical latency x this)"
