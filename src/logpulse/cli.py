@@ -212,6 +212,9 @@ def process(
     ] = None,
 ) -> None:
     """Tail LOG_PATH continuously into InfluxDB, resuming where it stopped; Ctrl-C stops it cleanly."""
+    from logpulse.flow.supervise import stop_gracefully_on_signals
+
+    stop_gracefully_on_signals()  # before the slow imports: a signal during start-up is a clean stop too
     from logpulse.flow.runner import process as run_process
 
     _setup_logging()

@@ -53,3 +53,13 @@ def test_members_report_counters_the_parent_sums(tmp_path: Path, monkeypatch: py
     assert progress.sum_stats(files) == {"read": 21.0, "bytes": 10.0}
     (tmp_path / "proc-1.json").write_text("{half a fi")
     assert progress.sum_stats(files) == {"read": 10.0, "bytes": 5.0}
+
+
+def test_a_stop_requested_during_start_up_starts_no_cluster_member() -> None:
+    from logpulse.flow import supervise
+
+    supervise.STOP.set()  # as the SIGTERM handler `logpulse process` installs first thing does
+    try:  # a started child would fail here: unit tests refuse processes
+        assert supervise.run_children([["logpulse", "process"]] * 2, [{}, {}]) == [0, 0]
+    finally:
+        supervise.STOP.clear()

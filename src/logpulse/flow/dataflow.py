@@ -19,7 +19,6 @@ what limits a Python stream processor.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
 from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
 from logpulse.flow.sink import InfluxSink
+from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
 from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, RollupBatch, ScoredBatch, Tick
 from logpulse.scoring.baselines import ScoringConfig
@@ -47,9 +47,6 @@ S = TypeVar("S")
 INGEST_ROLLUP_FLUSH_S = 30.0
 """`ingest` rewrites a growing rollup window at most this often (re-encoding coarse histograms every
 second cost ~9 % of the processor's main thread in a py-spy profile)."""
-STOP = threading.Event()
-"""Set by the runner on SIGINT/SIGTERM: every partition ends its input, so the dataflow drains
-(everything read is written and acknowledged), takes its final snapshot and returns."""
 
 
 class _StoppablePartition(StatefulSourcePartition[X, S]):

@@ -1,6 +1,6 @@
 """Process supervision and signals: a graceful stop for this process, and a local cluster's children.
 
-SIGINT/SIGTERM set `dataflow.STOP`: every input partition ends, the dataflow drains (everything read
+SIGINT/SIGTERM set `STOP`: every input partition ends (`dataflow.StoppableSource`), the dataflow drains (everything read
 is written and acknowledged), takes its last snapshot and returns; a second signal interrupts at
 once. A parent of cluster members forwards the signals to them, and stops all of them as soon as
 one fails (a cluster cannot go on without a member).
@@ -12,15 +12,19 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from logpulse.flow.dataflow import STOP
-
 log = logging.getLogger(__name__)
 POLL_S = 0.2
+STOP = threading.Event()
+"""Set on SIGINT/SIGTERM: every partition ends its input, so the dataflow drains (everything read is
+written and acknowledged), takes its final snapshot and returns. This module imports nothing heavy,
+so `logpulse process` installs the handlers before its slow imports: a signal during start-up
+stops it cleanly too (exit 0), instead of killing it."""
 
 
 def _graceful_stop(signum: int, frame: FrameType | None) -> None:
@@ -55,7 +59,10 @@ def run_children(
     commands: list[list[str]], envs: list[dict[str, str]], on_tick: Callable[[], None] | None = None
 ) -> list[int]:
     """Run the commands as children until all exit, forwarding SIGINT/SIGTERM to them; if one exits
-    non-zero, terminate the others. `on_tick` is called every POLL_S meanwhile. Returns the exit codes."""
+    non-zero, terminate the others. `on_tick` is called every POLL_S meanwhile. Returns the exit codes.
+    A stop requested before (a signal during start-up) starts no child."""
+    if STOP.is_set():
+        return [0] * len(commands)
     children = [subprocess.Popen(cmd, env={**os.environ, **env}) for cmd, env in zip(commands, envs, strict=True)]
     with _forwarding_signals(children):
         while True:
