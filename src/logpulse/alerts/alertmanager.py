@@ -31,6 +31,16 @@ class DeliveryError(RuntimeError):
     """A receiver did not accept a notification (unreachable, timeout, non-2xx); retried later."""
 
 
+def post_json(client: httpx.Client, url: str, receiver: str, body: Any, headers: dict[str, str] | None = None) -> None:
+    """POST `body` as JSON; DeliveryError unless the receiver answered 2xx (both receivers share this)."""
+    try:
+        r = client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{receiver} {url}: {exc}") from exc
+    if r.status_code >= 300:
+        raise DeliveryError(f"{receiver} {url} answered {r.status_code}: {r.text[:200]}")
+
+
 def iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -66,13 +76,7 @@ class AlertmanagerClient:
         self._client = httpx.Client(timeout=timeout_s)
 
     def post(self, incidents: list[Incident], now_ns: int) -> None:
-        body = [alert(inc, now_ns) for inc in incidents]
-        try:
-            r = self._client.post(self._url, json=body)
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"Alertmanager {self._url}: {exc}") from exc
-        if r.status_code >= 300:
-            raise DeliveryError(f"Alertmanager {self._url} answered {r.status_code}: {r.text[:200]}")
+        post_json(self._client, self._url, "Alertmanager", [alert(inc, now_ns) for inc in incidents])
 
     def close(self) -> None:
         self._client.close()

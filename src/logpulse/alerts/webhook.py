@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from logpulse.alerts.alertmanager import DeliveryError, iso
+from logpulse.alerts.alertmanager import iso, post_json
 from logpulse.model import Incident
 
 
@@ -42,12 +42,7 @@ class WebhookClient:
 
     def post(self, inc: Incident, status: str) -> None:
         headers = {"Idempotency-Key": f"{inc.id}:{status}"}
-        try:
-            r = self._client.post(self._url, json=payload(inc, status), headers=headers)
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook {self._url}: {exc}") from exc
-        if r.status_code >= 300:
-            raise DeliveryError(f"webhook {self._url} answered {r.status_code}: {r.text[:200]}")
+        post_json(self._client, self._url, "webhook", payload(inc, status), headers)
 
     def close(self) -> None:
         self._client.close()
