@@ -12,14 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
-from fixtures import subprocess_env
+from fixtures import Appender, subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import make_lines
 from logpulse.ports import free_port
@@ -104,25 +103,6 @@ def catches_sigterm(pid: int, timeout_s: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-class Appender(threading.Thread):
-    """Appends generated lines to a file in small bursts (a live service writing its log)."""
-
-    def __init__(self, path: Path, lines: list[str], burst: int = 40, pause_s: float = 0.02) -> None:
-        super().__init__(daemon=True)
-        self.path, self.lines, self.burst, self.pause_s = path, lines, burst, pause_s
-        self.paused = threading.Event()
-        self.written = 0
-
-    def run(self) -> None:
-        for i in range(0, len(self.lines), self.burst):
-            while self.paused.is_set():
-                time.sleep(0.01)
-            with open(self.path, "a") as f:
-                f.write("".join(self.lines[i : i + self.burst]))
-            self.written = min(len(self.lines), i + self.burst)
-            time.sleep(self.pause_s)
 
 
 def env_for(settings: Settings, log: Path, **extra: str) -> dict[str, str]:

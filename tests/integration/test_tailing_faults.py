@@ -18,7 +18,6 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import subprocess_env
+from fixtures import Appender, subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import make_lines
 from logpulse.ports import free_port
@@ -83,20 +82,6 @@ def wait_for(settings: Settings, want: Stats, timeout_s: float = 60) -> Stats:
             return stored_stats(settings)
         time.sleep(0.3)
     return got
-
-
-class Writer(threading.Thread):
-    """A service appending its log in bursts, opening it per burst (as after logrotate's `create`)."""
-
-    def __init__(self, path: Path, lines: list[str], burst: int = 25, pause_s: float = 0.01) -> None:
-        super().__init__(daemon=True)
-        self.path, self.lines, self.burst, self.pause_s = path, lines, burst, pause_s
-
-    def run(self) -> None:
-        for i in range(0, len(self.lines), self.burst):
-            with open(self.path, "a") as f:
-                f.write("".join(self.lines[i : i + self.burst]))
-            time.sleep(self.pause_s)
 
 
 def processor(env: dict[str, str], out: Path, nofile: int | None = None) -> subprocess.Popen[bytes]:
@@ -178,7 +163,7 @@ def test_logrotate_three_schemes_with_influxdb_away_and_new_files(influx_setting
         history = raw_stats(disk_texts(logs))
         assert wait_for(settings, history) == history  # the processor is up and has read the history
         writers = [
-            Writer(logs / name, make_lines(2000, customers=4, seconds=2 * 86400, seed=40 + i), burst=20, pause_s=0.02)
+            Appender(logs / name, make_lines(2000, customers=4, seconds=2 * 86400, seed=40 + i), burst=20, pause_s=0.02)
             for i, name in enumerate(names)
         ]
         for w in writers:
@@ -188,7 +173,7 @@ def test_logrotate_three_schemes_with_influxdb_away_and_new_files(influx_setting
         time.sleep(0.5)
         db.stop()  # InfluxDB away: the processor stops reading while it retries; rotations go on
         rotate()
-        late = Writer(logs / "late.log", make_lines(800, customers=2, seconds=86400, seed=51), pause_s=0.02)
+        late = Appender(logs / "late.log", make_lines(800, customers=2, seconds=86400, seed=51), burst=25, pause_s=0.02)
         late.start()  # a file that did not exist at start
         time.sleep(1.0)
         rotate()
