@@ -116,7 +116,7 @@ LEVELS = tuple((lvl.measurement, lvl.window_ns // 1_000_000_000) for lvl in ROLL
 WINDOW_S = 900
 
 
-def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray, failed: int) -> str:
+def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray, failed: int, server: int) -> str:
     """One rollup point in the processor's schema (points.rollup_line), histogram by storage.histogram."""
     return rollup_line(
         RollupPoint(
@@ -126,6 +126,7 @@ def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray,
             window_ns=0,
             count=len(ms),
             failed=failed,
+            server_errors=server,
             sum_ns=int(ms.sum()) * 1_000_000,
             hist=LatencyHistogram.from_values(ms / 1000.0).encode(),
         )
@@ -136,12 +137,12 @@ def rollup_batches(
     n: int, customers: int, days: int, levels: tuple[tuple[str, int], ...], seed: int, fleet: bool = True
 ) -> Iterator[list[str]]:
     """Rollup points of n synthetic requests, per customer and day: durations lognormal around a
-    per-customer median (whole milliseconds, as logs have them), 3% failed, uniform in time; with
+    per-customer median (whole milliseconds, as logs have them), 3% failed (a third of them 5xx), uniform in time; with
     `fleet`, then the fleet-wide points (customer `*`, every customer together) as the processor writes them."""
     rng = np.random.default_rng(seed)
     per_day = n // (customers * days)
     first_day = (time.time_ns() // 1_000_000_000) // 86_400 * 86_400 - (days - 1) * 86_400
-    everyone: dict[tuple[str, int], list[tuple[np.ndarray, int]]] = {}
+    everyone: dict[tuple[str, int], list[tuple[np.ndarray, int, int]]] = {}
     for c in range(1, customers + 1):
         customer = f"cust_{c}"
         median_ms = rng.uniform(40, 400)
@@ -150,19 +151,27 @@ def rollup_batches(
             day_s = first_day + d * 86_400
             seconds = np.sort(rng.integers(0, 86_400, per_day))
             ms = np.maximum(1, np.rint(median_ms * rng.lognormal(0.0, 0.6, per_day))).astype(np.int64)
-            failed = rng.random(per_day) < 0.03
+            draw = rng.random(per_day)
+            failed, server = draw < 0.03, draw < 0.01
             for measurement, length in levels:
                 edges = np.searchsorted(seconds, np.arange(0, 86_400 + 1, length))
                 for i in range(len(edges) - 1):
                     lo, hi = edges[i], edges[i + 1]
                     if hi > lo:
-                        f = int(failed[lo:hi].sum())
-                        lines.append(_rollup_line(measurement, customer, day_s + i * length, ms[lo:hi], f))
+                        f, e = int(failed[lo:hi].sum()), int(server[lo:hi].sum())
+                        lines.append(_rollup_line(measurement, customer, day_s + i * length, ms[lo:hi], f, e))
                         if fleet:
-                            everyone.setdefault((measurement, day_s + i * length), []).append((ms[lo:hi], f))
+                            everyone.setdefault((measurement, day_s + i * length), []).append((ms[lo:hi], f, e))
         yield lines
     fleet_lines = [
-        _rollup_line(m, "*", w, np.concatenate([a for a, _ in parts]), sum(f for _, f in parts))
+        _rollup_line(
+            m,
+            "*",
+            w,
+            np.concatenate([a for a, _, _ in parts]),
+            sum(f for _, f, _ in parts),
+            sum(e for _, _, e in parts),
+        )
         for (m, w), parts in everyone.items()
     ]
     for i in range(0, len(fleet_lines), 1000):

@@ -340,6 +340,7 @@ def rollup_lines(
                 window_ns=level.window_ns,
                 count=len(rows),
                 failed=sum(1 for s, _ in rows if s >= 400),
+                server_errors=sum(1 for s, _ in rows if s >= 500),
                 sum_ns=int(sum(Decimal(d) for _, d in rows) * 10**9),
                 hist=LatencyHistogram.from_text([d for _, d in rows]).encode(),
             )

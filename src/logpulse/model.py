@@ -150,7 +150,9 @@ class RollupPoint:
     """One rollup point: the cumulative aggregate of one identity (see flow/rollups.py) in one window.
 
     `time_ns` = window start + identity offset; `sum_ns` is the exact sum of durations in nanoseconds;
-    `hist` is `LatencyHistogram.encode()`.
+    `hist` is `LatencyHistogram.encode()`. `server_errors` (status >= 500, the SLO's count) is None
+    only when unknown (a state restored from a snapshot taken before the field existed): the point is
+    then written without it, so readers see the gap instead of a made-up 0.
     """
 
     measurement: str
@@ -159,6 +161,7 @@ class RollupPoint:
     window_ns: int
     count: int
     failed: int
+    server_errors: int | None
     sum_ns: int
     hist: str
 

@@ -26,9 +26,10 @@ from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel, rollup_from
 Key = tuple[str, int]  # (customer, window start ns)
 
 
-def reference(paths: list[Path], level: RollupLevel) -> dict[Key, tuple[int, int, Decimal, list[str]]]:
-    """count, failed, exact sum and durations per customer-window, from the lines (not the parser)."""
-    acc: dict[Key, list] = defaultdict(lambda: [0, 0, Decimal(0), []])  # type: ignore[type-arg]
+def reference(paths: list[Path], level: RollupLevel) -> dict[Key, tuple[int, int, int, Decimal, list[str]]]:
+    """count, failed, server errors, exact sum and durations per customer-window, from the lines (not
+    the parser)."""
+    acc: dict[Key, list] = defaultdict(lambda: [0, 0, 0, Decimal(0), []])  # type: ignore[type-arg]
     window_s = level.window_ns // 10**9
     for path in paths:
         for line in path.read_text().splitlines():
@@ -39,28 +40,30 @@ def reference(paths: list[Path], level: RollupLevel) -> dict[Key, tuple[int, int
             a = acc[(customer, (sec - sec % window_s) * 10**9)]
             a[0] += 1
             a[1] += int(status) >= 400
-            a[2] += Decimal(duration)
-            a[3].append(duration)
-    return {k: (v[0], v[1], v[2], v[3]) for k, v in acc.items()}
+            a[2] += int(status) >= 500
+            a[3] += Decimal(duration)
+            a[4].append(duration)
+    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in acc.items()}
 
 
-def stored(settings: Settings, level: RollupLevel) -> dict[Key, tuple[int, int, float, list[str]]]:
+def stored(settings: Settings, level: RollupLevel) -> dict[Key, tuple[int, int, int, float, list[str]]]:
     """The level's points summed / merged per customer-window, as the API reads them."""
-    q = f'SELECT "count", "failed", "sum", "hist" FROM {rollup_from(level)} GROUP BY "customer_id"'
+    q = f'SELECT "count", "failed", "server_errors", "sum", "hist" FROM {rollup_from(level)} GROUP BY "customer_id"'
     r = httpx.get(
         f"{settings.influxdb_url}/query",
         params={"db": settings.influxdb_database, "q": q, "epoch": "ns"},
         timeout=60,
     )
-    got: dict[Key, list] = defaultdict(lambda: [0, 0, 0.0, []])  # type: ignore[type-arg]
+    got: dict[Key, list] = defaultdict(lambda: [0, 0, 0, 0.0, []])  # type: ignore[type-arg]
     for s in r.json()["results"][0].get("series", []) or []:
-        for t, n, f, total, hist in s["values"]:
+        for t, n, f, e, total, hist in s["values"]:
             g = got[(s["tags"]["customer_id"], t - t % level.window_ns)]
             g[0] += n
             g[1] += f
-            g[2] += total
-            g[3].append(hist)
-    return {k: (v[0], v[1], v[2], v[3]) for k, v in got.items()}
+            g[2] += e  # a point without the field would fail here: every point must carry it
+            g[3] += total
+            g[4].append(hist)
+    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in got.items()}
 
 
 def assert_rollups_equal_raw(settings: Settings, paths: list[Path]) -> None:
@@ -68,10 +71,10 @@ def assert_rollups_equal_raw(settings: Settings, paths: list[Path]) -> None:
         want = reference(paths, level)
         got = stored(settings, level)
         assert set(got) == set(want), f"{level.measurement}: windows differ"
-        for key, (n, failed, total, durations) in want.items():
-            g_n, g_failed, g_total, hists = got[key]
+        for key, (n, failed, server, total, durations) in want.items():
+            g_n, g_failed, g_server, g_total, hists = got[key]
             where = f"{level.measurement} {key}"
-            assert (g_n, g_failed) == (n, failed), where
+            assert (g_n, g_failed, g_server) == (n, failed, server), where
             assert g_total == pytest.approx(float(total), rel=1e-12), where
             merged = LatencyHistogram.merge_many(hists)
             assert merged.exact, where

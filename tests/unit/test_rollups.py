@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
 from logpulse.formats.logpulse import parse_chunk
-from logpulse.model import Chunk, RollupBatch
+from logpulse.model import Chunk, RollupBatch, RollupPoint
 from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.points import ROLLUP_LEVELS
+from logpulse.storage.points import ROLLUP_LEVELS, rollup_line
 from logpulse.tailing.source import file_fingerprint
 
 BASE = 1_790_000_000  # seconds; a multiple of 900 is not needed
@@ -49,29 +49,36 @@ class FakeDb:
     """InfluxDB's rule for points: (measurement, tags, time) is the identity, the last write wins."""
 
     def __init__(self) -> None:
-        self.points: dict[tuple[str, str, int], tuple[int, int, int, str]] = {}
+        self.points: dict[tuple[str, str, int], tuple[int, int, int | None, int, str]] = {}
 
     def write(self, batches: list[RollupBatch]) -> None:
         for b in batches:
             for p in b.points:
-                self.points[(p.measurement, p.customer_id, p.time_ns)] = (p.count, p.failed, p.sum_ns, p.hist)
+                self.points[(p.measurement, p.customer_id, p.time_ns)] = (
+                    p.count,
+                    p.failed,
+                    p.server_errors,
+                    p.sum_ns,
+                    p.hist,
+                )
 
     def windows(
         self, measurement: str, window_ns: int
-    ) -> dict[tuple[str, int], tuple[int, int, int, LatencyHistogram]]:
-        acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, 0, []])  # type: ignore[type-arg]
-        for (m, c, t), (n, f, s, h) in self.points.items():
+    ) -> dict[tuple[str, int], tuple[int, int, int, int, LatencyHistogram]]:
+        acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, 0, 0, []])  # type: ignore[type-arg]
+        for (m, c, t), (n, f, e, s, h) in self.points.items():
             if m == measurement:
                 a = acc[(c, t - t % window_ns)]
                 a[0] += n
                 a[1] += f
-                a[2] += s
-                a[3].append(h)
-        return {k: (a[0], a[1], a[2], LatencyHistogram.merge_many(a[3])) for k, a in acc.items()}
+                a[2] += e
+                a[3] += s
+                a[4].append(h)
+        return {k: (a[0], a[1], a[2], a[3], LatencyHistogram.merge_many(a[4])) for k, a in acc.items()}
 
 
-def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, int, int, LatencyHistogram]]:
-    acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, 0, []])  # type: ignore[type-arg]
+def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, int, int, int, LatencyHistogram]]:
+    acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, 0, 0, []])  # type: ignore[type-arg]
     for line in data.decode().splitlines():
         parsed = parse_chunk(Chunk("x", 0, 0, (line + "\n").encode()))
         (b,) = parsed.batches.values()
@@ -79,9 +86,10 @@ def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, in
         a = acc[(b.customer_id, t - t % window_ns)]
         a[0] += 1
         a[1] += int(b.statuses[0]) >= 400
-        a[2] += round(float(b.durations[0]) * 1e9)
-        a[3].append(b.durations[0])
-    return {k: (a[0], a[1], a[2], LatencyHistogram.from_text(a[3])) for k, a in acc.items()}
+        a[2] += int(b.statuses[0]) >= 500
+        a[3] += round(float(b.durations[0]) * 1e9)
+        a[4].append(b.durations[0])
+    return {k: (a[0], a[1], a[2], a[3], LatencyHistogram.from_text(a[4])) for k, a in acc.items()}
 
 
 def feed(logic: RollupLogic, chunks: list[Chunk], unit: int, db: FakeDb) -> None:
@@ -158,3 +166,35 @@ def test_a_state_restored_after_long_downtime_waits_for_its_replay() -> None:
     restored.state.last_data -= 3600
     _, discard = restored.on_notify()
     assert discard is True  # an hour without data in this execution: closed
+
+
+def test_a_snapshot_from_before_server_errors_writes_those_points_without_the_field() -> None:
+    """Upgrading a processor restores aggregates pickled without `server_errors`: their 5xx count is
+    unknown, so their points leave the field out (readers then null the SLO budget) instead of a
+    partial count; aggregates begun after the restart carry it."""
+    rng = random.Random(7)
+    first = make_log(rng, 200, 600)
+    later = make_log(rng, 80, 600).replace(b"2026-09-21", b"2026-09-22")  # other windows, every level
+    key = file_fingerprint(first.split(b"\n", 1)[0])
+    build = RollupLogic.builder(1 << 20, 1.0, 3600.0)
+    logic = build(None)
+    db = FakeDb()
+    feed(logic, [Chunk("f.log", key, 0, first)], 1 << 20, db)
+    for seg in logic.state.segments:
+        assert seg is not None
+        for agg in seg.aggs.values():
+            delattr(agg, "server_errors")  # what unpickling a snapshot of the previous version leaves
+    restored = build(logic.snapshot())
+    feed(restored, [Chunk("f.log", key, len(first), later)], 1 << 20, db)
+    db.write(restored.on_eof()[0])
+    for level in ROLLUP_LEVELS:
+        old = expected(first, level.window_ns)
+        new = expected(later, level.window_ns)
+        got = {
+            (c, t - t % level.window_ns): (v[0], v[2]) for (m, c, t), v in db.points.items() if m == level.measurement
+        }
+        assert got == {k: (v[0], None) for k, v in old.items()} | {k: (v[0], v[2]) for k, v in new.items()}
+        for (m, c, t), v in db.points.items():
+            if m == level.measurement:
+                line = rollup_line(RollupPoint(m, c, t, level.window_ns, v[0], v[1], v[2], v[3], v[4]))
+                assert ("server_errors=" in line) == (v[2] is not None), line

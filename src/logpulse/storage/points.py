@@ -22,7 +22,9 @@ Measurement `writes` (one point per customer per sink write, for cache invalidat
 Measurements `rollups` (15-minute windows), `rollups_1h`, `rollups_1d` (UTC hours, days) — issue 14,
 written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLLUP_LEVELS`:
     tag    customer_id
-    fields count (int), failed (int), sum (float, seconds), hist (string, `LatencyHistogram.encode()`)
+    fields count (int), failed (int: status >= 400), server_errors (int: status >= 500, the SLO's
+           count; absent on points written before it existed), sum (float, seconds),
+           hist (string, `LatencyHistogram.encode()`)
     time   window start (UTC) + an identity offset in [0, window) ns: the window is `time - time % window`.
            Several points per customer-window are normal (one per file and byte segment of it, see
            `flow/rollups.py` for the identity design) and are summed / merged by the reader.
@@ -84,8 +86,9 @@ def rollup_from(level: RollupLevel) -> str:
 
 def rollup_line(p: RollupPoint) -> str:
     """Line protocol of one rollup point (`sum` in seconds; `hist` is base64 and `;`, never escaped)."""
+    server = "" if p.server_errors is None else f"server_errors={p.server_errors}i,"
     return (
-        f"{p.measurement},{TAG_CUSTOMER}={p.customer_id} count={p.count}i,failed={p.failed}i,"
+        f"{p.measurement},{TAG_CUSTOMER}={p.customer_id} count={p.count}i,failed={p.failed}i,{server}"
         f'sum={p.sum_ns / 1e9!r},hist="{p.hist}" {p.time_ns}'
     )
 
