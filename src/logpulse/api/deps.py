@@ -21,6 +21,7 @@ from logpulse.api.cache import AnswerCache
 from logpulse.api.errors import Unauthorized
 from logpulse.api.rollup_service import RollupService
 from logpulse.api.service import Service
+from logpulse.api.slo import Slo
 from logpulse.api.validation import DateRange
 from logpulse.config import Settings
 from logpulse.storage.influx import AsyncInfluxQuery, Connection
@@ -34,7 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = AnswerCache(settings.stats_cache_s)
     app.state.influx = client
     app.state.service = Service(client, cache)
-    app.state.rollups = RollupService(app.state.service)
+    app.state.rollups = RollupService(app.state.service, slo=Slo.from_settings(settings))
     cache.start(client)
     try:
         yield

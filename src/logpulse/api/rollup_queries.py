@@ -146,3 +146,15 @@ def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
         f"FROM {rollup_from(level)} WHERE time >= {a} AND time < {b} GROUP BY {tag}"
         for a, b in runs
     )
+
+
+def budget_statements(level: Level, runs: list[tuple[int, int]]) -> str:
+    """Per customer, requests and server errors (the SLO's counts) of the level's runs, summed in
+    InfluxDB, with the number of points and of points carrying `server_errors` (fewer when some were
+    written before rollups counted 5xx: the budget is then unknown)."""
+    tag = quote_ident(TAG_CUSTOMER)
+    return "; ".join(
+        f'SELECT SUM("count") AS "count", SUM("server_errors") AS "server_errors", COUNT("count") AS "points", '
+        f'COUNT("server_errors") AS "counted" FROM {rollup_from(level)} WHERE time >= {a} AND time < {b} GROUP BY {tag}'
+        for a, b in runs
+    )

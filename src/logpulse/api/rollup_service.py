@@ -36,8 +36,9 @@ from logpulse.api.cache import ANY_CUSTOMER
 from logpulse.api.errors import BadRequest
 from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_local, local_midnight_ns
 from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan, Who
-from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Point, Series, Stats
+from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Point, Series, Stats, Summary
 from logpulse.api.service import Service
+from logpulse.api.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.api.validation import DateRange
 from logpulse.storage.histogram import LatencyHistogram, decode_many
 from logpulse.storage.influx import quote_ident, quote_literal, series_rows
@@ -46,7 +47,7 @@ from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
 MAX_POINTS = 10_000
 APPROXIMATE_PREFIX = "1a"
 """How an approximate histogram's encoding starts (storage.histogram: version "1", mode "a")."""
-SORT_KEYS = ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency")
+SORT_KEYS = ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency", "error_budget_remaining")
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -306,11 +307,12 @@ class RollupService:
     """Reads rollups for the stats, series and fleet routes (the service's InfluxDB client, cache and
     known customers)."""
 
-    def __init__(self, service: Service, levels: tuple[Level, ...] = LEVELS) -> None:
+    def __init__(self, service: Service, levels: tuple[Level, ...] = LEVELS, slo: Slo | None = None) -> None:
         self.service = service
         self.client = service.client
         self.cache = service.cache
         self.levels = levels
+        self.slo = slo or Slo()
 
     # ----- reading --------------------------------------------------------------------------
 
@@ -357,23 +359,71 @@ class RollupService:
         starts = np.asarray([row["time"] for _, row in series_rows((await self.client.query(q))[0])], np.int64)
         return np.bincount(bucket_of(starts, bounds), minlength=len(bounds) - 1)
 
+    async def _slo_days(self, customer: str, bounds: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+        """Per local day of `bounds`: requests, server errors, and rollup points lacking `server_errors`
+        (written before rollups counted 5xx). Numbers only, no histograms: cheap for a month more."""
+        p = rollup_queries.plan(bounds, self.levels)
+        used = [lvl for lvl in self.levels if p.runs.get(lvl)]
+        fields = ("count", "server_errors")
+        results = await asyncio.gather(
+            *(
+                self.client.query(rollup_queries.windows_statements(lvl, p.ranges(lvl), customer, fields))
+                for lvl in used
+            )
+        )
+        n_days = len(bounds) - 1
+        out = [np.zeros(n_days, np.int64) for _ in range(3)]
+        for level, res in zip(used, results, strict=True):
+            rows = [row for result in res for _, row in series_rows(result)]
+            if not rows:
+                continue
+            t = np.asarray([row["time"] for row in rows], np.int64)
+            start = t - t % level.window_ns
+            keep = p.keep(level, start)
+            errors = [row.get("server_errors") for row in rows]
+            day = bucket_of(start[keep], bounds)
+            columns = (
+                [row.get("count") or 0 for row in rows],
+                [e or 0 for e in errors],
+                [e is None for e in errors],
+            )
+            for acc, col in zip(out, columns, strict=True):
+                acc += np.bincount(day, weights=np.asarray(col, np.int64)[keep], minlength=n_days).astype(np.int64)
+        return out[0], out[1], out[2]
+
+    async def _budgets(self, customer: str, r: DateRange, target: float | None) -> list[float | None] | None:
+        """The budget left at the end of each day of r (trailing SLO window), or None without a target."""
+        if target is None:
+            return None
+        first = self.slo.first_day(r.first)
+        bounds = day_bounds(DateRange(first, r.last, r.tz))
+        requests, errors, unknown = await self._slo_days(customer, bounds)
+        return trailing_budgets(requests, errors, unknown, self.slo.window_days, target)
+
     # ----- stats ----------------------------------------------------------------------------
 
     async def stats(self, customer: str, r: DateRange, *, exact: bool = False) -> Stats:
         """Daily figures and the range's summary, local days of r.tz (23/24/25 hours)."""
 
+        target = self.slo.target(customer)
+
         async def compute() -> tuple[Stats, str, int, int]:
             await self.service.require_customer(customer)
             bounds = day_bounds(r)
-            w, incidents = await asyncio.gather(
-                self.windows(bounds, customer), self._incidents_per_day(customer, bounds)
+            w, incidents, budgets = await asyncio.gather(
+                self.windows(bounds, customer),
+                self._incidents_per_day(customer, bounds),
+                self._budgets(customer, r, target),
             )
             d = Decoded.of(w.hist)
             per_day = merge(w, d, bucket_of(w.start, bounds), len(bounds) - 1)
             whole = merge(w, d, np.zeros(len(w.start), np.int64), 1)
             days = [
                 Day(
-                    date=(r.first + dt.timedelta(days=i)).isoformat(), **per_day.figures(i), anomalies=int(incidents[i])
+                    date=(r.first + dt.timedelta(days=i)).isoformat(),
+                    **per_day.figures(i),
+                    anomalies=int(incidents[i]),
+                    error_budget_remaining=budgets[i] if budgets else None,
                 )
                 for i in per_day.nonempty()
             ]
@@ -383,9 +433,15 @@ class RollupService:
                 to=r.last.isoformat(),
                 tz=r.tz.key,
                 days=days,
-                summary=Figures(**whole.figures(0)),
+                summary=Summary(
+                    **whole.figures(0),
+                    slo_target=None if target is None else target * 100,
+                    error_budget_remaining=budgets[-1] if budgets else None,
+                ),
             )
-            return answer, customer, r.start_ns, r.end_ns
+            # the SLO window reaches back before the range: writes there change the answer too
+            start_ns = r.start_ns if target is None else local_midnight_ns(self.slo.first_day(r.first), r.tz)
+            return answer, customer, start_ns, r.end_ns
 
         answer: Stats = await self.cache.fetch(("rollup-stats", customer, r.first, r.last, r.tz.key), compute)
         if exact and answer.summary.quantiles != "exact":
@@ -407,7 +463,7 @@ class RollupService:
                 "quantiles are within 0.5%"
             )
         days = [d.model_copy(update=raw_days.get(d.date, {})) for d in answer.days]
-        return answer.model_copy(update={"days": days, "summary": Figures(**summary)})
+        return answer.model_copy(update={"days": days, "summary": answer.summary.model_copy(update=summary)})
 
     # ----- series ---------------------------------------------------------------------------
 
@@ -444,9 +500,17 @@ class RollupService:
         after = decode_cursor(cursor, sort, order) if cursor else None
         bounds = np.asarray([r.start_ns, r.end_ns], np.int64)
 
+        slo_start = local_midnight_ns(self.slo.first_day(r.last), r.tz)
+
         async def compute() -> tuple[Fleet, str, int, int]:
-            sums = await self._sums(rollup_queries.plan(bounds, self.levels))
-            rows = [_number_row(c, v) for c, v in sums.items() if c != rollup_queries.FLEET]
+            sums, slo_sums = await asyncio.gather(
+                self._sums(rollup_queries.plan(bounds, self.levels)), self._slo_sums(slo_start, r.end_ns)
+            )
+            rows = [
+                _number_row(c, v) | self._budget(c, slo_sums.get(c))
+                for c, v in sums.items()
+                if c != rollup_queries.FLEET
+            ]
             everyone = None
             if sort == "p99_latency":  # the order needs every customer's p99
                 everyone = await self.windows(bounds, None, ("count", "hist"))
@@ -466,7 +530,7 @@ class RollupService:
                 customers=[FleetCustomer(**row) for row in page],
                 next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
             )
-            return answer, ANY_CUSTOMER, r.start_ns, r.end_ns
+            return answer, ANY_CUSTOMER, min(r.start_ns, slo_start) if self.slo.targets else r.start_ns, r.end_ns
 
         fleet: Fleet = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key, sort, order, limit, after), compute)
         return fleet
@@ -484,6 +548,34 @@ class RollupService:
                 for i, f in enumerate(("count", "failed", "sum")):
                     acc[i] += row.get(f) or 0
         return out
+
+    async def _slo_sums(self, start_ns: int, end_ns: int) -> dict[str, list[int]]:
+        """{customer: [requests, server errors, points, points with server_errors]} over the SLO
+        window [start_ns, end_ns), summed in InfluxDB; {} without SLO targets."""
+        if not self.slo.targets:
+            return {}
+        p = rollup_queries.plan(np.asarray([start_ns, end_ns], np.int64), self.levels)
+        used = [lvl for lvl in self.levels if p.runs.get(lvl)]
+        results = await asyncio.gather(
+            *(self.client.query(rollup_queries.budget_statements(lvl, p.runs[lvl])) for lvl in used)
+        )
+        out: dict[str, list[int]] = {}
+        for result in (res for level_results in results for res in level_results):
+            for tags, row in series_rows(result):
+                acc = out.setdefault(tags.get(TAG_CUSTOMER, ""), [0, 0, 0, 0])
+                for i, f in enumerate(("count", "server_errors", "points", "counted")):
+                    acc[i] += int(row.get(f) or 0)
+        return out
+
+    def _budget(self, customer: str, slo_sums: list[int] | None) -> dict[str, float | None]:
+        """slo_target (percent) and error_budget_remaining of a fleet row (None without a target, or
+        when a point of the window lacks server_errors)."""
+        target = self.slo.target(customer)
+        if target is None:
+            return {"slo_target": None, "error_budget_remaining": None}
+        requests, errors, points, counted = slo_sums or [0, 0, 0, 0]
+        budget = budget_remaining(errors, requests, target) if points == counted else None
+        return {"slo_target": target * 100, "error_budget_remaining": budget}
 
     async def _fleet_total(
         self, bounds: IntArray, rows: list[dict[str, Any]], fleet_sums: list[float] | None, everyone: Windows | None

@@ -23,9 +23,29 @@ class Figures(BaseModel):
     )
 
 
+_BUDGET = (
+    "Fraction of the error budget left in the SLO window (the last SLO_WINDOW_DAYS local days ending with {end}): "
+    "1 - (5xx / requests in the window) / (1 - slo_target/100); 1 = nothing spent, below 0 = overspent; "
+    "1 when the window has no requests; null without an SLO target or when a rollup point of the window "
+    "predates the 5xx count"
+)
+
+
 class Day(Figures):
     date: str = Field(description="Calendar day in the requested time zone")
     anomalies: int = Field(description="Incidents of this customer that started that day")
+    error_budget_remaining: float | None = Field(None, description=_BUDGET.format(end="this day"))
+
+
+class SloFigures(BaseModel):
+    slo_target: float | None = Field(
+        None, description="Availability target in percent (SLO_TARGETS: the customer's own, else default); null: none"
+    )
+    error_budget_remaining: float | None = Field(None, description=_BUDGET.format(end="the range's last day"))
+
+
+class Summary(Figures, SloFigures):
+    """The range's figures, and the customer's SLO budget as of the range's last day."""
 
 
 class Stats(BaseModel):
@@ -49,6 +69,7 @@ class Stats(BaseModel):
                         "p99_latency": 1.5,
                         "quantiles": "exact",
                         "anomalies": 0,
+                        "error_budget_remaining": 0.62,
                     }
                 ],
                 "summary": {
@@ -60,6 +81,8 @@ class Stats(BaseModel):
                     "median_latency": 0.7,
                     "p99_latency": 1.5,
                     "quantiles": "exact",
+                    "slo_target": 99.5,
+                    "error_budget_remaining": 0.62,
                 },
             }
         },
@@ -70,7 +93,7 @@ class Stats(BaseModel):
     to: str
     tz: str
     days: list[Day]
-    summary: Figures
+    summary: Summary
 
 
 class Anomaly(BaseModel):
@@ -228,7 +251,7 @@ class Series(BaseModel):
     points: list[Point] = Field(description="Intervals with requests, in time order")
 
 
-class FleetCustomer(Figures):
+class FleetCustomer(Figures, SloFigures):
     customer_id: str
 
 
@@ -241,7 +264,9 @@ class Fleet(BaseModel):
                 "to": "2026-11-25",
                 "tz": "UTC",
                 "total": _FIGURES_EXAMPLE,
-                "customers": [{"customer_id": "cust_1", **_FIGURES_EXAMPLE}],
+                "customers": [
+                    {"customer_id": "cust_1", **_FIGURES_EXAMPLE, "slo_target": 99.5, "error_budget_remaining": 0.62}
+                ],
                 "next_cursor": None,
             }
         },

@@ -24,7 +24,10 @@ async def fleet(
     to: Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")] = None,
     tz: Annotated[str, Query(description="IANA time zone of the calendar days", examples=["UTC"])] = "UTC",
     sort: Annotated[
-        str, Query(description="customer_id, total_requests, failed_requests, uptime or p99_latency")
+        str,
+        Query(
+            description="customer_id, total_requests, failed_requests, uptime, p99_latency or error_budget_remaining"
+        ),
     ] = "customer_id",
     order: Annotated[str, Query(description="asc or desc (ties: customer id ascending)")] = "asc",
     limit: Annotated[int, Query(ge=1, le=1000, description="Customers per page")] = 100,
