@@ -117,3 +117,26 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_sett
         assert sorted(c["customer_id"] for c in body["customers"]) == sorted(by_customer)
         for c in body["customers"]:
             check(c, by_customer[c["customer_id"]], f"fleet {c['customer_id']}")
+
+        # default sort, paged, in a zone whose days end on quarter-hours (the 15m `*` points at the edges)
+        everyone = [r for rows in by_customer.values() for r in rows]
+        for zone in ("UTC", "Asia/Kathmandu"):
+            tz = ZoneInfo(zone)
+            lo, hi = dt.date(2026, 10, 25), today - dt.timedelta(days=2)  # a range inside the data
+            local = {id(r): r[0].astimezone(tz).date() for r in everyone}
+            params = {"from": str(lo), "to": str(hi), "tz": zone, "limit": "3"}
+            seen: list[str] = []
+            while True:
+                page = api.get("/stats", params=params).json()
+                check(page["total"], [r for r in everyone if lo <= local[id(r)] <= hi], f"fleet total {zone}")
+                for c in page["customers"]:
+                    check(
+                        c,
+                        [r for r in by_customer[c["customer_id"]] if lo <= local[id(r)] <= hi],
+                        f"fleet {c['customer_id']} {zone}",
+                    )
+                seen += [c["customer_id"] for c in page["customers"]]
+                if page["next_cursor"] is None:
+                    break
+                params["cursor"] = page["next_cursor"]
+            assert seen == sorted(by_customer), zone

@@ -13,7 +13,7 @@ from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, RollupBatch, RollupPoint
 from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.points import ROLLUP_LEVELS, rollup_line
+from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, rollup_line
 from logpulse.tailing.source import file_fingerprint
 
 BASE = 1_790_000_000  # seconds; a multiple of 900 is not needed
@@ -83,12 +83,13 @@ def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, in
         parsed = parse_chunk(Chunk("x", 0, 0, (line + "\n").encode()))
         (b,) = parsed.batches.values()
         t = b.times[0] // 10**9 * 10**9
-        a = acc[(b.customer_id, t - t % window_ns)]
-        a[0] += 1
-        a[1] += int(b.statuses[0]) >= 400
-        a[2] += int(b.statuses[0]) >= 500
-        a[3] += round(float(b.durations[0]) * 1e9)
-        a[4].append(b.durations[0])
+        for customer in (b.customer_id, FLEET_CUSTOMER):  # each customer, and all of them together
+            a = acc[(customer, t - t % window_ns)]
+            a[0] += 1
+            a[1] += int(b.statuses[0]) >= 400
+            a[2] += int(b.statuses[0]) >= 500
+            a[3] += round(float(b.durations[0]) * 1e9)
+            a[4].append(b.durations[0])
     return {k: (a[0], a[1], a[2], a[3], LatencyHistogram.from_text(a[4])) for k, a in acc.items()}
 
 
@@ -198,3 +199,29 @@ def test_a_snapshot_from_before_server_errors_writes_those_points_without_the_fi
             if m == level.measurement:
                 line = rollup_line(RollupPoint(m, c, t, level.window_ns, v[0], v[1], v[2], v[3], v[4]))
                 assert ("server_errors=" in line) == (v[2] is not None), line
+
+
+def test_a_snapshot_from_before_fleet_rollups_gets_complete_fleet_points() -> None:
+    """A state restored from a snapshot without the fleet-wide (`*`) aggregates rebuilds them from the
+    customers' aggregates of the open segments: the `*` points then hold every line, not only those
+    read after the restart."""
+    rng = random.Random(11)
+    first = make_log(rng, 300, 600)
+    later = make_log(rng, 120, 600)  # the same windows: they grow after the restart
+    data = first + later
+    key = file_fingerprint(first.split(b"\n", 1)[0])
+    build = RollupLogic.builder(1 << 20, 1.0, 3600.0)
+    logic = build(None)
+    db = FakeDb()
+    feed(logic, [Chunk("f.log", key, 0, first)], 1 << 20, db)
+    for seg in logic.state.segments:  # what the previous version kept and wrote
+        assert seg is not None
+        for k in [k for k in seg.aggs if k[0] == FLEET_CUSTOMER]:
+            del seg.aggs[k]
+            seg.dirty.discard(k)
+    db.points = {k: v for k, v in db.points.items() if k[1] != FLEET_CUSTOMER}
+    restored = build(logic.snapshot())
+    feed(restored, [Chunk("f.log", key, len(first), later)], 1 << 20, db)
+    db.write(restored.on_eof()[0])
+    for level in ROLLUP_LEVELS:
+        assert db.windows(level.measurement, level.window_ns) == expected(data, level.window_ns), level.measurement

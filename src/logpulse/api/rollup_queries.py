@@ -23,7 +23,7 @@ import numpy as np
 
 from logpulse.api.localtime import IntArray
 from logpulse.storage.influx import quote_ident, quote_literal
-from logpulse.storage.points import ROLLUP_LEVELS, TAG_CUSTOMER, RollupLevel, rollup_from
+from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, TAG_CUSTOMER, RollupLevel, rollup_from
 
 FIELDS = ("count", "failed", "sum", "hist")
 COALESCE_WINDOWS = 2
@@ -112,7 +112,7 @@ def _cover(a: int, b: int, levels: tuple[Level, ...], runs: dict[Level, list[tup
 Who = str | list[str] | None
 """Whose rows to read: one customer, several (grouped by customer), or every customer (grouped)."""
 
-FLEET = "*"
+FLEET = FLEET_CUSTOMER
 """The tag value of fleet-wide rollups (all customers' requests together), outside the id charset."""
 
 

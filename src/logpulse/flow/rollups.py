@@ -26,6 +26,12 @@ window start + an offset in [0, window) derived from **(file_key, level, segment
 * **late and out-of-order lines** (classic mode shuffles 30 days): a line adds to *its* window in the
   state of the segment it was read in. A years-old line adds one small point; it never reopens or keeps
   open anything, because state closes with its segment.
+* **the fleet-wide point** (customer_id `*`, `points.FLEET_CUSTOMER`) of an identity and window is the
+  cumulative aggregate of *all* lines of that file-segment in that window, kept in the same segment
+  state and written under the same time as the customers' points: every rule above holds for it too,
+  and summing the `*` points of a window gives every customer's lines together, exactly. It is added
+  per part from the customer-window groups and (millisecond, count) runs already computed, not by
+  bucketing the lines again (`_add_fleet`).
 * `first_offset` is the segment start when reading went through it from the start, else the offset
   reading began at (START_AT=end, a resume without recovery): a partial segment then never overwrites
   the full one written earlier with a smaller value.
@@ -65,7 +71,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from logpulse.model import Chunk, ParsedChunk, RequestBatch, RollupBatch, RollupPoint
 from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel
+from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +187,36 @@ class FileRollups:
 def _upgrade(state: FileRollups) -> FileRollups:
     """A snapshot taken before `server_errors` existed restores aggregates without it: their 5xx count
     is unknown, so they keep None (their points are written without the field) rather than count only
-    the lines read after the restart."""
+    the lines read after the restart. One taken before the fleet-wide aggregates gets them rebuilt."""
     for seg in state.segments:
         for agg in seg.aggs.values() if seg is not None else ():
             if not hasattr(agg, "server_errors"):
                 agg.server_errors = None
+    for i, seg in enumerate(state.segments):
+        if seg is not None and seg.aggs and not any(c == FLEET_CUSTOMER for c, _ in seg.aggs):
+            _rebuild_fleet(seg, ROLLUP_LEVELS[i])
     return state
+
+
+def _rebuild_fleet(seg: _Segment, level: RollupLevel) -> None:
+    """A snapshot taken before the fleet-wide aggregates existed: build them from the customers' (which
+    hold every line of the segment so far), so the `*` points of this identity are complete, and mark
+    them for the next flush."""
+    for (_, window), agg in list(seg.aggs.items()):
+        k = (FLEET_CUSTOMER, window)
+        fleet = seg.aggs.get(k)
+        if fleet is None:
+            fleet = seg.aggs[k] = _Agg(0, 0, 0, LatencyHistogram(level.max_exact), 0)
+            seg.dirty.add(k)
+        fleet.count += agg.count
+        fleet.failed += agg.failed
+        fleet.sum_ns += agg.sum_ns
+        fleet.server_errors = (
+            None
+            if fleet.server_errors is None or agg.server_errors is None
+            else fleet.server_errors + agg.server_errors
+        )
+        fleet.hist.merge(agg.hist)
 
 
 def identity_offset(file_key: int, level: RollupLevel, segment: int, first_offset: int) -> int:
@@ -279,6 +309,90 @@ def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart, v: _LineValu
             agg.hist.add_ms_counts(run_ms[a:b], run_counts[a:b])
         if not v.all_exact:
             fine = part.durations[(inverse == g) & ~v.exact]
+            if len(fine):
+                agg.hist.add(fine)
+        seg.dirty.add(k)
+    _add_fleet(
+        seg,
+        level,
+        part,
+        v,
+        _GroupSums(groups % span, counts, failed, server, sums, inverse),
+        wmin,
+        run_group,
+        run_ms,
+        run_counts,
+    )
+
+
+@dataclass(slots=True)
+class _GroupSums:
+    """What `_aggregate` computed per customer-window group of a part, for the fleet-wide aggregate."""
+
+    window: npt.NDArray[np.int64]  # per group: window index relative to the part's first window
+    count: npt.NDArray[np.int64]
+    failed: npt.NDArray[np.int64]
+    server_errors: npt.NDArray[np.int64]
+    sum_ns: npt.NDArray[np.int64]
+    inverse: npt.NDArray[np.int64]  # per line: its group
+
+
+def _add_fleet(
+    seg: _Segment,
+    level: RollupLevel,
+    part: RollupPart,
+    v: _LineValues,
+    gs: _GroupSums,
+    wmin: int,
+    run_group: npt.NDArray[np.int64],
+    run_ms: npt.NDArray[np.int64],
+    run_counts: npt.NDArray[np.int64],
+) -> None:
+    """Add the part to the fleet-wide aggregates (customer `*`) of the segment: per window, the sums of
+    its customer-window groups and the merge of their (millisecond, count) runs, all computed already
+    by `_aggregate` — a few numpy calls over groups and runs, no second pass over the lines. The `*`
+    aggregate lives in the same segment state under the same identity, so it is cumulative, survives
+    replays and double ingest exactly as the customers' points do."""
+    n_win = int(gs.window.max()) + 1
+    count = np.bincount(gs.window, weights=gs.count, minlength=n_win).astype(np.int64).tolist()
+    failed = np.bincount(gs.window, weights=gs.failed, minlength=n_win).astype(np.int64).tolist()
+    server = np.bincount(gs.window, weights=gs.server_errors, minlength=n_win).astype(np.int64).tolist()
+    sum_ns = np.zeros(n_win, dtype=np.int64)
+    np.add.at(sum_ns, gs.window, gs.sum_ns)  # integer adds: exact whatever the magnitudes
+    run_window = gs.window[run_group]
+    base = int(run_ms.max()) + 1 if len(run_ms) else 1
+    if n_win * base < 2**62:
+        keys, inverse = np.unique(run_window * base + run_ms, return_inverse=True)
+        key_window, key_ms = keys // base, keys % base
+    else:  # durations of years: sort the pairs instead of combining them
+        srt = np.lexsort((run_ms, run_window))
+        w_s, ms_s = run_window[srt], run_ms[srt]
+        new = np.ones(len(w_s), dtype=np.bool_)
+        new[1:] = (w_s[1:] != w_s[:-1]) | (ms_s[1:] != ms_s[:-1])
+        inverse = np.empty(len(w_s), dtype=np.int64)
+        inverse[srt] = np.cumsum(new) - 1
+        key_window, key_ms = w_s[new], ms_s[new]
+    key_counts = np.bincount(inverse.ravel(), weights=run_counts, minlength=len(key_ms)).astype(np.int64)
+    bounds = np.searchsorted(key_window, np.arange(n_win + 1)).tolist()
+    sums_l = sum_ns.tolist()
+    line_window = None if v.all_exact else gs.window[gs.inverse]
+    for w in range(n_win):
+        if count[w] == 0:
+            continue
+        k = (FLEET_CUSTOMER, wmin + w)
+        agg = seg.aggs.get(k)
+        if agg is None:
+            agg = seg.aggs[k] = _Agg(0, 0, 0, LatencyHistogram(level.max_exact), 0)
+        agg.count += count[w]
+        agg.failed += failed[w]
+        if agg.server_errors is not None:
+            agg.server_errors += server[w]
+        agg.sum_ns += sums_l[w]
+        a, b = bounds[w], bounds[w + 1]
+        if b > a:
+            agg.hist.add_ms_counts(key_ms[a:b], key_counts[a:b])
+        if line_window is not None:
+            fine = part.durations[(line_window == w) & ~v.exact]
             if len(fine):
                 agg.hist.add(fine)
         seg.dirty.add(k)

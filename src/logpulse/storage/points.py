@@ -28,6 +28,8 @@ written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLL
     time   window start (UTC) + an identity offset in [0, window) ns: the window is `time - time % window`.
            Several points per customer-window are normal (one per file and byte segment of it, see
            `flow/rollups.py` for the identity design) and are summed / merged by the reader.
+    Each identity also writes customer_id=`*` (FLEET_CUSTOMER): all customers' lines of that identity
+    and window together, so the fleet view's total reads one series instead of every customer's.
 The `writes` marks are written to retention policy `marks` (MARKS_RP, 1 h): they only matter while a
 cached answer could be stale, so they must not grow forever.
 
@@ -76,6 +78,9 @@ ROLLUP_RP = "rollups"
 """Retention policy of all rollup levels (created by the processor, duration ROLLUP_RETENTION)."""
 MARKS_RP = "marks"
 """Retention policy of the `writes` marks (1 hour)."""
+FLEET_CUSTOMER = "*"
+"""`customer_id` of the fleet-wide rollup points (every customer's lines of an identity together, written
+by the processor next to the per-customer ones); outside the customer-id charset, filtered from lists."""
 MARKS_RETENTION = "1h"
 
 
