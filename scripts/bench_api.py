@@ -254,9 +254,20 @@ def main() -> None:
     ap.add_argument("--settle-s", type=float, default=20, help="pause after loading (influxd compaction)")
     ap.add_argument("--pair-rounds", type=int, default=6, help="alternating small/big rounds for the ratio")
     ap.add_argument("--json", type=Path, default=Path("bench_api.json"))
+    ap.add_argument(
+        "--only", choices=("all", "fleet"), default="all", help="fleet: load and measure only the fleet data set"
+    )
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep influxd's data here; a directory loaded by an earlier run with the same options is reused "
+        "as is (no loading), so the server can also be started by hand to time single statements",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="logpulse-bench-api-"))
+    data_dir = args.data_dir or work / "influxdb"
+    reuse = args.data_dir is not None and (data_dir / "loaded").exists()
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
     today = dt.datetime.now(dt.UTC).date()
     frm = (today - dt.timedelta(days=args.days - 1)).isoformat()
@@ -266,13 +277,19 @@ def main() -> None:
         "big": (args.requests, args.customers, LEVELS),
         "fleet": (args.fleet_requests, args.fleet_customers, LEVELS[1:]),
     }
-    with LocalInfluxd.start(work / "influxdb") as influx:
+    if args.only == "fleet":
+        sets = {"fleet": sets["fleet"]}
+    with LocalInfluxd.start(data_dir) as influx:
         for name, (n, customers, levels) in sets.items():
+            if reuse:
+                break
             print(f"loading rollups of {n:,} requests, {customers} customers ({name}) ...", flush=True)
             results[f"load_{name}"] = load_rollups(
                 influx.url, f"bench_{name}", rollup_batches(n, customers, args.days, levels, seed=7)
             )
-        time.sleep(args.settle_s)
+        if not reuse:
+            time.sleep(args.settle_s)
+            (data_dir / "loaded").write_text(json.dumps(results["args"]))
         env = {**os.environ, "INFLUXDB_URL": influx.url, "API_KEY": "", "STATS_CACHE_S": "0"}
         ids = [f"cust_{c}" for c in range(1, args.customers + 1)]
         stats = [f"/customers/{c}/stats?from={frm}&to={today}" for c in ids]
@@ -283,29 +300,30 @@ def main() -> None:
             "fleet": [f"/stats?from={frm}&to={today}"],
             "fleet_p99": [f"/stats?from={frm}&to={today}&sort=p99_latency&order=desc&limit=20"],
         }
-        print("measuring small ...", flush=True)
-        results["small"] = measure_rollups(
-            {**env, "INFLUXDB_DATABASE": "bench_small"},
-            work,
-            {"stats": stats},
-            [("stats_1", "stats", 1)],
-            args.seconds,
-        )
-        print("measuring big ...", flush=True)
-        results["big"] = measure_rollups(
-            {**env, "INFLUXDB_DATABASE": "bench_big"},
-            work,
-            {k: paths[k] for k in ("stats", "stats_ny", "series")},
-            [
-                ("stats_1", "stats", 1),
-                ("stats_32", "stats", 32),
-                ("stats_ny_1", "stats_ny", 1),
-                ("series_1", "series", 1),
-            ],
-            args.seconds,
-        )
-        print("measuring the 30M / 1M ratio, alternating ...", flush=True)
-        results["paired"] = paired_ratio(env, work, stats, args.pair_rounds, max(3, args.seconds // 3))
+        if args.only == "all":
+            print("measuring small ...", flush=True)
+            results["small"] = measure_rollups(
+                {**env, "INFLUXDB_DATABASE": "bench_small"},
+                work,
+                {"stats": stats},
+                [("stats_1", "stats", 1)],
+                args.seconds,
+            )
+            print("measuring big ...", flush=True)
+            results["big"] = measure_rollups(
+                {**env, "INFLUXDB_DATABASE": "bench_big"},
+                work,
+                {k: paths[k] for k in ("stats", "stats_ny", "series")},
+                [
+                    ("stats_1", "stats", 1),
+                    ("stats_32", "stats", 32),
+                    ("stats_ny_1", "stats_ny", 1),
+                    ("series_1", "series", 1),
+                ],
+                args.seconds,
+            )
+            print("measuring the 30M / 1M ratio, alternating ...", flush=True)
+            results["paired"] = paired_ratio(env, work, stats, args.pair_rounds, max(3, args.seconds // 3))
         print("measuring fleet ...", flush=True)
         results["fleet"] = measure_rollups(
             {**env, "INFLUXDB_DATABASE": "bench_fleet"},
@@ -323,7 +341,19 @@ def main() -> None:
             f"non-2xx {r['non_2xx']} {r['socket_errors']}"
         )
 
-    small, big, fleet = results["small"], results["big"], results["fleet"]
+    fleet = results["fleet"]
+    fleet_rows = [
+        row(f"/stats {args.fleet_customers:,} customers 30 d, 1 client", fleet["fleet_1"]),
+        row("/stats sort=p99_latency desc limit 20", fleet["fleet_p99_1"]),
+    ]
+    if args.only == "fleet":
+        print(f"\ncold (STATS_CACHE_S=0), fleet {args.fleet_customers:,} customers, {args.days} days")
+        for k, v in fleet_rows:
+            print(f"| {k:<48} | {v} |")
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+        return
+    small, big = results["small"], results["big"]
     results["ratio_p50_big_small"] = big["stats_1"]["p50_ms"] / small["stats_1"]["p50_ms"]
     rows = [
         row(f"stats 30 d, {args.small_requests:,} stored, 1 client", small["stats_1"]),
@@ -337,8 +367,7 @@ def main() -> None:
         row(f"stats 30 d, {args.requests:,} stored, 32 clients", big["stats_32"]),
         row("stats 30 d America/New_York, 1 client", big["stats_ny_1"]),
         row("series 7 d at 15m, 1 client", big["series_1"]),
-        row(f"/stats {args.fleet_customers:,} customers 30 d, 1 client", fleet["fleet_1"]),
-        row("/stats sort=p99_latency desc limit 20", fleet["fleet_p99_1"]),
+        *fleet_rows,
     ]
     print(
         f"\ncold (STATS_CACHE_S=0), {args.customers} customers, {args.days} days; "

@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -205,6 +206,7 @@ def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes:
         str(processes),
     ]
     peak = peak_one = 0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop = threading.Event()
@@ -224,10 +226,14 @@ def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes:
     if proc.returncode != 0:
         raise RuntimeError(f"ingest failed ({proc.returncode}): {err[-2000:]}")
     read = int(re.search(r"read (\d+) lines", out).group(1))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # ingest and its children
     return {
         "lines": read,
         "seconds": seconds,
         "lines_per_s": read / seconds,
+        "cpu_s": cpu,
+        "lines_per_cpu_s": read / cpu if cpu else None,
         "peak_rss_mb": peak / 1024,
         "peak_rss_one_process_mb": peak_one / 1024,
         "summary": out.strip(),
@@ -257,6 +263,11 @@ def main() -> None:
     ap.add_argument("--work-dir", type=Path, default=None, help="keep generated data here between runs")
     ap.add_argument("--json", type=Path, default=Path("bench_ingest.json"))
     ap.add_argument("--baseline-src", type=Path, default=None, help="also ingest with this src/ (e.g. main's)")
+    ap.add_argument(
+        "--configs",
+        default="raw_on,raw_off,raw_on_unscored,raw_on_gzip",
+        help="ingest configurations to run (comma-separated); the baseline runs with the first one's settings",
+    )
     args = ap.parse_args()
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="logpulse-bench-"))
@@ -283,11 +294,14 @@ def main() -> None:
         configs: dict[str, dict[str, str]] = {
             "raw_on": {},
             "raw_off": {"STORE_RAW": "false"},
+            "raw_off_unscored": {"STORE_RAW": "false", "SCORING_ENABLED": "false"},
             "raw_on_unscored": {"SCORING_ENABLED": "false"},
             "raw_on_gzip": {"INFLUXDB_GZIP": "true"},
         }
+        configs = {k: configs[k] for k in args.configs.split(",")}
         if args.baseline_src:
-            configs = {"baseline": {"PYTHONPATH": str(args.baseline_src.resolve())}, **configs}
+            first = next(iter(configs.values()))
+            configs = {"baseline": {**first, "PYTHONPATH": str(args.baseline_src.resolve())}, **configs}
         runs: dict[str, list[dict]] = {kind: [] for kind in configs}
         for rep in range(args.repeat):  # alternate, each into an empty database; the best run counts
             for kind, extra in configs.items():
@@ -298,7 +312,11 @@ def main() -> None:
             best = max(done, key=lambda r: r["lines_per_s"])
             results[f"ingest_{kind}"] = {**best, "ratio_to_plain_ceiling": best["lines_per_s"] / plain}
             results[f"ingest_{kind}_runs"] = [r["lines_per_s"] for r in done]
-        results["disk"] = disk_per_million(influx, f"raw_on{args.repeat - 1}", results["ingest_raw_on"]["lines"])
+        measured = "raw_on" if "raw_on" in configs else next(k for k in configs if k != "baseline")
+        results["disk_of"] = measured
+        results["disk"] = disk_per_million(
+            influx, f"{measured}{args.repeat - 1}", results[f"ingest_{measured}"]["lines"]
+        )
         if args.big_lines:
             big = make_files(work, args.big_lines, args.files, args.days, seed=100)
             print(f"ingest (big): {args.big_lines:,} lines ...", flush=True)
@@ -323,19 +341,25 @@ def print_table(r: dict) -> None:
         "baseline": "baseline (--baseline-src)",
         "raw_on": "rollups + raw points",
         "raw_off": "rollups only (STORE_RAW=false)",
+        "raw_off_unscored": "rollups only, SCORING_ENABLED=false (the rollup cost shows best)",
         "raw_on_unscored": "rollups + raw points, SCORING_ENABLED=false",
         "raw_on_gzip": "rollups + raw points, INFLUXDB_GZIP=true",
     }
     for kind, name in names.items():
         if f"ingest_{kind}" in r:
             i = r[f"ingest_{kind}"]
+            cpu = f", {i['lines_per_cpu_s']:,.0f} lines per CPU s" if i.get("lines_per_cpu_s") else ""
             rows.append(
-                (f"ingest: {name}", f"{i['lines_per_s']:,.0f} lines/s ({i['ratio_to_plain_ceiling']:.2f} of plain)")
+                (
+                    f"ingest: {name}",
+                    f"{i['lines_per_s']:,.0f} lines/s ({i['ratio_to_plain_ceiling']:.2f} of plain){cpu}",
+                )
             )
+    m = r[f"ingest_{r.get('disk_of', 'raw_on')}"]
     rows += [
         (
-            f"peak RSS, {r['ingest_raw_on']['lines']:,} lines: all processes / largest",
-            f"{r['ingest_raw_on']['peak_rss_mb']:.0f} / {r['ingest_raw_on']['peak_rss_one_process_mb']:.0f} MB",
+            f"peak RSS, {m['lines']:,} lines: all processes / largest",
+            f"{m['peak_rss_mb']:.0f} / {m['peak_rss_one_process_mb']:.0f} MB",
         ),
         ("disk per million requests: raw points", f"{r['disk']['raw_bytes_per_million'] / 1e6:.1f} MB"),
         ("disk per million requests: rollups (15m + 1h + 1d)", f"{r['disk']['rollup_bytes_per_million'] / 1e6:.2f} MB"),
