@@ -59,6 +59,8 @@ SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR")
 INCIDENT_SUMMARY = "p50 latency 0.42 s vs 0.12 s usual; 40 requests"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 FROM, TO = (NOW - dt.timedelta(days=1)).date().isoformat(), NOW.date().isoformat()
+SLO_TARGETS = "default=90,cust_slo=99.5"  # 90 %: some of the known customers within budget, some over
+HISTORY_DAYS = [(NOW - dt.timedelta(days=d)).date() for d in range(22, 2, -1)]  # cust_slo's, before FROM
 
 
 # ---------- known data and what the page must show for it ----------
@@ -92,7 +94,7 @@ def known_lines() -> list[str]:
             for j in range(1 + c % 4 + int(2 * (1 + math.sin(slot / 90 + c)))):
                 t = start + dt.timedelta(minutes=slot, seconds=7 * j)
                 hurt = c == 3 and INCIDENT_START <= t < INCIDENT_END
-                status = 500 if i % (c + 3) == 0 or (hurt and j % 2 == 0) else 200
+                status = 500 if i % (c + 3) == 0 or (hurt and j % 2 == 0) else 404 if i % 17 == 5 else 200
                 duration = 0.010 + ((i * 37 + c * 11) % (150 + 31 * c)) / 1000 + (0.9 if hurt else 0.0)
                 lines.append(f"{t:%Y-%m-%d %H:%M:%S} cust_{c:02d} /v1/items {status} {duration:.3f}\n")
                 i += 1
@@ -111,10 +113,29 @@ def expected(lines: list[str]) -> dict[str, dict[str, Any]]:
         out[customer] = {
             "total": total,
             "failed": failed,
+            "server": sum(1 for s, _ in rs if s >= 500),
             "uptime": (total - failed) / total * 100,
             "p99": p99(sorted(d for _, d in rs)),
         }
     return out
+
+
+def history_lines() -> list[str]:
+    """cust_slo: 200 requests a day on HISTORY_DAYS (all before FROM, so not in the overview's range), a
+    few 5xx on some days and a burst of them on three, and 404s that the SLO must not count."""
+    lines = []
+    for d, day in enumerate(HISTORY_DAYS):
+        errors = 4 if 8 <= d <= 10 else 1 if d % 5 == 0 else 0
+        for i in range(200):
+            t = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(seconds=431 * i + 17)
+            status = 503 if i < errors else 404 if i % 25 == 3 else 200
+            lines.append(f"{t:%Y-%m-%d %H:%M:%S} cust_slo /v1/items {status} 0.{100 + i % 300:03d}\n")
+    return lines
+
+
+def budget_of(total: int, server: int, target_pct: float) -> float:
+    """The README's definition: 1 − (5xx ÷ requests) ÷ (1 − target)."""
+    return 1 - (server / total) / (1 - target_pct / 100)
 
 
 def line_at(t: dt.datetime, customer: str, status: int = 200, duration: float = 0.123) -> str:
@@ -161,6 +182,7 @@ class Fleet:
     log: Path
     lines: list[str]
     want: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -173,9 +195,10 @@ def fleet(influxd: LocalInfluxd, tmp_path_factory: pytest.TempPathFactory) -> It
     tmp = tmp_path_factory.mktemp("dashboard")
     log = tmp / "api_requests.log"
     lines = known_lines()
-    log.write_text("".join(lines))
+    history = history_lines()
+    log.write_text("".join(lines + history))
     settings = settings_for(influxd, tmp, log)
-    env = subprocess_env(settings)
+    env = subprocess_env(settings, SLO_TARGETS=SLO_TARGETS)
     want = expected(lines)
     with open(tmp / "process.log", "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "logpulse", "process"], env=env, stdout=out, stderr=out)
@@ -185,7 +208,10 @@ def fleet(influxd: LocalInfluxd, tmp_path_factory: pytest.TempPathFactory) -> It
             def all_stored() -> bool:
                 if proc.poll() is not None:
                     raise RuntimeError(f"logpulse process exited: {(tmp / 'process.log').read_text()[-3000:]}")
-                return all(stored_total(api, c) == w["total"] for c, w in want.items())
+                old = api.get("/customers/cust_slo/stats", params={"from": str(HISTORY_DAYS[0]), "to": FROM})
+                return all(stored_total(api, c) == w["total"] for c, w in want.items()) and (
+                    old.status_code == 200 and old.json()["summary"]["total_requests"] == len(history)
+                )
 
             wait_until(all_stored, 60, "the known lines stored")
             still_open = Incident("cust_07", "errors", ns(NOW - dt.timedelta(hours=1)), ns(NOW), 9.0, 20)
@@ -194,7 +220,7 @@ def fleet(influxd: LocalInfluxd, tmp_path_factory: pytest.TempPathFactory) -> It
                 params={"db": settings.influxdb_database},
                 content="\n".join(incident_line(i) for i in (KNOWN_INCIDENT, still_open)),
             ).raise_for_status()
-            yield Fleet(settings, api, log, lines, want)
+            yield Fleet(settings, api, log, lines, want, history)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -284,6 +310,15 @@ def test_overview_lists_every_customer_with_right_numbers(fleet: Fleet, browser:
         assert row["failed_requests"] == fmt_int(w["failed"]), customer
         assert shown(row["uptime"].removesuffix(" %"), w["uptime"], 2), customer
         assert shown(row["p99_latency"], w["p99"], 3), customer
+        budget = budget_of(w["total"], w["server"], 90.0)  # 5xx only, counted from the lines
+        assert shown(row["error_budget_remaining"].removesuffix(" %"), budget * 100, 1), (customer, row, budget)
+    red = browser.execute_script(
+        "return [...document.querySelectorAll('#fleet tbody td.budget.alert')]"
+        ".map((td) => td.parentNode.dataset.customer)"
+    )
+    assert sorted(red) == sorted(c for c, w in fleet.want.items() if budget_of(w["total"], w["server"], 90.0) <= 0)
+    assert 0 < len(red) < len(fleet.want)  # the data has both: a real test of the colouring
+    assert browser.execute_script("return !document.body.classList.contains('no-budget')")
     # open incidents: what the fleet API reports (ours on cust_07, and any the processor's scorer keeps open)
     since = (NOW - dt.timedelta(days=89)).date().isoformat()
     reported = fleet.api.get("/anomalies", params={"status": "open", "from": since, "limit": 5000}).json()
@@ -389,6 +424,43 @@ def test_customer_page_shows_series_and_incident_bands(fleet: Fleet, browser: An
     assert console_errors(browser) == []
 
 
+def test_customer_page_error_budget_burn_down(fleet: Fleet, browser: Any) -> None:
+    """cust_slo (own target 99.5 %): the burn-down has one point per day, each the budget left over the
+    30-day window ending that day as computed here from its lines, and the summary cards say the same."""
+    first, last = HISTORY_DAYS[0], HISTORY_DAYS[-1]
+    open_page(browser, f"{fleet.url}/dashboard/customers/cust_slo?from={first}&to={last}")
+    wait_js(browser, "!document.getElementById('budget').hidden && document.getElementById('budget').data")
+    chart = browser.execute_script(
+        "const el = document.getElementById('budget');"
+        "return {x: el.data[0].x, y: el.data[0].y, title: el.layout.title.text || el.layout.title}"
+    )
+    per_day: dict[str, list[int]] = {}
+    for line in fleet.history:
+        date, _, _, _, status, _ = line.split()
+        per_day.setdefault(date, []).append(int(status))
+    want = []
+    for day in HISTORY_DAYS:  # the window (30 days) reaches back before the first day: no data there
+        statuses = [
+            s for d, ss in per_day.items() if day - dt.timedelta(days=29) <= dt.date.fromisoformat(d) <= day for s in ss
+        ]
+        want.append(budget_of(len(statuses), sum(1 for s in statuses if s >= 500), 99.5) * 100)
+    assert chart["x"] == [str(d) for d in HISTORY_DAYS]
+    assert chart["y"] == pytest.approx(want, rel=1e-9)
+    assert "SLO 99.5 %" in str(chart["title"])
+    low = chart["y"].index(min(chart["y"]))
+    assert low == 10 and chart["y"][low] < 0 < chart["y"][-1]  # overspent by the burst's last day, then recovering
+    summary = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#summary [data-key]')]"
+        ".map((d) => [d.dataset.key, d.querySelector('dd').textContent]))"
+    )
+    assert summary["slo_target"] == "99.50 %"
+    assert shown(summary["error_budget_remaining"].removesuffix(" %"), want[-1], 1)
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        browser.find_element(By.ID, "budget").screenshot(str(Path(SCREENSHOTS) / "budget.png"))
+    assert console_errors(browser) == []
+
+
 def test_customer_page_in_a_zone_of_quarter_hour_offset(fleet: Fleet, browser: Any) -> None:
     """Asia/Kathmandu (+5:45): local days, series and bands drawn at local wall-clock times."""
     tz = ZoneInfo("Asia/Kathmandu")
@@ -434,6 +506,7 @@ def test_a_line_appended_to_the_log_shows_up_without_reload(fleet: Fleet, browse
     assert console_errors(browser) == []
     fleet.want["cust_05"]["total"] += 1
     fleet.want["cust_05"]["failed"] += 1
+    fleet.want["cust_05"]["server"] += 1
 
 
 def test_processor_behind_is_shown_without_reload(fleet: Fleet, browser: Any) -> None:

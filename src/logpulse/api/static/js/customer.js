@@ -170,31 +170,27 @@ function drawDaily(stats) {
   drawBudget(stats);
 }
 
-/** An SLO target as a percentage (99.5), whether the API gives it as 99.5 or as the fraction 0.995. */
-function sloPercent(target) {
-  if (target === undefined || target === null) return null;
-  return target <= 1 ? target * 100 : target;
-}
+const known = (v) => v !== undefined && v !== null;
 
 /**
  * The error budget burn-down: the API's `error_budget_remaining` of each day (the fraction of the SLO
- * window's budget left at the end of that day). Drawn only when the days carry it: the budget counts
- * 5xx responses only (4xx are the caller's), which the days' `failed_requests` (status >= 400) cannot
- * tell apart, so the page never computes it itself.
+ * window's budget left at the end of that day). Drawn when the customer has an SLO (`slo_target`, percent)
+ * and some day's budget is known (a day whose window holds rollups older than the 5xx count is null: a
+ * gap). The budget counts 5xx responses only (4xx are the caller's), which the days' `failed_requests`
+ * (status >= 400) cannot tell apart, so the page never computes it itself.
  */
 function drawBudget(stats) {
-  const target = sloPercent(stats.summary.slo_target ?? stats.slo_target);
+  const target = stats.summary.slo_target;
   const days = stats.days;
   const fig = $("budget");
-  const known = days.length > 0 && days.every((d) => d.error_budget_remaining !== undefined && d.error_budget_remaining !== null);
-  if (target === null || !known) {
+  if (!known(target) || !days.some((d) => known(d.error_budget_remaining))) {
     fig.hidden = true;
     return;
   }
   fig.hidden = false;
   Plotly.react("budget", [
-    { x: days.map((d) => d.date), y: days.map((d) => d.error_budget_remaining * 100), name: "budget left",
-      mode: "lines+markers", line: { color: COLORS.median }, fill: "tozeroy" },
+    { x: days.map((d) => d.date), y: days.map((d) => (known(d.error_budget_remaining) ? d.error_budget_remaining * 100 : null)),
+      name: "budget left", mode: "lines+markers", line: { color: COLORS.median }, fill: "tozeroy", connectgaps: false },
   ], layout(`Error budget left (SLO ${target} %)`, "% of budget", {
     xaxis: { type: "date", tickformat: "%b %d" }, uirevision: "budget",
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0, y1: 0, line: { color: COLORS.failed, dash: "dash" } }],
@@ -204,8 +200,8 @@ function drawBudget(stats) {
 function drawSummary(stats) {
   const s = stats.summary;
   const open = incidents.filter((a) => a.status === "open").length;
-  const target = sloPercent(s.slo_target ?? stats.slo_target);
-  const budget = s.error_budget_remaining ?? stats.error_budget_remaining;
+  const target = known(s.slo_target) ? s.slo_target : null;
+  const budget = s.error_budget_remaining;
   const cards = [
     ["total_requests", "Requests", fmtInt(s.total_requests)],
     ["failed_requests", "Failed", fmtInt(s.failed_requests)],

@@ -260,7 +260,8 @@ function applyOpen() {
 
 /** Fleet figures and open incidents are fetched together; the table renders as soon as the figures are in. */
 /** Sort keys GET /stats sorts by itself (ties by customer id, as compare() does). */
-const SERVER_SORTS = new Set(["customer_id", "total_requests", "failed_requests", "uptime", "p99_latency"]);
+const SERVER_SORTS = new Set(["customer_id", "total_requests", "failed_requests", "uptime", "p99_latency",
+  "error_budget_remaining"]);
 /** Live refreshes of a server-sorted first page re-read that page only; the whole fleet at most this often. */
 const FULL_REFRESH_MS = 30000;
 let lastFull = 0;
