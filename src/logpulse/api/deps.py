@@ -4,6 +4,10 @@ key check, the validated customer id and date range.
 The client, the answer cache and the service live for the application's lifespan (`lifespan`), so
 a route never opens a connection of its own. Declare a dependency by its alias, e.g.
 `service: ServiceDep`, `r: DateRangeDep`; protect a router with `APIRouter(dependencies=PROTECTED)`.
+
+Every dependency here is `async def` although none awaits anything: FastAPI runs a plain `def`
+dependency in its thread pool, and the five thread hand-offs of a stats request cost about a quarter
+of its API CPU (30-day stats under 32 clients: 8.3 → 6.1 ms of CPU per request, issue 14).
 """
 
 from __future__ import annotations
@@ -44,15 +48,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.aclose()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_influx(request: Request) -> AsyncInfluxQuery:
+async def get_influx(request: Request) -> AsyncInfluxQuery:
     return cast(AsyncInfluxQuery, request.app.state.influx)
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return cast(Service, request.app.state.service)
 
 
@@ -61,7 +65,7 @@ InfluxDep = Annotated[AsyncInfluxQuery, Depends(get_influx)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_rollups(request: Request) -> RollupService:
+async def get_rollups(request: Request) -> RollupService:
     return cast(RollupService, request.app.state.rollups)
 
 
@@ -70,7 +74,9 @@ RollupsDep = Annotated[RollupService, Depends(get_rollups)]
 _bearer = HTTPBearer(auto_error=False, description="API_KEY, when the server sets one")
 
 
-def require_key(settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_key(
+    settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     """When API_KEY is set, every data route needs `Authorization: Bearer <API_KEY>`."""
     key = settings.api_key
     if key and (creds is None or not hmac.compare_digest(creds.credentials.encode(), key.encode())):
@@ -80,7 +86,7 @@ def require_key(settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredent
 PROTECTED = [Depends(require_key)]
 
 
-def date_range(
+async def date_range(
     settings: SettingsDep,
     from_: Annotated[
         str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])
@@ -95,7 +101,7 @@ def date_range(
     return validation.date_range(from_ or from_date, to, tz, settings.max_range_days)
 
 
-def customer_id(customer_id: str) -> str:
+async def customer_id(customer_id: str) -> str:
     """The `{customer_id}` path parameter, validated (422 otherwise)."""
     return validation.customer_id(customer_id)
 
