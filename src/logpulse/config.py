@@ -166,7 +166,9 @@ class Settings(BaseSettings):
     rollup_idle_close_s: float = Field(
         3600.0, gt=0, description="A file's rollup state is dropped after this long without new lines"
     )
-    influxdb_gzip: bool = Field(False, description="Gzip write requests (level 1); off is faster on loopback")
+    influxdb_gzip: bool = Field(
+        False, description="Gzip write requests (level 1) and query answers; off is faster on loopback"
+    )
 
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 
