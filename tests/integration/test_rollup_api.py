@@ -214,6 +214,11 @@ def test_exact_true_recomputes_from_raw_points_or_says_they_are_missing(
     writer.close()
     body = api.get("/customers/cust_c/stats", params=params).json()
     assert_figures(body["summary"], reference(mine), exact=True)
+    # the SLO fields (from rollups, whatever `exact`) survive the recomputation
+    plain = api.get("/customers/cust_c/stats", params={k: v for k, v in params.items() if k != "exact"}).json()
+    assert body["summary"]["slo_target"] == plain["summary"]["slo_target"] == 99.5
+    assert body["summary"]["error_budget_remaining"] == plain["summary"]["error_budget_remaining"] is not None
+    assert [d["error_budget_remaining"] for d in body["days"]] == [d["error_budget_remaining"] for d in plain["days"]]
     day = body["days"][3]
     want = reference([r for r in mine if local_day(r[1], ZoneInfo("UTC")).isoformat() == day["date"]])
     assert_figures(day, want, exact=True)

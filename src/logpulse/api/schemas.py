@@ -34,14 +34,16 @@ _BUDGET = (
 class Day(Figures):
     date: str = Field(description="Calendar day in the requested time zone")
     anomalies: int = Field(description="Incidents of this customer that started that day")
-    error_budget_remaining: float | None = Field(None, description=_BUDGET.format(end="this day"))
+    error_budget_remaining: float | None = Field(description=_BUDGET.format(end="this day"))
 
 
 class SloFigures(BaseModel):
+    """Always present (required, nullable): null says no SLO applies or its budget is unknown."""
+
     slo_target: float | None = Field(
-        None, description="Availability target in percent (SLO_TARGETS: the customer's own, else default); null: none"
+        description="Availability target in percent (SLO_TARGETS: the customer's own, else default); null: none"
     )
-    error_budget_remaining: float | None = Field(None, description=_BUDGET.format(end="the range's last day"))
+    error_budget_remaining: float | None = Field(description=_BUDGET.format(end="the range's last day"))
 
 
 class Summary(Figures, SloFigures):
