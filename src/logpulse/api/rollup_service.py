@@ -423,7 +423,7 @@ class RollupService:
                     date=(r.first + dt.timedelta(days=i)).isoformat(),
                     **per_day.figures(i),
                     anomalies=int(incidents[i]),
-                    error_budget_remaining=budgets[i] if budgets else None,
+                    error_budget_remaining=None if budgets is None else budgets[i],
                 )
                 for i in per_day.nonempty()
             ]
@@ -436,7 +436,7 @@ class RollupService:
                 summary=Summary(
                     **whole.figures(0),
                     slo_target=None if target is None else target * 100,
-                    error_budget_remaining=budgets[-1] if budgets else None,
+                    error_budget_remaining=None if budgets is None else budgets[-1],
                 ),
             )
             # the SLO window reaches back before the range: writes there change the answer too
