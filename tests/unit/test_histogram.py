@@ -17,6 +17,7 @@ from logpulse.storage.histogram import (
     MAX_EXACT_DISTINCT,
     HistogramDecodeError,
     LatencyHistogram,
+    decode_many,
 )
 
 
@@ -167,6 +168,28 @@ def test_empty() -> None:
 def test_bad_encodings_raise_a_clear_error(bad: str) -> None:
     with pytest.raises(HistogramDecodeError):
         LatencyHistogram.decode(bad)
+    good = LatencyHistogram.from_values([0.1, 0.2]).encode()
+    with pytest.raises(HistogramDecodeError):
+        decode_many([good, bad, good])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(min_value=0, max_value=70_000), max_size=300).map(lambda ms: [m / 1000 for m in ms])
+        | st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), min_size=1, max_size=50),
+        max_size=12,
+    )
+)
+def test_decode_many_equals_decoding_each(windows: list[list[float]]) -> None:
+    """Exact and approximate, 1- to 4-byte widths, zlib'd or not, empty: the batch decode is per-text decode."""
+    encoded = [LatencyHistogram.from_values(w).encode() for w in windows]
+    exact, row, keys, counts = decode_many(encoded)
+    for i, text in enumerate(encoded):
+        one = LatencyHistogram.decode(text)
+        assert exact[i] == one.exact
+        mine = row == i
+        assert keys[mine].tolist() == one._keys.tolist() and counts[mine].tolist() == one._counts.tolist()
 
 
 def test_negative_or_nan_durations_are_refused() -> None:

@@ -31,6 +31,7 @@ is therefore used only for payloads large enough to gain from it; "z" after the 
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import zlib
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,7 @@ VERSION = "1"
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _WIDTHS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_WIDTH_CODES = {f"{w}{z}" for w in _WIDTHS for z in ("", "z")}
 _COMPRESS_FROM = 192
 """Payloads of at least this many bytes are zlib-compressed (when that saves a quarter): below it,
 inflating costs more decode time (~4 µs per window) than the bytes it saves are worth."""
@@ -404,6 +406,38 @@ def _unpack_many(
     return np.repeat(flags, ns), keys, counts
 
 
+def _split_many(
+    encoded: Sequence[str],
+) -> tuple[npt.NDArray[np.bool_], Int64Array, Int64Array, Int64Array, list[bytes]]:
+    """`_split` of many encodings with one list comprehension per step instead of a call per text:
+    (exact flags, n, first keys, widths, raw payloads). The API decodes hundreds of rows per answer
+    (a 7-day 15-minute series: 672), where per-text Python calls were most of the decode time.
+    Anything malformed is reported by `_split` of the first bad text, with its message."""
+    try:
+        parts = [text.split(";", 5) for text in encoded]
+        heads = [p[0] for p in parts]
+        codes = [p[4] for p in parts]
+        if not {*heads} <= {"1e", "1a"} or not {*codes} <= _WIDTH_CODES or {*map(len, parts)} - {6}:
+            raise ValueError("bad header")
+        raws = [
+            zlib.decompress(binascii.a2b_base64(p[5], strict_mode=True))
+            if p[4][-1] == "z"
+            else binascii.a2b_base64(p[5], strict_mode=True)
+            for p in parts
+        ]
+        ns = np.asarray([int(p[1]) for p in parts], dtype=np.int64)
+        firsts = np.asarray([int(p[2]) for p in parts], dtype=np.int64)
+        widths = np.asarray([int(c[0]) for c in codes], dtype=np.int64)
+        if not np.array_equal(np.fromiter(map(len, raws), np.int64, len(raws)), 2 * ns * widths) or (ns < 0).any():
+            raise ValueError("bad payload size")
+    except (ValueError, IndexError, zlib.error):
+        for text in encoded:
+            _split(text)  # raises HistogramDecodeError naming the text
+        raise HistogramDecodeError("bad histogram encoding") from None  # pragma: no cover (split raised)
+    exact = np.asarray([h == "1e" for h in heads], dtype=np.bool_)
+    return exact, ns, firsts, widths, raws
+
+
 def decode_many(
     encoded: Sequence[str],
 ) -> tuple[npt.NDArray[np.bool_], Int64Array, Int64Array, Int64Array]:
@@ -414,23 +448,19 @@ def decode_many(
     among the keys: rank groups with approximate members through `merge_many`. (The API's series ranks
     hundreds of windows per answer: one histogram object per group costs ~0.2 ms, this ~µs per window.)
     """
-    exact = np.ones(len(encoded), dtype=np.bool_)
-    by_width: dict[int, tuple[list[int], list[tuple[bool, int, int, bytes]]]] = {}
-    for i, text in enumerate(encoded):
-        is_exact, n, first, _zeros, width, raw = _split(text)
-        exact[i] = is_exact
-        if n:
-            rows, items = by_width.setdefault(width, ([], []))
-            rows.append(i)
-            items.append((is_exact, n, first, raw))
-    if not by_width:
-        return exact, _EMPTY, _EMPTY, _EMPTY
+    if not encoded:
+        return np.ones(0, dtype=np.bool_), _EMPTY, _EMPTY, _EMPTY
+    exact, ns, firsts, widths, raws = _split_many(encoded)
     index: list[Int64Array] = []
     keys: list[Int64Array] = []
     counts: list[Int64Array] = []
-    for width, (rows, items) in by_width.items():
+    for width in np.unique(widths[ns > 0]).tolist():
+        rows = np.flatnonzero((widths == width) & (ns > 0))
+        items = [(bool(exact[i]), int(ns[i]), int(firsts[i]), raws[i]) for i in rows.tolist()]
         _, k, c = _unpack_many(width, items)
-        index.append(np.repeat(np.asarray(rows, dtype=np.int64), [it[1] for it in items]))
+        index.append(np.repeat(rows.astype(np.int64), ns[rows]))
         keys.append(k)
         counts.append(c)
+    if not keys:
+        return exact, _EMPTY, _EMPTY, _EMPTY
     return exact, np.concatenate(index), np.concatenate(keys), np.concatenate(counts)
