@@ -20,7 +20,7 @@ from typing import Annotated, cast
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from logpulse.api import validation
+from logpulse.api import process_tuning, validation
 from logpulse.api.cache import AnswerCache
 from logpulse.api.errors import Unauthorized
 from logpulse.api.rollup_service import RollupService
@@ -41,6 +41,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.service = Service(client, cache)
     app.state.rollups = RollupService(app.state.service, slo=Slo.from_settings(settings))
     cache.start(client)
+    process_tuning.tune_allocator()
+    process_tuning.freeze_startup_objects()
     try:
         yield
     finally:
