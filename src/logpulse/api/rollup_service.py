@@ -30,13 +30,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from logpulse.api import queries, rollup_queries
 from logpulse.api.cache import ANY_CUSTOMER
 from logpulse.api.errors import BadRequest
-from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_local, local_midnight_ns
+from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
 from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan, Who
-from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Point, Series, Stats, Summary
+from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.api.service import Service
 from logpulse.api.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.api.validation import DateRange
@@ -467,8 +468,15 @@ class RollupService:
 
     # ----- series ---------------------------------------------------------------------------
 
-    async def series(self, customer: str, start_ns: int, end_ns: int, interval: str, tz: ZoneInfo) -> Series:
-        """Points per local interval of [start_ns, end_ns); intervals without requests left out."""
+    async def series_json(self, customer: str, start_ns: int, end_ns: int, interval: str, tz: ZoneInfo) -> bytes:
+        """Points per local interval of [start_ns, end_ns); intervals without requests left out.
+
+        The answer is the `Series` schema already serialised (orjson): building and validating
+        hundreds of `Point` models, then FastAPI validating them again, cost more than merging
+        their histograms (a 7-day 15-minute series: 672 points, ~1.5 ms of ~9). The route declares
+        `Series` as its response model, so the OpenAPI document is the same; tests validate the
+        bytes against it.
+        """
         starts = interval_starts(start_ns, end_ns, interval, tz)
         if len(starts) > MAX_POINTS:
             raise BadRequest(
@@ -476,15 +484,18 @@ class RollupService:
                 f"{MAX_POINTS:,}: shorten the range or use a longer interval"
             )
 
-        async def compute() -> tuple[Series, str, int, int]:
+        async def compute() -> tuple[bytes, str, int, int]:
             await self.service.require_customer(customer)
             bounds = np.append(starts, np.int64(end_ns))
             w = await self.windows(bounds, customer)
             m = merge(w, Decoded.of(w.hist), bucket_of(w.start, bounds), len(starts))
-            points = [Point(start=iso_local(int(starts[i]), tz), **m.figures(i)) for i in m.nonempty()]
-            return Series(customer_id=customer, interval=interval, tz=tz.key, points=points), customer, start_ns, end_ns
+            shown = m.nonempty()
+            texts = iso_locals(starts[shown], tz)
+            points = [{**m.figures(i), "start": text} for i, text in zip(shown, texts, strict=True)]
+            answer = {"customer_id": customer, "interval": interval, "tz": tz.key, "points": points}
+            return orjson.dumps(answer), customer, start_ns, end_ns
 
-        series: Series = await self.cache.fetch(("series", customer, start_ns, end_ns, interval, tz.key), compute)
+        series: bytes = await self.cache.fetch(("series", customer, start_ns, end_ns, interval, tz.key), compute)
         return series
 
     # ----- fleet ----------------------------------------------------------------------------

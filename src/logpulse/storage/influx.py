@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from logpulse.config import Settings
 
@@ -203,7 +204,7 @@ class AsyncInfluxQuery:
         except httpx.TransportError as exc:
             raise InfluxUnavailable(f"InfluxDB unreachable at {self.conn.url} (INFLUXDB_URL): {exc}") from exc
         _raise_for(resp)
-        return _results(resp.json())
+        return _results(orjson.loads(resp.content))  # 2-3x faster than json on histogram answers
 
     async def ping(self) -> bool:
         try:
