@@ -363,6 +363,9 @@ def test_sorting_and_search_and_the_url_keeps_them(fleet: Fleet, browser: Any) -
     header.click()
     assert order() == sorted(fleet.want, key=lambda c: (fleet.want[c]["total"], c))
     assert th.get_attribute("aria-sort") == "ascending"
+    budget = {c: budget_of(w["total"], w["server"], 90.0) for c, w in fleet.want.items()}
+    browser.find_element(By.CSS_SELECTOR, "th[data-sort='error_budget_remaining'] button").click()
+    assert order() == sorted(fleet.want, key=lambda c: (budget[c], c))  # least budget left first
     browser.find_element(By.CSS_SELECTOR, "th[data-sort='p99_latency'] button").send_keys("\n")  # keyboard
     assert order() == sorted(fleet.want, key=lambda c: (-fleet.want[c]["p99"], c))
 
@@ -502,6 +505,10 @@ def test_a_line_appended_to_the_log_shows_up_without_reload(fleet: Fleet, browse
     assert browser.execute_script("return window.__notReloaded") is True
     row = table_rows(browser)["cust_05"]
     assert row["failed_requests"] == fmt_int(fleet.want["cust_05"]["failed"] + 1)
+    w = fleet.want["cust_05"]  # the 503 spends budget too
+    assert shown(
+        row["error_budget_remaining"].removesuffix(" %"), budget_of(before + 1, w["server"] + 1, 90.0) * 100, 1
+    )
     print(f"\nappended line visible on the open overview after {seen_s:.1f} s")
     assert console_errors(browser) == []
     fleet.want["cust_05"]["total"] += 1
