@@ -234,6 +234,14 @@ def parse_slo_targets(text: str) -> dict[str, float]:
     return out
 
 
+def slo_target_of(targets: tuple[tuple[str, float], ...], customer: str) -> float | None:
+    """The customer's target from parsed `SLO_TARGETS` pairs: its own entry, else `default`, else None.
+
+    One rule for the scorer (`slo_burn`) and the API (`error_budget_remaining`), so both agree."""
+    table = dict(targets)
+    return table.get(customer, table.get("default"))
+
+
 # --- Settings errors: one line a user can act on (issue 19) -----------------------------------------
 # To validate more: a pydantic `field_validator` raising ValueError("what is wrong") is reported as
 # `NAME=value (from <source>): what is wrong`; checks that need several fields go into CHECKS as a

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from logpulse.api.localtime import IntArray
-from logpulse.config import Settings, parse_slo_targets
+from logpulse.config import Settings, parse_slo_targets, slo_target_of
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Slo:
 
     def target(self, customer: str) -> float | None:
         """The customer's availability target as a fraction (its own entry, else `default`), or None."""
-        targets = dict(self.targets)
-        return targets.get(customer, targets.get("default"))
+        return slo_target_of(self.targets, customer)
 
     def first_day(self, last: dt.date) -> dt.date:
         """First local day of the SLO window that ends with (and includes) `last`."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from logpulse.config import Settings, parse_slo_targets
+from logpulse.config import Settings, parse_slo_targets, slo_target_of
 
 _MIN_SIGMA = 0.05
 _SLOTS = 96  # quarter-hours per day
@@ -56,8 +56,7 @@ class ScoringConfig:
 
     def slo_target(self, customer_id: str) -> float | None:
         """The customer's availability target as a fraction (0.995), or None when it has none."""
-        targets = dict(self.slo_targets)
-        return targets.get(customer_id, targets.get("default"))
+        return slo_target_of(self.slo_targets, customer_id)
 
     def buckets(self, seconds: float) -> int:
         return max(1, round(seconds / self.bucket_s))
