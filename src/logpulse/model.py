@@ -164,6 +164,8 @@ class RollupPoint:
     server_errors: int | None
     sum_ns: int
     hist: str
+    tables: tuple[str, ...] = ()
+    """Fleet-wide (`*`) points only: the packed per-customer table parts (`storage.fleet_table`)."""
 
 
 @dataclass(slots=True)

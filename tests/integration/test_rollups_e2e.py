@@ -20,6 +20,7 @@ import pytest
 
 from fixtures import subprocess_env
 from logpulse.config import Settings
+from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel, rollup_from
 
@@ -80,6 +81,31 @@ def assert_rollups_equal_raw(settings: Settings, paths: list[Path]) -> None:
             merged = LatencyHistogram.merge_many(hists)
             assert merged.exact, where
             assert merged == LatencyHistogram.from_text(durations), where
+        tabled = fleet_tables_of(settings, level)  # the `*` points' packed per-customer tables
+        assert set(tabled) == {k for k in want if k[0] != FLEET_CUSTOMER}, f"{level.measurement}: tables differ"
+        for key, (n, failed, server, total) in tabled.items():
+            assert (n, failed, server) == want[key][:3], f"{level.measurement} table {key}"
+            assert total == round(want[key][3] * 10**9), f"{level.measurement} table {key}"
+
+
+def fleet_tables_of(settings: Settings, level: RollupLevel) -> dict[Key, tuple[int, int, int, int]]:
+    """count, failed, server errors, sum (ns) per customer-window from the `*` points' tables."""
+    fields = ", ".join(f'"{f}"' for f in fleet_table.FIELDS)
+    q = f"SELECT {fields} FROM {rollup_from(level)} WHERE \"customer_id\" = '{FLEET_CUSTOMER}'"
+    r = httpx.get(
+        f"{settings.influxdb_url}/query",
+        params={"db": settings.influxdb_database, "q": q, "epoch": "ns"},
+        timeout=60,
+    )
+    got: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for s in r.json()["results"][0].get("series", []) or []:
+        for t, *parts in s["values"]:
+            table = fleet_table.decode_many([p for p in parts if p])
+            for i, c in enumerate(table.customers):
+                g = got[(c, t - t % level.window_ns)]
+                for j, col in enumerate((table.count, table.failed, table.server_errors, table.sum_ns)):
+                    g[j] += int(col[i])
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in got.items()}
 
 
 def generate(path: Path, *args: str) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, RollupBatch, RollupPoint
+from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, rollup_line
 from logpulse.tailing.source import file_fingerprint
@@ -50,10 +51,13 @@ class FakeDb:
 
     def __init__(self) -> None:
         self.points: dict[tuple[str, str, int], tuple[int, int, int | None, int, str]] = {}
+        self.tables: dict[tuple[str, int], tuple[str, ...]] = {}  # (measurement, time) of `*` points
 
     def write(self, batches: list[RollupBatch]) -> None:
         for b in batches:
             for p in b.points:
+                if p.customer_id == FLEET_CUSTOMER:
+                    self.tables[(p.measurement, p.time_ns)] = p.tables
                 self.points[(p.measurement, p.customer_id, p.time_ns)] = (
                     p.count,
                     p.failed,
@@ -75,6 +79,20 @@ class FakeDb:
                 a[3] += s
                 a[4].append(h)
         return {k: (a[0], a[1], a[2], a[3], LatencyHistogram.merge_many(a[4])) for k, a in acc.items()}
+
+    def tabled(self, measurement: str, window_ns: int) -> dict[tuple[str, int], tuple[int, int, int, int]]:
+        """count, failed, server errors, sum per customer-window, from the `*` points' packed tables."""
+        acc: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for (m, t), parts in self.tables.items():
+            if m == measurement:
+                table = fleet_table.decode_many([x for x in parts if x])
+                for i, c in enumerate(table.customers):
+                    a = acc[(c, t - t % window_ns)]
+                    a[0] += int(table.count[i])
+                    a[1] += int(table.failed[i])
+                    a[2] += int(table.server_errors[i])
+                    a[3] += int(table.sum_ns[i])
+        return {k: (a[0], a[1], a[2], a[3]) for k, a in acc.items()}
 
 
 def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, int, int, int, LatencyHistogram]]:
@@ -140,7 +158,10 @@ def test_replays_and_rechunking_rewrite_the_same_points(
     feed(again, chunks_of(data, 0, rng, 1100), unit, db)
     db.write(again.on_eof()[0])
     for level in ROLLUP_LEVELS:
-        assert db.windows(level.measurement, level.window_ns) == expected(data, level.window_ns), level.measurement
+        want = expected(data, level.window_ns)
+        assert db.windows(level.measurement, level.window_ns) == want, level.measurement
+        customers = {k: v[:4] for k, v in want.items() if k[0] != FLEET_CUSTOMER}
+        assert db.tabled(level.measurement, level.window_ns) == customers, level.measurement
 
 
 def test_split_at_segments_cuts_at_the_first_line_start_of_each_segment() -> None:

@@ -70,6 +70,7 @@ import numpy.typing as npt
 from bytewax.operators import StatefulBatchLogic
 
 from logpulse.model import Chunk, ParsedChunk, RequestBatch, RollupBatch, RollupPoint
+from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
 
@@ -398,8 +399,20 @@ def _add_fleet(
         seg.dirty.add(k)
 
 
+def _fleet_tables(seg: _Segment, windows: set[int]) -> dict[int, tuple[str, ...]]:
+    """The packed per-customer tables of the `*` points of `windows`: every customer aggregate of the
+    segment in that window, as it stands (cumulative, like the point). Built when points are written
+    (about once a second), from the state, not per line."""
+    entries: dict[int, list[tuple[str, int, int, int | None, int]]] = {w: [] for w in windows}
+    for (customer, window), agg in seg.aggs.items():
+        if window in entries and customer != FLEET_CUSTOMER:
+            entries[window].append((customer, agg.count, agg.failed, agg.server_errors, agg.sum_ns))
+    return {w: fleet_table.encode_parts(e) for w, e in entries.items()}
+
+
 def _points(seg: _Segment, level: RollupLevel, keys: set[tuple[str, int]]) -> list[RollupPoint]:
     out = []
+    tables = _fleet_tables(seg, {w for c, w in keys if c == FLEET_CUSTOMER})
     for customer, window in keys:
         agg = seg.aggs[(customer, window)]
         out.append(
@@ -413,6 +426,7 @@ def _points(seg: _Segment, level: RollupLevel, keys: set[tuple[str, int]]) -> li
                 agg.server_errors,
                 agg.sum_ns,
                 agg.hist.encode(),
+                tables.get(window, ()) if customer == FLEET_CUSTOMER else (),
             )
         )
     return out

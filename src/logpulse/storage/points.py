@@ -29,7 +29,9 @@ written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLL
            Several points per customer-window are normal (one per file and byte segment of it, see
            `flow/rollups.py` for the identity design) and are summed / merged by the reader.
     Each identity also writes customer_id=`*` (FLEET_CUSTOMER): all customers' lines of that identity
-    and window together, so the fleet view's total reads one series instead of every customer's.
+    and window together, so the fleet view's total reads one series instead of every customer's; its
+    fields `table_0` … `table_7` pack every customer's count/failed/server_errors/sum of that identity-
+    window (`storage/fleet_table.py`), so the fleet view's per-customer numbers read one series too.
 The `writes` marks are written to retention policy `marks` (MARKS_RP, 1 h): they only matter while a
 cached answer could be stale, so they must not grow forever.
 
@@ -44,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from logpulse.model import Incident, RollupPoint, ScoredBatch
+from logpulse.storage import fleet_table
 
 REQUESTS = "requests"
 ANOMALIES = "anomalies"
@@ -92,9 +95,10 @@ def rollup_from(level: RollupLevel) -> str:
 def rollup_line(p: RollupPoint) -> str:
     """Line protocol of one rollup point (`sum` in seconds; `hist` is base64 and `;`, never escaped)."""
     server = "" if p.server_errors is None else f"server_errors={p.server_errors}i,"
+    tables = "".join(f',{name}="{t}"' for name, t in zip(fleet_table.FIELDS, p.tables, strict=False) if t)
     return (
         f"{p.measurement},{TAG_CUSTOMER}={p.customer_id} count={p.count}i,failed={p.failed}i,{server}"
-        f'sum={p.sum_ns / 1e9!r},hist="{p.hist}" {p.time_ns}'
+        f'sum={p.sum_ns / 1e9!r},hist="{p.hist}"{tables} {p.time_ns}'
     )
 
 
