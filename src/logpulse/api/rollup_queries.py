@@ -166,3 +166,14 @@ def budget_statements(level: Level, runs: list[tuple[int, int]]) -> str:
         f'COUNT("server_errors") AS "counted" FROM {rollup_from(level)} WHERE time >= {a} AND time < {b} GROUP BY {tag}'
         for a, b in runs
     )
+
+
+def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> str:
+    """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
+    runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
+    tag = quote_ident(TAG_CUSTOMER)
+    return "; ".join(
+        f'SELECT SUM("count") AS "count" FROM {rollup_from(level)} '
+        f"WHERE {tag} != {quote_literal(FLEET)} AND time >= {a} AND time < {b}"
+        for a, b in runs
+    )

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from logpulse.api import queries, rollup_queries
+from logpulse.api import fleet_tables, queries, rollup_queries
 from logpulse.api.cache import ANY_CUSTOMER
 from logpulse.api.errors import BadRequest
 from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
@@ -514,8 +514,16 @@ class RollupService:
         slo_start = local_midnight_ns(self.slo.first_day(r.last), r.tz)
 
         async def compute() -> tuple[Fleet, str, int, int]:
-            sums, slo_sums = await asyncio.gather(
-                self._sums(rollup_queries.plan(bounds, self.levels)), self._slo_sums(slo_start, r.end_ns)
+            # everything that does not depend on the sums runs concurrently with them: the total's
+            # `*` histograms and, for sort=customer_id, the histograms of the page to be expected
+            # from the known customers (rows without requests in the range are fetched afterwards)
+            guess = await self._page_guess(sort, order, limit, after)
+            tables = fleet_tables.TableReads(self.client, self.levels)
+            sums, slo_sums, fleet_w, guessed = await asyncio.gather(
+                self._customer_sums(rollup_queries.plan(bounds, self.levels), tables),
+                self._slo_sums(slo_start, r.end_ns, tables),
+                self._decoded(bounds, rollup_queries.FLEET),
+                self._decoded(bounds, guess),
             )
             rows = [
                 _number_row(c, v) | self._budget(c, slo_sums.get(c))
@@ -531,13 +539,18 @@ class RollupService:
                 ordered = [row for row in ordered if _after(row, sort, order, after)]
             page = ordered[:limit]
             if everyone is None and page:
-                w = await self.windows(bounds, [row["customer_id"] for row in page], ("count", "hist"))
-                page = _with_quantiles(w, page)
+                fetched = set(guess)
+                missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
+                if missing:
+                    w = _concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
+                    page = _with_quantiles(w, page)
+                else:
+                    page = _with_quantiles(guessed[0], page, guessed[1])
             answer = Fleet(
                 from_=r.first.isoformat(),
                 to=r.last.isoformat(),
                 tz=r.tz.key,
-                total=await self._fleet_total(bounds, rows, sums.get(rollup_queries.FLEET), everyone),
+                total=await self._fleet_total(bounds, rows, sums.get(rollup_queries.FLEET), everyone, fleet_w),
                 customers=[FleetCustomer(**row) for row in page],
                 next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
             )
@@ -545,6 +558,37 @@ class RollupService:
 
         fleet: Fleet = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key, sort, order, limit, after), compute)
         return fleet
+
+    async def _decoded(self, bounds: IntArray, who: Who) -> tuple[Windows, Decoded]:
+        """Histogram rows of `who` (none for an empty list), decoded as soon as they arrive, so that the
+        decoding overlaps the other statements InfluxDB is still answering."""
+        w = await self.windows(bounds, who, ("count", "hist")) if who else Windows.empty()
+        return w, Decoded.of(w.hist)
+
+    async def _page_guess(self, sort: str, order: str, limit: int, after: tuple[Any, ...] | None) -> list[str]:
+        """For sort=customer_id, the page's customers as the known-customer list predicts them (a known
+        customer without requests in the range is not a row: the page then reaches further, and those
+        customers' histograms are read after the sums)."""
+        if sort != "customer_id":
+            return []
+        known = await self.service.known_customers()
+        ordered = known[::-1] if order == "desc" else known
+        if after is not None:
+            ordered = [c for c in ordered if _after({"customer_id": c}, sort, order, after)]
+        return ordered[:limit]
+
+    async def _customer_sums(self, p: Plan, tables: fleet_tables.TableReads) -> dict[str, list[float]]:
+        """{customer: [count, failed, sum]} (and `*`: [count of every customer]) over the plan's runs:
+        from the fleet-wide points' tables when they hold every request, else summed per customer."""
+        t = await tables.sums(p)
+        if t is None:
+            return await self._sums(p)
+        out = {
+            c: [n, f, s]
+            for c, n, f, s in zip(t.customers, t.count.tolist(), t.failed.tolist(), t.seconds.tolist(), strict=True)
+        }
+        out[rollup_queries.FLEET] = [float(t.count.sum()), 0.0, 0.0]
+        return out
 
     async def _sums(self, p: Plan) -> dict[str, list[float]]:
         """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level."""
@@ -560,12 +604,20 @@ class RollupService:
                     acc[i] += row.get(f) or 0
         return out
 
-    async def _slo_sums(self, start_ns: int, end_ns: int) -> dict[str, list[int]]:
+    async def _slo_sums(self, start_ns: int, end_ns: int, tables: fleet_tables.TableReads) -> dict[str, list[int]]:
         """{customer: [requests, server errors, points, points with server_errors]} over the SLO
         window [start_ns, end_ns), summed in InfluxDB; {} without SLO targets."""
         if not self.slo.targets:
             return {}
         p = rollup_queries.plan(np.asarray([start_ns, end_ns], np.int64), self.levels)
+        t = await tables.sums(p)
+        if t is not None:  # one "point" per customer; "counted" 0 when some 5xx count is unknown
+            return {
+                c: [n, e, 1, int(u == 0)]
+                for c, n, e, u in zip(
+                    t.customers, t.count.tolist(), t.server_errors.tolist(), t.unknown.tolist(), strict=True
+                )
+            }
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(
             *(self.client.query(rollup_queries.budget_statements(lvl, p.runs[lvl])) for lvl in used)
@@ -589,7 +641,12 @@ class RollupService:
         return {"slo_target": target * 100, "error_budget_remaining": budget}
 
     async def _fleet_total(
-        self, bounds: IntArray, rows: list[dict[str, Any]], fleet_sums: list[float] | None, everyone: Windows | None
+        self,
+        bounds: IntArray,
+        rows: list[dict[str, Any]],
+        fleet_sums: list[float] | None,
+        everyone: Windows | None,
+        fleet_w: tuple[Windows, Decoded],
     ) -> Figures:
         """All customers together: numbers added up; quantiles from the fleet-wide rollups when they
         hold every request of the range, else from every customer's histograms."""
@@ -599,11 +656,12 @@ class RollupService:
         if total == 0:
             return _NO_REQUESTS
         if fleet_sums is not None and int(fleet_sums[0]) == total:
-            w = await self.windows(bounds, rollup_queries.FLEET, ("count", "hist"))
+            w, d = fleet_w  # the `*` rows (read and decoded concurrently with the sums)
         else:  # no fleet-wide rollups (or not all of them yet)
             w = everyone if everyone is not None else await self.windows(bounds, None, ("count", "hist"))
             w = _take(w, np.asarray([c != rollup_queries.FLEET for c in w.customer], dtype=bool))
-        m = merge(w, Decoded.of(w.hist), np.zeros(len(w.start), np.int64), 1)
+            d = Decoded.of(w.hist)
+        m = merge(w, d, np.zeros(len(w.start), np.int64), 1)
         figures = {
             "total_requests": total,
             "successful_requests": total - failed,
@@ -617,11 +675,12 @@ class RollupService:
         return Figures(**figures)
 
 
-def _with_quantiles(w: Windows, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with median, p99 and quantiles from their customers' merged histograms in `w`."""
+def _with_quantiles(w: Windows, rows: list[dict[str, Any]], d: Decoded | None = None) -> list[dict[str, Any]]:
+    """The rows with median, p99 and quantiles from their customers' merged histograms in `w` (`d`: its
+    histograms if already decoded)."""
     index = {row["customer_id"]: i for i, row in enumerate(rows)}
     group = np.asarray([index.get(c, -1) for c in w.customer], np.int64)
-    m = merge(w, Decoded.of(w.hist), group, len(rows))
+    m = merge(w, d or Decoded.of(w.hist), group, len(rows))
     return [
         {
             **row,
