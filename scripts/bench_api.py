@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 
 from fixtures import running_api  # noqa: E402
 from logpulse.model import RollupPoint  # noqa: E402
+from logpulse.storage import fleet_table  # noqa: E402
 from logpulse.storage.histogram import LatencyHistogram  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
@@ -116,8 +117,22 @@ LEVELS = tuple((lvl.measurement, lvl.window_ns // 1_000_000_000) for lvl in ROLL
 WINDOW_S = 900
 
 
-def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray, failed: int, server: int) -> str:
-    """One rollup point in the processor's schema (points.rollup_line), histogram by storage.histogram."""
+MAX_EXACT = {lvl.measurement: lvl.max_exact for lvl in ROLLUP_LEVELS}
+
+
+def _rollup_line(
+    measurement: str,
+    customer: str,
+    window_s: int,
+    ms: np.ndarray,
+    failed: int,
+    server: int,
+    tables: tuple[str, ...] = (),
+) -> str:
+    """One rollup point in the processor's schema (points.rollup_line), histogram by storage.histogram
+    with the level's bound on exact distinct values, as the processor builds it."""
+    hist = LatencyHistogram(MAX_EXACT[measurement])
+    hist.add(ms / 1000.0)
     return rollup_line(
         RollupPoint(
             measurement=measurement,
@@ -128,7 +143,8 @@ def _rollup_line(measurement: str, customer: str, window_s: int, ms: np.ndarray,
             failed=failed,
             server_errors=server,
             sum_ns=int(ms.sum()) * 1_000_000,
-            hist=LatencyHistogram.from_values(ms / 1000.0).encode(),
+            hist=hist.encode(),
+            tables=tables,
         )
     )
 
@@ -138,11 +154,12 @@ def rollup_batches(
 ) -> Iterator[list[str]]:
     """Rollup points of n synthetic requests, per customer and day: durations lognormal around a
     per-customer median (whole milliseconds, as logs have them), 3% failed (a third of them 5xx), uniform in time; with
-    `fleet`, then the fleet-wide points (customer `*`, every customer together) as the processor writes them."""
+    `fleet`, then the fleet-wide points (customer `*`, every customer together, with the packed
+    per-customer tables) as the processor writes them."""
     rng = np.random.default_rng(seed)
     per_day = n // (customers * days)
     first_day = (time.time_ns() // 1_000_000_000) // 86_400 * 86_400 - (days - 1) * 86_400
-    everyone: dict[tuple[str, int], list[tuple[np.ndarray, int, int]]] = {}
+    everyone: dict[tuple[str, int], list[tuple[str, np.ndarray, int, int]]] = {}
     for c in range(1, customers + 1):
         customer = f"cust_{c}"
         median_ms = rng.uniform(40, 400)
@@ -161,16 +178,18 @@ def rollup_batches(
                         f, e = int(failed[lo:hi].sum()), int(server[lo:hi].sum())
                         lines.append(_rollup_line(measurement, customer, day_s + i * length, ms[lo:hi], f, e))
                         if fleet:
-                            everyone.setdefault((measurement, day_s + i * length), []).append((ms[lo:hi], f, e))
+                            part = (customer, ms[lo:hi], f, e)
+                            everyone.setdefault((measurement, day_s + i * length), []).append(part)
         yield lines
     fleet_lines = [
         _rollup_line(
             m,
             "*",
             w,
-            np.concatenate([a for a, _, _ in parts]),
-            sum(f for _, f, _ in parts),
-            sum(e for _, _, e in parts),
+            np.concatenate([a for _, a, _, _ in parts]),
+            sum(f for _, _, f, _ in parts),
+            sum(e for _, _, _, e in parts),
+            fleet_table.encode_parts([(c, len(a), f, e, int(a.sum()) * 1_000_000) for c, a, f, e in parts]),
         )
         for (m, w), parts in everyone.items()
     ]
