@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from logpulse.storage import fleet_table
@@ -15,18 +17,24 @@ def test_round_trip_of_parts_with_unknown_5xx_nanosecond_sums_and_wide_counts() 
         *((f"c{i}", i + 1, i % 3, i % 2, (i + 1) * 1_000_000) for i in range(300)),
     ]
     parts = fleet_table.encode_parts(entries)
-    assert len(parts) == fleet_table.PARTS and sum(1 for p in parts if p) > 1
+    assert len(parts) == fleet_table.PARTS and parts[0] and not any(parts[1:])  # fits in one field
+    assert decoded(parts) == {c: (n, f, e, s) for c, n, f, e, s in entries}
+    many = [(hashlib.sha1(str(i).encode()).hexdigest(), i, 0, i % 7, i * 10**6) for i in range(8_000)]
+    parts = fleet_table.encode_parts(many)  # too many for one string: split by the hash of the id
+    assert sum(1 for p in parts if p) == fleet_table.PARTS
+    assert decoded(parts) == {c: (n, f, e, s) for c, n, f, e, s in many}
+    for i, p in enumerate(parts):
+        assert {fleet_table.part_of(c) for c in fleet_table.decode_many([p]).customers} == {i}
+
+
+def decoded(parts: tuple[str, ...]) -> dict[str, tuple[int, int, int | None, int]]:
     table = fleet_table.decode_many([p for p in parts if p])
-    got = {
+    return {
         c: (int(n), int(f), None if e < 0 else int(e), int(s))
         for c, n, f, e, s in zip(
             table.customers, table.count, table.failed, table.server_errors, table.sum_ns, strict=True
         )
     }
-    assert got == {c: (n, f, e, s) for c, n, f, e, s in entries}
-    for p in parts:  # each customer in the part of its hash
-        if p:
-            assert {fleet_table.part_of(c) for c in fleet_table.decode_many([p]).customers} == {parts.index(p)}
 
 
 def test_too_many_customers_for_one_string_overflow_and_readers_refuse() -> None:

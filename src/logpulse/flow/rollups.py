@@ -171,6 +171,8 @@ class _Segment:
     index: int
     ident_ns: int
     aggs: dict[tuple[str, int], _Agg] = field(default_factory=dict)
+    customers: dict[int, list[str]] = field(default_factory=dict)
+    """window → the customers with an aggregate in it (the `*` table of a window reads only these)."""
     dirty: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -194,6 +196,11 @@ def _upgrade(state: FileRollups) -> FileRollups:
             if not hasattr(agg, "server_errors"):
                 agg.server_errors = None
     for i, seg in enumerate(state.segments):
+        if seg is not None and not hasattr(seg, "customers"):
+            seg.customers = {}
+            for c, w in seg.aggs:
+                if c != FLEET_CUSTOMER:
+                    seg.customers.setdefault(w, []).append(c)
         if seg is not None and seg.aggs and not any(c == FLEET_CUSTOMER for c, _ in seg.aggs):
             _rebuild_fleet(seg, ROLLUP_LEVELS[i])
     return state
@@ -300,6 +307,7 @@ def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart, v: _LineValu
         agg = seg.aggs.get(k)
         if agg is None:
             agg = seg.aggs[k] = _Agg(0, 0, 0, LatencyHistogram(level.max_exact), 0)
+            seg.customers.setdefault(k[1], []).append(k[0])
         agg.count += counts_l[g]
         agg.failed += failed_l[g]
         if agg.server_errors is not None:
@@ -403,11 +411,11 @@ def _fleet_tables(seg: _Segment, windows: set[int]) -> dict[int, tuple[str, ...]
     """The packed per-customer tables of the `*` points of `windows`: every customer aggregate of the
     segment in that window, as it stands (cumulative, like the point). Built when points are written
     (about once a second), from the state, not per line."""
-    entries: dict[int, list[tuple[str, int, int, int | None, int]]] = {w: [] for w in windows}
-    for (customer, window), agg in seg.aggs.items():
-        if window in entries and customer != FLEET_CUSTOMER:
-            entries[window].append((customer, agg.count, agg.failed, agg.server_errors, agg.sum_ns))
-    return {w: fleet_table.encode_parts(e) for w, e in entries.items()}
+    out = {}
+    for w in windows:
+        aggs = [(c, seg.aggs[(c, w)]) for c in seg.customers.get(w, ())]
+        out[w] = fleet_table.encode_parts([(c, a.count, a.failed, a.server_errors, a.sum_ns) for c, a in aggs])
+    return out
 
 
 def _points(seg: _Segment, level: RollupLevel, keys: set[tuple[str, int]]) -> list[RollupPoint]:

@@ -6,17 +6,19 @@ customer_id` over 1,000 customers × 30 days of `rollups_1d` took 375–475 ms (
 loaded 2-core machine), while reading the `*` series' tables of the same range is a few hundred KB.
 
 Each fleet-wide (`customer_id=*`) rollup point carries, besides its own count/failed/sum/hist, the fields
-`table_0` … `table_{PARTS-1}`: the customers of that identity-window, partitioned by a stable hash of
-the id (`part_of`), each part encoded as
+`table_0` … `table_{PARTS-1}`: the customers of that identity-window — all in `table_0` while they fit
+in one string, else partitioned by a stable hash of the id (`part_of`); unused fields are "" — each
+part encoded as
 
-    "1;" n ";" widths ";" unit ";" base64(zlib(ids joined by "\\n" + "\\0" + columns))
+    "1;" n ";" widths ";" unit ["z"] ";" base64([zlib](ids joined by "\\n" + "\\0" + columns))
 
 with the columns count, failed, server_errors + 1 (0 = unknown: an aggregate restored from a snapshot
 older than the field), sum of durations — each as little-endian unsigned integers of the narrowest
 width (widths: four digits of 1, 2, 4 or 8); unit "m" when every sum is whole milliseconds (stored in
-ms), else "n" (ns). A part whose encoding would exceed `MAX_ENCODED_CHARS` (InfluxDB's 64 KB string
-limit) is written as `OVERFLOW` instead, and readers then fall back to per-customer statements. With
-8 parts that happens above ~30,000 customers in one identity-window.
+ms), else "n" (ns); "z" after the unit when the body is zlib-compressed (from 192 bytes). A part
+whose encoding would exceed `MAX_ENCODED_CHARS` (InfluxDB's 64 KB string limit) is written as
+`OVERFLOW` instead, and readers then fall back to per-customer statements. One field holds ~4,000
+customers; with 8 parts the overflow happens above ~30,000 in one identity-window.
 
 The table is cumulative like the rest of the point (the same segment state, rewritten as it grows), so
 it stays exact under replays and double ingest; its counts add up to the point's `count`.
@@ -38,6 +40,9 @@ VERSION = "1"
 OVERFLOW = "!"
 MAX_ENCODED_CHARS = 60_000
 _WIDTHS = (1, 2, 4, 8)
+_COMPRESS_FROM = 192
+"""Bodies of at least this many bytes are zlib-compressed (level 1: the table is rebuilt at every flush
+of a growing window); smaller ones gain nothing worth the inflate."""
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -89,14 +94,24 @@ def encode(
         + b"\0"
         + b"".join(c.astype(f"<u{w}").tobytes() for c, w in zip(cols, widths, strict=True))
     )
-    text = f"{VERSION};{len(customers)};{''.join(map(str, widths))};{'m' if in_ms else 'n'};" + base64.b64encode(
-        zlib.compress(body, 6)
-    ).decode("ascii")
+    unit = "m" if in_ms else "n"
+    if len(body) >= _COMPRESS_FROM:
+        body, unit = zlib.compress(body, 1), unit + "z"
+    text = f"{VERSION};{len(customers)};{''.join(map(str, widths))};{unit};" + base64.b64encode(body).decode("ascii")
     return text if len(text) <= MAX_ENCODED_CHARS else OVERFLOW
 
 
 def encode_parts(entries: Sequence[tuple[str, int, int, int | None, int]]) -> tuple[str, ...]:
-    """The PARTS field values of a point from (customer, count, failed, server_errors, sum_ns) entries."""
+    """The PARTS field values of a point from (customer, count, failed, server_errors, sum_ns) entries:
+    all in the first field while they fit (one encoding: a window of a few customers costs one numpy
+    pass, not eight), else split by `part_of`. Unused fields are "" — written, so that a field filled
+    by an earlier (larger) version of the point is cleared, never left stale."""
+    if not entries:
+        return ("",) * PARTS
+    c, n, f, s, t = zip(*sorted(entries), strict=True)
+    whole = encode(c, n, f, s, t)
+    if whole != OVERFLOW:
+        return (whole,) + ("",) * (PARTS - 1)
     parts: list[list[tuple[str, int, int, int | None, int]]] = [[] for _ in range(PARTS)]
     for e in entries:
         parts[part_of(e[0])].append(e)
@@ -122,9 +137,11 @@ def decode_many(texts: Sequence[str]) -> Table:
         try:
             version, n_text, widths, unit, payload = text.split(";", 4)
             n = int(n_text)
-            if version != VERSION or len(widths) != 4 or unit not in ("m", "n"):
+            if version != VERSION or len(widths) != 4 or unit not in ("m", "n", "mz", "nz"):
                 raise ValueError(text[:20])
-            raw = zlib.decompress(base64.b64decode(payload))
+            raw = base64.b64decode(payload)
+            if unit.endswith("z"):
+                raw = zlib.decompress(raw)
         except (ValueError, zlib.error) as exc:
             raise TableDecodeError(f"fleet table: {text[:20]!r}") from exc
         cut = raw.index(b"\0")
@@ -133,7 +150,7 @@ def decode_many(texts: Sequence[str]) -> Table:
         for i, w in enumerate(map(int, widths)):
             col = np.frombuffer(raw, dtype=f"<u{w}", count=n, offset=pos).astype(np.int64)
             pos += w * n
-            if i == 3 and unit == "m":
+            if i == 3 and unit[0] == "m":
                 col = col * 1_000_000
             columns[i].append(col)
     empty = np.zeros(0, dtype=np.int64)

@@ -95,7 +95,7 @@ def rollup_from(level: RollupLevel) -> str:
 def rollup_line(p: RollupPoint) -> str:
     """Line protocol of one rollup point (`sum` in seconds; `hist` is base64 and `;`, never escaped)."""
     server = "" if p.server_errors is None else f"server_errors={p.server_errors}i,"
-    tables = "".join(f',{name}="{t}"' for name, t in zip(fleet_table.FIELDS, p.tables, strict=False) if t)
+    tables = "".join(f',{name}="{t}"' for name, t in zip(fleet_table.FIELDS, p.tables, strict=False))
     return (
         f"{p.measurement},{TAG_CUSTOMER}={p.customer_id} count={p.count}i,failed={p.failed}i,{server}"
         f'sum={p.sum_ns / 1e9!r},hist="{p.hist}"{tables} {p.time_ns}'
