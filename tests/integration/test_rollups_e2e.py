@@ -5,6 +5,7 @@ sizes, two files on two workers, classic (shuffled) mode, STORE_RAW=false and ki
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import random
 import shutil
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import subprocess_env
+from fixtures import running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
@@ -152,9 +153,26 @@ def test_two_files_two_workers_classic_shuffled_without_raw(influx_settings: Set
     generate(shuffled, "--mode", "classic", "--count", "8000", "--customers", "5", "--days", "3", "--seed", "1")
     live = tmp_path / "live.log"
     generate(live, "--count", "8000", "--rate", "1", "--customers", "5", "--days", "3", "--seed", "2")
-    ingest(subprocess_env(influx_settings, WORKERS="2", STORE_RAW="false", **SMALL), shuffled, live)
+    env = subprocess_env(influx_settings, WORKERS="2", STORE_RAW="false", **SMALL)
+    ingest(env, shuffled, live)
     assert_rollups_equal_raw(influx_settings, [shuffled, live])
     assert raw_count(influx_settings) == 0  # STORE_RAW=false: rollups only
+    # /customers without raw points: totals from the rollups, first/last request to 15 minutes
+    times: dict[str, list[int]] = defaultdict(list)
+    for path in (shuffled, live):
+        for line in path.read_text().splitlines():
+            date, clock, customer = line.split(" ")[:3]
+            times[customer].append(int(dt.datetime.fromisoformat(f"{date}T{clock}+00:00").timestamp()))
+    with running_api(env) as api:
+        listed = api.get("/customers", params={"limit": 100}).json()["customers"]
+    quarter = 900
+    assert [c["customer_id"] for c in listed] == sorted(times)
+    for c in listed:
+        t = times[c["customer_id"]]
+        first, last = min(t) // quarter * quarter, max(t) // quarter * quarter + quarter - 1
+        assert c["total_requests"] == len(t), c
+        assert c["first_request"] == dt.datetime.fromtimestamp(first, dt.UTC).isoformat(), c
+        assert c["last_request"] == dt.datetime.fromtimestamp(last, dt.UTC).isoformat(), c
 
 
 def test_kill_9_replays_rewrite_never_add(influx_settings: Settings, tmp_path: Path) -> None:

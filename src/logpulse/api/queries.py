@@ -79,6 +79,18 @@ def customer_summaries(customers: list[str]) -> str:
     )
 
 
+def rollup_customer_summaries(customers: list[str]) -> str:
+    """As `customer_summaries`, from the rollups, for customers without raw points (STORE_RAW=false, or
+    raw retention dropped them): total from the 1d level, first and last 15-minute window."""
+    fifteen, day = rollup_from(ROLLUP_LEVELS[0]), rollup_from(ROLLUP_LEVELS[-1])
+    return "; ".join(
+        f'SELECT SUM("count") AS "total" FROM {day} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; '
+        f'SELECT FIRST("count") FROM {fifteen} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; '
+        f'SELECT LAST("count") FROM {fifteen} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}'
+        for c in customers
+    )
+
+
 _MARKS = f"{quote_ident(MARKS_RP)}.{quote_ident(WRITES)}"
 """The `writes` marks live in their own 1-hour retention policy (storage.retention)."""
 

@@ -23,6 +23,7 @@ from logpulse.api.schemas import (
 )
 from logpulse.api.validation import DateRange
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
+from logpulse.storage.points import ROLLUP_LEVELS
 
 KNOWN_REFRESH_S = 1.0
 
@@ -108,11 +109,34 @@ class Service:
                             total_requests=int(total[0][1]["total"]) if total else 0,
                         )
                     )
+                out = await self._from_rollups(out)
             more = bool(page) and any(c > page[-1] for c in ids)
             answer = CustomerPage(customers=out, next_cursor=encode_cursor(page[-1]) if more else None)
             return answer, ANY_CUSTOMER, 0, 2**63 - 1
 
         return await self.cache.fetch(("customers", limit, after), compute)
+
+    async def _from_rollups(self, customers: list[Customer]) -> list[Customer]:
+        """Customers without raw points (STORE_RAW=false) get their total from the rollups, and first
+        and last request to 15 minutes: the start of their first window with requests and the last
+        second of their last one."""
+        bare = [c.customer_id for c in customers if c.total_requests == 0]
+        if not bare:
+            return customers
+        res = await self.client.query(queries.rollup_customer_summaries(bare))
+        window = ROLLUP_LEVELS[0].window_ns
+        found: dict[str, Customer] = {}
+        for i, c in enumerate(bare):
+            total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
+            if total and first and last:
+                start, end = int(first[0][1]["time"]), int(last[0][1]["time"])
+                found[c] = Customer(
+                    customer_id=c,
+                    first_request=_iso(start - start % window, dt.UTC),
+                    last_request=_iso(end - end % window + window - 1_000_000_000, dt.UTC),
+                    total_requests=int(total[0][1]["total"]),
+                )
+        return [found.get(c.customer_id, c) for c in customers]
 
 
 def encode_cursor(customer: str) -> str:
