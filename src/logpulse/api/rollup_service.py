@@ -42,7 +42,7 @@ from logpulse.api.service import Service
 from logpulse.api.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.api.validation import DateRange
 from logpulse.storage.histogram import LatencyHistogram, decode_many
-from logpulse.storage.influx import quote_ident, quote_literal, series_rows
+from logpulse.storage.influx import InfluxError, quote_ident, quote_literal, series_rows
 from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
 
 MAX_POINTS = 10_000
@@ -319,19 +319,33 @@ class RollupService:
 
     async def windows(self, bounds: IntArray, who: Who, fields: tuple[str, ...] = FIELDS) -> Windows:
         """Every rollup row of `who` inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
-        return await self._read(rollup_queries.plan(bounds, self.levels), self.levels, who, fields)
+        w, _ = await self.windows_and(bounds, who, fields)
+        return w
 
-    async def _read(self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...]) -> Windows:
-        """Read a plan; exact where the input allows it: a coarse window whose histogram had to be
-        approximate (more distinct values than a coarse point may hold) is read again from the finer
-        levels, whose windows may still be exact."""
+    async def windows_and(
+        self, bounds: IntArray, who: Who, fields: tuple[str, ...] = FIELDS, also: tuple[str, ...] = ()
+    ) -> tuple[Windows, list[dict[str, Any]]]:
+        """`windows`, and the results of the statements `also`, from one /query request: an HTTP round
+        trip costs the API ~0.8 ms of CPU (httpx), a sixth of a cold 30-day stats answer."""
+        return await self._read(rollup_queries.plan(bounds, self.levels), self.levels, who, fields, also)
+
+    async def _read(
+        self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...], also: tuple[str, ...] = ()
+    ) -> tuple[Windows, list[dict[str, Any]]]:
+        """Read a plan (every level's statements in one request, followed by `also`); exact where the
+        input allows it: a coarse window whose histogram had to be approximate (more distinct values
+        than a coarse point may hold) is read again from the finer levels, whose windows may still be exact."""
         used = [lvl for lvl in levels if p.runs.get(lvl)]
-
-        async def read(level: Level) -> Windows:
-            q = rollup_queries.windows_statements(level, p.ranges(level), who, fields)
-            return _rows(await self.client.query(q), level, p, fields)
-
-        parts = dict(zip(used, await asyncio.gather(*(read(lvl) for lvl in used)), strict=True))
+        counts = [len(p.ranges(lvl)) for lvl in used]
+        statements = [rollup_queries.windows_statements(lvl, p.ranges(lvl), who, fields) for lvl in used]
+        results = await self.client.query("; ".join([*statements, *also])) if statements or also else []
+        if len(results) != sum(counts) + len(also):
+            raise InfluxError(f"InfluxDB answered {len(results)} results to {sum(counts) + len(also)} statements")
+        parts: dict[Level, Windows] = {}
+        first = 0
+        for level, n in zip(used, counts, strict=True):
+            parts[level] = _rows(results[first : first + n], level, p, fields)
+            first += n
         out: list[Windows] = []
         for i, level in enumerate(levels):
             w = parts.get(level)
@@ -343,21 +357,25 @@ class RollupService:
                     zip(np.asarray(w.customer)[approximate].tolist(), w.start[approximate].tolist(), strict=True)
                 )
                 ranges = sorted({(s, s + level.window_ns) for _, s in pairs})
-                finer = await self._read(
+                finer, _ = await self._read(
                     rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields
                 )
                 out.append(_take(finer, _in_pairs(finer, level, pairs)))
                 w = _take(w, ~_in_pairs(w, level, pairs))
             out.append(w)
-        return _concat(out)
+        return _concat(out), results[first:]
 
-    async def _incidents_per_day(self, customer: str, bounds: IntArray) -> IntArray:
+    @staticmethod
+    def _incidents_statement(customer: str, bounds: IntArray) -> str:
         who = f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
-        q = (
+        return (
             f'SELECT "score" FROM {quote_ident(ANOMALIES)} WHERE {who} '
             f"AND time >= {int(bounds[0])} AND time < {int(bounds[-1])}"
         )
-        starts = np.asarray([row["time"] for _, row in series_rows((await self.client.query(q))[0])], np.int64)
+
+    @staticmethod
+    def _incidents_per_day(result: dict[str, Any], bounds: IntArray) -> IntArray:
+        starts = np.asarray([row["time"] for _, row in series_rows(result)], np.int64)
         return np.bincount(bucket_of(starts, bounds), minlength=len(bounds) - 1)
 
     async def _slo_days(self, customer: str, bounds: IntArray) -> tuple[IntArray, IntArray, IntArray]:
@@ -411,11 +429,11 @@ class RollupService:
         async def compute() -> tuple[Stats, str, int, int]:
             await self.service.require_customer(customer)
             bounds = day_bounds(r)
-            w, incidents, budgets = await asyncio.gather(
-                self.windows(bounds, customer),
-                self._incidents_per_day(customer, bounds),
+            (w, (incident_rows,)), budgets = await asyncio.gather(
+                self.windows_and(bounds, customer, also=(self._incidents_statement(customer, bounds),)),
                 self._budgets(customer, r, target),
             )
+            incidents = self._incidents_per_day(incident_rows, bounds)
             d = Decoded.of(w.hist)
             per_day = merge(w, d, bucket_of(w.start, bounds), len(bounds) - 1)
             whole = merge(w, d, np.zeros(len(w.start), np.int64), 1)
