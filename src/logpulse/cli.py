@@ -242,6 +242,7 @@ def serve(
         port=port or s.api_port,
         log_level=s.log_level.lower(),
         access_log=False,
+        workers=s.api_workers,  # >1: uvicorn's supervisor starts that many processes on one socket
     )
 
 

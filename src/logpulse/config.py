@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="When set, every route except health needs 'Authorization: Bearer <key>'")
     max_range_days: int = Field(400, ge=1, description="Longest date range the API accepts")
     stats_cache_s: float = Field(60.0, ge=0, description="Seconds a stats answer for fully past days is cached")
+    api_workers: int = Field(
+        1, ge=1, le=64, description="Processes of 'logpulse serve' on one port (each has its own cache and /metrics)"
+    )
 
     # Log formats (issue 16; checked by logpulse.formats.registry when a command starts)
     log_format: Literal["logpulse", "nginx", "apache", "json"] = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -184,3 +185,31 @@ def test_influxdb_down_gives_503_and_recovers(tmp_path, influx_settings: Setting
             assert api.get("/readyz").status_code == 200
     finally:
         db.close()
+
+
+def test_two_workers_keep_cache_and_customer_list_correct(influx_settings: Settings) -> None:
+    """API_WORKERS=2: each process has its own answer cache and known-customer list; both follow the
+    writes' marks, so every answer after a write shows it, whichever process serves it."""
+    write_requests(influx_settings, "cust_b", [(DAY, 200, 1.0)])
+    env = {**subprocess_env(influx_settings), "API_WORKERS": "2", "STATS_CACHE_S": "60"}
+    params = {"from": "2024-09-29", "to": "2024-09-29"}
+
+    def total(customer: str) -> int:
+        with httpx.Client(base_url=api.base_url, timeout=30) as own:  # a connection of its own
+            r = own.get(f"/customers/{customer}/stats", params=params)
+        return int(r.json()["summary"]["total_requests"]) if r.status_code == 200 else -r.status_code
+
+    def totals(customer: str) -> list[int]:
+        """12 calls at once: a lone connection is accepted by whichever process wakes first, usually
+        the same one; concurrent ones are spread over both."""
+        with ThreadPoolExecutor(12) as pool:
+            return list(pool.map(total, [customer] * 12))
+
+    with running_api(env) as api:
+        assert totals("cust_b") == [1] * 12  # and now cached in every process that answered
+        assert totals("cust_new") == [-404] * 12
+        write_requests(influx_settings, "cust_b", [(DAY + dt.timedelta(hours=5), 503, 2.0)], worker=1)
+        write_requests(influx_settings, "cust_new", [(DAY, 200, 0.5)], worker=1)
+        time.sleep(1.5)  # marks are polled every 0.5 s by each process
+        assert totals("cust_b") == [2] * 12
+        assert totals("cust_new") == [1] * 12
