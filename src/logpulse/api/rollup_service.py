@@ -534,8 +534,9 @@ class RollupService:
         async def compute() -> tuple[Fleet, str, int, int]:
             # everything that does not depend on the sums runs concurrently with them: the total's
             # `*` histograms and, for sort=customer_id, the histograms of the page to be expected
-            # from the known customers (rows without requests in the range are fetched afterwards)
-            guess = await self._page_guess(sort, order, limit, after)
+            # from the known customers (rows without requests in the range are fetched afterwards);
+            # for sort=p99_latency every customer's histograms (None: everyone)
+            guess = None if sort == "p99_latency" else await self._page_guess(sort, order, limit, after)
             tables = fleet_tables.TableReads(self.client, self.levels)
             sums, slo_sums, fleet_w, guessed = await asyncio.gather(
                 self._customer_sums(rollup_queries.plan(bounds, self.levels), tables),
@@ -549,15 +550,15 @@ class RollupService:
                 if c != rollup_queries.FLEET
             ]
             everyone = None
-            if sort == "p99_latency":  # the order needs every customer's p99
-                everyone = await self.windows(bounds, None, ("count", "hist"))
-                rows = _with_quantiles(everyone, rows)
+            if guess is None:  # sort=p99_latency: the order needs every customer's p99
+                everyone = guessed[0]
+                rows = _with_quantiles(everyone, rows, guessed[1])
             ordered = sort_rows(rows, sort, order)
             if after is not None:
                 ordered = [row for row in ordered if _after(row, sort, order, after)]
             page = ordered[:limit]
             if everyone is None and page:
-                fetched = set(guess)
+                fetched = set(guess or ())
                 missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
                 if missing:
                     w = _concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
@@ -578,9 +579,9 @@ class RollupService:
         return fleet
 
     async def _decoded(self, bounds: IntArray, who: Who) -> tuple[Windows, Decoded]:
-        """Histogram rows of `who` (none for an empty list), decoded as soon as they arrive, so that the
+        """Histogram rows of `who` (none for an empty list; None: everyone), decoded as they arrive, so that the
         decoding overlaps the other statements InfluxDB is still answering."""
-        w = await self.windows(bounds, who, ("count", "hist")) if who else Windows.empty()
+        w = Windows.empty() if who == [] else await self.windows(bounds, who, ("count", "hist"))
         return w, Decoded.of(w.hist)
 
     async def _page_guess(self, sort: str, order: str, limit: int, after: tuple[Any, ...] | None) -> list[str]:
