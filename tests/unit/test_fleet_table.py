@@ -43,3 +43,8 @@ def test_too_many_customers_for_one_string_overflow_and_readers_refuse() -> None
     assert text == fleet_table.OVERFLOW
     with pytest.raises(fleet_table.TableDecodeError):
         fleet_table.decode_many([text])
+    good = fleet_table.encode(["a", "b"], [1, 2], [0, 0], [0, 1], [10**6, 2 * 10**6])
+    head, payload = good.rsplit(";", 1)
+    for bad in (good.replace(";m;", ";mz;"), f"{head};{payload[:-4]}", "2;1;1111;m;AAAA", "1;x;1111;m;"):
+        with pytest.raises(fleet_table.TableDecodeError):  # garbled or foreign: readers fall back
+            fleet_table.decode_many([bad])

@@ -142,16 +142,20 @@ def decode_many(texts: Sequence[str]) -> Table:
             raw = base64.b64decode(payload)
             if unit.endswith("z"):
                 raw = zlib.decompress(raw)
-        except (ValueError, zlib.error) as exc:
+            cut = raw.index(b"\0")
+            ids = raw[:cut].decode().split("\n")
+            pos = cut + 1
+            cols = []
+            for i, w in enumerate(map(int, widths)):
+                col = np.frombuffer(raw, dtype=f"<u{w}", count=n, offset=pos).astype(np.int64)
+                pos += w * n
+                cols.append(col * 1_000_000 if i == 3 and unit[0] == "m" else col)
+            if len(ids) != n or pos != len(raw):
+                raise ValueError("length")
+        except (ValueError, TypeError, zlib.error) as exc:  # UnicodeDecodeError is a ValueError
             raise TableDecodeError(f"fleet table: {text[:20]!r}") from exc
-        cut = raw.index(b"\0")
-        customers += raw[:cut].decode().split("\n")
-        pos = cut + 1
-        for i, w in enumerate(map(int, widths)):
-            col = np.frombuffer(raw, dtype=f"<u{w}", count=n, offset=pos).astype(np.int64)
-            pos += w * n
-            if i == 3 and unit[0] == "m":
-                col = col * 1_000_000
+        customers += ids
+        for i, col in enumerate(cols):
             columns[i].append(col)
     empty = np.zeros(0, dtype=np.int64)
     count, failed, server, sums = (np.concatenate(c) if c else empty for c in columns)
