@@ -9,11 +9,14 @@ histograms built by `storage.histogram` from synthetic millisecond durations) of
 then starts `logpulse serve` on each with STATS_CACHE_S=0 (every answer computed, nothing cached)
 and measures with wrk (Lua scripts rotating customers):
   - 30-day stats, 1 client, small and big (the ratio of their p50 is the cost growth with traffic)
-  - 30-day stats, 32 clients, big
+  - the same ratio over --pair-rounds alternating rounds: median of the per-round ratios and their spread
+  - 30-day stats, 32 clients, big, with API_WORKERS=1 and =2
   - 30-day stats in America/New_York (hours at the day edges: 1h level), 1 client, big
   - series, 7 days at 15m, 1 client, big
   - GET /stats (fleet), 30 days, 1 client, default sort and sort=p99_latency&order=desc
 Raw `requests` points are not loaded: these answers never read them (only exact=true does).
+Every wrk row also gives the API processes' CPU time per answer (steadier than latency when the
+machine is shared), and the load average at the start and the end is recorded.
 
     .venv/bin/python scripts/bench_api.py --json docs/bench/bench_api.json
 
@@ -217,15 +220,37 @@ def load_rollups(url: str, db: str, batches: Iterator[list[str]]) -> dict:
     return {"points": written, "seconds": seconds}
 
 
+def _api_cpu_s(port: int) -> float:
+    """CPU seconds so far of the `logpulse serve --port port` process and its children (API_WORKERS)."""
+    procs: dict[int, tuple[int, float, str]] = {}  # pid: (parent, cpu s, command line)
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            procs[int(d.name)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / tick, cmd)
+    roots = {pid for pid, (_, _, cmd) in procs.items() if " serve " in cmd and f"--port {port} " in f"{cmd} "}
+    return sum(cpu for pid, (parent, cpu, _) in procs.items() if pid in roots or parent in roots)
+
+
 def wrk_urls(base: str, work: Path, name: str, paths: list[str], connections: int, seconds: int) -> dict:
-    """wrk over `paths` in rotation."""
+    """wrk over `paths` in rotation; with the API's CPU time per answered request (steadier than
+    latency on a shared machine: other work delays answers but does not add to their CPU time)."""
     lua = work / f"{name}.lua"
     table = ", ".join(json.dumps(p) for p in paths)
     lua.write_text(
         f"local paths = {{{table}}}\nlocal i = 0\nrequest = function()\n"
         '  i = (i % #paths) + 1\n  return wrk.format("GET", paths[i])\nend\n'
     )
-    return {"paths": len(paths), **wrk(base, lua, connections, seconds)}
+    port = int(base.rsplit(":", 1)[1])
+    cpu = _api_cpu_s(port)
+    r = wrk(base, lua, connections, seconds)
+    answered = r["requests_per_s"] * seconds
+    r["api_cpu_ms_per_request"] = (_api_cpu_s(port) - cpu) * 1000 / answered if answered else None
+    return {"paths": len(paths), **r}
 
 
 def measure_rollups(
@@ -246,19 +271,36 @@ def measure_rollups(
 
 
 def paired_ratio(env: dict[str, str], work: Path, stats: list[str], rounds: int, seconds: int) -> dict:
-    """p50 of 30-day stats on the small and the big data set, alternating short wrk runs against two
-    API processes running side by side, so that both see the same (shared, noisy) machine."""
-    p50 = {"small": [], "big": []}
+    """p50 of 30-day stats on the small and the big data set: two API processes side by side, short
+    wrk runs alternating between them (small-big, then big-small, so that a drift of the machine's
+    load favours neither), one ratio big/small per round. Reported: the median of the per-round
+    ratios and their spread (min, quartiles, max), not the best-looking round."""
+    p50: dict[str, list[float]] = {"small": [], "big": []}
     with (
         running_api({**env, "INFLUXDB_DATABASE": "bench_small"}) as small,
         running_api({**env, "INFLUXDB_DATABASE": "bench_big"}) as big,
     ):
-        for _ in range(rounds):
-            for name, api in (("small", small), ("big", big)):
-                r = wrk_urls(str(api.base_url).rstrip("/"), work, f"pair_{name}", stats, 1, seconds)
+        apis = {"small": small, "big": big}
+        for i in range(rounds):
+            for name in ("small", "big") if i % 2 == 0 else ("big", "small"):
+                r = wrk_urls(str(apis[name].base_url).rstrip("/"), work, f"pair_{name}", stats, 1, seconds)
                 p50[name].append(r["p50_ms"])
+    ratios = [b / a for a, b in zip(p50["small"], p50["big"], strict=True)]
+    quartiles = [float(q) for q in np.percentile(ratios, [0, 25, 50, 75, 100])]
     med = {k: float(np.median(v)) for k, v in p50.items()}
-    return {"rounds": rounds, "p50_ms": p50, "median_p50_ms": med, "ratio": med["big"] / med["small"]}
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "p50_ms": p50,
+        "median_p50_ms": med,
+        "ratios": ratios,
+        "ratio_min_q1_median_q3_max": quartiles,
+        "ratio": quartiles[2],
+    }
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
@@ -271,10 +313,14 @@ def main() -> None:
     ap.add_argument("--fleet-customers", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=15, help="wrk duration per measurement")
     ap.add_argument("--settle-s", type=float, default=20, help="pause after loading (influxd compaction)")
-    ap.add_argument("--pair-rounds", type=int, default=6, help="alternating small/big rounds for the ratio")
+    ap.add_argument("--pair-rounds", type=int, default=10, help="alternating small/big rounds for the ratio")
+    ap.add_argument("--pair-seconds", type=int, default=5, help="wrk duration of each small or big run of a round")
     ap.add_argument("--json", type=Path, default=Path("bench_api.json"))
     ap.add_argument(
-        "--only", choices=("all", "fleet"), default="all", help="fleet: load and measure only the fleet data set"
+        "--only",
+        choices=("all", "fleet", "reads"),
+        default="all",
+        help="fleet: load and measure only the fleet data set; reads: only the per-customer ones (small, big)",
     )
     ap.add_argument(
         "--data-dir",
@@ -298,6 +344,9 @@ def main() -> None:
     }
     if args.only == "fleet":
         sets = {"fleet": sets["fleet"]}
+    elif args.only == "reads":
+        sets = {k: sets[k] for k in ("small", "big")}
+    results["load_average_start"] = load_average()
     with LocalInfluxd.start(data_dir) as influx:
         for name, (n, customers, levels) in sets.items():
             if reuse:
@@ -319,7 +368,7 @@ def main() -> None:
             "fleet": [f"/stats?from={frm}&to={today}"],
             "fleet_p99": [f"/stats?from={frm}&to={today}&sort=p99_latency&order=desc&limit=20"],
         }
-        if args.only == "all":
+        if args.only in ("all", "reads"):
             print("measuring small ...", flush=True)
             results["small"] = measure_rollups(
                 {**env, "INFLUXDB_DATABASE": "bench_small"},
@@ -341,56 +390,66 @@ def main() -> None:
                 ],
                 args.seconds,
             )
+            print("measuring 32 clients with API_WORKERS=2 ...", flush=True)
+            results["big_2_workers"] = measure_rollups(
+                {**env, "INFLUXDB_DATABASE": "bench_big", "API_WORKERS": "2"},
+                work,
+                {"stats": stats},
+                [("stats_32", "stats", 32)],
+                args.seconds,
+            )
             print("measuring the 30M / 1M ratio, alternating ...", flush=True)
-            results["paired"] = paired_ratio(env, work, stats, args.pair_rounds, max(3, args.seconds // 3))
-        print("measuring fleet ...", flush=True)
-        results["fleet"] = measure_rollups(
-            {**env, "INFLUXDB_DATABASE": "bench_fleet"},
-            work,
-            {k: paths[k] for k in ("fleet", "fleet_p99")},
-            [("fleet_1", "fleet", 1), ("fleet_p99_1", "fleet_p99", 1)],
-            args.seconds,
-        )
+            results["paired"] = paired_ratio(env, work, stats, args.pair_rounds, args.pair_seconds)
+        if args.only in ("all", "fleet"):
+            print("measuring fleet ...", flush=True)
+            results["fleet"] = measure_rollups(
+                {**env, "INFLUXDB_DATABASE": "bench_fleet"},
+                work,
+                {k: paths[k] for k in ("fleet", "fleet_p99")},
+                [("fleet_1", "fleet", 1), ("fleet_p99_1", "fleet_p99", 1)],
+                args.seconds,
+            )
+    results["load_average_end"] = load_average()
 
     def row(label: str, r: dict) -> tuple[str, str]:
         if r["requests_per_s"] == 0:
             return label, f"no answer within wrk's timeout {r['socket_errors']}"
+        cpu = r.get("api_cpu_ms_per_request")
         return label, (
             f"p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  {r['requests_per_s']:,.0f} req/s  "
-            f"non-2xx {r['non_2xx']} {r['socket_errors']}"
+            + (f"API CPU {cpu:.1f} ms/req  " if cpu is not None else "")
+            + f"non-2xx {r['non_2xx']} {r['socket_errors']}"
         )
 
-    fleet = results["fleet"]
-    fleet_rows = [
-        row(f"/stats {args.fleet_customers:,} customers 30 d, 1 client", fleet["fleet_1"]),
-        row("/stats sort=p99_latency desc limit 20", fleet["fleet_p99_1"]),
-    ]
-    if args.only == "fleet":
-        print(f"\ncold (STATS_CACHE_S=0), fleet {args.fleet_customers:,} customers, {args.days} days")
-        for k, v in fleet_rows:
-            print(f"| {k:<48} | {v} |")
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
-        return
-    small, big = results["small"], results["big"]
-    results["ratio_p50_big_small"] = big["stats_1"]["p50_ms"] / small["stats_1"]["p50_ms"]
-    rows = [
-        row(f"stats 30 d, {args.small_requests:,} stored, 1 client", small["stats_1"]),
-        row(f"stats 30 d, {args.requests:,} stored, 1 client", big["stats_1"]),
-        ("p50 ratio big / small (the two runs above)", f"{results['ratio_p50_big_small']:.2f}"),
-        (
-            f"p50 ratio big / small, {args.pair_rounds} alternating rounds",
-            f"{results['paired']['ratio']:.2f} (median p50 {results['paired']['median_p50_ms']['big']:.1f} / "
-            f"{results['paired']['median_p50_ms']['small']:.1f} ms)",
-        ),
-        row(f"stats 30 d, {args.requests:,} stored, 32 clients", big["stats_32"]),
-        row("stats 30 d America/New_York, 1 client", big["stats_ny_1"]),
-        row("series 7 d at 15m, 1 client", big["series_1"]),
-        *fleet_rows,
-    ]
+    rows = []
+    if args.only in ("all", "reads"):
+        small, big, paired = results["small"], results["big"], results["paired"]
+        results["ratio_p50_big_small"] = big["stats_1"]["p50_ms"] / small["stats_1"]["p50_ms"]
+        lo, q1, med, q3, hi = paired["ratio_min_q1_median_q3_max"]
+        rows += [
+            row(f"stats 30 d, {args.small_requests:,} stored, 1 client", small["stats_1"]),
+            row(f"stats 30 d, {args.requests:,} stored, 1 client", big["stats_1"]),
+            ("p50 ratio big / small (the two runs above)", f"{results['ratio_p50_big_small']:.2f}"),
+            (
+                f"p50 ratio big / small, {args.pair_rounds} alternating rounds",
+                f"median {med:.2f} (min {lo:.2f}, quartiles {q1:.2f}–{q3:.2f}, max {hi:.2f}; median p50 "
+                f"{paired['median_p50_ms']['big']:.1f} / {paired['median_p50_ms']['small']:.1f} ms)",
+            ),
+            row(f"stats 30 d, {args.requests:,} stored, 32 clients", big["stats_32"]),
+            row("  the same with API_WORKERS=2", results["big_2_workers"]["stats_32"]),
+            row("stats 30 d America/New_York, 1 client", big["stats_ny_1"]),
+            row("series 7 d at 15m, 1 client", big["series_1"]),
+        ]
+    if args.only in ("all", "fleet"):
+        fleet = results["fleet"]
+        rows += [
+            row(f"/stats {args.fleet_customers:,} customers 30 d, 1 client", fleet["fleet_1"]),
+            row("/stats sort=p99_latency desc limit 20", fleet["fleet_p99_1"]),
+        ]
     print(
-        f"\ncold (STATS_CACHE_S=0), {args.customers} customers, {args.days} days; "
-        f"fleet {args.fleet_customers:,} customers"
+        f"\ncold (STATS_CACHE_S=0), {args.customers} customers, {args.days} days; fleet "
+        f"{args.fleet_customers:,} customers; load average {results['load_average_start']} at the start, "
+        f"{results['load_average_end']} at the end"
     )
     for k, v in rows:
         print(f"| {k:<48} | {v} |")
