@@ -140,3 +140,20 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_sett
                     break
                 params["cursor"] = page["next_cursor"]
             assert seen == sorted(by_customer), zone
+
+        # sort=p99_latency, small pages walked with the cursor: every customer in the order of the raw
+        # lines' p99 (ties by id), each row equal to the raw lines' figures
+        whole = {c: figures(rows)["p99_latency"] for c, rows in by_customer.items()}
+        for order in ("desc", "asc"):
+            want = sorted(whole, key=lambda c: (-whole[c] if order == "desc" else whole[c], c))
+            params = {"from": str(first), "to": str(last), "sort": "p99_latency", "order": order, "limit": "2"}
+            seen = []
+            while True:
+                page = api.get("/stats", params=params).json()
+                for c in page["customers"]:
+                    check(c, by_customer[c["customer_id"]], f"p99 {order} {c['customer_id']}")
+                seen += [c["customer_id"] for c in page["customers"]]
+                if page["next_cursor"] is None:
+                    break
+                params["cursor"] = page["next_cursor"]
+            assert seen == want, order
