@@ -104,9 +104,10 @@ def test_a_utc_month_reads_one_row_per_day() -> None:
 def test_fleet_cursor_round_trip_and_mismatch() -> None:
     rows = [{"customer_id": c, "p99_latency": v} for c, v in (("a", 0.5), ("b", 0.9), ("c", 0.5), ("d", None))]
     ordered = sort_rows(rows, "p99_latency", "desc")
-    assert [r["customer_id"] for r in ordered] == ["d", "b", "a", "c"]  # null last ascending, first descending
-    cursor = encode_cursor(ordered[1], "p99_latency", "desc")
-    assert decode_cursor(cursor, "p99_latency", "desc") == (-0.9, "b")
+    assert [r["customer_id"] for r in ordered] == ["b", "a", "c", "d"]  # null last, descending too
+    assert [r["customer_id"] for r in sort_rows(rows, "p99_latency", "asc")] == ["a", "c", "b", "d"]
+    cursor = encode_cursor(ordered[0], "p99_latency", "desc")
+    assert decode_cursor(cursor, "p99_latency", "desc") == (0, -0.9, "b")
     with pytest.raises(BadRequest, match="'cursor' belongs to sort=p99_latency"):
         decode_cursor(cursor, "uptime", "desc")
     with pytest.raises(BadRequest, match="invalid 'cursor'"):

@@ -23,7 +23,6 @@ import base64
 import binascii
 import datetime as dt
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -732,12 +731,14 @@ def _number_row(customer: str, sums: list[float]) -> dict[str, Any]:
 
 
 def _sort_value(row: dict[str, Any], sort: str, order: str) -> tuple[Any, ...]:
-    """Ascending key: the sort field (negated for desc), ties by customer id ascending."""
+    """Ascending key: rows without a value last in either order (a customer without requests is
+    neither the best nor the worst), then the sort field (negated for desc), ties by customer id."""
     if sort == "customer_id":
         return (row["customer_id"],)
     v = row.get(sort)
-    x = math.inf if v is None else float(v)
-    return (x if order == "asc" else -x, row["customer_id"])
+    if v is None:
+        return (1, 0.0, row["customer_id"])
+    return (0, float(v) if order == "asc" else -float(v), row["customer_id"])
 
 
 def sort_rows(rows: list[dict[str, Any]], sort: str, order: str) -> list[dict[str, Any]]:
