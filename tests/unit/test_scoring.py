@@ -220,3 +220,59 @@ def test_summaries_never_divide_by_a_zero_baseline() -> None:
         text = describe(kind, 0.5, 0.0, 12)
         assert "12 requests" in text
     assert "(x2.0)" in describe("latency", 0.2, 0.1, 3)
+
+
+def _versions(scorer: CustomerScorer, bs: list[RequestBatch], ticks: list[float]) -> list[Incident]:
+    """Every incident version in order (batches and ticks interleaved by time, as the dataflow does)."""
+    out: list[Incident] = []
+    pending = sorted(ticks)
+    for b in bs:
+        while pending and pending[0] * 1e9 < b.times[0]:
+            out += scorer.tick(Tick(int(pending.pop(0) * 1e9)))
+        out += scorer.score(b).incidents
+    for t in pending:
+        out += scorer.tick(Tick(int(t * 1e9)))
+    return out
+
+
+def _days_of_traffic(seed: int, days: int, rps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse day/night traffic with a silence, a surge and a slow, failing hour on the last day."""
+    rng = np.random.default_rng(seed)
+    span = days * 86400
+    t = np.sort(rng.uniform(T0, T0 + span, int(span * rps * 1.6)))
+    t = t[rng.random(len(t)) < (1 + 0.6 * np.sin(2 * np.pi * (t - T0) / 86400)) / 1.6]  # ±60% over the day
+    last = T0 + (days - 1) * 86400
+    t = t[(t < last + 3 * 3600) | (t >= last + 4 * 3600)]  # an hour of silence
+    t = np.sort(np.concatenate([t, rng.uniform(last + 6 * 3600, last + 6.5 * 3600, int(1800 * rps * 6))]))
+    d = rng.lognormal(np.log(0.2), 0.5, len(t))
+    slow = (t >= last + 9 * 3600) & (t < last + 10 * 3600)
+    d[slow] *= 3
+    failed = rng.random(len(t)) < np.where(slow, 0.3, 0.02)
+    return (t * 1e9).astype(np.int64), d, failed
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_runs_as_arrays_decide_exactly_as_bucket_by_bucket(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vectorised runs of quiet buckets are an optimisation only: on sparse day/night traffic
+    (profile learnt, silence found by ticks, surge, latency and errors, SLO burn) and on busy traffic,
+    every incident version and the final baselines equal those of the per-bucket path."""
+    from logpulse.scoring import scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "RUN_COST", (0.0, 0.0))  # always runs where allowed
+    cfg = config(slo_targets=(("default", 0.99),))
+    cases = [
+        (_days_of_traffic(seed, 3, 0.05), 400, [T0 + 3 * 86400 + i * 600.0 for i in range(30)]),
+        (traffic(seed, 180, 2.0, latency=(60, 66), errors=(120, 126)), 2000, []),
+    ]
+    for data, size, ticks in cases:
+        fast, slow = CustomerScorer("c", cfg), CustomerScorer("c", cfg, vectorised=False)
+        got, want = _versions(fast, batches(data, size), ticks), _versions(slow, batches(data, size), ticks)
+        assert [(i.kind, i.status, i.start_ns, i.end_ns, i.peak_score, i.requests) for i in got] == [
+            (i.kind, i.status, i.start_ns, i.end_ns, i.peak_score, i.requests) for i in want
+        ]
+        assert {i.kind for i in want} >= ({"traffic_drop", "traffic_surge", "latency"} if ticks else {"latency"})
+        assert fast.latency.mu == pytest.approx(slow.latency.mu, rel=1e-9)
+        assert fast.errors.p == pytest.approx(slow.errors.p, rel=1e-9)
+        assert fast.traffic.level == pytest.approx(slow.traffic.level, rel=1e-9)
+        assert fast.traffic.profile == pytest.approx(slow.traffic.profile, rel=1e-9)
+        assert fast.hist.total == slow.cum_total

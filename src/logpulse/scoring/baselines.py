@@ -13,12 +13,20 @@ has lasted long enough to *be* the new normal, when `relearn` replaces the basel
 * `TrafficBaseline`: requests per bucket, a short EWMA level (30 min) scaled by a time-of-day profile
   (96 quarter-hours, learnt across days): expected(now) = level x profile[now] / profile[30 min ago].
   The level follows slow day/night swings; the profile anticipates steep ones once a day is learnt.
+
+`decayed_run` gives the same decayed sums for a whole run of buckets at once (the scorer completes
+runs of quiet buckets as arrays), in closed form: s[j] = keep^(j+1) (s0 + sum_i<=j x[i] keep^-(i+1)),
+touching only the buckets that received requests; runs are short enough (< 1 day) that keep^-j stays
+far from overflow (relative error ~1e-14 against the per-bucket recurrence). (`scipy.signal.lfilter`
+would do it too, but importing scipy.signal costs ~1 s per process.)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from logpulse.config import Settings, parse_slo_targets, slo_target_of
 
@@ -67,6 +75,18 @@ SENSITIVITY = {"low": 9.0, "medium": 7.0, "high": 5.0}
 about a million windows are tested per customer-month, hence the small p)."""
 
 
+def decayed_run(start: np.ndarray, pos: np.ndarray, inputs: np.ndarray, keep: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decayed sums over a run of buckets 0, 1, ... of which only `pos` (sorted) received `inputs`
+    (one row per sum): returns (the sums just before each of those buckets, the scaled cumulative
+    inputs `acc`). The sums after bucket j, with `done` inputs at positions <= j, are
+    keep^(j+1) * (start + acc[:, done - 1]) (`start` when done = 0)."""
+    power = keep ** pos.astype(np.float64)
+    scaled = inputs / (power * keep)
+    acc = np.cumsum(scaled, axis=1)
+    before: np.ndarray = power * (start[:, None] + acc - scaled)
+    return before, acc
+
+
 @dataclass
 class LatencyBaseline:
     """Decayed count / sum / sum of squares of log-durations."""
@@ -88,7 +108,7 @@ class LatencyBaseline:
         keep = (1.0 - decay) ** buckets
         self.s0, self.s1, self.s2 = self.s0 * keep, self.s1 * keep, self.s2 * keep
 
-    def relearn(self, n: int, log_sum: float, log_sq: float) -> None:
+    def relearn(self, n: float, log_sum: float, log_sq: float) -> None:
         if n:
             self.s0, self.s1, self.s2 = float(n), log_sum, log_sq
 
@@ -125,7 +145,7 @@ class ErrorBaseline:
         keep = (1.0 - decay) ** buckets
         self.n, self.failed = self.n * keep, self.failed * keep
 
-    def relearn(self, n: int, failed: int) -> None:
+    def relearn(self, n: float, failed: float) -> None:
         if n:
             self.n, self.failed = float(n), float(failed)
 
@@ -170,6 +190,12 @@ class TrafficBaseline:
         """Requests expected in bucket k."""
         if not self.learnt:  # the first day: the level alone
             return self.level
+        return self.level * self.factor_at(k)
+
+    def factor_at(self, k: int) -> float:
+        """profile[now] / profile[LEVEL_S ago] for bucket k (1.0 before any quarter-hour is learnt)."""
+        if not self.learnt:
+            return 1.0
         slot = self._slot(k)
         if slot != self.factor_slot:  # the factor changes once per quarter-hour
             lag = self._slot(k - round(self.LEVEL_S / self.bucket_s)) % _SLOTS
@@ -177,20 +203,116 @@ class TrafficBaseline:
             self.factor, self.factor_slot = 1.0, slot
             if self.profile_days[now] and self.profile_days[lag] and self.profile[lag] > 0:
                 self.factor = min(4.0, max(0.25, self.profile[now] / self.profile[lag]))
-        return self.level * self.factor
+        return self.factor
 
     def update(self, k: int, count: int, *, learn: bool) -> None:
         if learn:
             a = max(self.bucket_s / self.LEVEL_S, 1.0 / (self.buckets + 1))
             self.level += a * (count - self.level)
             self.buckets += 1
-        slot = self._slot(k)
+        self.account(self._slot(k), count, 1, tainted=not learn)
+
+    def account(self, slot: int, count: float, buckets: int, *, tainted: bool = False) -> None:
+        """Add `buckets` buckets holding `count` requests to quarter-hour `slot` (the profile's input)."""
         if slot != self.slot:
             self._close_slot()
             self.slot, self.slot_count, self.slot_buckets, self.slot_tainted = slot, 0.0, 0, False
         self.slot_count += count
-        self.slot_buckets += 1
-        self.slot_tainted = self.slot_tainted or not learn
+        self.slot_buckets += buckets
+        self.slot_tainted = self.slot_tainted or tainted
+
+    def run_factors(self, k0: int, mask: np.ndarray, pos: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """For a run of learnt buckets k0, k0+1, ... (`counts` requests at offsets `pos`, `mask` marks
+        them): the profile factor of each bucket as `expected` applies it, and the run accounted into
+        the profile. The level is the caller's (`decayed_run`).
+
+        The profile changes only when a quarter-hour closes, and a factor reads the profile of its own
+        quarter-hour (as of before the run) and of the one 30 minutes earlier (already closed): so all
+        closes and factors of a run shorter than a day are computed as arrays. The first day (nothing
+        learnt yet) and unusual bucket sizes take the per-quarter-hour loop."""
+        m = len(mask)
+        exact = self.LEVEL_S == 2 * _SLOT_S and _SLOT_S % self.bucket_s == 0  # 30 min ago = 2 slots ago
+        if exact:  # slot boundaries every `per` buckets
+            per = round(_SLOT_S / self.bucket_s)
+            first = k0 // per
+            starts = np.concatenate(([0], np.arange(per - k0 % per if k0 % per else per, m, per)))
+            seg = np.arange(first, first + len(starts))
+            slot_of_pos = (pos + k0) // per
+        else:
+            slots = (np.arange(k0, k0 + m) * self.bucket_s).astype(np.int64) // _SLOT_S
+            starts = np.flatnonzero(np.diff(slots, prepend=slots[0] - 1))
+            seg, slot_of_pos = slots[starts], slots[pos]
+        sizes = np.diff(np.append(starts, m))
+        totals = np.bincount(slot_of_pos - seg[0], weights=counts, minlength=len(seg))
+        cont = int(seg[0]) == self.slot  # the run continues the quarter-hour being accumulated
+        alias = not cont and self.slot >= 0 and bool(np.any(seg % _SLOTS == self.slot % _SLOTS))
+        if not self.learnt or not exact or alias or len(seg) > _SLOTS - 4:
+            return self._run_factors_loop(k0, starts.tolist(), sizes.tolist(), seg.tolist(), totals.tolist())
+        old = np.array(self.profile)
+        old_days = np.array(self.profile_days)
+        # the quarter-hours that close during the run, in order: the open one (unless continued), then
+        # every segment but the last (the open one's sums carry into the first segment when continued)
+        c_slot, c_count, c_size = seg[:-1], totals[:-1].copy(), sizes[:-1].copy()
+        c_taint = np.zeros(len(c_slot), dtype=bool)
+        if cont and len(c_slot):
+            c_count[0] += self.slot_count
+            c_size[0] += self.slot_buckets
+            c_taint[0] = self.slot_tainted
+        elif not cont:
+            c_slot = np.concatenate(([self.slot], c_slot))
+            c_count = np.concatenate(([self.slot_count], c_count))
+            c_size = np.concatenate(([self.slot_buckets], c_size))
+            c_taint = np.concatenate(([self.slot_tainted], c_taint))
+        close = (c_slot >= 0) & (c_size >= _SLOT_S / self.bucket_s) & ~c_taint
+        idx = c_slot[close] % _SLOTS
+        prof, days = old.copy(), old_days.copy()
+        mean = c_count[close] / c_size[close]
+        w = np.where(days[idx] > 0, self.PROFILE_WEIGHT, 1.0)
+        prof[idx] += w * (mean - prof[idx])
+        days[idx] += 1
+        # factor of each segment: its own slot as before the run (the open slot's close aside), the lag
+        # slot after the closes (it closed before the segment began)
+        base, base_days = old.copy(), old_days.copy()
+        if not cont and len(close) and close[0]:
+            base[idx[0]], base_days[idx[0]] = prof[idx[0]], days[idx[0]]
+        now, lag = seg % _SLOTS, (seg - 2) % _SLOTS
+        ok = (base_days[now] > 0) & (days[lag] > 0) & (prof[lag] > 0)
+        factors = np.where(ok, np.clip(base[now] / np.where(prof[lag] > 0, prof[lag], 1.0), 0.25, 4.0), 1.0)
+        ok0 = old_days[now[0]] > 0 and old_days[lag[0]] > 0 and old[lag[0]] > 0  # the first: before any close
+        factors[0] = min(4.0, max(0.25, old[now[0]] / old[lag[0]])) if ok0 else 1.0
+        if int(seg[0]) == self.factor_slot:
+            factors[0] = self.factor
+        self.profile, self.profile_days = prof.tolist(), days.tolist()
+        if len(seg) == 1 and cont:
+            self.slot_count += float(totals[0])
+            self.slot_buckets += int(sizes[0])
+        else:
+            self.slot, self.slot_count = int(seg[-1]), float(totals[-1])
+            self.slot_buckets, self.slot_tainted = int(sizes[-1]), False
+        self.factor, self.factor_slot = float(factors[-1]), int(seg[-1])
+        return np.repeat(factors, sizes)
+
+    def _run_factors_loop(
+        self, k0: int, starts: list[int], sizes: list[int], seg: list[int], totals: list[float]
+    ) -> np.ndarray:
+        """`run_factors` one quarter-hour at a time, as `expected` and `update` do it per bucket."""
+        factors, lens = [], []
+        for slot, first, size, total in zip(seg, starts, sizes, totals, strict=True):
+            factors.append(self.factor_at(k0 + first))
+            was_learnt = self.learnt
+            self.account(slot, total, size)
+            if not was_learnt and self.learnt and size > 1:  # learnt from the 2nd bucket of this slot on
+                factors.append(self.factor_at(k0 + first + 1))
+                lens += [1, size - 1]
+            else:
+                lens.append(size)
+        return np.repeat(factors, lens)
+
+    def copy(self) -> TrafficBaseline:
+        """A copy that can be advanced without touching this one (profile lists copied)."""
+        new = TrafficBaseline(**{**self.__dict__})
+        new.profile, new.profile_days = list(self.profile), list(self.profile_days)
+        return new
 
     def skip_empty(self, k: int, m: int, keep: float) -> None:
         """`update(j, 0, learn=True)` for j = k..k+m-1, all in one quarter-hour, steady weight."""

@@ -23,11 +23,19 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from logpulse.model import Incident, RequestBatch, ScoredBatch, Tick
-from logpulse.scoring.baselines import ErrorBaseline, LatencyBaseline, ScoringConfig, TrafficBaseline
+from logpulse.scoring.baselines import (
+    _MIN_SIGMA,
+    ErrorBaseline,
+    LatencyBaseline,
+    ScoringConfig,
+    TrafficBaseline,
+    decayed_run,
+)
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import (
     KINDS,
@@ -35,9 +43,13 @@ from logpulse.scoring.signals import (
     MIN_SURGE_REQUESTS,
     burn_rate,
     drop_evidence,
+    drop_evidence_many,
     error_evidence,
+    error_evidence_many,
     latency_evidence,
+    latency_evidence_many,
     surge_evidence,
+    surge_evidence_many,
 )
 
 _NS = 1_000_000_000
@@ -67,11 +79,64 @@ class _Bucket:
 
 
 _EMPTY = _Bucket()
+_COLUMNS = 6  # history columns: requests, sum ln d, sum ln² d, failed, 5xx, expected requests
+MAX_RUN = 2400  # buckets completed as arrays in one step (20 h of 30 s buckets: < 1 day, bounds memory)
+RUN_COST = (700.0, 0.3)  # µs per run of buckets as arrays, + per bucket (measured, `bench_scoring.py`)
+STEP_COST = (12.0, 1.0)  # µs per bucket one by one: with requests, + per bucket (empty ones are cheap)
+
+
+class _History:
+    """Cumulative sums after each completed bucket — (requests, sum of ln d, of ln² d, failed, 5xx,
+    expected requests) — of the last `keep` buckets (HISTORY_S), as a numpy buffer for the runs of
+    buckets completed as arrays: a window's sums are the difference of two rows. (The per-bucket path
+    keeps the same rows as a deque of tuples — reading one numpy row costs more than the test on it —
+    and the two are synced lazily when the scorer switches between them.) `total` counts every row
+    ever appended; row 0 is the zero row."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.buf = np.zeros((2 * keep, _COLUMNS))
+        self.size = 1  # rows of buf in use
+        self.total = 1
+        self.last: tuple[float, ...] = (0.0,) * _COLUMNS
+
+    def extend(self, rows: np.ndarray, count: int | None = None) -> None:
+        """Append the rows of `count` (default: len(rows)) buckets; `rows` may hold only the newest."""
+        if len(rows) == 0:
+            return
+        self.total += len(rows) if count is None else count
+        rows = rows[-self.keep :]  # older rows are out of every window: never read
+        if self.size + len(rows) > len(self.buf):
+            start = max(0, self.size - self.keep)
+            self.buf[: self.size - start] = self.buf[start : self.size].copy()
+            self.size -= start
+        self.buf[self.size : self.size + len(rows)] = rows
+        self.size += len(rows)
+        self.last = tuple(rows[-1].tolist())
+
+    def tail(self, count: int | None = None) -> np.ndarray:
+        """The last min(total, keep, count) rows (the last is `last`)."""
+        count = self.keep if count is None else min(count, self.keep)
+        return self.buf[max(0, self.size - count) : self.size]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Snapshots hold the last `keep` rows only."""
+        return {"keep": self.keep, "rows": self.tail().copy(), "total": self.total}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.keep, rows = state["keep"], state["rows"]
+        self.buf = np.zeros((2 * self.keep, _COLUMNS))
+        self.buf[: len(rows)] = rows
+        self.size, self.total = len(rows), state["total"]
+        self.last = tuple(rows[-1].tolist())
 
 
 @dataclass
 class CustomerScorer:
-    """One customer's scoring state; `score` and `tick` are the Bytewax step's work."""
+    """One customer's scoring state; `score` and `tick` are the Bytewax step's work.
+
+    `vectorised=False` completes every bucket through the per-bucket path (the reference the
+    vectorised runs are tested against)."""
 
     customer_id: str
     config: ScoringConfig
@@ -80,13 +145,18 @@ class CustomerScorer:
     traffic: TrafficBaseline = field(default_factory=TrafficBaseline)
     watermark: int = -1  # highest bucket index seen (data or clock)
     next_bucket: int | None = None  # first bucket not completed yet
-    open_buckets: dict[int, _Bucket] = field(default_factory=dict)
-    # cumulative (n, log_sum, log_sq, failed, server_errors, expected) after each completed bucket
-    cum: deque[tuple[int, float, float, int, int, float]] = field(default_factory=deque)
+    # buckets not completed yet: sorted bucket indexes and their sums (requests, ln d, ln² d, failed, 5xx)
+    pending_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pending: np.ndarray = field(default_factory=lambda: np.zeros((5, 0)))
     trackers: dict[str, Tracker] = field(default_factory=dict)
     idle: int = 0  # consecutive empty buckets
     silent_from: int = 0  # first bucket at which the silence since the last request could be a drop
     first_bucket: int | None = None  # the first bucket judged (the start of this customer's history)
+    # cumulative (n, log_sum, log_sq, failed, server_errors, expected) after each completed bucket, for
+    # the per-bucket path; `hist` holds the same rows for runs (see `_History`)
+    cum: deque[tuple[float, ...]] = field(default_factory=deque)
+    cum_total: int = 1  # rows ever appended to `cum`
+    vectorised: bool = True
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -94,12 +164,19 @@ class CustomerScorer:
         self.traffic.bucket_s = cfg.bucket_s
         self._keep = cfg.buckets(HISTORY_S) + 1
         self.cum = deque([(0, 0.0, 0.0, 0, 0, 0.0)], maxlen=self._keep)
+        self.hist = _History(self._keep)
         quiet, new_normal = cfg.buckets(cfg.quiet_s), cfg.buckets(cfg.new_normal_s) if cfg.new_normal_s else 0
         for kind in KINDS:
             if kind == "slo_burn":
                 self.trackers[kind] = Tracker(self.customer_id, kind, bucket_ns, quiet, 0)
             else:
                 self.trackers[kind] = Tracker(self.customer_id, kind, bucket_ns, quiet, new_normal)
+        self._derived()
+
+    def _derived(self) -> None:
+        """Constants derived from the config (recomputed after unpickling)."""
+        cfg = self.config
+        self._keep = cfg.buckets(HISTORY_S) + 1
         self._slo_target = cfg.slo_target(self.customer_id)
         self._decay = cfg.bucket_s / BASELINE_S
         self._lat_w = sorted({cfg.buckets(s) for s in LATENCY_WINDOWS_S})
@@ -108,6 +185,23 @@ class CustomerScorer:
         self._slo_w = [(cfg.buckets(a), cfg.buckets(b), r) for a, b, r in SLO_RULES]
         self._half_ln_ratio = 0.5 * math.log(cfg.latency_ratio)
         self._half_factor = math.sqrt(cfg.traffic_factor)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Snapshots of the per-bucket version (a deque `cum`, a dict `open_buckets`) still restore."""
+        self.__dict__.update(state)
+        if "hist" not in state:
+            self.hist = _History(self.cum.maxlen or 1)
+            self.hist.extend(np.array(self.cum, dtype=np.float64), len(self.cum) - 1)
+            self.cum_total = self.hist.total
+        if "open_buckets" in state:
+            old = sorted(state.pop("open_buckets").items())
+            self.pending_keys = np.array([k for k, _ in old], dtype=np.int64)
+            self.pending = np.array(
+                [[b.n, b.log_sum, b.log_sq, b.failed, b.server_errors] for _, b in old], dtype=np.float64
+            ).T.reshape(5, len(old))
+            self.__dict__.pop("open_buckets", None)
+        self.__dict__.setdefault("vectorised", True)
+        self._derived()
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -162,51 +256,86 @@ class CustomerScorer:
             self.errors.update(len(logs), int(failed.sum()), 0.0)
 
     def _add(self, idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray) -> None:
+        """Sum the requests into their (not yet completed) buckets, as arrays."""
         order = np.argsort(idx, kind="stable")
-        idx, logs, failed, server = idx[order], logs[order], failed[order], server[order]
+        idx, logs = idx[order], logs[order]
         keys, starts = np.unique(idx, return_index=True)
-        n = np.diff(np.append(starts, len(idx)))
-        s1 = np.add.reduceat(logs, starts)
-        s2 = np.add.reduceat(logs * logs, starts)
-        fl = np.add.reduceat(failed.astype(np.int64), starts)
-        se = np.add.reduceat(server.astype(np.int64), starts)
-        for k, cnt, a, b, f, e in zip(
-            keys.tolist(), n.tolist(), s1.tolist(), s2.tolist(), fl.tolist(), se.tolist(), strict=True
-        ):
-            bucket = self.open_buckets.get(k)
-            if bucket is None:
-                self.open_buckets[k] = _Bucket(cnt, a, b, f, e)
-            else:
-                bucket.n += cnt
-                bucket.log_sum += a
-                bucket.log_sq += b
-                bucket.failed += f
-                bucket.server_errors += e
+        sums = np.add.reduceat(
+            np.vstack([np.ones(len(idx)), logs, logs * logs, failed[order], server[order]]), starts, axis=1
+        )
+        if len(self.pending_keys):  # merge two sorted sets of buckets (each without repeats)
+            old_keys, old = self.pending_keys, self.pending
+            both = np.union1d(old_keys, keys)
+            merged = np.zeros((5, len(both)))
+            merged[:, np.searchsorted(both, old_keys)] = old
+            merged[:, np.searchsorted(both, keys)] += sums
+            keys, sums = both, merged
+        self.pending_keys, self.pending = keys, sums
 
     # --- completing buckets ----------------------------------------------------------------------
 
+    def _quiet(self) -> bool:
+        return not any(t.is_open or t.run_start is not None for t in self.trackers.values())
+
     def _complete_until(self, limit: int, out: list[Incident]) -> None:
-        """Complete every bucket before `limit`, in order, empty ones included."""
+        """Complete every bucket before `limit`, in order, empty ones included.
+
+        While no incident is open or brewing, runs of buckets are completed as arrays (`_run`), which
+        stops at the first bucket where a signal's test would pass or an incident could start; that
+        bucket takes the per-bucket path (`_complete`). A long silence is skipped in one step."""
         assert self.next_bucket is not None
         k = self.next_bucket
-        data = sorted(b for b in self.open_buckets if b < limit)
-        i = 0
+        if k >= limit:
+            return
+        cut = int(np.searchsorted(self.pending_keys, limit))
+        keys_a, vals = self.pending_keys[:cut], self.pending[:, :cut]
+        self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
+        keys, columns = keys_a.tolist(), vals.T.tolist()
+        m = min(limit - k, MAX_RUN)  # worth it? (runs cost a fixed number of numpy calls)
+        runs = self.vectorised and RUN_COST[0] + RUN_COST[1] * m < STEP_COST[0] * min(len(keys), m) + STEP_COST[1] * m
+        i, force = 0, False
         while k < limit:
-            bucket = self.open_buckets.pop(k, None)
-            if bucket is None:
-                while i < len(data) and data[i] < k:
-                    i += 1
-                nxt = data[i] if i < len(data) else limit
-                quiet = not any(t.is_open or t.run_start is not None for t in self.trackers.values())
-                if quiet and self.idle >= self._keep:
+            while i < len(keys) and keys[i] < k:
+                i += 1
+            has = i < len(keys) and keys[i] == k
+            if not force and self._quiet():
+                nxt = keys[i] if i < len(keys) else limit
+                if not has and self.idle >= self._keep:
                     k = self._fast_forward(k, nxt)
                     continue
-                if quiet and k < self.silent_from and self._steady():
+                if runs and self._steady():
+                    end = min(limit, k + MAX_RUN)
+                    j = i + int(np.searchsorted(keys_a[i:], end))
+                    self._to_numpy()
+                    k, force = self._run(k, end, keys_a[i:j], vals[:, i:j], out)
+                    continue
+                self._to_deque()
+                if not has and k < self.silent_from and self._steady():
                     k = self._skip_empty(k, min(nxt, self.silent_from))
                     continue
-            self._complete(k, bucket or _EMPTY, out)
+            force = False
+            self._to_deque()
+            if has:
+                n, a, b, f, e = columns[i]
+                self._complete(k, _Bucket(int(n), a, b, int(f), int(e)), out)
+            else:
+                self._complete(k, _EMPTY, out)
             k += 1
         self.next_bucket = max(k, self.next_bucket)
+
+    def _to_deque(self) -> None:
+        """Bring `cum` up to date with rows appended by runs."""
+        behind = self.hist.total - self.cum_total
+        if behind > 0:
+            self.cum.extend(map(tuple, self.hist.tail(behind).tolist()))
+            self.cum_total = self.hist.total
+
+    def _to_numpy(self) -> None:
+        """Bring `hist` up to date with rows appended one by one."""
+        behind = self.cum_total - self.hist.total
+        if behind > 0:
+            rows = list(self.cum)[-behind:]
+            self.hist.extend(np.array(rows, dtype=np.float64), behind)
 
     def _steady(self) -> bool:
         """The traffic level's weight is constant (past its warm-up): empty runs have a closed form."""
@@ -233,6 +362,7 @@ class CustomerScorer:
                     acc += level * factor
                     level *= keep_t
             self.cum.extend(rows)
+            self.cum_total += m
             self.latency.decay(m, self._decay)
             self.errors.decay(m, self._decay)
             traffic.skip_empty(k, m, keep_t)
@@ -241,21 +371,197 @@ class CustomerScorer:
         return end
 
     def _fast_forward(self, k: int, limit: int) -> int:
-        """A customer silent for longer than every window, with nothing open: skip to its next data
-        in one step (empty buckets one by one would cost a Python step per 30 s of silence)."""
-        nxt = min((b for b in self.open_buckets if b >= k), default=limit)
-        gap = min(nxt, limit) - k
+        """A customer silent for longer than every window, with nothing open: skip to `limit` (its
+        next data or the end) in one step (one by one would cost a Python step per 30 s of silence)."""
+        gap = limit - k
         self.latency.decay(gap, self._decay)
         self.errors.decay(gap, self._decay)
         self.traffic.level *= (1.0 - self.config.bucket_s / TrafficBaseline.LEVEL_S) ** gap
         last = self.cum[-1]
         self.cum.extend([last] * min(gap, self._keep))
+        self.cum_total += gap
         self.idle += gap
         for t in self.trackers.values():
             t.run_start = None
         return k + gap
 
-    def _window(self, w: int) -> tuple[int, float, float, int, int, float]:
+    def _run(self, k0: int, end: int, keys: np.ndarray, vals: np.ndarray, out: list[Incident]) -> tuple[int, bool]:
+        """Complete buckets k0..end-1 of a quiet customer as arrays: what `_complete` does to each,
+        as long as no test passes and no incident could start (then no tracker changes and every
+        baseline learns every bucket, so all of them follow closed recurrences).
+
+        Every signal's gate and test is evaluated for every bucket of the run at once (latency and
+        errors only where requests arrived, a drop also where expected requests are missing), from
+        baselines computed for all buckets in closed form; the run is committed up to the first
+        bucket where a test passes or a "still hot" check holds — that bucket then goes the
+        per-bucket way, returns (it, True) — or where a silence becomes long enough to be skipped
+        (returns (it, False)). Costs a fixed ~50 numpy calls per run plus O(buckets) array work.
+        """
+        cfg, hist, lat, err, tra = self.config, self.hist, self.latency, self.errors, self.traffic
+        m = end - k0
+        pos = keys - k0  # the run's non-empty buckets
+        n_nz = vals[0]
+        # a silence of `keep` buckets is skipped by `_fast_forward` instead: stop at its bucket
+        prev = np.concatenate(([-1], pos))
+        first_long = np.maximum(prev + 1, prev + 1 + self._keep - np.concatenate(([self.idle], np.zeros(len(pos)))))
+        long_gap = np.flatnonzero(first_long < np.concatenate((pos, [m])))
+        stop = int(first_long[long_gap[0]]) if len(long_gap) else m
+        # latency and error baselines before each non-empty bucket, in closed form:
+        # s(before j) = keep^j (s0 + sum over non-empty l < j of u_l keep^-(l+1))
+        keep = 1.0 - self._decay
+        start = np.array([lat.s0, lat.s1, lat.s2, err.n, err.failed])
+        prior, acc = decayed_run(start, pos, np.vstack([n_nz, vals[1], vals[2], n_nz, vals[3]]), keep)
+        # traffic: the level before every bucket, the profile factor, the expected count
+        mask = np.zeros(m, dtype=bool)
+        mask[pos] = True
+        before = np.cumsum(mask) - mask  # non-empty buckets before each bucket
+        a = cfg.bucket_s / TrafficBaseline.LEVEL_S
+        tkeep = 1.0 - a
+        _, tacc = decayed_run(np.array([tra.level]), pos, a * n_nz[None, :], tkeep)
+        tacc = np.concatenate(([0.0], tacc[0]))
+        level = tkeep ** np.arange(m, dtype=np.float64) * (tra.level + tacc[before])
+        sim = tra.copy()
+        expected = level * sim.run_factors(k0, mask, pos, n_nz)
+        # cumulative rows (history tail + this run); bucket j's row number is t0 + j
+        t0, tail, last = hist.total, hist.tail(), np.array(hist.last)
+        rows = np.empty((m, _COLUMNS))
+        sums = np.concatenate([np.zeros((1, 5)), np.cumsum(vals, axis=1).T])
+        rows[:, :5] = last[:5] + sums[before + mask]
+        rows[:, 5] = last[5] + np.cumsum(expected)
+        cum = np.concatenate([tail, rows])
+        base = t0 - len(tail)  # row number of cum[0]
+
+        def at(row: np.ndarray) -> np.ndarray:
+            rows_at: np.ndarray = cum[row - base]
+            return rows_at
+
+        ks = pos + k0
+        mine = pos + t0
+        recent = rows[pos, 0] - at(np.maximum(mine - self._hot_w, 0))[:, 0]
+        judged = recent >= MIN_LATENCY_REQUESTS
+        events = np.zeros(m, dtype=bool)
+        seen = np.arange(len(pos))  # non-empty buckets of the run before each
+        s0 = prior[0]
+        if judged.any():
+            # latency
+            safe = np.where(s0 > 0, s0, 1.0)
+            mu = np.where(s0 > 0, prior[1] / safe, 0.0)
+            sigma = np.where(
+                s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, prior[2] / safe - mu**2)), _MIN_SIGMA), _MIN_SIGMA
+            )
+            warm = (lat.buckets + seen >= cfg.warmup_buckets) & (s0 >= 30)
+            g = np.flatnonzero(judged & (vals[1] / n_nz - mu >= self._half_ln_ratio) & warm)
+            if len(g):
+                wn, ws, _ = self._window_sums(at, mine[g], ks[g], self.trackers["latency"])
+                sig = sigma[g, None] * np.sqrt(1 + wn / s0[g, None])
+                ev = latency_evidence_many(wn[:, :-1], ws[:, :-1], mu[g, None], sig[:, :-1], cfg.latency_ratio)
+                hot = latency_evidence_many(wn[:, -1], ws[:, -1], mu[g], sig[:, -1], math.sqrt(cfg.latency_ratio))
+                events[pos[g]] |= (ev.max(axis=1) >= cfg.min_evidence) | (hot >= HOT_EVIDENCE)
+            # errors
+            en, ef = prior[3], prior[4]
+            warm = (err.buckets + seen >= cfg.warmup_buckets) & (en >= 30)
+            g = np.flatnonzero(judged & (vals[3] > 0) & warm)
+            if len(g):
+                p = np.where(en[g] > 0, ef[g] / np.where(en[g] > 0, en[g], 1.0), 0.0)
+                pc = np.maximum(p, 0.001)
+                p_high = np.minimum(1.0, pc + np.sqrt(pc * (1.0 - pc) / np.maximum(en[g], 1.0)))
+                wn, _, wf = self._window_sums(at, mine[g], ks[g], self.trackers["errors"])
+                inc, width = cfg.error_increase, wn.shape[1] - 1
+                ev = error_evidence_many(
+                    wn[:, :-1].ravel(), wf[:, :-1].ravel(), np.repeat(p, width), np.repeat(p_high, width), inc
+                )
+                hot = error_evidence_many(wn[:, -1], wf[:, -1], p, p_high, inc / 2)
+                events[pos[g]] |= (ev.reshape(-1, width).max(axis=1) >= cfg.min_evidence) | (hot >= HOT_EVIDENCE)
+        # traffic: surge / drop where requests arrived; a drop also where a silence has become evidence
+        hf = self._half_factor
+        exp_nz = expected[pos]
+        silent = ks + np.ceil(_MIN_EXPECTED_FOR_DROP / np.maximum(exp_nz, 1e-9))
+        silent_from = np.concatenate(([self.silent_from], silent))[before]  # as of each bucket
+        gate = ~mask & (np.arange(k0, end) >= silent_from)
+        gate[pos] = ((n_nz >= exp_nz * hf) & (n_nz >= _MIN_SURGE_BUCKET)) | (n_nz <= exp_nz / hf)
+        g = np.flatnonzero(gate[:stop])
+        g = g[tra.buckets + g >= 2 * cfg.warmup_buckets]
+        if len(g):
+            counts = np.zeros(m)
+            counts[pos] = n_nz
+            events[g] |= self._traffic_events(at, g + t0, g + k0, counts[g], expected[g])
+        # SLO burn: its "still hot" check already starts a run
+        if self._slo_target is not None:
+            g = np.flatnonzero(vals[4] > 0)
+            if len(g):
+                events[pos[g]] |= self._slo_hot(at, mine[g], ks[g], self._slo_target)
+        hits = np.flatnonzero(events[:stop])
+        stop, stopped = (int(hits[0]), True) if len(hits) else (stop, False)
+        if stop:  # commit buckets k0 .. k0+stop-1
+            done = int(np.searchsorted(pos, stop))
+            total = start + (acc[:, done - 1] if done else 0.0)
+            lat.s0, lat.s1, lat.s2, err.n, err.failed = (keep**stop * total).tolist()
+            lat.buckets += done
+            err.buckets += done
+            if stop == m:
+                self.traffic = tra = sim
+            else:
+                tra.run_factors(k0, mask[:stop], pos[:done], n_nz[:done])
+            tra.level = float(tkeep**stop * (tra.level + tacc[done]))
+            tra.buckets += stop
+            hist.extend(rows[:stop])
+            self.idle = stop - 1 - int(pos[done - 1]) if done else self.idle + stop
+            if done:
+                self.silent_from = int(silent[done - 1])
+        return k0 + stop, stopped
+
+    def _window_sums(
+        self, at: Any, mine: np.ndarray, ks: np.ndarray, tracker: Tracker
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_sums` for many buckets: (requests, sum ln d, failed), a column per latency window, then
+        the "still hot" window."""
+        windows = np.array([*self._lat_w, self._hot_w])
+        w = np.minimum(windows[None, :], np.maximum(1, ks - tracker.resolved_at)[:, None])
+        last, first = at(mine), at(np.maximum(mine[:, None] - w, 0))
+        return last[:, None, 0] - first[..., 0], last[:, None, 1] - first[..., 1], last[:, None, 3] - first[..., 3]
+
+    def _traffic_events(
+        self, at: Any, mine: np.ndarray, ks: np.ndarray, n: np.ndarray, expected: np.ndarray
+    ) -> np.ndarray:
+        """Would `_traffic` open or start a drop/surge run at these buckets (trackers closed)?"""
+        cfg = self.config
+        drop, surge = self.trackers["traffic_drop"], self.trackers["traffic_surge"]
+        since = drop if drop.resolved_at > surge.resolved_at else surge
+        sizes = np.array([*self._traffic_w, self._hot_w])
+        fresh = np.minimum(sizes[None, :], np.maximum(1, ks - since.resolved_at)[:, None])
+        first = np.where(mine[:, None] + 1 > sizes[None, :], mine[:, None] - fresh, 0)
+        last, rows = at(mine), at(first)
+        observed = last[:, None, 0] - rows[..., 0]
+        exp = last[:, None, 5] - rows[..., 5]
+        factor, half = cfg.traffic_factor, math.sqrt(cfg.traffic_factor)
+        check_drop = (n < expected)[:, None] & (exp >= _MIN_EXPECTED_FOR_DROP)
+        check_surge = (n > expected)[:, None] & (observed >= MIN_SURGE_REQUESTS)
+        events = np.zeros(len(ks), dtype=bool)
+        for check, many in ((check_drop, drop_evidence_many), (check_surge, surge_evidence_many)):
+            if not check.any():
+                continue
+            ev = np.where(check[:, :-1], many(observed[:, :-1], exp[:, :-1], factor), 0.0)
+            hot = check[:, -1] & (many(observed[:, -1], exp[:, -1], half) >= HOT_EVIDENCE)
+            events |= (ev.max(axis=1) >= cfg.min_evidence) | hot
+        return events
+
+    def _slo_hot(self, at: Any, mine: np.ndarray, ks: np.ndarray, target: float) -> np.ndarray:
+        """Would `_slo` find a rule burning (its "hot" condition) at these buckets?"""
+        hot = np.zeros(len(ks), dtype=bool)
+        history = ks - (self.first_bucket or 0) + 1
+        last = at(mine)
+        for long_w, short_w, limit in self._slo_w:
+            lw, sw = at(np.maximum(mine - long_w, 0)), at(np.maximum(mine - short_w, 0))
+            long_n, long_e = last[:, 0] - lw[:, 0], last[:, 4] - lw[:, 4]
+            short_n, short_e = last[:, 0] - sw[:, 0], last[:, 4] - sw[:, 4]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                burning = ((long_e / long_n) / (1.0 - target) >= limit) & (
+                    (short_e / short_n) / (1.0 - target) >= limit / 2
+                )
+            hot |= (history >= long_w) & (long_n >= SLO_MIN_REQUESTS) & (short_n > 0) & burning
+        return hot
+
+    def _window(self, w: int) -> tuple[float, ...]:
         """Sums over the last w completed buckets."""
         cum = self.cum
         a = cum[-1]
@@ -279,6 +585,7 @@ class CustomerScorer:
         self.cum.append(
             (c[0] + b.n, c[1] + b.log_sum, c[2] + b.log_sq, c[3] + b.failed, c[4] + b.server_errors, c[5] + expected)
         )
+        self.cum_total += 1
         self.idle = self.idle + 1 if b.n == 0 else 0
         lat, err = trackers["latency"], trackers["errors"]
         cum = self.cum
@@ -328,7 +635,7 @@ class CustomerScorer:
         out.append(inc)
         return inc.new_normal
 
-    def _sums(self, k: int, tracker: Tracker, windows: list[int]) -> list[tuple[int, float, int]]:
+    def _sums(self, k: int, tracker: Tracker, windows: list[int]) -> list[tuple[float, float, float]]:
         """(requests, sum of ln durations, failed) over each window ending at bucket k, each window
         shortened so that it does not reach back into the tracker's last incident."""
         cum = self.cum

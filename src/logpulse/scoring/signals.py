@@ -15,13 +15,16 @@ raising alarms.
 * slo_burn: not a test but a policy (SRE workbook): burn rate = error rate / (1 - SLO target).
 
 The special functions (`scipy.special`) are used directly: the `scipy.stats` wrappers cost ~100 µs
-per call in argument checking, and these run per bucket.
+per call in argument checking, and these run per bucket. The `*_many` forms are the same tests on
+arrays (one value per window), for the scorer's vectorised runs of quiet buckets; they use the same
+ufuncs and formulas, so both forms decide alike.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import special  # type: ignore[import-untyped]
 
 from logpulse.model import INCIDENT_KINDS
@@ -39,7 +42,7 @@ def _evidence(p: float) -> float:
     return min(MAX_EVIDENCE, max(0.0, -math.log10(p)))
 
 
-def latency_evidence(n: int, log_sum: float, mu: float, sigma: float, min_ratio: float) -> float:
+def latency_evidence(n: float, log_sum: float, mu: float, sigma: float, min_ratio: float) -> float:
     """Evidence that the window's typical (geometric-mean) latency is >= `min_ratio` x usual."""
     if n < MIN_LATENCY_REQUESTS:
         return 0.0
@@ -50,7 +53,7 @@ def latency_evidence(n: int, log_sum: float, mu: float, sigma: float, min_ratio:
     return min(MAX_EVIDENCE, -float(special.log_ndtr(-z)) / _LN10)
 
 
-def error_evidence(n: int, failed: int, p_usual: float, p_test: float, min_increase: float) -> float:
+def error_evidence(n: float, failed: float, p_usual: float, p_test: float, min_increase: float) -> float:
     """Evidence that the failure rate is >= `p_usual` + `min_increase`: exact binomial tail
     P(X >= failed | n, p_test), where `p_test` >= p_usual is a cautious (upper) usual rate."""
     if n <= 0 or failed / n < p_usual + min_increase:
@@ -59,25 +62,73 @@ def error_evidence(n: int, failed: int, p_usual: float, p_test: float, min_incre
     return _evidence(float(special.betainc(failed, n - failed + 1, p_test)))
 
 
-def drop_evidence(observed: int, expected: float, ratio: float) -> float:
+def drop_evidence(observed: float, expected: float, ratio: float) -> float:
     """Evidence that traffic fell to <= 1/`ratio` of the expected count: Poisson P(X <= observed)."""
     if expected <= 0 or observed > expected / ratio:
         return 0.0
     return _evidence(float(special.pdtr(observed, expected)))
 
 
-def surge_evidence(observed: int, expected: float, ratio: float) -> float:
+def surge_evidence(observed: float, expected: float, ratio: float) -> float:
     """Evidence that traffic rose to >= `ratio` x the expected count: Poisson P(X >= observed)."""
     if observed < MIN_SURGE_REQUESTS or observed < expected * ratio:
         return 0.0
     return _evidence(float(special.pdtrc(observed - 1, max(expected, 1e-9))))
 
 
-def burn_rate(n: int, errors: int, target: float) -> float:
+def burn_rate(n: float, errors: float, target: float) -> float:
     """How fast the error budget burns: 1.0 spends exactly the budget over the SLO window."""
     if n <= 0:
         return 0.0
     return (errors / n) / (1.0 - target)
+
+
+def _evidence_many(p: np.ndarray) -> np.ndarray:
+    ev: np.ndarray = np.minimum(MAX_EVIDENCE, np.maximum(0.0, -np.log10(np.maximum(p, 1e-320))))
+    return ev
+
+
+def latency_evidence_many(
+    n: np.ndarray, log_sum: np.ndarray, mu: np.ndarray, sigma: np.ndarray, min_ratio: float
+) -> np.ndarray:
+    """`latency_evidence` of many windows (arrays broadcast together; every n >= 1)."""
+    shift = log_sum / n - mu
+    ok = (n >= MIN_LATENCY_REQUESTS) & (shift >= math.log(min_ratio))
+    z = shift / (sigma / np.sqrt(n))
+    out = np.zeros(z.shape)
+    if ok.any():
+        out[ok] = np.minimum(MAX_EVIDENCE, -special.log_ndtr(-z[ok]) / _LN10)
+    return out
+
+
+def error_evidence_many(
+    n: np.ndarray, failed: np.ndarray, p_usual: np.ndarray, p_test: np.ndarray, min_increase: float
+) -> np.ndarray:
+    """`error_evidence` of many windows (arrays of one shape; every n >= 1)."""
+    ok = failed / n >= p_usual + min_increase
+    out = np.zeros(n.shape)
+    if ok.any():
+        f = failed[ok]
+        out[ok] = _evidence_many(special.betainc(f, n[ok] - f + 1, p_test[ok]))
+    return out
+
+
+def drop_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: float) -> np.ndarray:
+    """`drop_evidence` of many windows."""
+    ok = (expected > 0) & (observed <= expected / ratio)
+    out = np.zeros(observed.shape)
+    if ok.any():
+        out[ok] = _evidence_many(special.pdtr(observed[ok], expected[ok]))
+    return out
+
+
+def surge_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: float) -> np.ndarray:
+    """`surge_evidence` of many windows."""
+    ok = (observed >= MIN_SURGE_REQUESTS) & (observed >= expected * ratio)
+    out = np.zeros(observed.shape)
+    if ok.any():
+        out[ok] = _evidence_many(special.pdtrc(observed[ok] - 1, np.maximum(expected[ok], 1e-9)))
+    return out
 
 
 def describe(kind: str, observed: float, usual: float, requests: int) -> str:
