@@ -67,6 +67,46 @@ def make_log(path: Path, lines: int, days: float, seed: int) -> Path:
     return path
 
 
+def anomaly_logs(work: Path) -> list[tuple[str, Path]]:
+    """The logs `bench_anomaly.py` ingests (same generators and seeds), written once into `work`: two
+    revisions that print the same digests on them report the same incidents there."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "src"))
+    import bench_anomaly as ba
+    from logpulse.generator import GeneratorOptions, generate
+
+    logs = []
+    for sc in ba.SCENARIOS:
+        path = work / f"anomaly-{sc.seed}.log"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.unlink(missing_ok=True)
+            if isinstance(sc, ba.Synthetic):
+                ba.synthesize(sc, tmp)
+            else:
+                classic = sc.mode == "classic"
+                generate(
+                    GeneratorOptions(
+                        out=tmp,
+                        count=300_000 if classic else None,
+                        mode=sc.mode if classic else "live",
+                        rate=sc.rate,
+                        customers=sc.customers,
+                        days=sc.days,
+                        seed=sc.seed,
+                        incidents=sc.incidents,
+                        now=ba.NOW,
+                        backfill_max_lines=None,
+                        live_seconds=0,
+                        latency_factor=sc.latency_factor,
+                        error_rate_increase=sc.error_increase,
+                    )
+                )
+            tmp.rename(path)
+        logs.append((sc.name, path))
+    return logs
+
+
 def source_of(rev: str, work: Path) -> Path:
     """`src` of a git revision, extracted once into the work dir ('.' = the working tree)."""
     if rev == ".":
@@ -91,8 +131,12 @@ def source_of(rev: str, work: Path) -> Path:
 # --- the child: one revision, one log --------------------------------------------------------------
 
 
-def child(src: Path, log: Path, repeat: int, per_bucket: bool = False) -> dict[str, Any]:
+def child(src: Path, log: Path, repeat: int, mode: str = "") -> dict[str, Any]:
     sys.path.insert(0, str(src))
+    if mode == "runs":  # runs of buckets as arrays wherever allowed, however short (equivalence check)
+        from logpulse.scoring import scorer as scorer_module
+
+        scorer_module.RUN_COST = (0.0, 0.0)
     from logpulse.config import Settings
     from logpulse.formats.logpulse import parse_chunk
     from logpulse.model import Chunk
@@ -129,7 +173,7 @@ def child(src: Path, log: Path, repeat: int, per_bucket: bool = False) -> dict[s
                 scorer = scorers.get(customer)
                 if scorer is None:
                     scorer = scorers[customer] = CustomerScorer(customer, config)
-                    if per_bucket:
+                    if mode == "per-bucket":
                         scorer.vectorised = False
                 for inc in scorer.score(batch).incidents:
                     final[(inc.customer_id, inc.kind, inc.start_ns)] = inc
@@ -173,16 +217,21 @@ def main() -> None:
     ap.add_argument("--rev", action="append", default=[], help="git revision to compare (repeatable)")
     ap.add_argument("--log", type=Path, action="append", default=[], help="also score this logpulse-format log")
     ap.add_argument("--no-generated", action="store_true", help="only the --log files")
+    ap.add_argument("--anomaly", action="store_true", help="also every bench_anomaly.py scenario's log")
     ap.add_argument(
         "--per-bucket", action="store_true", help="also the working tree with vectorised=False (the reference)"
     )
+    ap.add_argument(
+        "--runs", action="store_true", help="also the working tree with runs as arrays wherever allowed, however short"
+    )
+    ap.add_argument("--mode", default="", help=argparse.SUPPRESS)
     ap.add_argument("--repeat", type=int, default=1, help="best of this many scoring passes")
     ap.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "logpulse-bench-scoring")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", nargs=2, metavar=("SRC", "LOG"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(Path(args.child[0]), Path(args.child[1]), args.repeat, args.per_bucket)))
+        print(json.dumps(child(Path(args.child[0]), Path(args.child[1]), args.repeat, args.mode)))
         return
     args.work_dir.mkdir(parents=True, exist_ok=True)
     logs: list[tuple[str, Path]] = []
@@ -191,13 +240,16 @@ def main() -> None:
             path = args.work_dir / f"{name}-{args.lines}-{days:g}d.log"
             logs.append((f"{name} ({days:g} d)", make_log(path, args.lines, days, seed)))
     logs += [(p.name, p) for p in args.log]
-    revs = [*args.rev, *(["per-bucket"] if args.per_bucket else []), "."]
-    sources = {rev: source_of("." if rev == "per-bucket" else rev, args.work_dir) for rev in revs}
+    if args.anomaly:
+        logs += anomaly_logs(args.work_dir)
+    modes = ["per-bucket"] * args.per_bucket + ["runs"] * args.runs
+    revs = [*args.rev, *modes, "."]
+    sources = {rev: source_of("." if rev in modes else rev, args.work_dir) for rev in revs}
     print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
     results = []
     for name, log in logs:
         for rev in revs:
-            flags = ["--per-bucket"] if rev == "per-bucket" else []
+            flags = ["--mode", rev] if rev in modes else []
             out = subprocess.run(
                 [
                     sys.executable,
@@ -213,7 +265,7 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             ).stdout
-            label = {".": "working tree", "per-bucket": "tree, per bucket"}.get(rev, rev)
+            label = {".": "working tree", "per-bucket": "tree, per bucket", "runs": "tree, runs always"}.get(rev, rev)
             r = {"data": name, "rev": label, **json.loads(out.splitlines()[-1])}
             results.append(r)
             print(

@@ -229,7 +229,7 @@ class TrafficBaseline:
         The profile changes only when a quarter-hour closes, and a factor reads the profile of its own
         quarter-hour (as of before the run) and of the one 30 minutes earlier (already closed): so all
         closes and factors of a run shorter than a day are computed as arrays. The first day (nothing
-        learnt yet) and unusual bucket sizes take the per-quarter-hour loop."""
+        learnt yet), unusual bucket sizes and runs of a few quarter-hours take the per-quarter-hour loop."""
         m = len(mask)
         exact = self.LEVEL_S == 2 * _SLOT_S and _SLOT_S % self.bucket_s == 0  # 30 min ago = 2 slots ago
         if exact:  # slot boundaries every `per` buckets
@@ -246,7 +246,7 @@ class TrafficBaseline:
         totals = np.bincount(slot_of_pos - seg[0], weights=counts, minlength=len(seg))
         cont = int(seg[0]) == self.slot  # the run continues the quarter-hour being accumulated
         alias = not cont and self.slot >= 0 and bool(np.any(seg % _SLOTS == self.slot % _SLOTS))
-        if not self.learnt or not exact or alias or len(seg) > _SLOTS - 4:
+        if not self.learnt or not exact or alias or len(seg) > _SLOTS - 4 or len(seg) <= 3:  # few: the loop is cheaper
             return self._run_factors_loop(k0, starts.tolist(), sizes.tolist(), seg.tolist(), totals.tolist())
         old = np.array(self.profile)
         old_days = np.array(self.profile_days)

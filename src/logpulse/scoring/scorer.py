@@ -186,6 +186,14 @@ class CustomerScorer:
         self._half_ln_ratio = 0.5 * math.log(cfg.latency_ratio)
         self._half_factor = math.sqrt(cfg.traffic_factor)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Snapshots hold the bucket history once (as numpy rows); `cum` is rebuilt from it."""
+        self._to_numpy()
+        state = dict(self.__dict__)
+        state["cum"] = deque(maxlen=self._keep)
+        state["cum_total"] = self.hist.total - min(self.hist.total, self._keep)
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Snapshots of the per-bucket version (a deque `cum`, a dict `open_buckets`) still restore."""
         self.__dict__.update(state)
@@ -298,7 +306,7 @@ class CustomerScorer:
             while i < len(keys) and keys[i] < k:
                 i += 1
             has = i < len(keys) and keys[i] == k
-            if not force and self._quiet():
+            if not force and (runs or not has) and self._quiet():
                 nxt = keys[i] if i < len(keys) else limit
                 if not has and self.idle >= self._keep:
                     k = self._fast_forward(k, nxt)
