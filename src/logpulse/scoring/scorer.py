@@ -385,9 +385,12 @@ class CustomerScorer:
         self.latency.decay(gap, self._decay)
         self.errors.decay(gap, self._decay)
         self.traffic.level *= (1.0 - self.config.bucket_s / TrafficBaseline.LEVEL_S) ** gap
-        last = self.cum[-1]
-        self.cum.extend([last] * min(gap, self._keep))
-        self.cum_total += gap
+        if self.hist.total > self.cum_total:  # the rows of runs are the newer: extend those
+            self.hist.extend(np.repeat(np.array([self.hist.last]), min(gap, self._keep), axis=0), gap)
+        else:
+            last = self.cum[-1]
+            self.cum.extend([last] * min(gap, self._keep))
+            self.cum_total += gap
         self.idle += gap
         for t in self.trackers.values():
             t.run_start = None
