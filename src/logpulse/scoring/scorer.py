@@ -80,6 +80,7 @@ class _Bucket:
 
 _EMPTY = _Bucket()
 _COLUMNS = 6  # history columns: requests, sum ln d, sum ln² d, failed, 5xx, expected requests
+SHORT_ROWS = 64  # rows `cum` gets after a run: more than any window but `_window`'s (SLO, relearn)
 MAX_RUN = 2400  # buckets completed as arrays in one step (20 h of 30 s buckets: < 1 day, bounds memory)
 RUN_COST = (700.0, 0.3)  # µs per run of buckets as arrays, + per bucket (measured, `bench_scoring.py`)
 STEP_COST = (12.0, 1.0)  # µs per bucket one by one: with requests, + per bucket (empty ones are cheap)
@@ -156,6 +157,7 @@ class CustomerScorer:
     # the per-bucket path; `hist` holds the same rows for runs (see `_History`)
     cum: deque[tuple[float, ...]] = field(default_factory=deque)
     cum_total: int = 1  # rows ever appended to `cum`
+    cum_from: int = 0  # the oldest row `cum` holds up to date (older ones are read from `hist`)
     vectorised: bool = True
 
     def __post_init__(self) -> None:
@@ -192,6 +194,7 @@ class CustomerScorer:
         state = dict(self.__dict__)
         state["cum"] = deque(maxlen=self._keep)
         state["cum_total"] = self.hist.total - min(self.hist.total, self._keep)
+        state["cum_from"] = 0
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -332,10 +335,15 @@ class CustomerScorer:
         self.next_bucket = max(k, self.next_bucket)
 
     def _to_deque(self) -> None:
-        """Bring `cum` up to date with rows appended by runs."""
+        """Bring `cum` up to date with rows appended by runs: the newest `SHORT_ROWS` at most (every
+        window but the SLO's long ones, which `_window` reads from `hist`); converting all 6 h of rows
+        after every run that stops would cost more than the run."""
         behind = self.hist.total - self.cum_total
         if behind > 0:
-            self.cum.extend(map(tuple, self.hist.tail(behind).tolist()))
+            if behind > SHORT_ROWS:
+                behind = SHORT_ROWS
+                self.cum_from = self.hist.total - SHORT_ROWS
+            self.cum.extend(zip(*self.hist.tail(behind).T.tolist(), strict=True))
             self.cum_total = self.hist.total
 
     def _to_numpy(self) -> None:
@@ -576,7 +584,12 @@ class CustomerScorer:
         """Sums over the last w completed buckets."""
         cum = self.cum
         a = cum[-1]
-        b = cum[-1 - w] if len(cum) > w else cum[0]
+        row = max(self.cum_total - 1 - w, 0)
+        if row >= self.cum_from:
+            b = cum[-1 - w] if len(cum) > w else cum[0]
+        else:  # older than the rows converted after the last run (see `_to_deque`)
+            hist = self.hist
+            b = tuple(hist.buf[row - hist.total + hist.size].tolist())
         return a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4], a[5] - b[5]
 
     def _complete(self, k: int, b: _Bucket, out: list[Incident]) -> None:
