@@ -190,7 +190,9 @@ class TrafficBaseline:
         """Requests expected in bucket k."""
         if not self.learnt:  # the first day: the level alone
             return self.level
-        return self.level * self.factor_at(k)
+        if int(k * self.bucket_s) // _SLOT_S != self.factor_slot:  # changes once per quarter-hour
+            self.factor_at(k)
+        return self.level * self.factor
 
     def factor_at(self, k: int) -> float:
         """profile[now] / profile[LEVEL_S ago] for bucket k (1.0 before any quarter-hour is learnt)."""

@@ -78,7 +78,7 @@ _MIN_EXPECTED_FOR_DROP = HOT_EVIDENCE * math.log(10)  # below, even silence is n
 _MIN_SURGE_BUCKET = 2  # a surge needs more than one request in a bucket
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     n: int = 0
     log_sum: float = 0.0
@@ -279,12 +279,19 @@ class CustomerScorer:
         """Sum the requests into their (not yet completed) buckets, as arrays."""
         order = np.argsort(idx, kind="stable")
         idx, logs = idx[order], logs[order]
-        keys, starts = np.unique(idx, return_index=True)
+        starts = np.flatnonzero(np.diff(idx, prepend=idx[0] - 1))
+        keys = idx[starts]
         sums = np.add.reduceat(
             np.vstack([np.ones(len(idx)), logs, logs * logs, failed[order], server[order]]), starts, axis=1
         )
-        if len(self.pending_keys):  # merge two sorted sets of buckets (each without repeats)
-            old_keys, old = self.pending_keys, self.pending
+        old_keys, old = self.pending_keys, self.pending
+        if len(old_keys) and keys[0] >= old_keys[-1]:  # in order (the usual case): append
+            if keys[0] == old_keys[-1]:
+                old = old.copy()
+                old[:, -1] += sums[:, 0]
+                keys, sums = keys[1:], sums[:, 1:]
+            keys, sums = np.concatenate([old_keys, keys]), np.concatenate([old, sums], axis=1)
+        elif len(old_keys):  # merge two sorted sets of buckets (each without repeats)
             both = np.union1d(old_keys, keys)
             merged = np.zeros((5, len(both)))
             merged[:, np.searchsorted(both, old_keys)] = old
@@ -314,6 +321,7 @@ class CustomerScorer:
         m = min(limit - k, MAX_RUN)  # worth it? (runs cost a fixed number of numpy calls)
         runs = self.vectorised and RUN_COST[0] + RUN_COST[1] * m < STEP_COST[0] * min(len(keys), m) + STEP_COST[1] * m
         i, force = 0, False
+        ahead = self.hist.total > self.cum_total  # runs appended rows `cum` has not got yet
         while k < limit:
             while i < len(keys) and keys[i] < k:
                 i += 1
@@ -328,13 +336,18 @@ class CustomerScorer:
                     j = i + int(np.searchsorted(keys_a[i:], end))
                     self._to_numpy()
                     k, force = self._run(k, end, keys_a[i:j], vals[:, i:j], out)
+                    ahead = self.hist.total > self.cum_total
                     continue
-                self._to_deque()
+                if ahead:
+                    self._to_deque()
+                    ahead = False
                 if not has and k < self.silent_from and self._steady():
                     k = self._skip_empty(k, min(nxt, self.silent_from))
                     continue
             force = False
-            self._to_deque()
+            if ahead:
+                self._to_deque()
+                ahead = False
             if has:
                 n, a, b, f, e = columns[i]
                 self._complete(k, _Bucket(int(n), a, b, int(f), int(e)), out)
