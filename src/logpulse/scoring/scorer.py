@@ -362,9 +362,10 @@ class CustomerScorer:
         after every run that stops would cost more than the run."""
         behind = self.hist.total - self.cum_total
         if behind > 0:
-            if behind > SHORT_ROWS:
+            if behind > SHORT_ROWS:  # what `cum` held is older than the run: of no use (and memory)
                 behind = SHORT_ROWS
                 self.cum_from = self.hist.total - SHORT_ROWS
+                self.cum.clear()
             self.cum.extend(zip(*self.hist.tail(behind).T.tolist(), strict=True))
             self.cum_total = self.hist.total
 
