@@ -281,3 +281,33 @@ def test_runs_as_arrays_decide_exactly_as_bucket_by_bucket(seed: int, monkeypatc
         assert fast.traffic.level == pytest.approx(slow.traffic.level, rel=1e-9)
         assert fast.traffic.profile == pytest.approx(slow.traffic.profile, rel=1e-9)
         assert max(fast.hist.total, fast.cum_total) == slow.cum_total
+
+
+def test_snapshot_of_the_per_bucket_version_resumes() -> None:
+    """A recovery snapshot written before runs-as-arrays (a deque of cumulative rows and a dict of open
+    buckets, no numpy history) restores and goes on exactly like the scorer that wrote it."""
+    from logpulse.scoring.scorer import _Bucket
+
+    cfg = config(slo_targets=(("default", 0.99),))
+    bs = batches(_days_of_traffic(3, 3, 0.05), 400)
+    ticks = [T0 + 3 * 86400 + i * 600.0 for i in range(30)]
+    half = len(bs) // 2
+    writer = CustomerScorer("c", cfg, vectorised=False)
+    _versions(writer, bs[:half], [])
+    state = {k: v for k, v in writer.__dict__.items() if not k.startswith("_")}
+    for new_field in ("hist", "pending_keys", "pending", "cum_total", "cum_from", "vectorised"):
+        del state[new_field]
+    cols = writer.pending.T.tolist()
+    state["open_buckets"] = {
+        int(k): _Bucket(int(c[0]), c[1], c[2], int(c[3]), int(c[4]))
+        for k, c in zip(writer.pending_keys.tolist(), cols, strict=True)
+    }
+    restored = CustomerScorer.__new__(CustomerScorer)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))  # what unpickling the old layout does
+    assert restored.vectorised and restored.hist.total == restored.cum_total  # row numbers from 6 h back
+    got = _versions(restored, bs[half:], ticks)
+    want = _versions(writer, bs[half:], ticks)
+    assert [(i.kind, i.status, i.start_ns, i.end_ns, i.requests) for i in got] == [
+        (i.kind, i.status, i.start_ns, i.end_ns, i.requests) for i in want
+    ]
+    assert want

@@ -78,7 +78,7 @@ _MIN_EXPECTED_FOR_DROP = HOT_EVIDENCE * math.log(10)  # below, even silence is n
 _MIN_SURGE_BUCKET = 2  # a surge needs more than one request in a bucket
 
 
-@dataclass(slots=True)
+@dataclass  # not slotted: snapshots of the per-bucket version hold instances
 class _Bucket:
     n: int = 0
     log_sum: float = 0.0
