@@ -229,8 +229,12 @@ def _exact_ranks(g: IntArray, key: IntArray, count: IntArray, n_groups: int) -> 
         compact[ranked] = np.arange(len(ranked))
         table = np.bincount(compact[g] * span + (key - lo), weights=count, minlength=len(ranked) * span)
         running = np.cumsum(table.reshape(len(ranked), span), axis=1)
-        # first millisecond whose running count reaches each rank
-        idx = np.stack([(running < r[:, None]).sum(axis=1) for r in ranks])
+        # first millisecond whose running count reaches each rank: one searchsorted over all rows,
+        # made one increasing sequence by lifting row i by i·(largest count + 1) (exact in float64)
+        rows = np.arange(len(ranked))
+        lift = rows * float(nr.max() + 1)
+        flat = (running + lift[:, None]).ravel()
+        idx = np.searchsorted(flat, ranks + lift, side="left") - rows * span
         values: FloatArray = (idx + lo) / 1000.0
     else:
         order = np.argsort(g * span + (key - lo), kind="stable")  # runs already sorted: timsort is ~linear
@@ -261,9 +265,12 @@ def merge(w: Windows, d: Decoded, group: IntArray, n_groups: int) -> Merged:
     median: list[float | None] = [None] * n_groups
     p99: list[float | None] = [None] * n_groups
     g_entries = g_rows[d.row]
-    keep = g_entries < n_groups
-    keep[keep] = exact[g_entries[keep]]
-    g, key, count = g_entries[keep], d.key[keep], d.count[keep]
+    if ok.all() and d.exact.all():  # the usual case: every entry counts
+        g, key, count = g_entries, d.key, d.count
+    else:
+        keep = g_entries < n_groups
+        keep[keep] = exact[g_entries[keep]]
+        g, key, count = g_entries[keep], d.key[keep], d.count[keep]
     if len(g):
         ranked, mid, p99s = _exact_ranks(g, key, count, n_groups)
         for i, m, p in zip(ranked.tolist(), mid.tolist(), p99s.tolist(), strict=True):
