@@ -60,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -74,6 +75,7 @@ from logpulse.model import Chunk, ParsedChunk, RequestBatch, RollupBatch, Rollup
 from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
+from logpulse.tailing.fingerprint import identify_fd
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class RollupPart:
     failed: npt.NDArray[np.bool_]
     server_errors: npt.NDArray[np.bool_]
     durations: npt.NDArray[np.float64]
+    path: str = ""  # the file read (its size bounds what an earlier run may have written: `RollupLogic`)
 
 
 def _failed(batches: list[RequestBatch], n: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
@@ -152,6 +155,7 @@ def rollup_part(parsed: ParsedChunk) -> tuple[str, RollupPart] | None:
         failed,
         server_errors,
         np.fromiter(map(float, itertools.chain.from_iterable(b.durations for b in batches)), np.float64, n),
+        parsed.path,
     )
     return str(file_key), part
 
@@ -186,12 +190,15 @@ class FileRollups:
     segments: list[_Segment | None] = field(default_factory=lambda: [None] * len(ROLLUP_LEVELS))
     last_data: float = 0.0  # wall time of the last chunk in this execution (idle close)
     flush_at: float | None = None
+    path: str = ""  # where the file was last read (a snapshot from before this field restores "")
 
 
 def _upgrade(state: FileRollups) -> FileRollups:
     """A snapshot taken before `server_errors` existed restores aggregates without it: their 5xx count
     is unknown, so they keep None (their points are written without the field) rather than count only
     the lines read after the restart. One taken before the fleet-wide aggregates gets them rebuilt."""
+    if not hasattr(state, "path"):
+        state.path = ""
     for seg in state.segments:
         for agg in seg.aggs.values() if seg is not None else ():
             if not hasattr(agg, "server_errors"):
@@ -441,8 +448,36 @@ def _points(seg: _Segment, level: RollupLevel, keys: set[tuple[str, int]]) -> li
     return out
 
 
+def _file_size(path: str, file_key: int) -> int | None:
+    """The size now of the plain file at `path` if it is still the file `file_key` (None: gone,
+    another file, compressed — offsets then count decompressed bytes — or no path known)."""
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        ident = identify_fd(fd, final=False)
+        return None if ident.fingerprint != file_key or ident.compression else os.fstat(fd).st_size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
-    """Bytewax keyed state of one file's rollups (see the module docstring)."""
+    """Bytewax keyed state of one file's rollups (see the module docstring).
+
+    Catching up: an earlier run of the same file (killed after its last snapshot, or the same file
+    ingested before) may already have written points of the segments being read with values from
+    further into the file than this run has got. Rewriting them with this run's smaller cumulative
+    values would take lines out of InfluxDB until the replay catches up — and for good, if the
+    processor is stopped first. So the points of a segment still being read are held back (kept dirty,
+    and in the snapshot) until reading has passed the file's size when this execution first saw it,
+    which bounds where any earlier run can have got; a segment that closes is written at once (it is
+    complete, so at least what anyone wrote for it). `ingest`'s end and an idle close write everything.
+    """
 
     def __init__(
         self, state: FileRollups, segment_bytes: int, flush_s: float, idle_close_s: float, recoverable: bool = True
@@ -452,6 +487,8 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
         self.flush_s = flush_s
         self.idle_close_s = idle_close_s
         self.recoverable = recoverable
+        self.catch_up_to = _file_size(state.path, state.file_key)
+        """Reading must pass this offset before a growing segment is written (None: not known yet)."""
 
     @classmethod
     def builder(
@@ -469,6 +506,11 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
 
         return build
 
+    @property
+    def caught_up(self) -> bool:
+        """Has reading passed everything an earlier run of this file can have written points for?"""
+        return self.catch_up_to is not None and self.state.next_offset >= self.catch_up_to
+
     def on_batch(self, values: list[RollupPart]) -> tuple[list[RollupBatch], bool]:
         st = self.state
         out: list[RollupPoint] = []
@@ -483,6 +525,10 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                     part.end,
                     st.next_offset,
                 )
+            if part.path and part.path != st.path:
+                st.path = part.path
+            if self.catch_up_to is None:
+                self.catch_up_to = max(_file_size(part.path, part.file_key) or 0, part.end)
             st.file_key = part.file_key
             continuous = part.start == st.next_offset
             line_values = _LineValues.of(part)
@@ -492,7 +538,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                 seg = st.segments[i]
                 if seg is None or seg.index != index:
                     if seg is not None:
-                        out += _points(seg, level, seg.dirty)  # the closing segment's last values
+                        out += _points(seg, level, seg.dirty)  # the closing segment's last (complete) values
                     seg_start = index * size
                     first = seg_start if (continuous or part.start == seg_start) else part.start
                     seg = st.segments[i] = _Segment(index, identity_offset(part.file_key, level, index, first))
@@ -503,23 +549,28 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
             st.flush_at = st.last_data + self.flush_s
         return ([RollupBatch(out)] if out else []), StatefulBatchLogic.RETAIN
 
-    def _flush(self) -> list[RollupPoint]:
+    def _flush(self, *, final: bool = False) -> list[RollupPoint]:
+        """The dirty points of the segments being read; none while catching up unless `final`."""
+        self.state.flush_at = None
+        if not (final or self.caught_up):
+            return []  # held back (still dirty): the next batch schedules the next try
         out: list[RollupPoint] = []
         for i, level in enumerate(ROLLUP_LEVELS):
             seg = self.state.segments[i]
             if seg is not None and seg.dirty:
                 out += _points(seg, level, seg.dirty)
                 seg.dirty = set()
-        self.state.flush_at = None
         return out
 
     def on_notify(self) -> tuple[list[RollupBatch], bool]:
-        out = self._flush()
         idle = time.time() - self.state.last_data >= self.idle_close_s
+        out = self._flush(final=idle)  # dropped: its last values must be written whatever they are
         return ([RollupBatch(out)] if out else []), idle
 
     def on_eof(self) -> tuple[list[RollupBatch], bool]:
-        out = self._flush()
+        # `ingest` read its files to the end and keeps no snapshot: write everything. `process` stops
+        # (a signal): what is held back stays in the final snapshot for the next run
+        out = self._flush(final=not self.recoverable)
         return ([RollupBatch(out)] if out else []), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
