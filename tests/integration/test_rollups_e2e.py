@@ -7,19 +7,21 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from fixtures import running_api, subprocess_env
+from fixtures import free_port, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
@@ -175,13 +177,38 @@ def test_two_files_two_workers_classic_shuffled_without_raw(influx_settings: Set
         assert c["last_request"] == dt.datetime.fromtimestamp(last, dt.UTC).isoformat(), c
 
 
+def metric(port: int, name: str) -> float | None:
+    """A sample of the processor's Prometheus endpoint (summed over labels), None while it is not up."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(rf"{name}(\{{.*\}})? ", line)]
+    return sum(values) if values else None
+
+
+def wait_until(what: str, ready: Callable[[], bool], timeout_s: float = 90, poll_s: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(poll_s)
+
+
+def counts(settings: Settings) -> dict[tuple[str, Key], int]:
+    """count per level and customer-window as stored now."""
+    return {(lv.measurement, k): v[0] for lv in ROLLUP_LEVELS for k, v in stored(settings, lv).items()}
+
+
 def test_kill_9_replays_rewrite_never_add(influx_settings: Settings, tmp_path: Path) -> None:
     """`process` killed with SIGKILL several times while the log grows; each restart replays from the
-    last snapshot (at-least-once), in other chunks than before."""
+    last snapshot (at-least-once), in other chunks than before. A restart stopped (SIGTERM) before its
+    replay caught up takes no line out of what the killed runs wrote; the last run, stopped once it
+    has read the whole file (its own metrics say so), leaves every line in every level exactly once."""
     full = tmp_path / "full.log"
     generate(full, "--count", "9000", "--rate", "1", "--customers", "4", "--days", "2", "--seed", "9")
     lines = full.read_text().splitlines(keepends=True)
     log = tmp_path / "api.log"
+    port = free_port()
     env = subprocess_env(
         influx_settings,
         LOG_PATH=str(log),
@@ -189,14 +216,18 @@ def test_kill_9_replays_rewrite_never_add(influx_settings: Settings, tmp_path: P
         POLL_INTERVAL_S="0.05",
         ROLLUP_FLUSH_S="0.2",
         READ_CHUNK_BYTES="3000",
+        METRICS_PORT=str(port),
         **SMALL,
     )
     out = open(tmp_path / "processor.out", "ab")  # noqa: SIM115 - shared by the restarts
-    start = lambda: subprocess.Popen([sys.executable, "-m", "logpulse", "process"], env=env, stdout=out, stderr=out)  # noqa: E731
+    start = lambda **extra: subprocess.Popen(  # noqa: E731
+        [sys.executable, "-m", "logpulse", "process"], env={**env, **extra}, stdout=out, stderr=out
+    )
     proc = start()
     rnd = random.Random(3)
+    last = len(lines) - 1500
     try:
-        for i in range(0, len(lines), 1500):
+        for i in range(0, last, 1500):
             time.sleep(2.5)  # the processor is up (and has caught up with what is there)
             with log.open("a") as f:
                 f.write("".join(lines[i : i + 1500]))
@@ -204,14 +235,34 @@ def test_kill_9_replays_rewrite_never_add(influx_settings: Settings, tmp_path: P
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
             proc = start()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            fifteen = stored(influx_settings, ROLLUP_LEVELS[0])
-            if sum(v[0] for k, v in fifteen.items() if k[0] != FLEET_CUSTOMER) >= len(lines):
-                break
-            time.sleep(0.5)
-        time.sleep(1.0)  # a replay would show up as a count above the lines: give it time to
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        # a run that takes no snapshot while it lives writes the last lines, then is killed: the
+        # points hold lines past the last snapshot, which the next run must replay
+        proc = start(SNAPSHOT_INTERVAL_S="600")
+        wait_until("the processor tracks the file", lambda: (metric(port, "logpulse_tracked_files") or 0) >= 1)
+        with log.open("a") as f:
+            f.write("".join(lines[last:]))
+        want = {(lv.measurement, k): v[0] for lv in ROLLUP_LEVELS for k, v in reference([log], lv).items()}
+        wait_until("every line is in the rollups", lambda: counts(influx_settings) == want)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        # the next run (small chunks: a slow replay) is stopped (SIGTERM) as soon as its replay has
+        # begun: it must take nothing out
+        proc = start(READ_CHUNK_BYTES="300")
+        wait_until("the replay has begun", lambda: (metric(port, "logpulse_bytes_read_total") or 0) > 0, poll_s=0.02)
         proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        left = counts(influx_settings)
+        taken_out = {k: (n, left.get(k, 0)) for k, n in want.items() if left.get(k, 0) < n}
+        assert not taken_out, f"(lines, left in the rollups) per level and customer-window: {taken_out}"
+        assert left == want
+        proc = start()
+        wait_until(
+            "the last run has read the whole file",  # unread bytes are counted once the file is tracked
+            lambda: (metric(port, "logpulse_tracked_files") or 0) >= 1 and metric(port, "logpulse_backlog_bytes") == 0,
+        )
+        proc.send_signal(signal.SIGTERM)  # drains: everything read is written and acknowledged
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
