@@ -17,6 +17,13 @@ window start + an offset in [0, window) derived from **(file_key, level, segment
   rewritten under the same times; what a segment contains depends only on byte offsets, never on how
   the file was cut into chunks, on timing or on a clock (chunk boundaries after a resume differ and
   do not matter).
+* **catching up**: the killed run may have written points with values from *past* its last snapshot
+  (it flushed, then was killed before the next snapshot). The replay's cumulative values of those
+  points are smaller until it gets as far again; written, they would take lines out of InfluxDB —
+  for good if the restarted run is stopped (SIGTERM) first. So a run holds back the points of the
+  segments it is still reading until reading has passed the file's size when this execution first
+  saw it (which bounds where any earlier run can have got; `RollupLogic`); what is held back stays
+  dirty in the snapshot. The same protects a second `ingest` of a file from regressing the first.
 * **the same file ingested twice** (or a renamed copy): the same `file_key` (fingerprint of the first
   line, the raw points' identity too) gives the same segments and the same cumulative values: rewrites.
   Two readers of the same content in one run share one state (keyed by file_key): a chunk that ends at
