@@ -226,6 +226,11 @@ def test_held_back_points_are_written_at_ingest_end_and_at_an_idle_close(tmp_pat
     db.write(written)
     assert discard is True
     assert_windows_equal_lines(db, data[: head[-1].offset + len(head[-1].data)], "idle close")
+    log.write_bytes(data + b"2026-09-21 00:00:01 c1 /p 2")  # a last line still being written
+    live, db = RollupLogic.builder(2048, 1.0, 3600.0)(None), FakeDb()
+    feed(live, chunks_of(data, 0, rng, 700, str(log)), 2048, db)
+    db.write(live.on_notify()[0])  # caught up: every complete line read
+    assert_windows_equal_lines(db, data, "caught up to the last complete line")
 
 
 def test_split_at_segments_cuts_at_the_first_line_start_of_each_segment() -> None:

@@ -83,6 +83,7 @@ from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
 from logpulse.tailing.fingerprint import identify_fd
+from logpulse.tailing.reader import line_start_before
 
 log = logging.getLogger(__name__)
 
@@ -456,8 +457,9 @@ def _points(seg: _Segment, level: RollupLevel, keys: set[tuple[str, int]]) -> li
 
 
 def _file_size(path: str, file_key: int) -> int | None:
-    """The size now of the plain file at `path` if it is still the file `file_key` (None: gone,
-    another file, compressed — offsets then count decompressed bytes — or no path known)."""
+    """Where the complete lines of the plain file at `path` end now, if it is still the file
+    `file_key` (None: gone, another file, compressed — offsets then count decompressed bytes — or no
+    path known). A partial last line does not count: no run reads it before its newline arrives."""
     if not path:
         return None
     try:
@@ -466,7 +468,9 @@ def _file_size(path: str, file_key: int) -> int | None:
         return None
     try:
         ident = identify_fd(fd, final=False)
-        return None if ident.fingerprint != file_key or ident.compression else os.fstat(fd).st_size
+        if ident.fingerprint != file_key or ident.compression:
+            return None
+        return line_start_before(fd, os.fstat(fd).st_size)
     except OSError:
         return None
     finally:
