@@ -21,9 +21,10 @@ window start + an offset in [0, window) derived from **(file_key, level, segment
   (it flushed, then was killed before the next snapshot). The replay's cumulative values of those
   points are smaller until it gets as far again; written, they would take lines out of InfluxDB —
   for good if the restarted run is stopped (SIGTERM) first. So a run holds back the points of the
-  segments it is still reading until reading has passed the file's size when this execution first
-  saw it (which bounds where any earlier run can have got; `RollupLogic`); what is held back stays
-  dirty in the snapshot. The same protects a second `ingest` of a file from regressing the first.
+  segments it is still reading until reading has passed the end of the file's complete lines when
+  this execution first saw it (which bounds where any earlier run can have got; `RollupLogic`); what
+  is held back stays dirty in the snapshot. A second `ingest` of a file likewise leaves the first's
+  values alone until it has read the whole file (interrupted, it writes what it has at its end).
 * **the same file ingested twice** (or a renamed copy): the same `file_key` (fingerprint of the first
   line, the raw points' identity too) gives the same segments and the same cumulative values: rewrites.
   Two readers of the same content in one run share one state (keyed by file_key): a chunk that ends at
@@ -485,9 +486,10 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
     further into the file than this run has got. Rewriting them with this run's smaller cumulative
     values would take lines out of InfluxDB until the replay catches up — and for good, if the
     processor is stopped first. So the points of a segment still being read are held back (kept dirty,
-    and in the snapshot) until reading has passed the file's size when this execution first saw it,
-    which bounds where any earlier run can have got; a segment that closes is written at once (it is
-    complete, so at least what anyone wrote for it). `ingest`'s end and an idle close write everything.
+    and in the snapshot) until reading has passed the end of the file's complete lines when this
+    execution first saw it, which bounds where any earlier run can have got; a segment that closes is
+    written at once (it is complete, so at least what anyone wrote for it). `ingest`'s end and an idle
+    close write everything.
     """
 
     def __init__(
