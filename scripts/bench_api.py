@@ -10,7 +10,8 @@ then starts `logpulse serve` on each with STATS_CACHE_S=0 (every answer computed
 and measures with wrk (Lua scripts rotating customers):
   - 30-day stats, 1 client, small and big (the ratio of their p50 is the cost growth with traffic)
   - the same ratio over --pair-rounds alternating rounds: median of the per-round ratios and their spread
-  - 30-day stats, 32 clients, big, with API_WORKERS=1 and =2
+  - 30-day stats, 32 clients, big, with API_WORKERS=1 and =2, and with each --admission limit
+    (API_CONCURRENCY: answers computed at once, the rest waiting in arrival order)
   - 30-day stats in America/New_York (hours at the day edges: 1h level), 1 client, big
   - series, 7 days at 15m, 1 client, big
   - GET /stats (fleet), 30 days, 1 client, default sort and sort=p99_latency&order=desc
@@ -328,6 +329,12 @@ def main() -> None:
         help="keep influxd's data here; a directory loaded by an earlier run with the same options is reused "
         "as is (no loading), so the server can also be started by hand to time single statements",
     )
+    ap.add_argument(
+        "--admission",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[2, 4, 8, 16],
+        help="API_CONCURRENCY limits to measure 32 clients with, comma-separated (empty: none)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="logpulse-bench-api-"))
@@ -398,6 +405,15 @@ def main() -> None:
                 [("stats_32", "stats", 32)],
                 args.seconds,
             )
+            for limit in args.admission:
+                print(f"measuring 32 clients with API_CONCURRENCY={limit} ...", flush=True)
+                results[f"big_admission_{limit}"] = measure_rollups(
+                    {**env, "INFLUXDB_DATABASE": "bench_big", "API_CONCURRENCY": str(limit)},
+                    work,
+                    {"stats": stats},
+                    [("stats_32", "stats", 32)],
+                    args.seconds,
+                )
             print("measuring the 30M / 1M ratio, alternating ...", flush=True)
             results["paired"] = paired_ratio(env, work, stats, args.pair_rounds, args.pair_seconds)
         if args.only in ("all", "fleet"):
@@ -437,6 +453,10 @@ def main() -> None:
             ),
             row(f"stats 30 d, {args.requests:,} stored, 32 clients", big["stats_32"]),
             row("  the same with API_WORKERS=2", results["big_2_workers"]["stats_32"]),
+            *(
+                row(f"  the same with API_CONCURRENCY={limit}", results[f"big_admission_{limit}"]["stats_32"])
+                for limit in args.admission
+            ),
             row("stats 30 d America/New_York, 1 client", big["stats_ny_1"]),
             row("series 7 d at 15m, 1 client", big["series_1"]),
         ]

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         1, ge=1, le=64, description="Processes of 'logpulse serve' on one port (each has its own cache and /metrics)"
     )
+    api_concurrency: int = Field(
+        4, ge=0, description="Data answers computed at once per API process; more wait in arrival order (0 = no limit)"
+    )
 
     # Log formats (issue 16; checked by logpulse.formats.registry when a command starts)
     log_format: Literal["logpulse", "nginx", "apache", "json"] = Field(

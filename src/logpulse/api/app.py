@@ -16,6 +16,7 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from logpulse import __version__
 from logpulse.api import errors
+from logpulse.api.admission import AdmissionLimit
 from logpulse.api.deps import lifespan
 from logpulse.api.routes import ROUTERS
 from logpulse.api.routes.docs import SWAGGER_UI
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # answers over 1 KB gzipped for clients that accept it: the fleet /stats of 1,000 customers is ~190 KB raw
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    # outermost: data answers beyond API_CONCURRENCY wait in arrival order (api/admission.py)
+    app.add_middleware(AdmissionLimit, limit=app.state.settings.api_concurrency)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
