@@ -4,13 +4,15 @@ replays, the last value written under each point time, summed per window, equals
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
+from logpulse.flow.rollups import RollupLogic, _pair_totals, rollup_part, split_at_segments
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, RollupBatch, RollupPoint
 from logpulse.storage import fleet_table
@@ -315,3 +317,20 @@ def test_a_snapshot_from_before_fleet_rollups_gets_complete_fleet_points() -> No
     db.write(restored.on_eof()[0])
     for level in ROLLUP_LEVELS:
         assert db.windows(level.measurement, level.window_ns) == expected(data, level.window_ns), level.measurement
+
+
+@pytest.mark.parametrize("scale", [1, 2**40])  # 2**40: the combined key overflows, the sorted-pairs path
+def test_pair_totals_counts_and_sums_each_distinct_pair(scale: int) -> None:
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 5, 400).astype(np.int64) * scale
+    b = rng.integers(0, 30, 400).astype(np.int64) * scale
+    w = rng.integers(1, 9, 400).astype(np.int64)
+    seen = Counter(zip(a.tolist(), b.tolist(), strict=True))
+    weighted: Counter[tuple[int, int]] = Counter()
+    for x, y, n in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
+        weighted[(x, y)] += n
+    ua, ub, counts = _pair_totals(a, b)
+    assert list(zip(ua.tolist(), ub.tolist(), strict=True)) == sorted(seen)
+    assert counts.tolist() == [seen[p] for p in sorted(seen)]
+    assert _pair_totals(a, b, w)[2].tolist() == [weighted[p] for p in sorted(seen)]
+    assert [len(x) for x in _pair_totals(a[:0], b[:0])] == [0, 0, 0]

@@ -134,13 +134,18 @@ def _who(who: Who) -> tuple[str, str]:
     return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
 
 
-def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> str:
-    """One SELECT per range of the level's rows (InfluxDB 1.x cannot OR time ranges)."""
-    cols = ", ".join(quote_ident(f) for f in fields)
-    where, group = _who(who)
+def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = "") -> str:
+    """`SELECT {select}` over the level's rows, one statement per time range (InfluxDB 1.x cannot OR
+    time ranges: such a WHERE silently matches nothing)."""
     return "; ".join(
-        f"SELECT {cols} FROM {rollup_from(level)} WHERE {where}time >= {a} AND time < {b}{group}" for a, b in ranges
+        f"SELECT {select} FROM {rollup_from(level)} WHERE {where}time >= {a} AND time < {b}{group}" for a, b in ranges
     )
+
+
+def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> str:
+    """The level's rows of `who` in the ranges."""
+    where, group = _who(who)
+    return _per_range(level, ranges, ", ".join(quote_ident(f) for f in fields), where, group)
 
 
 def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
@@ -148,32 +153,23 @@ def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
 
     Runs, not coalesced ranges: a sum cannot drop the windows between two runs afterwards.
     """
-    tag = quote_ident(TAG_CUSTOMER)
-    return "; ".join(
-        f'SELECT SUM("count") AS "count", SUM("failed") AS "failed", SUM("sum") AS "sum" '
-        f"FROM {rollup_from(level)} WHERE time >= {a} AND time < {b} GROUP BY {tag}"
-        for a, b in runs
-    )
+    select = 'SUM("count") AS "count", SUM("failed") AS "failed", SUM("sum") AS "sum"'
+    return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
 def budget_statements(level: Level, runs: list[tuple[int, int]]) -> str:
     """Per customer, requests and server errors (the SLO's counts) of the level's runs, summed in
     InfluxDB, with the number of points and of points carrying `server_errors` (fewer when some were
     written before rollups counted 5xx: the budget is then unknown)."""
-    tag = quote_ident(TAG_CUSTOMER)
-    return "; ".join(
-        f'SELECT SUM("count") AS "count", SUM("server_errors") AS "server_errors", COUNT("count") AS "points", '
-        f'COUNT("server_errors") AS "counted" FROM {rollup_from(level)} WHERE time >= {a} AND time < {b} GROUP BY {tag}'
-        for a, b in runs
+    select = (
+        'SUM("count") AS "count", SUM("server_errors") AS "server_errors", COUNT("count") AS "points", '
+        'COUNT("server_errors") AS "counted"'
     )
+    return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
 def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> str:
     """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
     runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
-    tag = quote_ident(TAG_CUSTOMER)
-    return "; ".join(
-        f'SELECT SUM("count") AS "count" FROM {rollup_from(level)} '
-        f"WHERE {tag} != {quote_literal(FLEET)} AND time >= {a} AND time < {b}"
-        for a, b in runs
-    )
+    where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET)} AND "
+    return _per_range(level, runs, 'SUM("count") AS "count"', where)

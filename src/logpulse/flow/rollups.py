@@ -285,6 +285,31 @@ def _groups(
     return groups.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)
 
 
+def _pair_totals(
+    a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], weights: npt.NDArray[np.int64] | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The sorted distinct (a, b) pairs of non-negative integers and each one's summed `weights`
+    (default: how often it occurs): one `np.unique` of a combined key while it fits in 62 bits, else
+    a sort of the pairs (durations of years). Shared by the customers' and the fleet's histograms."""
+    if len(a) == 0:
+        return a, b, np.zeros(0, dtype=np.int64)
+    base = int(b.max()) + 1
+    if (int(a.max()) + 1) * base < 2**62:
+        if weights is None:
+            keys, totals = np.unique(a * base + b, return_counts=True)
+        else:
+            keys, inverse = np.unique(a * base + b, return_inverse=True)
+            totals = np.bincount(inverse.ravel(), weights=weights, minlength=len(keys))
+        return keys // base, keys % base, totals.astype(np.int64)
+    srt = np.lexsort((b, a))
+    a_s, b_s = a[srt], b[srt]
+    new = np.ones(len(a_s), dtype=np.bool_)
+    new[1:] = (a_s[1:] != a_s[:-1]) | (b_s[1:] != b_s[:-1])
+    starts = np.flatnonzero(new)
+    totals = np.diff(np.append(starts, len(a_s))) if weights is None else np.add.reduceat(weights[srt], starts)
+    return a_s[starts], b_s[starts], totals.astype(np.int64)
+
+
 def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart, v: _LineValues) -> None:
     """Add a part's lines to a level's segment state (vectorised: a few numpy calls per part plus
     one small update per customer-window touched)."""
@@ -303,20 +328,8 @@ def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart, v: _LineValu
         sums = np.add.reduceat(np.rint(part.durations[order] * 1e9).astype(np.int64), starts)
     # (group, ms) runs of the exact lines: one sort of a combined key, then per group a slice
     ex_groups, ex_ms = (inverse, v.ms) if v.all_exact else (inverse[v.exact], v.ms[v.exact])
-    base = v.ms_max + 1
-    if n_groups * base < 2**62:
-        runs, run_counts = np.unique(ex_groups * base + ex_ms, return_counts=True)
-        run_group, run_ms = runs // base, runs % base
-    else:  # durations of years: sort the pairs instead of combining them
-        srt = np.lexsort((ex_ms, ex_groups))
-        g_s, ms_s = ex_groups[srt], ex_ms[srt]
-        new_run = np.ones(len(g_s), dtype=np.bool_)
-        new_run[1:] = (g_s[1:] != g_s[:-1]) | (ms_s[1:] != ms_s[:-1])
-        run_start = np.flatnonzero(new_run)
-        run_counts = np.diff(np.append(run_start, len(g_s)))
-        run_group, run_ms = g_s[run_start], ms_s[run_start]
+    run_group, run_ms, run_counts = _pair_totals(ex_groups, ex_ms)
     group_runs = np.searchsorted(run_group, np.arange(n_groups + 1)).tolist()
-    run_counts = run_counts.astype(np.int64)
     names = part.customers
     counts_l, failed_l, server_l, sums_l = counts.tolist(), failed.tolist(), server.tolist(), sums.tolist()
     for g, key in enumerate(groups.tolist()):
@@ -386,19 +399,7 @@ def _add_fleet(
     sum_ns = np.zeros(n_win, dtype=np.int64)
     np.add.at(sum_ns, gs.window, gs.sum_ns)  # integer adds: exact whatever the magnitudes
     run_window = gs.window[run_group]
-    base = int(run_ms.max()) + 1 if len(run_ms) else 1
-    if n_win * base < 2**62:
-        keys, inverse = np.unique(run_window * base + run_ms, return_inverse=True)
-        key_window, key_ms = keys // base, keys % base
-    else:  # durations of years: sort the pairs instead of combining them
-        srt = np.lexsort((run_ms, run_window))
-        w_s, ms_s = run_window[srt], run_ms[srt]
-        new = np.ones(len(w_s), dtype=np.bool_)
-        new[1:] = (w_s[1:] != w_s[:-1]) | (ms_s[1:] != ms_s[:-1])
-        inverse = np.empty(len(w_s), dtype=np.int64)
-        inverse[srt] = np.cumsum(new) - 1
-        key_window, key_ms = w_s[new], ms_s[new]
-    key_counts = np.bincount(inverse.ravel(), weights=run_counts, minlength=len(key_ms)).astype(np.int64)
+    key_window, key_ms, key_counts = _pair_totals(run_window, run_ms, run_counts)
     bounds = np.searchsorted(key_window, np.arange(n_win + 1)).tolist()
     sums_l = sum_ns.tolist()
     line_window = None if v.all_exact else gs.window[gs.inverse]
