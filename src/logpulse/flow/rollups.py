@@ -177,6 +177,24 @@ class _Agg:
     hist: LatencyHistogram
     server_errors: int | None  # None: restored from a snapshot older than the field (see `_upgrade`)
 
+    def add(
+        self,
+        count: int,
+        failed: int,
+        server_errors: int,
+        sum_ns: int,
+        ms: npt.NDArray[np.int64],
+        ms_counts: npt.NDArray[np.int64],
+    ) -> None:
+        """Add a group of lines: its numbers and the (millisecond, count) runs of its exact durations."""
+        self.count += count
+        self.failed += failed
+        if self.server_errors is not None:  # unknown stays unknown: never a partial 5xx count
+            self.server_errors += server_errors
+        self.sum_ns += sum_ns
+        if len(ms):
+            self.hist.add_ms_counts(ms, ms_counts)
+
 
 @dataclass(slots=True)
 class _Segment:
@@ -338,14 +356,8 @@ def _aggregate(seg: _Segment, level: RollupLevel, part: RollupPart, v: _LineValu
         if agg is None:
             agg = seg.aggs[k] = _Agg(0, 0, 0, LatencyHistogram(level.max_exact), 0)
             seg.customers.setdefault(k[1], []).append(k[0])
-        agg.count += counts_l[g]
-        agg.failed += failed_l[g]
-        if agg.server_errors is not None:
-            agg.server_errors += server_l[g]
-        agg.sum_ns += sums_l[g]
         a, b = group_runs[g], group_runs[g + 1]
-        if b > a:
-            agg.hist.add_ms_counts(run_ms[a:b], run_counts[a:b])
+        agg.add(counts_l[g], failed_l[g], server_l[g], sums_l[g], run_ms[a:b], run_counts[a:b])
         if not v.all_exact:
             fine = part.durations[(inverse == g) & ~v.exact]
             if len(fine):
@@ -410,14 +422,8 @@ def _add_fleet(
         agg = seg.aggs.get(k)
         if agg is None:
             agg = seg.aggs[k] = _Agg(0, 0, 0, LatencyHistogram(level.max_exact), 0)
-        agg.count += count[w]
-        agg.failed += failed[w]
-        if agg.server_errors is not None:
-            agg.server_errors += server[w]
-        agg.sum_ns += sums_l[w]
         a, b = bounds[w], bounds[w + 1]
-        if b > a:
-            agg.hist.add_ms_counts(key_ms[a:b], key_counts[a:b])
+        agg.add(count[w], failed[w], server[w], sums_l[w], key_ms[a:b], key_counts[a:b])
         if line_window is not None:
             fine = part.durations[(line_window == w) & ~v.exact]
             if len(fine):
