@@ -223,36 +223,40 @@ def _draw(
     return format_lines(t, names, np.array(["/api/v1/items"] * n), status, np.maximum(d, 0.001))
 
 
-def run(sc: Scenario | Synthetic, influx: LocalInfluxd, work: Path) -> dict:
-    log = work / f"{sc.seed}.log"
-    for stale in (log, Path(f"{log}.incidents.json")):
-        stale.unlink(missing_ok=True)
+def write_log(sc: Scenario | Synthetic, log: Path) -> tuple[int, list]:
+    """Write the scenario's log; (its line count, the injected incidents it holds)."""
     if isinstance(sc, Synthetic):
-        lines, truth = synthesize(sc, log)
-    elif sc.mode == "classic":
+        return synthesize(sc, log)
+    if sc.mode == "classic":
         lines = generate(
             GeneratorOptions(
                 out=log, count=300_000, mode="classic", customers=sc.customers, days=sc.days, seed=sc.seed, now=NOW
             )
         )
-        truth = []
-    else:
-        lines = generate(
-            GeneratorOptions(
-                out=log,
-                rate=sc.rate,
-                customers=sc.customers,
-                days=sc.days,
-                seed=sc.seed,
-                incidents=sc.incidents,
-                now=NOW,
-                backfill_max_lines=None,
-                live_seconds=0,
-                latency_factor=sc.latency_factor,
-                error_rate_increase=sc.error_increase,
-            )
+        return lines, []
+    lines = generate(
+        GeneratorOptions(
+            out=log,
+            rate=sc.rate,
+            customers=sc.customers,
+            days=sc.days,
+            seed=sc.seed,
+            incidents=sc.incidents,
+            now=NOW,
+            backfill_max_lines=None,
+            live_seconds=0,
+            latency_factor=sc.latency_factor,
+            error_rate_increase=sc.error_increase,
         )
-        truth = json.loads(Path(f"{log}.incidents.json").read_text()) if sc.incidents else []
+    )
+    return lines, json.loads(Path(f"{log}.incidents.json").read_text()) if sc.incidents else []
+
+
+def run(sc: Scenario | Synthetic, influx: LocalInfluxd, work: Path) -> dict:
+    log = work / f"{sc.seed}.log"
+    for stale in (log, Path(f"{log}.incidents.json")):
+        stale.unlink(missing_ok=True)
+    lines, truth = write_log(sc, log)
     env = {
         **os.environ,
         "LOGPULSE_ENV_FILE": "/nonexistent",

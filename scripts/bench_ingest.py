@@ -55,30 +55,37 @@ from logpulse.storage.points import request_lines  # noqa: E402
 CUSTOMERS = 50
 
 
+def write_backfill(path: Path, lines: int, days: float, seed: int, now: dt.datetime) -> Path:
+    """`lines` requests of 50 customers spread evenly over `days` days ending at `now`, written to a
+    temporary name and renamed, so an interrupted run never leaves a short file to be reused."""
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        generate(
+            GeneratorOptions(
+                out=tmp,
+                count=lines,
+                rate=lines / (days * 86400),
+                customers=CUSTOMERS,
+                days=days,
+                seed=seed,
+                mode="live",
+                incidents=0,
+                now=now,
+                backfill_max_lines=None,
+            )
+        )
+        tmp.rename(path)
+    return path
+
+
 def make_files(directory: Path, lines: int, files: int, days: float, seed: int) -> list[Path]:
     """`files` logs of `lines` lines in total: 50 customers over `days` days ending now."""
-    paths = []
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    for i in range(files):
-        path = directory / f"api_requests-{lines}-{files}-{i}.log"
-        if not path.exists():
-            # the backfill alone: `lines` requests spread evenly over `days` days ending now
-            generate(
-                GeneratorOptions(
-                    out=path,
-                    count=lines // files,
-                    rate=lines / files / (days * 86400),
-                    customers=CUSTOMERS,
-                    days=days,
-                    seed=seed + i,
-                    mode="live",
-                    incidents=0,
-                    now=now,
-                    backfill_max_lines=None,
-                )
-            )
-        paths.append(path)
-    return paths
+    return [
+        write_backfill(directory / f"api_requests-{lines}-{files}-{i}.log", lines // files, days, seed + i, now)
+        for i in range(files)
+    ]
 
 
 def _prebuilt(paths: list[Path]) -> list[str]:

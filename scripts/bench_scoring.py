@@ -42,29 +42,11 @@ NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
 
 def make_log(path: Path, lines: int, days: float, seed: int) -> Path:
-    """A backfill of `lines` requests over `days` days (as bench_ingest writes it)."""
-    if not path.exists():
-        sys.path.insert(0, str(ROOT / "src"))
-        from logpulse.generator import GeneratorOptions, generate
+    """A backfill of `lines` requests over `days` days, written by bench_ingest's own generator call."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_ingest import write_backfill
 
-        tmp = path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        generate(
-            GeneratorOptions(
-                out=tmp,
-                count=lines,
-                rate=lines / (days * 86400),
-                customers=CUSTOMERS,
-                days=days,
-                seed=seed,
-                mode="live",
-                incidents=0,
-                now=NOW,
-                backfill_max_lines=None,
-            )
-        )
-        tmp.rename(path)
-    return path
+    return write_backfill(path, lines, days, seed, NOW)
 
 
 def anomaly_logs(work: Path) -> list[tuple[str, Path]]:
@@ -73,7 +55,6 @@ def anomaly_logs(work: Path) -> list[tuple[str, Path]]:
     sys.path.insert(0, str(ROOT / "scripts"))
     sys.path.insert(0, str(ROOT / "src"))
     import bench_anomaly as ba
-    from logpulse.generator import GeneratorOptions, generate
 
     logs = []
     for sc in ba.SCENARIOS:
@@ -81,27 +62,8 @@ def anomaly_logs(work: Path) -> list[tuple[str, Path]]:
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             tmp.unlink(missing_ok=True)
-            if isinstance(sc, ba.Synthetic):
-                ba.synthesize(sc, tmp)
-            else:
-                classic = sc.mode == "classic"
-                generate(
-                    GeneratorOptions(
-                        out=tmp,
-                        count=300_000 if classic else None,
-                        mode=sc.mode if classic else "live",
-                        rate=sc.rate,
-                        customers=sc.customers,
-                        days=sc.days,
-                        seed=sc.seed,
-                        incidents=sc.incidents,
-                        now=ba.NOW,
-                        backfill_max_lines=None,
-                        live_seconds=0,
-                        latency_factor=sc.latency_factor,
-                        error_rate_increase=sc.error_increase,
-                    )
-                )
+            ba.write_log(sc, tmp)
+            Path(f"{tmp}.incidents.json").unlink(missing_ok=True)  # the ground truth: not needed here
             tmp.rename(path)
         logs.append((sc.name, path))
     return logs
