@@ -384,45 +384,54 @@ class RollupService:
         starts = np.asarray([row["time"] for _, row in series_rows(result)], np.int64)
         return np.bincount(bucket_of(starts, bounds), minlength=len(bounds) - 1)
 
-    async def _slo_days(self, customer: str, bounds: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-        """Per local day of `bounds`: requests, server errors, and rollup points lacking `server_errors`
-        (written before rollups counted 5xx). Numbers only, no histograms: cheap for a month more."""
+    @dataclass
+    class _SloRead:
+        """The statements of a customer's per-day SLO counts, sent with the stats request, and how to
+        read their results back (one result per statement, levels in order)."""
+
+        bounds: IntArray  # local midnights from the SLO window's first day to the day after r.last
+        plan: Plan
+        levels: list[tuple[Level, int]]  # (level, number of its statements)
+        statements: list[str]
+
+    def _slo_read(self, customer: str, r: DateRange, target: float | None) -> _SloRead | None:
+        """Requests and server errors per local day, from the SLO window's first day to r.last: numbers
+        only, no histograms (cheap for a month more). None without a target."""
+        if target is None:
+            return None
+        bounds = day_bounds(DateRange(self.slo.first_day(r.first), r.last, r.tz))
         p = rollup_queries.plan(bounds, self.levels)
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         fields = ("count", "server_errors")
-        results = await asyncio.gather(
-            *(
-                self.client.query(rollup_queries.windows_statements(lvl, p.ranges(lvl), customer, fields))
-                for lvl in used
-            )
-        )
-        n_days = len(bounds) - 1
+        statements = [  # one per range: the caller counts one result per statement
+            rollup_queries.windows_statements(lvl, [rng], customer, fields) for lvl in used for rng in p.ranges(lvl)
+        ]
+        return self._SloRead(bounds, p, [(lvl, len(p.ranges(lvl))) for lvl in used], statements)
+
+    def _budgets(self, slo: _SloRead, results: list[dict[str, Any]], target: float) -> list[float | None]:
+        """The budget left at the end of each day (trailing SLO window) from the `_slo_read` results;
+        rollup points lacking `server_errors` (written before rollups counted 5xx) make a window unknown."""
+        n_days = len(slo.bounds) - 1
         out = [np.zeros(n_days, np.int64) for _ in range(3)]
-        for level, res in zip(used, results, strict=True):
-            rows = [row for result in res for _, row in series_rows(result)]
+        first = 0
+        for level, n in slo.levels:
+            rows = [row for result in results[first : first + n] for _, row in series_rows(result)]
+            first += n
             if not rows:
                 continue
             t = np.asarray([row["time"] for row in rows], np.int64)
             start = t - t % level.window_ns
-            keep = p.keep(level, start)
-            errors = [row.get("server_errors") for row in rows]
-            day = bucket_of(start[keep], bounds)
+            keep = slo.plan.keep(level, start)
+            server = [row.get("server_errors") for row in rows]
+            day = bucket_of(start[keep], slo.bounds)
             columns = (
                 [row.get("count") or 0 for row in rows],
-                [e or 0 for e in errors],
-                [e is None for e in errors],
+                [e or 0 for e in server],
+                [e is None for e in server],
             )
             for acc, col in zip(out, columns, strict=True):
                 acc += np.bincount(day, weights=np.asarray(col, np.int64)[keep], minlength=n_days).astype(np.int64)
-        return out[0], out[1], out[2]
-
-    async def _budgets(self, customer: str, r: DateRange, target: float | None) -> list[float | None] | None:
-        """The budget left at the end of each day of r (trailing SLO window), or None without a target."""
-        if target is None:
-            return None
-        first = self.slo.first_day(r.first)
-        bounds = day_bounds(DateRange(first, r.last, r.tz))
-        requests, errors, unknown = await self._slo_days(customer, bounds)
+        requests, errors, unknown = out
         return trailing_budgets(requests, errors, unknown, self.slo.window_days, target)
 
     # ----- stats ----------------------------------------------------------------------------
@@ -435,11 +444,12 @@ class RollupService:
         async def compute() -> tuple[Stats, str, int, int]:
             await self.service.require_customer(customer)
             bounds = day_bounds(r)
-            (w, (incident_rows,)), budgets = await asyncio.gather(
-                self.windows_and(bounds, customer, also=(self._incidents_statement(customer, bounds),)),
-                self._budgets(customer, r, target),
-            )
-            incidents = self._incidents_per_day(incident_rows, bounds)
+            slo = self._slo_read(customer, r, target)
+            # the windows, the incidents and the SLO counts in one /query request
+            also = (self._incidents_statement(customer, bounds), *(slo.statements if slo else ()))
+            w, extra = await self.windows_and(bounds, customer, also=also)
+            incidents = self._incidents_per_day(extra[0], bounds)
+            budgets = None if slo is None or target is None else self._budgets(slo, extra[1:], target)
             d = Decoded.of(w.hist)
             per_day = merge(w, d, bucket_of(w.start, bounds), len(bounds) - 1)
             whole = merge(w, d, np.zeros(len(w.start), np.int64), 1)
