@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: venv + package, then the gates (ruff check, ruff format --check,
 # mypy --strict: the first failure stops the run and prints the command that fixes or shows it), then
-# influxd (+ chromium for the dashboard test) and pytest. Tests start their own throwaway influxd on a
-# free loopback port; nothing is left running.
+# the system programs the tests drive (tests/components.py: influxdb, chromium, nginx-light, logrotate,
+# prometheus-alertmanager, goaccess; apt-get as root, one update, nothing when all are there), then
+# pytest. What cannot be installed (not root, no apt, LOGPULSE_NO_APT=1) is said before pytest starts,
+# one line per group of tests it skips; the run ends with the list of skipped tests. LOGPULSE_NO_SKIPS=1
+# (.ci/run) makes a skip fail the run. Tests start their own throwaway influxd, nginx, Alertmanager on
+# free loopback ports; nothing is left running. docs/development.md says more.
 # Usage: ./run_tests.sh            gates, then every test (tests/unit and tests/integration)
-#        ./run_tests.sh unit       gates, then tests/unit only (no processes, no InfluxDB; seconds)
-#        ./run_tests.sh [pytest args...]   gates, then pytest with these arguments
+#        ./run_tests.sh unit       gates, then tests/unit only (no processes, no installs; seconds)
+#        ./run_tests.sh [pytest args...]   gates, installs, then pytest with these arguments
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup_env.sh
@@ -36,11 +40,27 @@ if [ -n "${unit_only:-}" ]; then
     exec .venv/bin/python -m pytest "$@"
 fi
 
-setup_influxd
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-    echo "installing Debian's chromium and chromium-driver for the dashboard browser tests (best effort)"
-    apt_install chromium chromium-driver || echo "chromium not installed: the dashboard browser tests will be skipped"
-fi
+install_components() {  # the missing system programs; then one line per group of tests still skipped
+    local missing why services svc
+    missing="$(.venv/bin/python tests/components.py missing)"
+    [ -n "$missing" ] || return 0
+    # shellcheck disable=SC2086  # one word per package
+    if why="$(apt_unavailable $missing)"; then
+        why="cannot install: $why"
+    else
+        echo "installing the system programs the tests drive: $missing"
+        # one apt-get for all; if that fails, each on its own so that one unavailable package stops no other
+        apt_install $missing || for pkg in $missing; do apt_install "$pkg" || true; done
+        # a package may start its system-wide service; the tests run their own on free ports
+        services="$(.venv/bin/python tests/components.py services $missing)"
+        for svc in $services; do
+            (command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc" >/dev/null 2>&1) || true
+        done
+        why="apt-get install failed (see above)"
+    fi
+    .venv/bin/python tests/components.py report "$why"
+}
+install_components
 
 # Whatever a test may leave behind if pytest itself is killed: every process started by this run
 # (they inherit LOGPULSE_TEST_RUN), and nothing else: other runs and other users' servers share the

@@ -31,15 +31,30 @@ setup_venv() {  # $1 = pip extras, e.g. "[test]"
     fi
 }
 
-apt_install() {  # best effort apt-get install as root; returns non-zero on failure
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+apt_unavailable() {  # why apt_install cannot work here, on stdout; empty (and status 1) when it can
+    if [ -n "${LOGPULSE_NO_APT:-}" ] && [ "$LOGPULSE_NO_APT" != 0 ]; then
+        echo "LOGPULSE_NO_APT=$LOGPULSE_NO_APT: installing is turned off"
+    elif [ "$(id -u)" != 0 ]; then
+        echo "not root (as root: apt-get install -y $*)"
+    elif ! command -v apt-get >/dev/null 2>&1; then
+        echo "no apt-get on this system (install $* with its package manager)"
+    else
         return 1
     fi
+}
+
+apt_install() {  # best effort apt-get install as root (one apt-get update per shell); non-zero on failure
+    apt_unavailable "$@" >/dev/null && return 1
     if [ -z "${_LOGPULSE_APT_UPDATED:-}" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
         _LOGPULSE_APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+    local out
+    if ! out="$(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" 2>&1)"; then
+        echo "apt-get install $* failed:" >&2
+        printf '%s\n' "$out" | tail -n 5 >&2
+        return 1
+    fi
 }
 
 setup_influxd() {

@@ -1,8 +1,9 @@
 """Helpers shared by the tests (the one place for them; pytest fixtures are in conftest.py and use these).
 
 Real components on free loopback ports, each stopped by its pid: the API (`running_api`), Debian's
-Alertmanager (`running_alertmanager`), a webhook receiver; data written the way the processor writes
-it (`write_requests`); the environment of a `logpulse` subprocess (`subprocess_env`).
+Alertmanager (`running_alertmanager`), a webhook receiver; skip marks for the system programs a test
+drives (`requires(NGINX)`: components.py names each with its apt package); data written the way the
+processor writes it (`write_requests`); the environment of a `logpulse` subprocess (`subprocess_env`).
 Imported as `from fixtures import ...` (pyproject's pytest `pythonpath` puts tests/ on the path).
 """
 
@@ -16,7 +17,6 @@ import json
 import math
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,20 +28,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from bytewax.inputs import StatefulSourcePartition
 
+from components import ALERTMANAGER, CHROMEDRIVER, CHROMIUM, GOACCESS, INFLUXD, LOGROTATE, NGINX, requires
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
 from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
-from logpulse.storage.influxd import find_influxd
 from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line
 
 __all__ = [
+    "ALERTMANAGER",
+    "CHROMEDRIVER",
+    "CHROMIUM",
     "GENERATED_LINE",
+    "GOACCESS",
+    "INFLUXD",
+    "LOGROTATE",
+    "NGINX",
     "ROOT",
     "WebhookReceiver",
     "count_points",
@@ -49,9 +55,9 @@ __all__ = [
     "expected_figures",
     "free_port",
     "generated_rows",
-    "has_influxd",
     "ns",
     "p99",
+    "requires",
     "requires_influxd",
     "rollup_lines",
     "running_alertmanager",
@@ -66,18 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 """The repository's top folder (README.md, pyproject.toml, docker-compose.yml)."""
 
 
-def has_influxd() -> bool:
-    try:
-        find_influxd()
-        return True
-    except RuntimeError:
-        return False
-
-
-requires_influxd = pytest.mark.skipif(
-    not has_influxd(),
-    reason="influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)",
-)
+requires_influxd = requires(INFLUXD)
 
 
 def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -244,7 +239,7 @@ def running_api(env: dict[str, str], timeout_s: float = 60.0) -> Iterator[httpx.
 def running_alertmanager(tmp: Path, port: int | None = None, timeout_s: float = 30.0) -> Iterator[str]:
     """Debian's prometheus-alertmanager with its own config and storage in `tmp`, on a loopback port,
     clustering off; stopped by its pid. Yields its base URL."""
-    binary = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+    binary = ALERTMANAGER.path() or "prometheus-alertmanager"
     port = port or free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "alertmanager.yml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import has_influxd
+from fixtures import INFLUXD
 from logpulse import config
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter
@@ -19,8 +19,8 @@ from logpulse.storage.influxd import LocalInfluxd
 @pytest.fixture(scope="session")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalInfluxd]:
     """One private influxd on a free loopback port for the whole session."""
-    if not has_influxd():
-        pytest.skip("influxd not installed (run ./run_tests.sh, which installs Debian's influxdb package)")
+    if INFLUXD.path() is None:
+        pytest.skip(INFLUXD.skip_reason)
     db = LocalInfluxd.start(tmp_path_factory.mktemp("influxd"))
     yield db
     db.close()

@@ -11,17 +11,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
-from fixtures import WebhookReceiver, free_port, running_alertmanager, subprocess_env
+from fixtures import ALERTMANAGER, WebhookReceiver, free_port, requires, running_alertmanager, subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import format_lines
 
 T0 = dt.datetime(2026, 11, 24, 8, tzinfo=dt.UTC).timestamp()
 
-requires_alertmanager = pytest.mark.skipif(
-    not Path("/usr/bin/prometheus-alertmanager").exists(), reason="prometheus-alertmanager not installed"
-)
+requires_alertmanager = requires(ALERTMANAGER)
 
 
 def lines(minutes: float, *, start_min: float = 0, slow: tuple[float, float] | None = None, seed: int = 0) -> str:

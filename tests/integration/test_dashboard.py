@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,25 +23,20 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
-from fixtures import ns, p99, running_api, subprocess_env
+from fixtures import CHROMEDRIVER, CHROMIUM, ns, p99, requires, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import Incident
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import MARKS_RP, incident_line, write_mark_line
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None, reason="needs Debian's chromium and chromium-driver packages"
-)
+pytestmark = requires(CHROMIUM, CHROMEDRIVER)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -229,12 +223,12 @@ def fleet(influxd: LocalInfluxd, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = str(CHROMIUM.path())
     for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER.path()))
     driver.set_script_timeout(30)
     yield driver
     driver.quit()

@@ -26,9 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import count_points, expected_figures, free_port, running_api, subprocess_env
+from fixtures import NGINX, count_points, expected_figures, free_port, requires, running_api, subprocess_env
 
-NGINX = "/usr/sbin/nginx"
 NGINX_TZ = "Asia/Kathmandu"  # UTC+05:45, no DST
 LOG_FORMAT = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
@@ -39,7 +38,7 @@ LINE = re.compile(
     r'cust="(?P<customer>[^"]*)" rt=(?P<rt>[\d.]+) urt="[^"]*"$'
 )
 
-pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx not installed (apt-get install nginx-light)")
+pytestmark = requires(NGINX)
 
 
 class Upstream(BaseHTTPRequestHandler):
@@ -102,7 +101,7 @@ http {{
 """
         )
         self.proc = subprocess.Popen(
-            [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+            [str(NGINX.path()), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "TZ": NGINX_TZ},  # $time_local in +05:45: logpulse must convert to UTC

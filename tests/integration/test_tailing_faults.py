@@ -13,7 +13,6 @@ Expected figures per customer-day are computed here from the raw lines found on 
 from __future__ import annotations
 
 import gzip
-import os
 import resource
 import signal
 import subprocess
@@ -23,15 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 
-from fixtures import Appender, subprocess_env
+from fixtures import LOGROTATE, Appender, requires, subprocess_env
 from logpulse.config import Settings
 from logpulse.generator import make_lines
 from logpulse.ports import free_port
 from logpulse.storage.influxd import LocalInfluxd
 
-LOGROTATE = "/usr/sbin/logrotate"
 Stats = dict[tuple[str, str], tuple[int, float]]
 
 
@@ -129,7 +126,7 @@ LOGROTATE_CONF = """
 """
 
 
-@pytest.mark.skipif(not os.path.exists(LOGROTATE), reason="logrotate not installed (apt-get install logrotate)")
+@requires(LOGROTATE)
 def test_logrotate_three_schemes_with_influxdb_away_and_new_files(influx_settings: Settings, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -138,7 +135,9 @@ def test_logrotate_three_schemes_with_influxdb_away_and_new_files(influx_setting
 
     def rotate() -> None:
         done = subprocess.run(
-            [LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(conf)], capture_output=True, text=True
+            [str(LOGROTATE.path()), "-f", "-s", str(tmp_path / "logrotate.state"), str(conf)],
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stderr
 

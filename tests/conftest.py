@@ -1,0 +1,55 @@
+"""Rules for the whole run: the end of the output names every skipped test with its reason, and with
+LOGPULSE_NO_SKIPS=1 (.ci/run sets it) a skip fails the run. Where every component can be installed
+(CI: root, apt), a skipped test is a test that silently stopped testing.
+Plain helpers live in fixtures.py; the folders' own conftest.py files hold their fixtures."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+NO_SKIPS = "LOGPULSE_NO_SKIPS"
+_skipped: dict[str, str] = {}  # node id -> reason, in the order the tests ran
+
+
+def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _no_skips() -> bool:
+    return os.environ.get(NO_SKIPS, "") not in ("", "0")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.setdefault(report.nodeid, _reason(report))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:  # a whole module skipped while it was collected
+        _skipped.setdefault(report.nodeid, _reason(report))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped and _no_skips() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _skipped:
+        return
+    terminalreporter.section(f"{len(_skipped)} skipped", sep="-", yellow=True)
+    for nodeid, reason in _skipped.items():
+        terminalreporter.line(f"SKIPPED {nodeid}: {reason}")
+    if _no_skips():
+        terminalreporter.line(
+            f"FAILED: {len(_skipped)} test(s) skipped while {NO_SKIPS}=1: a skip is a failure here "
+            "(install what the reasons name, or fix the test)",
+            red=True,
+            bold=True,
+        )
