@@ -1,13 +1,34 @@
 """Rules for the whole run: the end of the output names every skipped test with its reason, and with
 LOGPULSE_NO_SKIPS=1 (.ci/run sets it) a skip fails the run. Where every component can be installed
 (CI: root, apt), a skipped test is a test that silently stopped testing.
-Plain helpers live in fixtures.py; the folders' own conftest.py files hold their fixtures."""
+
+`moved_clock`: a test of code that reads the clock runs once at each of two instants months apart,
+the clock stopped there (time-machine), so that what it asserts holds on any day, not just today.
+Plain helpers live in fixtures.py; the folders' own conftest.py files hold their other fixtures."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Iterator
 
 import pytest
+import time_machine
+
+CLOCK_INSTANTS = [
+    # early in a UTC day: still yesterday in New York, the day New York and Berlin are 5 h apart
+    pytest.param(dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC), id="2026-03-29"),
+    # late in a UTC day in another year: already tomorrow in Kathmandu
+    pytest.param(dt.datetime(2027, 1, 15, 23, 30, tzinfo=dt.UTC), id="2027-01-15"),
+]
+
+
+@pytest.fixture(params=CLOCK_INSTANTS)
+def moved_clock(request: pytest.FixtureRequest) -> Iterator[dt.datetime]:
+    """The clock of this process stopped at an instant; yields that instant (UTC)."""
+    with time_machine.travel(request.param, tick=False):
+        yield request.param
+
 
 NO_SKIPS = "LOGPULSE_NO_SKIPS"
 _skipped: dict[str, str] = {}  # node id -> reason, in the order the tests ran

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import sys
@@ -147,6 +148,14 @@ def generate(
     max_backfill_lines: Annotated[
         int, typer.Option(help="Thin the history to at most this many lines (0 = never thin: same rate as live)")
     ] = 200_000,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            help="Where the history ends (UTC unless the time says otherwise; default: now): "
+            "the same seed and end give the same lines on any day",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
 ) -> None:
     """Append synthetic API access-log lines to OUT."""
     from logpulse.generator import GeneratorOptions
@@ -166,6 +175,7 @@ def generate(
             format=format,
             resume=resume,
             backfill_max_lines=max_backfill_lines or None,
+            now=None if end is None else end if end.tzinfo else end.replace(tzinfo=dt.UTC),
         )
     )
     typer.echo(f"wrote {written} lines to {out}", err=True)

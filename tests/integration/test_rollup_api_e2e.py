@@ -1,8 +1,9 @@
-"""The rollup API end to end: `logpulse generate --mode classic` (random times, shuffled) over the last
-35 days (both 2026 DST changes: Berlin 25 Oct, New York 1 Nov) -> `logpulse ingest` twice, in small
-rollup segments (several points per window) -> InfluxDB -> `logpulse serve`. Every customer-day of
-the stats, every hour of a DST-day series and the fleet view equal numbers computed here from the
-raw lines by sorting, in UTC, America/New_York, Europe/Berlin and Asia/Kathmandu.
+"""The rollup API end to end: `logpulse generate --mode classic` (random times, shuffled) over the 35
+days before a fixed `--end` -> `logpulse ingest` twice, in small rollup segments (several points per
+window) -> InfluxDB -> `logpulse serve`. Every customer-day of the stats, every hour of a DST-day series
+and the fleet view equal numbers computed here from the raw lines by sorting, in UTC,
+America/New_York, Europe/Berlin and Asia/Kathmandu. Run for two ends months apart, each span holding
+both DST changes of its season: the answers depend on the data's dates only, never on today's.
 """
 
 from __future__ import annotations
@@ -51,7 +52,16 @@ def run(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_settings: Settings, tmp_path: Path) -> None:
+SPANS = [  # (the data's end, New York's DST day inside the 35 days before it)
+    pytest.param(dt.date(2026, 4, 5), dt.date(2026, 3, 8), id="spring-2026"),  # Berlin: 29 Mar (23 h days)
+    pytest.param(dt.date(2026, 11, 20), dt.date(2026, 11, 1), id="autumn-2026"),  # Berlin: 25 Oct (25 h days)
+]
+
+
+@pytest.mark.parametrize(("end", "ny_dst_day"), SPANS)
+def test_classic_log_ingested_twice_every_customer_day_in_four_zones(
+    influx_settings: Settings, tmp_path: Path, end: dt.date, ny_dst_day: dt.date
+) -> None:
     log = tmp_path / "classic.log"
     env = subprocess_env(influx_settings, ROLLUP_SEGMENT_BYTES="16384", SCORING_ENABLED="false", STATS_CACHE_S="0")
     run(
@@ -71,13 +81,14 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_sett
         "8",
         "--rate",
         "0",
+        "--end",
+        str(end),
     )
     by_customer = lines_of(log)
     run(env, "ingest", str(log))
     run(env, "ingest", str(log))  # the same file again: nothing may be counted twice
 
-    today = dt.datetime.now(dt.UTC).date()
-    first, last = today - dt.timedelta(days=37), today + dt.timedelta(days=1)
+    first, last = end - dt.timedelta(days=37), end + dt.timedelta(days=1)
     with running_api(env) as api:
         for zone in ZONES:
             tz = ZoneInfo(zone)
@@ -93,20 +104,23 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_sett
                     check(day, per_day[day["date"]], f"{customer} {day['date']} {zone}")
                 check(body["summary"], rows, f"{customer} summary {zone}")
 
-        # the fall-back night in New York: 25 local hours, the repeated 1:00 hour told apart by its offset
+        # New York's DST day: 23 or 25 local hours (the repeated 1:00 hour told apart by its offset)
         ny = ZoneInfo("America/New_York")
         rows = by_customer["cust_1"]
         answer = api.get(
             "/customers/cust_1/series",
-            params={"from": "2026-11-01", "to": "2026-11-01", "interval": "1h", "tz": "America/New_York"},
+            params={"from": str(ny_dst_day), "to": str(ny_dst_day), "interval": "1h", "tz": "America/New_York"},
         )
         series = answer.json()
         hours: dict[tuple[int, object], list[Row]] = defaultdict(list)
         for row in rows:
             local = row[0].astimezone(ny)
-            if local.date() == dt.date(2026, 11, 1):
+            if local.date() == ny_dst_day:
                 hours[(local.hour, local.utcoffset())].append(row)
-        assert answer.status_code == 200 and len(series["points"]) == len(hours) > 20
+        assert answer.status_code == 200 and len(series["points"]) == len(hours) > 15
+        assert {offset for _, offset in hours} == {
+            ny.utcoffset(dt.datetime.combine(ny_dst_day, t)) for t in (dt.time(0), dt.time(23))
+        }
         for point in series["points"]:
             start = dt.datetime.fromisoformat(point["start"])
             check(point, hours[(start.hour, start.utcoffset())], f"series {point['start']}")
@@ -122,7 +136,7 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(influx_sett
         everyone = [r for rows in by_customer.values() for r in rows]
         for zone in ("UTC", "Asia/Kathmandu"):
             tz = ZoneInfo(zone)
-            lo, hi = dt.date(2026, 10, 25), today - dt.timedelta(days=2)  # a range inside the data
+            lo, hi = end - dt.timedelta(days=26), end - dt.timedelta(days=2)  # a range inside the data
             local = {id(r): r[0].astimezone(tz).date() for r in everyone}
             params = {"from": str(lo), "to": str(hi), "tz": zone, "limit": "3"}
             seen: list[str] = []

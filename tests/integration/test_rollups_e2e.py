@@ -133,6 +133,9 @@ def raw_count(settings: Settings) -> int:
     return int(series[0]["values"][0][1])
 
 
+END = "2026-10-26T06:00:00"
+"""Where the generated logs end: fixed, so that the same lines are stored on any day."""
+
 SMALL = {"ROLLUP_SEGMENT_BYTES": "16384", "SCORING_ENABLED": "false"}
 """Segments of 16 KB (1h: 64 KB, 1d: 512 KB) so that a small file crosses many segment boundaries."""
 
@@ -141,7 +144,7 @@ def test_double_ingest_a_concurrent_copy_and_other_chunks_never_double(
     influx_settings: Settings, tmp_path: Path
 ) -> None:
     log = tmp_path / "a.log"
-    generate(log, "--count", "12000", "--rate", "2", "--customers", "4", "--days", "2", "--seed", "5")
+    generate(log, "--count", "12000", "--rate", "2", "--customers", "4", "--days", "2", "--seed", "5", "--end", END)
     copy = tmp_path / "a-copy.log"
     shutil.copy(log, copy)
     ingest(subprocess_env(influx_settings, READ_CHUNK_BYTES="5000", WORKERS="2", **SMALL), log, copy)
@@ -152,9 +155,11 @@ def test_double_ingest_a_concurrent_copy_and_other_chunks_never_double(
 
 def test_two_files_two_workers_classic_shuffled_without_raw(influx_settings: Settings, tmp_path: Path) -> None:
     shuffled = tmp_path / "classic.log"
-    generate(shuffled, "--mode", "classic", "--count", "8000", "--customers", "5", "--days", "3", "--seed", "1")
+    generate(
+        shuffled, "--mode", "classic", "--count", "8000", "--customers", "5", "--days", "3", "--seed", "1", "--end", END
+    )
     live = tmp_path / "live.log"
-    generate(live, "--count", "8000", "--rate", "1", "--customers", "5", "--days", "3", "--seed", "2")
+    generate(live, "--count", "8000", "--rate", "1", "--customers", "5", "--days", "3", "--seed", "2", "--end", END)
     env = subprocess_env(influx_settings, WORKERS="2", STORE_RAW="false", **SMALL)
     ingest(env, shuffled, live)
     assert_rollups_equal_raw(influx_settings, [shuffled, live])

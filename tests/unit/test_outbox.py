@@ -1,18 +1,22 @@
 """The alert outbox's rules, without processes: order, retries with backoff, re-posting, max age,
-and that its snapshot (the recovery state) carries what is not delivered yet."""
+and that its snapshot (the recovery state) carries what is not delivered yet. Its rules read the clock
+(max age, backoff, re-posting): every test runs with the clock stopped at two instants (`moved_clock`),
+the incidents placed relative to it."""
 
 from __future__ import annotations
 
 import pickle
 import time
 
+import pytest
+
 from logpulse.alerts.alertmanager import DeliveryError, alert
 from logpulse.alerts.outbox import Outbox, Receivers
 from logpulse.config import Settings
 from logpulse.model import Incident
 
-NOW_NS = time.time_ns()
 MIN = 60 * 10**9
+pytestmark = pytest.mark.usefixtures("moved_clock")
 
 
 class Receiver:
@@ -36,7 +40,9 @@ def receivers(**settings: object) -> tuple[Receivers, Receiver, Receiver]:
     return r, am, hook
 
 
-def incident(status: str = "open", start: int = NOW_NS - 10 * MIN) -> Incident:
+def incident(status: str = "open", start: int | None = None) -> Incident:
+    """A latency incident; by default it started 10 minutes before the (stopped) clock's now."""
+    start = time.time_ns() - 10 * MIN if start is None else start
     ended = start + 5 * MIN if status == "resolved" else None
     return Incident("cust_1", "latency", start, start + 5 * MIN, 9.0, 100, status, ended, "slow", start + MIN)
 
@@ -81,14 +87,14 @@ def test_firing_alerts_are_re_posted_while_open() -> None:
     box.state.firing[incident().id] = (inc, time.time() - 1)  # a minute later
     box.on_notify()
     assert am.got == [(incident().id, "open")] * 2
-    body = alert(incident("open"), NOW_NS)
+    body = alert(incident("open"), time.time_ns())
     assert body["endsAt"] > body["startsAt"] and body["labels"]["alertname"] == "logpulse_latency"
 
 
 def test_alert_max_age_skips_old_incidents() -> None:
     r, am, hook = receivers(alert_max_age_s=3600)
     box = Outbox(r, None, final=True)
-    box.on_item([incident("resolved", start=NOW_NS - 300 * MIN)])
+    box.on_item([incident("resolved", start=time.time_ns() - 300 * MIN)])
     assert am.got == [] and hook.got == []
     box.on_item([incident("resolved")])
     assert len(hook.got) == 2
