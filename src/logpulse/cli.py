@@ -22,7 +22,7 @@ HELP = (
     "Per-customer service-level numbers and incidents from API access logs.\n\n"
     "Typical use: `generate` (or bring your own logs), then `process` (tail continuously) or `ingest` "
     "(read files once) into InfluxDB, then `serve` (API and dashboard). `./start.sh` runs all of it as a demo.\n\n"
-    "Settings come from the environment and .env.local (see the README's configuration table)."
+    "Settings come from the environment and .env.local (see docs/configuration.md)."
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, pretty_exceptions_enable=False)

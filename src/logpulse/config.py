@@ -2,7 +2,7 @@
 
 Every value can be overridden by an environment variable of the same name (case-insensitive);
 `.env.local` in the working directory (or the file named by `LOGPULSE_ENV_FILE`) supplies defaults.
-The README's configuration table lists every field below.
+docs/configuration.md lists every field below: `python -m logpulse.config_docs --write` writes it.
 """
 
 from __future__ import annotations
@@ -166,7 +166,10 @@ class Settings(BaseSettings):
         "INF", pattern=_RETENTION, description="How long rollup points are kept (`400d`, `INF` = keep)"
     )
     rollup_segment_bytes: int = Field(
-        32 << 20, ge=4096, description="Log bytes per 15m rollup identity (1h: 4x, 1d: 32x); bounds rollup state"
+        32 << 20,
+        ge=4096,
+        description="Log bytes per 15m rollup identity (1h: 4x, 1d: 32x); bounds rollup state. Keep it fixed: "
+        "files re-ingested with another value are counted twice",
     )
     rollup_flush_s: float = Field(1.0, gt=0, description="Seconds between rewrites of a growing rollup window")
     rollup_idle_close_s: float = Field(
@@ -293,7 +296,9 @@ def _unknown_keys(env_file: str) -> list[str]:
             continue
         close = difflib.get_close_matches(key.upper(), names, n=1, cutoff=0.6)
         hint = (
-            f"; did you mean {close[0]}?" if close else f"; the settings are listed in {path}'s comments and the README"
+            f"; did you mean {close[0]}?"
+            if close
+            else f"; the settings are listed in {path}'s comments and docs/configuration.md"
         )
         problems.append(f"unknown setting {key} in {setting_source(key, env_file)}{hint}")
     return problems

@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium (Selenium driving Debian's chromium + chromedriver) against a
 real `logpulse serve`, a real `logpulse process` tailing a log file, and a private influxd with known data.
 
-Set SCREENSHOTS_DIR=docs/dashboard to refresh the README's screenshots from these runs.
+Set SCREENSHOTS_DIR=docs/dashboard to refresh the screenshots in docs/dashboard.md from these runs.
 """
 
 from __future__ import annotations

@@ -595,9 +595,10 @@ def test_docs_offline_favicon_status_label_and_future_from(influx_settings, tmp_
         assert "opblock" in dom and "/customers/{customer_id}/stats" in dom, dom[-1500:]
 
 
-def test_readme_quotes_the_messages_these_tests_see() -> None:
-    """The README's quickstart and troubleshooting show the messages the tests above assert."""
-    readme = (ROOT / "README.md").read_text()
+def test_manual_quotes_the_messages_these_tests_see() -> None:
+    """The manual (README and docs/: getting started, configuration, troubleshooting) shows the
+    messages the tests above assert."""
+    readme = "\n".join(page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     for fragment in (
         "logpulse is already running (pid N) — stop it with Ctrl-C or ./cleanup.sh",
         "stopped. Data stays in .logpulse/ and data/: ./start.sh continues from here, ./cleanup.sh removes it.",

@@ -24,7 +24,7 @@ path, which is kept as the reference and takes over at the first bucket where a 
 incident could start). A run costs a fixed ~100 numpy calls, so it is used only when the call has
 enough buckets to pay for them (`RUN_COST` vs `STEP_COST`: sparse backfills, long ticks); a busy
 customer's batch of ~40 buckets goes bucket by bucket, where the tests themselves are the cost.
-`scripts/bench_scoring.py` measures both and checks, by incident digest, that they decide alike.
+`python -m scripts.benchmarks.scoring` measures both and checks, by incident digest, that they decide alike.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ _EMPTY = _Bucket()
 _COLUMNS = 6  # history columns: requests, sum ln d, sum ln² d, failed, 5xx, expected requests
 SHORT_ROWS = 64  # rows `cum` gets after a run: more than any window but `_window`'s (SLO, relearn)
 MAX_RUN = 2400  # buckets completed as arrays in one step (20 h of 30 s buckets: < 1 day, bounds memory)
-RUN_COST = (700.0, 0.3)  # µs per run of buckets as arrays, + per bucket (measured, `bench_scoring.py`)
+RUN_COST = (700.0, 0.3)  # µs per run of buckets as arrays, + per bucket (measured, `scripts.benchmarks.scoring`)
 STEP_COST = (12.0, 1.0)  # µs per bucket one by one: with requests, + per bucket (empty ones are cheap)
 
 

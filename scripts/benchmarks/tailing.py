@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Tailing benchmark (issue 15): the file source's throughput, this tree against a baseline tree.
+"""Tailing benchmark: the file source's throughput, this tree against a baseline tree.
 
 Reads the same files through `LogSource` (to their end, as `logpulse ingest` does) inside Bytewax,
 once counting lines only (the source's own cost) and once parsing them (source + LOG_FORMAT parser,
@@ -10,7 +9,7 @@ times; the table shows the medians and current/baseline. Ratios are what to read
 shared.
 
     git worktree add /tmp/logpulse-base <commit-before-the-change>
-    .venv/bin/python scripts/bench_tailing.py --baseline /tmp/logpulse-base --json docs/bench/bench_tailing.json
+    .venv/bin/python -m scripts.benchmarks.tailing --baseline /tmp/logpulse-base --json docs/bench/bench_tailing.json
 """
 
 from __future__ import annotations
@@ -24,10 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from logpulse.generator import make_lines
 
-from logpulse.generator import make_lines  # noqa: E402
+from .support import ROOT
 
 CHILD = r"""
 import sys, time, json

@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
-"""Freshness (issue 3): seconds from a line being appended to it being visible in the API, at a
+"""Freshness: seconds from a line being appended to it being visible in the API, at a
 steady append rate, with `logpulse process` tailing the file (default settings: recovery on).
 
 A writer appends `--rate` lines/s in 10 ms blocks; twice a second one of the lines belongs to a new
 probe customer (`probe_<n>`), whose append time is recorded. A prober polls
 GET /customers/probe_<n>/stats until it answers 200 with the request counted.
 
-    .venv/bin/python scripts/bench_freshness.py --rate 10000 --seconds 60 --json bench_freshness.json
+    .venv/bin/python -m scripts.benchmarks.freshness --rate 10000 --seconds 60 --json bench_freshness.json
 """
 
 from __future__ import annotations
@@ -23,12 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
+from logpulse.storage.influxd import LocalInfluxd
 
-from fixtures import running_api  # noqa: E402
-from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
+from .support import running_api
 
 
 def writer(path: Path, rate: float, seconds: float, probes: dict[str, float], stop: threading.Event) -> int:

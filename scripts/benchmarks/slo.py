@@ -1,16 +1,16 @@
-"""What the SLO fields cost the API (issue 17 item 3): the same answers with and without SLO_TARGETS.
+"""What the SLO fields cost the API: the same answers with and without SLO_TARGETS.
 
-Loads rollups (bench_api's synthetic loader: 1% of requests 5xx) of --requests requests over
---customers customers and --days days into a private influxd, starts two `logpulse serve` side by side
-on that data, one with `SLO_TARGETS=default=99.5` and one with `SLO_TARGETS=` (empty: no budget is
-read), STATS_CACHE_S=0, and alternates short 1-client wrk runs against both:
+Loads rollups (the API benchmark's synthetic loader, `support.rollup_batches`: 1% of requests 5xx) of
+--requests requests over --customers customers and --days days into a private influxd, starts two
+`logpulse serve` side by side on that data, one with `SLO_TARGETS=default=99.5` and one with
+`SLO_TARGETS=` (empty: no budget is read), STATS_CACHE_S=0, and alternates short 1-client wrk runs against both:
   - 30-day stats of one customer (rotating): one more concurrent read (counts of the range plus the
     SLO window before it, no histograms)
   - GET /stats (fleet, a page of 100 customers): one more concurrent SUM over the SLO window
 and prints the median p50 of each and their ratio (measured in the same run, so both see the same
 shared machine).
 
-    flock /work/bench.lock .venv/bin/python scripts/bench_slo.py
+    flock /work/bench.lock .venv/bin/python -m scripts.benchmarks.slo
 """
 
 from __future__ import annotations
@@ -19,18 +19,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_api import LEVELS, load_rollups, rollup_batches, wrk_urls  # also puts tests/ on sys.path
-from fixtures import running_api
 from logpulse.storage.influxd import LocalInfluxd
+
+from .support import LEVELS, load_rollups, rollup_batches, running_api, wrk_urls
 
 
 def main() -> None:

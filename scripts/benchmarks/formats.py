@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Log-format benchmark (issue 16): each format's parse and ingest rate, measured in one run, and
+"""Log-format benchmark: each format's parse and ingest rate, measured in one run, and
 `POST /ingest` throughput with 32 concurrent clients.
 
 The same requests (same seed) are written in every format by `logpulse generate --format X`, then:
@@ -13,7 +12,7 @@ The same requests (same seed) are written in every format by `logpulse generate 
   3. POST /ingest  `logpulse serve` with LOG_FORMAT=nginx, wrk with 32 connections posting bodies of
                 --body-lines nginx lines for --wrk-s seconds: accepted lines/s (every 202 is fsynced)
 
-    .venv/bin/python scripts/bench_formats.py --lines 500000 --json docs/bench/bench_formats.json
+    .venv/bin/python -m scripts.benchmarks.formats --lines 500000 --json docs/bench/bench_formats.json
 """
 
 from __future__ import annotations
@@ -23,22 +22,18 @@ import json
 import os
 import re
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from logpulse.formats.registry import FormatOptions, build_parser
+from logpulse.generator import FORMATS, GeneratorOptions, generate
+from logpulse.model import Chunk
+from logpulse.storage.influxd import LocalInfluxd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-
-from logpulse.formats.registry import FormatOptions, build_parser  # noqa: E402
-from logpulse.generator import FORMATS, GeneratorOptions, generate  # noqa: E402
-from logpulse.model import Chunk  # noqa: E402
-from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
+from .support import running_api
 
 CHUNK = 1 << 20
 
@@ -100,30 +95,11 @@ def ingest_rate(env: dict[str, str], path: Path) -> tuple[float, float, str]:
     return read / seconds, read / cpu_s, done.stdout.strip()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def post_ingest(env: dict[str, str], work: Path, nginx_file: Path, body_lines: int, seconds: int) -> dict[str, float]:
-    port = free_port()
     spool = work / "ingest_spool.log"
     spool.unlink(missing_ok=True)
     env = {**env, "LOG_FORMAT": "nginx", "INGEST_SPOOL_PATH": str(spool)}
-    api = subprocess.Popen(
-        [sys.executable, "-m", "logpulse", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running_api(env) as api:
         with nginx_file.open() as f:
             body = "".join(next(f) for _ in range(body_lines))
         script = work / "post.lua"
@@ -133,27 +109,25 @@ def post_ingest(env: dict[str, str], work: Path, nginx_file: Path, body_lines: i
             "done = function(summary, latency, requests)\n"
             '  io.write(string.format("STATUS non2xx=%d\\n", summary.errors.status))\nend\n'
         )
+        url = f"{str(api.base_url).rstrip('/')}/ingest"
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}/ingest"],
+            ["wrk", "-t", "2", "-c", "32", "-d", f"{seconds}s", "-s", str(script), url],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        non2xx = int(re.search(r"non2xx=(\d+)", out).group(1))  # type: ignore[union-attr]
-        p50 = re.search(r"Latency\s+([\d.]+\w+)", out).group(1)  # type: ignore[union-attr]
-        spooled = sum(1 for _ in spool.open()) if spool.exists() else 0
-        return {
-            "requests_per_s": rps,
-            "lines_per_s": rps * body_lines,
-            "mean_latency": p50,
-            "non_2xx": non2xx,
-            "spooled_lines": spooled,
-            "body_lines": body_lines,
-        }  # type: ignore[dict-item]
-    finally:
-        api.terminate()
-        api.wait(10)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = int(re.search(r"non2xx=(\d+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"Latency\s+([\d.]+\w+)", out).group(1)  # type: ignore[union-attr]
+    spooled = sum(1 for _ in spool.open()) if spool.exists() else 0
+    return {
+        "requests_per_s": rps,
+        "lines_per_s": rps * body_lines,
+        "mean_latency": p50,
+        "non_2xx": non2xx,
+        "spooled_lines": spooled,
+        "body_lines": body_lines,
+    }  # type: ignore[dict-item]
 
 
 def main() -> None:

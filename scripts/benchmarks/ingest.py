@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Ingest benchmark (issues 5, 14): InfluxDB's ceiling vs `logpulse ingest`, API latency, processor RSS.
+"""Ingest benchmark: InfluxDB's ceiling vs `logpulse ingest`, API latency, processor RSS.
 
 Everything runs against a private influxd started here, on data generated here, in one run:
   1. ceiling   the same requests as prebuilt line protocol POSTed to /write, PLAIN (no gzip) over a
@@ -16,8 +15,8 @@ Everything runs against a private influxd started here, on data generated here, 
                stored, 1 client and 32 concurrent clients (wrk)
   5. RSS       processor peak RSS ingesting the small and the big data set
 
-    .venv/bin/python scripts/bench_ingest.py --lines 1000000 --big-lines 10000000 --json bench.json
-    .venv/bin/python scripts/bench_ingest.py --lines 1000000 --big-lines 0 --baseline-src /path/to/main/src
+    .venv/bin/python -m scripts.benchmarks.ingest --lines 1000000 --big-lines 10000000 --json bench.json
+    .venv/bin/python -m scripts.benchmarks.ingest --lines 1000000 --big-lines 0 --baseline-src /path/to/main/src
 """
 
 from __future__ import annotations
@@ -37,46 +36,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "tests"))
+from logpulse.config import Settings
+from logpulse.formats.logpulse import parse_chunk
+from logpulse.model import Chunk, ScoredBatch
+from logpulse.storage import influxd as influxd_module
+from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.influxd import LocalInfluxd
+from logpulse.storage.points import request_lines
 
-from bench_api import measure  # noqa: E402
-from logpulse.config import Settings  # noqa: E402
-from logpulse.formats.logpulse import parse_chunk  # noqa: E402
-from logpulse.generator import GeneratorOptions, generate  # noqa: E402
-from logpulse.model import Chunk, ScoredBatch  # noqa: E402
-from logpulse.storage import influxd as influxd_module  # noqa: E402
-from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
-from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
-from logpulse.storage.points import request_lines  # noqa: E402
-
-CUSTOMERS = 50
-
-
-def write_backfill(path: Path, lines: int, days: float, seed: int, now: dt.datetime) -> Path:
-    """`lines` requests of 50 customers spread evenly over `days` days ending at `now`, written to a
-    temporary name and renamed, so an interrupted run never leaves a short file to be reused."""
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        generate(
-            GeneratorOptions(
-                out=tmp,
-                count=lines,
-                rate=lines / (days * 86400),
-                customers=CUSTOMERS,
-                days=days,
-                seed=seed,
-                mode="live",
-                incidents=0,
-                now=now,
-                backfill_max_lines=None,
-            )
-        )
-        tmp.rename(path)
-    return path
+from .support import CUSTOMERS, measure_stats, write_backfill
 
 
 def make_files(directory: Path, lines: int, files: int, days: float, seed: int) -> list[Path]:
@@ -250,10 +218,10 @@ def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes:
 def api_latency(env: dict[str, str], work: Path) -> dict:
     """Stats latency over a 30-day range with the big data set stored (1 and 32 clients), with the
     answer cache (default) and without it (STATS_CACHE_S=0: every call aggregates in InfluxDB).
-    The wrk measurement itself is scripts/bench_api.py's."""
+    The wrk measurement itself is `support.measure_stats`."""
     return {
-        "cached": measure(env, work, CUSTOMERS, 15),
-        "uncached": measure({**env, "STATS_CACHE_S": "0"}, work, CUSTOMERS, 15),
+        "cached": measure_stats(env, work, CUSTOMERS, 15),
+        "uncached": measure_stats({**env, "STATS_CACHE_S": "0"}, work, CUSTOMERS, 15),
     }
 
 

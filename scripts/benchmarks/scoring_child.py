@@ -1,0 +1,109 @@
+"""The scoring benchmark's child: one revision's scorer over one log (see `scoring`).
+
+Runs as `python -m scripts.benchmarks.scoring_child LOG` from the repository root with PYTHONPATH set
+to the revision's `src`, so that `logpulse` is that revision's. It imports nothing else of this
+package: `support` needs the working tree's `logpulse`, which an older revision may not match. Prints
+one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+
+
+def child(log: Path, repeat: int, mode: str = "") -> dict[str, Any]:
+    """Score `log` `repeat` times with the `logpulse` on PYTHONPATH; its cost per line and incident digest."""
+    if mode == "runs":  # runs of buckets as arrays wherever allowed, however short (equivalence check)
+        from logpulse.scoring import scorer as scorer_module
+
+        scorer_module.RUN_COST = (0.0, 0.0)
+    from logpulse.config import Settings
+    from logpulse.formats.logpulse import parse_chunk
+    from logpulse.model import Chunk
+
+    try:  # the scorer in its own module, with the stream clock
+        from logpulse.scoring.baselines import ScoringConfig
+        from logpulse.scoring.clock import StreamClock
+        from logpulse.scoring.scorer import CustomerScorer
+    except ImportError:  # older revisions: scorer and config in baselines, no clock
+        from logpulse.scoring.baselines import CustomerScorer, ScoringConfig  # type: ignore[attr-defined,no-redef]
+
+        StreamClock = None  # type: ignore[assignment,misc]
+
+    data = log.read_bytes()
+    chunks, offset = [], 0
+    while offset < len(data):
+        end = data.rfind(b"\n", offset, offset + CHUNK) + 1 if offset + CHUNK < len(data) else len(data)
+        chunks.append(Chunk(str(log), 1, offset, data[offset:end]))
+        offset = end
+    t0 = time.process_time()
+    parsed = [parse_chunk(c) for c in chunks]
+    parse_s = time.process_time() - t0
+    lines = sum(len(b) for p in parsed for b in p.batches.values())
+    config = ScoringConfig.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    best, incidents = float("inf"), {}
+    for _ in range(repeat):
+        scorers: dict[str, Any] = {}
+        clock = StreamClock() if StreamClock is not None else None
+        final: dict[tuple[str, str, int], Any] = {}
+        versions = 0
+        t0 = time.process_time()
+        for p in parsed:
+            for customer, batch in p.batches.items():
+                scorer = scorers.get(customer)
+                if scorer is None:
+                    scorer = scorers[customer] = CustomerScorer(customer, config)
+                    if mode == "per-bucket":
+                        scorer.vectorised = False
+                for inc in scorer.score(batch).incidents:
+                    final[(inc.customer_id, inc.kind, inc.start_ns)] = inc
+                    versions += 1
+            if clock is not None and p.batches:
+                earliest = min(min(b.times) for b in p.batches.values() if b.times)
+                for customer, tick in clock.advance(str(log), earliest, list(p.batches)):
+                    for inc in scorers[customer].tick(tick):
+                        final[(inc.customer_id, inc.kind, inc.start_ns)] = inc
+                        versions += 1
+        best = min(best, time.process_time() - t0)
+        incidents = final
+    digest = hashlib.sha256(
+        json.dumps(
+            sorted(
+                (i.customer_id, i.kind, i.start_ns, i.end_ns, getattr(i, "status", ""), i.peak_score, i.requests)
+                for i in incidents.values()
+            )
+        ).encode()
+    ).hexdigest()[:12]
+    kinds: dict[str, int] = {}
+    for i in incidents.values():
+        kinds[i.kind] = kinds.get(i.kind, 0) + 1
+    return {
+        "lines": lines,
+        "parse_us_per_line": parse_s / lines * 1e6,
+        "score_us_per_line": best / lines * 1e6,
+        "score_s": best,
+        "incidents": len(incidents),
+        "versions": versions,
+        "kinds": kinds,
+        "digest": digest,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("log", type=Path)
+    ap.add_argument("--repeat", type=int, default=1, help="best of this many scoring passes")
+    ap.add_argument("--mode", default="", help="per-bucket | runs (runs as arrays wherever allowed) | empty")
+    args = ap.parse_args()
+    print(json.dumps(child(args.log, args.repeat, args.mode)))
+
+
+if __name__ == "__main__":
+    main()
