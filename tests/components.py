@@ -73,7 +73,7 @@ ALERTMANAGER = Component(
     "prometheus-alertmanager",
 )
 GOACCESS = Component(
-    "goaccess", "goaccess", ("goaccess",), "the benchmarks (scripts/bench_*) that compare with GoAccess"
+    "goaccess", "goaccess", ("goaccess",), "the benchmarks (scripts/benchmarks/) that compare with GoAccess"
 )
 
 COMPONENTS = (INFLUXD, CHROMIUM, CHROMEDRIVER, NGINX, LOGROTATE, ALERTMANAGER, GOACCESS)
