@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logpulse.flow.rollups import RollupLogic, _pair_totals, rollup_part, split_at_segments
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, RollupBatch, RollupPoint
+from logpulse.rollups.step import RollupLogic, _pair_totals, rollup_part, split_at_segments
 from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, rollup_line

@@ -66,6 +66,7 @@ closes, and at end of input, so a window that grows is rewritten about once a se
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import logging
 import os
@@ -74,6 +75,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -485,6 +487,14 @@ def _file_size(path: str, file_key: int) -> int | None:
         os.close(fd)
 
 
+class _SnapshotUnpickler(pickle.Unpickler):
+    """A snapshot names its classes by module path: one pickled while this step was the module
+    `logpulse.flow.rollups` (processors with a recovery store) loads its classes from here."""
+
+    def find_class(self, module: str, name: str, /) -> Any:
+        return super().find_class(__name__ if module == "logpulse.flow.rollups" else module, name)
+
+
 class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
     """Bytewax keyed state of one file's rollups (see the module docstring).
 
@@ -518,7 +528,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
         and pickling a file's state for nothing cost more than the aggregation itself (measured)."""
 
         def build(resume: bytes | None) -> RollupLogic:
-            state = _upgrade(pickle.loads(resume)) if resume else FileRollups(-1)
+            state = _upgrade(_SnapshotUnpickler(io.BytesIO(resume)).load()) if resume else FileRollups(-1)
             # idle time counts from now: a state restored after hours of downtime must first absorb
             # the replay (which its points already contain), not be closed before it arrives
             state.last_data = time.time()
