@@ -32,6 +32,7 @@ from logpulse import metrics
 from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
 from logpulse.flow.sink import InfluxSink
+from logpulse.flow.sinks.deadletter import DeadLetterSink
 from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
 from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, RollupBatch, ScoredBatch, Tick
@@ -39,7 +40,6 @@ from logpulse.rollups.step import RollupLogic, rollup_part, split_at_segments
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
 from logpulse.scoring.scorer import CustomerScorer
-from logpulse.tailing.deadletter import DeadLetterSink
 from logpulse.tailing.source import LogSource
 
 X = TypeVar("X")
