@@ -32,7 +32,7 @@ import pytest
 from bytewax.inputs import StatefulSourcePartition
 
 from logpulse.config import Settings
-from logpulse.flow.sink import InfluxSink
+from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
 from logpulse.storage.histogram import LatencyHistogram

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from logpulse.config import Settings
-from logpulse.flow.sink import InfluxSink, WriteGaveUp
+from logpulse.flow.sinks.influx import InfluxSink, WriteGaveUp
 from logpulse.model import RequestBatch, ScoredBatch
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd

@@ -31,8 +31,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from logpulse import metrics
 from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
-from logpulse.flow.sink import InfluxSink
 from logpulse.flow.sinks.deadletter import DeadLetterSink
+from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
 from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, RollupBatch, ScoredBatch, Tick
