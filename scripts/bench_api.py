@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 
 from fixtures import running_api  # noqa: E402
 from logpulse.model import RollupPoint  # noqa: E402
-from logpulse.storage import fleet_table  # noqa: E402
+from logpulse.storage import fleet_table, retention  # noqa: E402
 from logpulse.storage.histogram import LatencyHistogram  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
@@ -205,7 +205,7 @@ def load_rollups(url: str, db: str, batches: Iterator[list[str]]) -> dict:
     """Write rollup points with 4 parallel writes through logpulse's InfluxWriter."""
     writer = InfluxWriter(Connection(url=url, database=db), pool_size=4)
     try:
-        writer.ensure_database()
+        retention.ensure_database(writer)
 
         def post(lines: list[str]) -> int:
             for i in range(0, len(lines), 5_000):

@@ -48,6 +48,7 @@ from logpulse.formats.logpulse import parse_chunk  # noqa: E402
 from logpulse.generator import GeneratorOptions, generate  # noqa: E402
 from logpulse.model import Chunk, ScoredBatch  # noqa: E402
 from logpulse.storage import influxd as influxd_module  # noqa: E402
+from logpulse.storage import retention  # noqa: E402
 from logpulse.storage.influx import Connection, InfluxWriter  # noqa: E402
 from logpulse.storage.influxd import LocalInfluxd  # noqa: E402
 from logpulse.storage.points import request_lines  # noqa: E402
@@ -104,7 +105,7 @@ def ceiling(settings: Settings, lines: list[str], batch_points: int, parallelism
         Connection.from_settings(settings), gzip=gzip, database=f"ceiling_{batch_points}_{parallelism}_{gzip:d}"
     )
     writer = InfluxWriter(conn, pool_size=parallelism)
-    writer.ensure_database()
+    retention.ensure_database(writer)
     started = time.perf_counter()
     with ThreadPoolExecutor(parallelism) as pool:
         list(pool.map(writer.write, batches))

@@ -28,6 +28,7 @@ import pytest
 from fixtures import ns, p99, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import Incident
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import MARKS_RP, incident_line, write_mark_line
@@ -157,7 +158,7 @@ def settings_for(influxd: LocalInfluxd, tmp: Path, log: Path) -> Settings:
     }
     settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     writer = InfluxWriter(Connection.from_settings(settings))
-    writer.ensure_database()
+    retention.ensure_database(writer)
     writer.close()
     return settings
 

@@ -175,14 +175,6 @@ class InfluxWriter:
         except httpx.TransportError:
             return False
 
-    def ensure_database(self, *, raw_retention: str = "INF", rollup_retention: str = "INF") -> None:
-        """CREATE DATABASE is idempotent on 1.x; on 2.x/3.x the bucket mapping must exist already.
-        Also creates / adjusts the retention policies (`storage.retention`)."""
-        from logpulse.storage import retention  # retention builds on this module
-
-        self.query(f"CREATE DATABASE {quote_ident(self.conn.database)}", with_db=False)
-        retention.apply(self, raw_retention=raw_retention, rollup_retention=rollup_retention)
-
     def close(self) -> None:
         self._client.close()
 
