@@ -12,7 +12,7 @@ import typer
 from dotenv import dotenv_values
 
 from logpulse import __version__
-from logpulse.config import SettingsError, _env_file, get_settings, setting_source
+from logpulse.config import SettingsError, env_file_path, get_settings, setting_source
 
 if TYPE_CHECKING:
     from logpulse.formats.registry import LineParser
@@ -44,7 +44,7 @@ def _main(
 
 def _debug() -> bool:
     """LOG_LEVEL=DEBUG (environment or env file), read raw: the settings themselves may be what failed."""
-    level = os.environ.get("LOG_LEVEL") or dotenv_values(_env_file()).get("LOG_LEVEL") or ""
+    level = os.environ.get("LOG_LEVEL") or dotenv_values(env_file_path()).get("LOG_LEVEL") or ""
     return level.strip().upper() == "DEBUG"
 
 

@@ -24,14 +24,15 @@ _RETENTION = r"^(INF|inf|keep|[1-9][0-9]*[hdw])$"
 """An InfluxDB retention duration of at least an hour, or INF / keep."""
 
 
-def _env_file() -> str:
+def env_file_path() -> str:
+    """The dotenv file settings are read from (LOGPULSE_ENV_FILE, default .env.local)."""
     return os.environ.get("LOGPULSE_ENV_FILE", ".env.local")
 
 
 class Settings(BaseSettings):
     """All knobs of logpulse. Field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(env_file=_env_file(), env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=env_file_path(), env_file_encoding="utf-8", extra="ignore")
 
     # InfluxDB (v1 HTTP API: native on 1.x, compatibility API on 2.x / 3.x)
     influxdb_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's HTTP API")
@@ -264,7 +265,7 @@ def setting_source(name: str, env_file: str | None = None) -> str:
     upper = name.upper()
     if any(k.upper() == upper for k in os.environ):
         return "environment"
-    path = Path(env_file if env_file is not None else _env_file())
+    path = Path(env_file if env_file is not None else env_file_path())
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -305,7 +306,7 @@ CHECKS: list[Callable[[Settings], None]] = []
 
 def load_settings() -> Settings:
     """Read and validate the settings; raises SettingsError with every problem, one per line."""
-    env_file = _env_file()
+    env_file = env_file_path()
     problems = _unknown_keys(env_file)
     try:
         settings = Settings(_env_file=env_file)
