@@ -147,7 +147,7 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class RollupPoint:
-    """One rollup point: the cumulative aggregate of one identity (see rollups/step.py) in one window.
+    """One rollup point: the cumulative aggregate of one identity (see rollups/identity.py) in one window.
 
     `time_ns` = window start + identity offset; `sum_ns` is the exact sum of durations in nanoseconds;
     `hist` is `LatencyHistogram.encode()`. `server_errors` (status >= 500, the SLO's count) is None

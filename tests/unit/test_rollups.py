@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, RollupBatch, RollupPoint
-from logpulse.rollups.step import RollupLogic, _pair_totals, rollup_part, split_at_segments
+from logpulse.rollups.aggregate import pair_totals, rollup_part
+from logpulse.rollups.identity import split_at_segments
+from logpulse.rollups.step import RollupLogic
 from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, rollup_line
@@ -329,11 +331,11 @@ def test_pair_totals_counts_and_sums_each_distinct_pair(scale: int) -> None:
     weighted: Counter[tuple[int, int]] = Counter()
     for x, y, n in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
         weighted[(x, y)] += n
-    ua, ub, counts = _pair_totals(a, b)
+    ua, ub, counts = pair_totals(a, b)
     assert list(zip(ua.tolist(), ub.tolist(), strict=True)) == sorted(seen)
     assert counts.tolist() == [seen[p] for p in sorted(seen)]
-    assert _pair_totals(a, b, w)[2].tolist() == [weighted[p] for p in sorted(seen)]
-    assert [len(x) for x in _pair_totals(a[:0], b[:0])] == [0, 0, 0]
+    assert pair_totals(a, b, w)[2].tolist() == [weighted[p] for p in sorted(seen)]
+    assert [len(x) for x in pair_totals(a[:0], b[:0])] == [0, 0, 0]
 
 
 def test_a_recovery_snapshot_of_the_flat_module_layout_resumes() -> None:

@@ -27,7 +27,7 @@ written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLL
            hist (string, `LatencyHistogram.encode()`)
     time   window start (UTC) + an identity offset in [0, window) ns: the window is `time - time % window`.
            Several points per customer-window are normal (one per file and byte segment of it, see
-           `rollups/step.py` for the identity design) and are summed / merged by the reader.
+           `rollups/identity.py` for the identity design) and are summed / merged by the reader.
     Each identity also writes customer_id=`*` (FLEET_CUSTOMER): all customers' lines of that identity
     and window together, so the fleet view's total reads one series instead of every customer's; its
     fields `table_0` … `table_7` pack every customer's count/failed/server_errors/sum of that identity-
@@ -66,7 +66,7 @@ class RollupLevel:
     window_ns: int
     segment_factor: int
     """Byte segment of a log file that one rollup identity covers, in ROLLUP_SEGMENT_BYTES
-    (rollups/step.py): coarse levels use larger segments so a window keeps ~1 point per file."""
+    (rollups/identity.py): coarse levels use larger segments so a window keeps ~1 point per file."""
     max_exact: int
     """Distinct millisecond values before a window's histogram turns approximate."""
 
