@@ -75,7 +75,7 @@ def _setup_logging() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-# -- log formats (issue 16) -------------------------------------------------------------------------
+# -- log formats -------------------------------------------------------------------------------------
 def _check_format() -> LineParser:
     """Build the configured parser before starting anything: a format setting that cannot work is a
     SettingsError (one line naming the variable and where its value came from; `main` prints it)."""

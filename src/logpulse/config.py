@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         "data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)"
     )
 
-    # Log tailing (issue 15): discovery, descriptors, checkpoint state
+    # Log tailing: discovery, descriptors, checkpoint state
     log_exclude: str = Field("", description="Globs of files never read, though LOG_PATH matches them; ',' separated")
     discover_interval_s: float = Field(1.0, gt=0, description="How often LOG_PATH globs are expanded again")
     tail_shards: int = Field(
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     write_give_up_s: float = Field(300.0, gt=0, description="Exit non-zero after InfluxDB failed this long")
     metrics_port: int = Field(0, ge=0, description="Processor Prometheus port (0 = off); process i uses port+i")
 
-    # Anomaly scoring (issue 17: what counts as an incident)
+    # Anomaly scoring: what counts as an incident
     scoring_enabled: bool = Field(True, description="Score batches for anomalies and incidents")
     scoring_sensitivity: Literal["low", "medium", "high"] = Field(
         "medium", description="Evidence an incident needs: p-value <= 1e-9 (low), 1e-7 (medium), 1e-5 (high)"
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     )
     scoring_bucket_s: float = Field(30.0, gt=0, description="Event-time bucket length of the incident tests")
 
-    # SLOs and alert delivery (issue 17)
+    # SLOs and alert delivery
     slo_targets: str = Field(
         "default=99.5", description="Availability targets in %: 'default=99.5,cust_7=99.9' (empty = no SLOs)"
     )
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         4, ge=0, description="Data answers computed at once per API process; more wait in arrival order (0 = no limit)"
     )
 
-    # Log formats (issue 16; checked by logpulse.formats.registry when a command starts)
+    # Log formats (checked by logpulse.formats.registry when a command starts)
     log_format: Literal["logpulse", "nginx", "apache", "json"] = Field(
         "logpulse", description="Line format of the logs: logpulse, nginx, apache or json"
     )
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     )
     ingest_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest POST /ingest body (413 above)")
 
-    # Rollups, raw points, retention, write compression (issue 14)
+    # Rollups, raw points, retention, write compression
     store_raw: bool = Field(True, description="Write one `requests` point per request (false: rollups only)")
     raw_retention: str = Field(
         "INF", pattern=_RETENTION, description="How long raw points are kept (`30d`, `12h`, `INF` = keep)"
@@ -179,7 +179,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 
-    # Value checks (issue 19): a ValueError here becomes `NAME=value (from <source>): message`.
+    # Value checks: a ValueError here becomes `NAME=value (from <source>): message`.
     @field_validator("influxdb_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -249,7 +249,7 @@ def slo_target_of(targets: tuple[tuple[str, float], ...], customer: str) -> floa
     return table.get(customer, table.get("default"))
 
 
-# --- Settings errors: one line a user can act on (issue 19) -----------------------------------------
+# --- Settings errors: one line a user can act on ------------------------------------------------------
 # To validate more: a pydantic `field_validator` raising ValueError("what is wrong") is reported as
 # `NAME=value (from <source>): what is wrong`; checks that need several fields go into CHECKS as a
 # function raising `bad_setting(...)`.

@@ -113,7 +113,7 @@ def _unscored(parsed: ParsedChunk) -> list[tuple[str, ScoredBatch]]:
     return [(c, ScoredBatch(b)) for c, b in parsed.batches.items()]
 
 
-# --- alerting (issue 17): the stream clock, scoring of batches and ticks, the outbox ---------------
+# --- alerting: the stream clock, scoring of batches and ticks, the outbox ---------------
 
 
 def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:

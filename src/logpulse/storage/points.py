@@ -4,7 +4,7 @@ Measurement `requests` (one point per request):
     tag    customer_id
     fields path (string), status (int), failed (int 0/1: status >= 400), duration (float, seconds),
            anomaly_score (float, when scoring is on)
-    time   the request's timestamp in ns, made unique per line (see `logformat.point_time`)
+    time   the request's timestamp in ns, made unique per line (see `formats.logpulse.point_time`)
 
 Measurement `anomalies` (one point per incident, upserted while it grows and once resolved):
     tags   customer_id, kind ("latency" | "errors" | "traffic_drop" | "traffic_surge" | "slo_burn")
@@ -19,7 +19,7 @@ Measurement `writes` (one point per customer per sink write, for cache invalidat
            backlog_bytes (int: bytes of the writing process's files not read yet; the dashboard's "behind")
     time   when the write was acknowledged
 
-Measurements `rollups` (15-minute windows), `rollups_1h`, `rollups_1d` (UTC hours, days) — issue 14,
+Measurements `rollups` (15-minute windows), `rollups_1h`, `rollups_1d` (UTC hours, days),
 written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLLUP_LEVELS`:
     tag    customer_id
     fields count (int), failed (int: status >= 400), server_errors (int: status >= 500, the SLO's
@@ -55,7 +55,7 @@ TAG_KIND = "kind"
 WRITES = "writes"
 
 
-# ----- rollups (issue 14) -----------------------------------------------------------------------
+# ----- rollups ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
