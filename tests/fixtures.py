@@ -32,9 +32,10 @@ from bytewax.inputs import StatefulSourcePartition
 
 from components import ALERTMANAGER, CHROMEDRIVER, CHROMIUM, GOACCESS, INFLUXD, LOGROTATE, NGINX, requires
 from logpulse.config import Settings
-from logpulse.flow.sink import InfluxSink
+from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
+from logpulse.storage import retention
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line
@@ -102,7 +103,7 @@ def write_requests(
         [f"{d:.3f}" for _, _, d in rows],
     )
     writer = InfluxWriter(Connection.from_settings(settings))
-    writer.ensure_database()  # the rollup retention policy, also in a database made by hand
+    retention.ensure_database(writer)  # the rollup retention policy, also in a database made by hand
     writer.write(
         rollup_lines(
             [(customer, t, int(s), d) for t, s, d in zip(b.times, b.statuses, b.durations, strict=True)],

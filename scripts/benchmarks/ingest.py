@@ -40,6 +40,7 @@ from logpulse.config import Settings
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, ScoredBatch
 from logpulse.storage import influxd as influxd_module
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import request_lines
@@ -72,7 +73,7 @@ def ceiling(settings: Settings, lines: list[str], batch_points: int, parallelism
         Connection.from_settings(settings), gzip=gzip, database=f"ceiling_{batch_points}_{parallelism}_{gzip:d}"
     )
     writer = InfluxWriter(conn, pool_size=parallelism)
-    writer.ensure_database()
+    retention.ensure_database(writer)
     started = time.perf_counter()
     with ThreadPoolExecutor(parallelism) as pool:
         list(pool.map(writer.write, batches))

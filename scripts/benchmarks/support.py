@@ -27,7 +27,7 @@ import numpy as np
 from logpulse.generator import GeneratorOptions, generate
 from logpulse.model import RollupPoint
 from logpulse.ports import free_port
-from logpulse.storage import fleet_table
+from logpulse.storage import fleet_table, retention
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line
@@ -263,7 +263,7 @@ def load_rollups(url: str, db: str, batches: Iterator[list[str]]) -> dict:
     """Write rollup points with 4 parallel writes through logpulse's InfluxWriter."""
     writer = InfluxWriter(Connection(url=url, database=db), pool_size=4)
     try:
-        writer.ensure_database()
+        retention.ensure_database(writer)
 
         def post(lines: list[str]) -> int:
             for i in range(0, len(lines), 5_000):

@@ -13,7 +13,7 @@ import typer
 from dotenv import dotenv_values
 
 from logpulse import __version__
-from logpulse.config import SettingsError, _env_file, get_settings, setting_source
+from logpulse.config import SettingsError, env_file_path, get_settings, setting_source
 
 if TYPE_CHECKING:
     from logpulse.formats.registry import LineParser
@@ -45,7 +45,7 @@ def _main(
 
 def _debug() -> bool:
     """LOG_LEVEL=DEBUG (environment or env file), read raw: the settings themselves may be what failed."""
-    level = os.environ.get("LOG_LEVEL") or dotenv_values(_env_file()).get("LOG_LEVEL") or ""
+    level = os.environ.get("LOG_LEVEL") or dotenv_values(env_file_path()).get("LOG_LEVEL") or ""
     return level.strip().upper() == "DEBUG"
 
 
@@ -76,7 +76,7 @@ def _setup_logging() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-# -- log formats (issue 16) -------------------------------------------------------------------------
+# -- log formats -------------------------------------------------------------------------------------
 def _check_format() -> LineParser:
     """Build the configured parser before starting anything: a format setting that cannot work is a
     SettingsError (one line naming the variable and where its value came from; `main` prints it)."""

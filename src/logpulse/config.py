@@ -24,14 +24,15 @@ _RETENTION = r"^(INF|inf|keep|[1-9][0-9]*[hdw])$"
 """An InfluxDB retention duration of at least an hour, or INF / keep."""
 
 
-def _env_file() -> str:
+def env_file_path() -> str:
+    """The dotenv file settings are read from (LOGPULSE_ENV_FILE, default .env.local)."""
     return os.environ.get("LOGPULSE_ENV_FILE", ".env.local")
 
 
 class Settings(BaseSettings):
     """All knobs of logpulse. Field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(env_file=_env_file(), env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=env_file_path(), env_file_encoding="utf-8", extra="ignore")
 
     # InfluxDB (v1 HTTP API: native on 1.x, compatibility API on 2.x / 3.x)
     influxdb_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's HTTP API")
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
         "data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)"
     )
 
-    # Log tailing (issue 15): discovery, descriptors, checkpoint state
+    # Log tailing: discovery, descriptors, checkpoint state
     log_exclude: str = Field("", description="Globs of files never read, though LOG_PATH matches them; ',' separated")
     discover_interval_s: float = Field(1.0, gt=0, description="How often LOG_PATH globs are expanded again")
     tail_shards: int = Field(
@@ -76,7 +77,7 @@ class Settings(BaseSettings):
     write_give_up_s: float = Field(300.0, gt=0, description="Exit non-zero after InfluxDB failed this long")
     metrics_port: int = Field(0, ge=0, description="Processor Prometheus port (0 = off); process i uses port+i")
 
-    # Anomaly scoring (issue 17: what counts as an incident)
+    # Anomaly scoring: what counts as an incident
     scoring_enabled: bool = Field(True, description="Score batches for anomalies and incidents")
     scoring_sensitivity: Literal["low", "medium", "high"] = Field(
         "medium", description="Evidence an incident needs: p-value <= 1e-9 (low), 1e-7 (medium), 1e-5 (high)"
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     )
     scoring_bucket_s: float = Field(30.0, gt=0, description="Event-time bucket length of the incident tests")
 
-    # SLOs and alert delivery (issue 17)
+    # SLOs and alert delivery
     slo_targets: str = Field(
         "default=99.5", description="Availability targets in %: 'default=99.5,cust_7=99.9' (empty = no SLOs)"
     )
@@ -120,7 +121,7 @@ class Settings(BaseSettings):
         4, ge=0, description="Data answers computed at once per API process; more wait in arrival order (0 = no limit)"
     )
 
-    # Log formats (issue 16; checked by logpulse.formats.registry when a command starts)
+    # Log formats (checked by logpulse.formats.registry when a command starts)
     log_format: Literal["logpulse", "nginx", "apache", "json"] = Field(
         "logpulse", description="Line format of the logs: logpulse, nginx, apache or json"
     )
@@ -157,7 +158,7 @@ class Settings(BaseSettings):
     )
     ingest_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest POST /ingest body (413 above)")
 
-    # Rollups, raw points, retention, write compression (issue 14)
+    # Rollups, raw points, retention, write compression
     store_raw: bool = Field(True, description="Write one `requests` point per request (false: rollups only)")
     raw_retention: str = Field(
         "INF", pattern=_RETENTION, description="How long raw points are kept (`30d`, `12h`, `INF` = keep)"
@@ -181,7 +182,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of logpulse's own logs")
 
-    # Value checks (issue 19): a ValueError here becomes `NAME=value (from <source>): message`.
+    # Value checks: a ValueError here becomes `NAME=value (from <source>): message`.
     @field_validator("influxdb_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -251,7 +252,7 @@ def slo_target_of(targets: tuple[tuple[str, float], ...], customer: str) -> floa
     return table.get(customer, table.get("default"))
 
 
-# --- Settings errors: one line a user can act on (issue 19) -----------------------------------------
+# --- Settings errors: one line a user can act on ------------------------------------------------------
 # To validate more: a pydantic `field_validator` raising ValueError("what is wrong") is reported as
 # `NAME=value (from <source>): what is wrong`; checks that need several fields go into CHECKS as a
 # function raising `bad_setting(...)`.
@@ -267,7 +268,7 @@ def setting_source(name: str, env_file: str | None = None) -> str:
     upper = name.upper()
     if any(k.upper() == upper for k in os.environ):
         return "environment"
-    path = Path(env_file if env_file is not None else _env_file())
+    path = Path(env_file if env_file is not None else env_file_path())
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -310,7 +311,7 @@ CHECKS: list[Callable[[Settings], None]] = []
 
 def load_settings() -> Settings:
     """Read and validate the settings; raises SettingsError with every problem, one per line."""
-    env_file = _env_file()
+    env_file = env_file_path()
     problems = _unknown_keys(env_file)
     try:
         settings = Settings(_env_file=env_file)

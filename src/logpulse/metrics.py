@@ -23,13 +23,13 @@ WRITE_LATENCY = Histogram(
     "Latency of one InfluxDB write request (successful)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-# alert delivery (issue 17)
+# alert delivery
 ALERTS_SENT = Counter("logpulse_alerts_sent", "Notifications accepted by a receiver", ["receiver"])
 ALERTS_FAILED = Counter("logpulse_alerts_failed", "Delivery attempts that failed (retried later)", ["receiver"])
 ALERTS_QUEUED = Gauge("logpulse_alerts_queued", "Notifications waiting in the outbox")
 BACKLOG_BYTES = Gauge("logpulse_backlog_bytes", "Bytes behind the end of each tailed file", ["path"])
 
-# Tailing (issue 15): descriptors held and files tracked, against MAX_OPEN_FILES and the forget horizon
+# Tailing: descriptors held and files tracked, against MAX_OPEN_FILES and the forget horizon
 OPEN_FILES = Gauge("logpulse_open_files", "Log files this process holds open (at most MAX_OPEN_FILES)")
 TRACKED_FILES = Gauge("logpulse_tracked_files", "Log files with a checkpoint (known identities) in this process")
 

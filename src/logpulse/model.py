@@ -1,6 +1,6 @@
 """The values that flow through the dataflow, in the order they flow.
 
-source  --Chunk-->  logformat.parse_chunk  --ParsedChunk--> (customer_id, RequestBatch) keyed stream
+source  --Chunk-->  LOG_FORMAT parser  --ParsedChunk--> (customer_id, RequestBatch) keyed stream
         --scoring--> ScoredBatch --> sink (line protocol to InfluxDB)
 Rejected lines leave as `Reject` to the dead-letter file.
 
@@ -34,7 +34,7 @@ class Chunk:
 class RequestBatch:
     """One customer's requests from one chunk, as columns.
 
-    `times` are nanoseconds since the epoch, already made unique per point (see logformat).
+    `times` are nanoseconds since the epoch, already made unique per point (see `formats.logpulse.point_time`).
     `statuses` and `durations` keep the validated text of the log so that encoding them again costs
     nothing; `status_codes` / `duration_values` give numbers for scoring.
     """
@@ -108,7 +108,7 @@ class Incident:
     end_ns: int  # end of the last anomalous bucket so far
     peak_score: float
     requests: int
-    # lifecycle (issue 17)
+    # lifecycle: the same incident is written again as it grows and resolves
     status: str = "open"  # "open" | "resolved"
     ended_ns: int | None = None  # set once resolved
     summary: str = ""
@@ -142,12 +142,12 @@ class Tick:
     time_ns: int
 
 
-# ----- rollups (issue 14) -----------------------------------------------------------------------
+# ----- rollups ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class RollupPoint:
-    """One rollup point: the cumulative aggregate of one identity (see flow/rollups.py) in one window.
+    """One rollup point: the cumulative aggregate of one identity (see rollups/identity.py) in one window.
 
     `time_ns` = window start + identity offset; `sum_ns` is the exact sum of durations in nanoseconds;
     `hist` is `LatencyHistogram.encode()`. `server_errors` (status >= 500, the SLO's count) is None

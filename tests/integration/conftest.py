@@ -12,6 +12,7 @@ import pytest
 from fixtures import INFLUXD
 from logpulse import config
 from logpulse.config import Settings
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 
@@ -43,7 +44,7 @@ def influx_settings(influxd: LocalInfluxd, tmp_path: Path, monkeypatch: pytest.M
     config.get_settings.cache_clear()
     settings = Settings(_env_file=None)
     writer = InfluxWriter(Connection.from_settings(settings))
-    writer.ensure_database()
+    retention.ensure_database(writer)
     writer.close()
     yield settings
     config.get_settings.cache_clear()

@@ -32,6 +32,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fixtures import CHROMEDRIVER, CHROMIUM, ns, p99, requires, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import Incident
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import MARKS_RP, incident_line, write_mark_line
@@ -151,7 +152,7 @@ def settings_for(influxd: LocalInfluxd, tmp: Path, log: Path) -> Settings:
     }
     settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
     writer = InfluxWriter(Connection.from_settings(settings))
-    writer.ensure_database()
+    retention.ensure_database(writer)
     writer.close()
     return settings
 

@@ -28,6 +28,7 @@ import pytest
 from fixtures import CHROMIUM, ROOT, free_port, requires_influxd, rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.model import RequestBatch, ScoredBatch
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_RP, request_lines
 
@@ -517,7 +518,7 @@ def test_2000_customers_walk_the_list_and_the_dashboard(influx_settings, tmp_pat
     rollups = rollup_lines(
         [(name, t0 + j * 10**9 + i, s, d) for i, name in enumerate(names) for j, (s, d) in enumerate(REQUESTS)]
     )
-    writer.ensure_database()
+    retention.ensure_database(writer)
     for i in range(0, len(rollups), 5000):
         writer.write(rollups[i : i + 5000], rp=ROLLUP_RP)
     writer.close()

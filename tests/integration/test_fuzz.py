@@ -19,6 +19,7 @@ DAY = dt.datetime(2024, 9, 29, tzinfo=dt.UTC)
 def live_api(influxd, tmp_path_factory):
     """One API process over a small real data set for the whole module."""
     from logpulse.config import Settings
+    from logpulse.storage import retention
     from logpulse.storage.influx import Connection, InfluxWriter
 
     tmp = tmp_path_factory.mktemp("fuzz")
@@ -30,7 +31,7 @@ def live_api(influxd, tmp_path_factory):
         recovery_dir=str(tmp / "rec"),
     )
     w = InfluxWriter(Connection.from_settings(s))
-    w.ensure_database()
+    retention.ensure_database(w)
     w.close()
     write_requests(s, "cust_1", [(DAY + dt.timedelta(minutes=m), 200 if m % 5 else 500, 0.2) for m in range(50)])
     with running_api(subprocess_env(s)) as client:

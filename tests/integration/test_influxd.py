@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from fixtures import requires_influxd
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 
@@ -38,7 +39,7 @@ def test_start_write_query_restart_stop(tmp_path: Path) -> None:
 
         writer = _writer(db.url, "roundtrip")
         try:
-            writer.ensure_database()
+            retention.ensure_database(writer)
             # two points of one customer in the same second differ by timestamp ns, both must survive
             writer.write(
                 [

@@ -14,16 +14,16 @@ def shard_hours(writer: InfluxWriter, name: str) -> float:
 
 
 def test_rollups_get_long_shard_groups_and_an_old_policy_is_altered(influx_writer: InfluxWriter) -> None:
-    influx_writer.ensure_database()
+    retention.ensure_database(influx_writer)
     assert shard_hours(influx_writer, ROLLUP_RP) == 52 * 168  # kept forever: 52-week shard groups
     db = quote_ident(influx_writer.conn.database)
     influx_writer.query(
         f"ALTER RETENTION POLICY {quote_ident(ROLLUP_RP)} ON {db} SHARD DURATION 7d", with_db=False
     )  # what the previous version created
     assert shard_hours(influx_writer, ROLLUP_RP) == 168
-    influx_writer.ensure_database()
+    retention.ensure_database(influx_writer)
     assert shard_hours(influx_writer, ROLLUP_RP) == 52 * 168
-    influx_writer.ensure_database(rollup_retention="400d")  # finite: a quarter of the retention
+    retention.ensure_database(influx_writer, rollup_retention="400d")  # finite: a quarter of the retention
     row = retention._policies(influx_writer)[ROLLUP_RP]
     assert (retention._hours(str(row["duration"])), shard_hours(influx_writer, ROLLUP_RP)) == (400 * 24, 100 * 24)
     assert retention.rollup_shard_duration("2h") == "1h" and retention.rollup_shard_duration("10000w") == "8736h"

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from logpulse.config import Settings
-from logpulse.flow.sink import InfluxSink, WriteGaveUp
+from logpulse.flow.sinks.influx import InfluxSink, WriteGaveUp
 from logpulse.model import RequestBatch, ScoredBatch
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 
@@ -45,7 +46,7 @@ def settings_for(db: LocalInfluxd, **kw) -> Settings:
 def test_writes_all_points_in_parallel_batches_and_marks(private_influxd: LocalInfluxd) -> None:
     s = settings_for(private_influxd)
     writer = InfluxWriter(Connection.from_settings(s))
-    writer.ensure_database()
+    retention.ensure_database(writer)
     part = InfluxSink(s).build("out", 0, 1)
     part.write_batch([batch("a", 1050), batch("b", 7)])
     part.close()
@@ -58,7 +59,7 @@ def test_writes_all_points_in_parallel_batches_and_marks(private_influxd: LocalI
 def test_retries_through_an_outage_and_loses_nothing(private_influxd: LocalInfluxd) -> None:
     s = settings_for(private_influxd, write_give_up_s=120)
     writer = InfluxWriter(Connection.from_settings(s))
-    writer.ensure_database()
+    retention.ensure_database(writer)
     part = InfluxSink(s).build("out", 0, 1)
     private_influxd.stop()
     restarter = threading.Timer(3.0, private_influxd.restart)
@@ -74,7 +75,7 @@ def test_retries_through_an_outage_and_loses_nothing(private_influxd: LocalInflu
 
 def test_gives_up_after_the_configured_time(private_influxd: LocalInfluxd) -> None:
     s = settings_for(private_influxd, write_give_up_s=2)
-    InfluxWriter(Connection.from_settings(s)).ensure_database()
+    retention.ensure_database(InfluxWriter(Connection.from_settings(s)))
     part = InfluxSink(s).build("out", 0, 1)
     private_influxd.stop()
     started = time.monotonic()

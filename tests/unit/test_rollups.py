@@ -12,9 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logpulse.flow.rollups import RollupLogic, _pair_totals, rollup_part, split_at_segments
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, RollupBatch, RollupPoint
+from logpulse.rollups.aggregate import pair_totals, rollup_part
+from logpulse.rollups.identity import split_at_segments
+from logpulse.rollups.step import RollupLogic
 from logpulse.storage import fleet_table
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, rollup_line
@@ -329,8 +331,26 @@ def test_pair_totals_counts_and_sums_each_distinct_pair(scale: int) -> None:
     weighted: Counter[tuple[int, int]] = Counter()
     for x, y, n in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
         weighted[(x, y)] += n
-    ua, ub, counts = _pair_totals(a, b)
+    ua, ub, counts = pair_totals(a, b)
     assert list(zip(ua.tolist(), ub.tolist(), strict=True)) == sorted(seen)
     assert counts.tolist() == [seen[p] for p in sorted(seen)]
-    assert _pair_totals(a, b, w)[2].tolist() == [weighted[p] for p in sorted(seen)]
-    assert [len(x) for x in _pair_totals(a[:0], b[:0])] == [0, 0, 0]
+    assert pair_totals(a, b, w)[2].tolist() == [weighted[p] for p in sorted(seen)]
+    assert [len(x) for x in pair_totals(a[:0], b[:0])] == [0, 0, 0]
+
+
+def test_a_recovery_snapshot_of_the_flat_module_layout_resumes() -> None:
+    """`snapshots/rollup_flat_layout.pickle` is the state of `snapshots/rollup_flat_layout.log` read up
+    to byte 4968 (segments of 2048 bytes), pickled while the rollup step lived in the single module
+    `logpulse.flow.rollups`: a processor upgraded with a recovery store resumes from it and its points
+    still sum to the lines."""
+    snapshots = Path(__file__).parent / "snapshots"
+    data = (snapshots / "rollup_flat_layout.log").read_bytes()
+    restored = RollupLogic.builder(2048, 1.0, 3600.0)((snapshots / "rollup_flat_layout.pickle").read_bytes())
+    assert restored.state.next_offset == 4968
+    db = FakeDb()
+    killed = RollupLogic.builder(2048, 1.0, 3600.0)(None)  # the run that wrote the snapshot, killed later
+    feed(killed, [c for c in chunks_of(data, 0, random.Random(6), 700) if c.offset < 4968], 2048, db)
+    db.write(killed.on_notify()[0])
+    feed(restored, chunks_of(data, 4968, random.Random(7), 900), 2048, db)  # the source resumes at 4968
+    db.write(restored.on_eof()[0])
+    assert_windows_equal_lines(db, data, "resumed from the flat-layout snapshot")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,3 +312,26 @@ def test_snapshot_of_the_per_bucket_version_resumes() -> None:
         (i.kind, i.status, i.start_ns, i.end_ns, i.requests) for i in want
     ]
     assert want
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def test_a_recovery_snapshot_of_the_flat_module_layout_resumes() -> None:
+    """`snapshots/scorer_flat_layout.pickle` is a vectorised scorer pickled while the scorer, its
+    history and its buckets lived in the single module `logpulse.scoring.scorer` (it names
+    `logpulse.scoring.scorer._History`): processors upgraded with a recovery store must go on from it
+    exactly like a scorer that never stopped."""
+    cfg = config(slo_targets=(("default", 0.99),))
+    bs = batches(_days_of_traffic(3, 3, 0.05), 400)
+    ticks = [T0 + 3 * 86400 + i * 600.0 for i in range(30)]
+    half = len(bs) // 2
+    restored = pickle.loads((SNAPSHOTS / "scorer_flat_layout.pickle").read_bytes())
+    straight = CustomerScorer("c", cfg)
+    _versions(straight, bs[:half], [])
+    got = _versions(restored, bs[half:], ticks)
+    want = _versions(straight, bs[half:], ticks)
+    assert [(i.kind, i.status, i.start_ns, i.end_ns, i.peak_score, i.requests) for i in got] == [
+        (i.kind, i.status, i.start_ns, i.end_ns, i.peak_score, i.requests) for i in want
+    ]
+    assert want and restored.hist.total == straight.hist.total

@@ -8,7 +8,7 @@
     clock (one key: the stream's event-time clock)    -> (customer_id, Tick) for every known customer
     score (stateful_map, keyed: a customer's baseline
            lives on one worker, in recovery snapshots) -> (customer_id, ScoredBatch)
-    rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch)   [flow/rollups.py]
+    rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch)   [rollups/]
     influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
     outbox (stateful, keyed: alerts not yet delivered,
             in recovery snapshots)                    -> Alertmanager / webhook
@@ -31,15 +31,17 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from logpulse import metrics
 from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
-from logpulse.flow.rollups import RollupLogic, rollup_part, split_at_segments
-from logpulse.flow.sink import InfluxSink
+from logpulse.flow.sinks.deadletter import DeadLetterSink
+from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
 from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, RollupBatch, ScoredBatch, Tick
+from logpulse.rollups.aggregate import rollup_part
+from logpulse.rollups.identity import split_at_segments
+from logpulse.rollups.step import RollupLogic
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
 from logpulse.scoring.scorer import CustomerScorer
-from logpulse.tailing.deadletter import DeadLetterSink
 from logpulse.tailing.source import LogSource
 
 X = TypeVar("X")
@@ -111,7 +113,7 @@ def _unscored(parsed: ParsedChunk) -> list[tuple[str, ScoredBatch]]:
     return [(c, ScoredBatch(b)) for c, b in parsed.batches.items()]
 
 
-# --- alerting (issue 17): the stream clock, scoring of batches and ticks, the outbox ---------------
+# --- alerting: the stream clock, scoring of batches and ticks, the outbox ---------------
 
 
 def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:
@@ -177,7 +179,7 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
             op.inspect("alerts_delivered", delivered, log_delivered)
     else:
         scored = op.flat_map("unscored", parsed, _unscored)
-    # rollups (issue 14): one keyed state per file, see flow/rollups.py
+    # rollups: one keyed state per file (rollups/step.py), identities by byte offsets (rollups/identity.py)
     parts = op.filter_map("rollup_parts", parsed, rollup_part)
     rollups = op.stateful_batch(
         "rollup",

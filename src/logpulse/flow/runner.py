@@ -29,6 +29,7 @@ from logpulse.flow.cluster import Member
 from logpulse.flow.dataflow import build_flow
 from logpulse.flow.outage import OutageLog
 from logpulse.progress import STATS_FILE_ENV, IngestProgress, Stats, reporting_stats, sum_stats
+from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
 from logpulse.tailing.discovery import path_problem
 
@@ -77,7 +78,9 @@ def _prepare_database(settings: Settings) -> None:
             reraise=True,
         ):
             with attempt:
-                writer.ensure_database(raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention)
+                retention.ensure_database(
+                    writer, raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention
+                )
     except InfluxUnavailable as exc:
         raise InfluxUnavailable(f"{exc}; gave up after {give_up:g} s (WRITE_GIVE_UP_S)") from exc
     finally:

@@ -30,7 +30,9 @@ import numpy as np
 
 from logpulse.config import Settings, parse_slo_targets, slo_target_of
 
-_MIN_SIGMA = 0.05
+MIN_SIGMA = 0.05
+"""The least latency spread a baseline assumes (ln units): a customer whose requests all take the same
+time would otherwise make every slower request infinitely unusual."""
 _SLOTS = 96  # quarter-hours per day
 _SLOT_S = 86400 // _SLOTS
 
@@ -119,8 +121,8 @@ class LatencyBaseline:
     @property
     def sigma(self) -> float:
         if self.s0 <= 0:
-            return _MIN_SIGMA
-        return max(math.sqrt(max(0.0, self.s2 / self.s0 - self.mu**2)), _MIN_SIGMA)
+            return MIN_SIGMA
+        return max(math.sqrt(max(0.0, self.s2 / self.s0 - self.mu**2)), MIN_SIGMA)
 
     def warm(self, warmup_buckets: int) -> bool:
         return self.buckets >= warmup_buckets and self.s0 >= 30

@@ -59,6 +59,14 @@ class Tracker:
     def is_open(self) -> bool:
         return self.current is not None
 
+    def learns(self, k: int) -> bool:
+        """May the baseline learn from bucket k? Not while it belongs to an incident — open, or a run
+        of hot buckets that may still become one (a mild change that stays hot longer than a new
+        normal is learnt)."""
+        if self.current is not None:
+            return False
+        return self.run_start is None or k - self.run_start >= self.new_normal_buckets
+
     def step(
         self,
         k: int,
@@ -136,3 +144,12 @@ class Tracker:
             detected_ns=(cur.detected + 2) * self.bucket_ns,  # bucket k completes at the start of k + 2
             new_normal=new_normal,
         )
+
+
+def latest_versions(incidents: list[Incident]) -> list[Incident]:
+    """Keep the latest version of each incident (same kind and start) from one batch, in order."""
+    latest: dict[tuple[str, int], Incident] = {}
+    for inc in incidents:
+        latest.pop((inc.kind, inc.start_ns), None)
+        latest[(inc.kind, inc.start_ns)] = inc
+    return list(latest.values())

@@ -69,7 +69,7 @@ class Connection:
     def headers(self) -> dict[str, str]:
         """Auth, and gzip'd answers only with INFLUXDB_GZIP: httpx asks for gzip by default, and
         compressing a 7-day 15-minute series answer (176 KB) cost influxd 6 of its 10 ms of CPU on
-        loopback (measured, issue 14)."""
+        loopback (measured)."""
         headers = {"Accept-Encoding": "gzip" if self.gzip else "identity"}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
@@ -174,14 +174,6 @@ class InfluxWriter:
             return self._client.get("/ping").status_code == 204
         except httpx.TransportError:
             return False
-
-    def ensure_database(self, *, raw_retention: str = "INF", rollup_retention: str = "INF") -> None:
-        """CREATE DATABASE is idempotent on 1.x; on 2.x/3.x the bucket mapping must exist already.
-        Also creates / adjusts the retention policies (`storage.retention`)."""
-        from logpulse.storage import retention  # retention builds on this module
-
-        self.query(f"CREATE DATABASE {quote_ident(self.conn.database)}", with_db=False)
-        retention.apply(self, raw_retention=raw_retention, rollup_retention=rollup_retention)
 
     def close(self) -> None:
         self._client.close()

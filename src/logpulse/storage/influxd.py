@@ -83,6 +83,11 @@ class LocalInfluxd:
         return self._proc.pid if self._proc else None
 
     @property
+    def exit_code(self) -> int | None:
+        """influxd's exit status once it has exited; None while it runs (or before it started)."""
+        return None if self._proc is None else self._proc.poll()
+
+    @property
     def log_file(self) -> Path:
         return self.data_dir / "influxd.log"
 
@@ -178,8 +183,8 @@ def run_foreground(data_dir: Path, port: int) -> int:
         db = LocalInfluxd.start(Path(data_dir), port)
         print(f"influxd ready at {db.url} (data in {db.data_dir}, log {db.log_file})", flush=True)
         while True:
-            if db._proc is not None and db._proc.poll() is not None:
-                print(f"influxd exited with {db._proc.returncode}; see {db.log_file}", flush=True)
+            if db.exit_code is not None:
+                print(f"influxd exited with {db.exit_code}; see {db.log_file}", flush=True)
                 return 1
             time.sleep(0.5)
     except _Stopped:

@@ -4,7 +4,7 @@ Measurement `requests` (one point per request):
     tag    customer_id
     fields path (string), status (int), failed (int 0/1: status >= 400), duration (float, seconds),
            anomaly_score (float, when scoring is on)
-    time   the request's timestamp in ns, made unique per line (see `logformat.point_time`)
+    time   the request's timestamp in ns, made unique per line (see `formats.logpulse.point_time`)
 
 Measurement `anomalies` (one point per incident, upserted while it grows and once resolved):
     tags   customer_id, kind ("latency" | "errors" | "traffic_drop" | "traffic_surge" | "slo_burn")
@@ -19,7 +19,7 @@ Measurement `writes` (one point per customer per sink write, for cache invalidat
            backlog_bytes (int: bytes of the writing process's files not read yet; the dashboard's "behind")
     time   when the write was acknowledged
 
-Measurements `rollups` (15-minute windows), `rollups_1h`, `rollups_1d` (UTC hours, days) — issue 14,
+Measurements `rollups` (15-minute windows), `rollups_1h`, `rollups_1d` (UTC hours, days),
 written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLLUP_LEVELS`:
     tag    customer_id
     fields count (int), failed (int: status >= 400), server_errors (int: status >= 500, the SLO's
@@ -27,7 +27,7 @@ written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLL
            hist (string, `LatencyHistogram.encode()`)
     time   window start (UTC) + an identity offset in [0, window) ns: the window is `time - time % window`.
            Several points per customer-window are normal (one per file and byte segment of it, see
-           `flow/rollups.py` for the identity design) and are summed / merged by the reader.
+           `rollups/identity.py` for the identity design) and are summed / merged by the reader.
     Each identity also writes customer_id=`*` (FLEET_CUSTOMER): all customers' lines of that identity
     and window together, so the fleet view's total reads one series instead of every customer's; its
     fields `table_0` … `table_7` pack every customer's count/failed/server_errors/sum of that identity-
@@ -55,7 +55,7 @@ TAG_KIND = "kind"
 WRITES = "writes"
 
 
-# ----- rollups (issue 14) -----------------------------------------------------------------------
+# ----- rollups ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class RollupLevel:
     window_ns: int
     segment_factor: int
     """Byte segment of a log file that one rollup identity covers, in ROLLUP_SEGMENT_BYTES
-    (flow/rollups.py): coarse levels use larger segments so a window keeps ~1 point per file."""
+    (rollups/identity.py): coarse levels use larger segments so a window keeps ~1 point per file."""
     max_exact: int
     """Distinct millisecond values before a window's histogram turns approximate."""
 

@@ -106,6 +106,13 @@ def raw_policy(writer: InfluxWriter) -> str:
     return "autogen"
 
 
+def ensure_database(writer: InfluxWriter, *, raw_retention: str = "INF", rollup_retention: str = "INF") -> None:
+    """The database and its retention policies as the settings say. CREATE DATABASE is idempotent on
+    1.x; on 2.x/3.x the bucket mapping must exist already."""
+    writer.query(f"CREATE DATABASE {quote_ident(writer.conn.database)}", with_db=False)
+    apply(writer, raw_retention=raw_retention, rollup_retention=rollup_retention)
+
+
 def apply(writer: InfluxWriter, *, raw_retention: str = "INF", rollup_retention: str = "INF") -> None:
     """Make the three policies match the settings (the database must exist)."""
     ensure_policy(writer, ROLLUP_RP, rollup_retention, rollup_shard_duration(rollup_retention))

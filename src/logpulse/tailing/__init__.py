@@ -1,1 +1,1 @@
-"""Reading log files: the Bytewax source, the dead-letter file."""
+"""Reading log files: the Bytewax source and what it needs to find, identify, read and resume files."""

@@ -5,7 +5,7 @@ files it owns, keyed by their fingerprint (not their path, so a renamed or copie
 its offset), plus whether the first discovery has happened (`START_AT` applies only before it).
 
 Version history (`load` accepts each):
-- 1 (before issue 15): a dict `{"fingerprint", "offset", "inode", "old": {"fingerprint", "offset"} | None}`
+- 1: a dict `{"fingerprint", "offset", "inode", "old": {"fingerprint", "offset"} | None}`
   per file path; fingerprint -1 meant "the next file at the path is read from 0".
 - 2: `ResumeState` below (with the time of the first discovery). Checkpoints carry a CRC of the
   bytes before the offset for verification (None for checkpoints migrated from version 1: only the

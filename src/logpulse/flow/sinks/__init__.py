@@ -1,0 +1,1 @@
+"""Where the dataflow writes: InfluxDB (acknowledged, retried) and the dead-letter file."""

@@ -1,0 +1,1 @@
+"""Rollups: per customer and window aggregates written under an identity that makes rewrites idempotent."""

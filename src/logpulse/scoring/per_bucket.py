@@ -1,0 +1,255 @@
+"""The per-bucket path: the signals run on one completed bucket at a time.
+
+It is the reference for what the scorer decides (the runs of buckets as arrays, `runs.py`, must decide
+exactly alike) and takes over wherever something could happen: an incident open or brewing, a test
+that passes. Busy customers go this way too: their batches hold too few buckets to pay for a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from logpulse.model import Incident
+from logpulse.scoring.baselines import TrafficBaseline
+from logpulse.scoring.incidents import Tracker
+from logpulse.scoring.signals import (
+    MIN_LATENCY_REQUESTS,
+    MIN_SURGE_REQUESTS,
+    burn_rate,
+    drop_evidence,
+    error_evidence,
+    latency_evidence,
+    surge_evidence,
+)
+from logpulse.scoring.state import (
+    HOT_EVIDENCE,
+    MIN_EXPECTED_FOR_DROP,
+    MIN_SURGE_BUCKET,
+    SLO_MIN_REQUESTS,
+    ScorerState,
+)
+
+
+@dataclass  # not slotted: snapshots of the per-bucket-only layout hold instances
+class Bucket:
+    """The sums of one bucket's requests."""
+
+    n: int = 0
+    log_sum: float = 0.0
+    log_sq: float = 0.0
+    failed: int = 0
+    server_errors: int = 0
+
+
+EMPTY = Bucket()
+
+
+def complete(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
+    """Run the signals on completed bucket k.
+
+    Fast paths (most buckets of most customers): a signal whose tracker is idle is only tested
+    when this bucket could raise its evidence — latency when the bucket is slower than usual by
+    half the effect, errors when it has failures (both only with >= 5 requests in the last
+    2 minutes: fewer is no evidence of anything), a drop when it is below the expected volume and
+    enough volume is expected to notice, a surge when it is above, SLO burn when it has 5xx.
+    Otherwise the bucket only feeds the baselines. (Windows that merely lose old buckets are not
+    re-tested: evidence comes with requests, silence with expected requests missing.)
+    """
+    traffic, trackers, win = s.traffic, s.trackers, s.windows
+    expected = traffic.expected(k)
+    cum = s.cum
+    c = cum[-1]
+    cum.append(
+        (c[0] + b.n, c[1] + b.log_sum, c[2] + b.log_sq, c[3] + b.failed, c[4] + b.server_errors, c[5] + expected)
+    )
+    s.cum_total += 1
+    s.idle = s.idle + 1 if b.n == 0 else 0
+    lat, err = trackers["latency"], trackers["errors"]
+    recent = cum[-1][0] - (cum[-1 - win.hot] if len(cum) > win.hot else cum[0])[0]
+    judged = b.n and recent >= MIN_LATENCY_REQUESTS  # fewer requests in 2 minutes: not judged
+    if lat.is_open or lat.run_start is not None or (judged and b.log_sum / b.n - s.latency.mu >= win.half_ln_ratio):
+        _latency(s, k, b, out)
+    elif lat.learns(k):
+        s.latency.update(b.n, b.log_sum, b.log_sq, win.decay)
+    if err.is_open or err.run_start is not None or (judged and b.failed):
+        _errors(s, k, b, out)
+    elif err.learns(k):
+        s.errors.update(b.n, b.failed, win.decay)
+    drop, surge = trackers["traffic_drop"], trackers["traffic_surge"]
+    if (
+        drop.is_open
+        or surge.is_open
+        or drop.run_start is not None
+        or surge.run_start is not None
+        or (b.n >= expected * win.half_factor and b.n >= MIN_SURGE_BUCKET)
+        or (b.n <= expected / win.half_factor and (b.n > 0 or k >= s.silent_from))
+    ):
+        _traffic(s, k, b, expected, out)
+    else:
+        traffic.update(k, b.n, learn=True)
+    if b.n:  # silence is evidence only once this many requests are missing (p(0) = e^-expected)
+        s.silent_from = k + math.ceil(MIN_EXPECTED_FOR_DROP / max(expected, 1e-9))
+    slo = trackers["slo_burn"]
+    if win.slo_target is not None and (slo.is_open or slo.run_start is not None or b.server_errors):
+        _slo(s, k, b, win.slo_target, out)
+
+
+def skip_empty(s: ScorerState, k: int, end: int) -> int:
+    """Complete the empty buckets k..end-1 of an idle customer in closed form: exactly what
+    `complete` does for each (no signal can fire: nothing arrived and too little is missing
+    to be a drop), without a Python step of signals per 30 s. Returns end."""
+    cfg, traffic, keep = s.config, s.traffic, s.windows.keep
+    keep_t = 1.0 - cfg.bucket_s / TrafficBaseline.LEVEL_S
+    per_slot = round(900 / cfg.bucket_s)
+    while k < end:
+        m = min(end, (k // per_slot + 1) * per_slot) - k if 900 % cfg.bucket_s == 0 else 1
+        factor = traffic.expected(k) / traffic.level if traffic.level > 0 else 1.0
+        c = s.cum[-1]
+        level, acc, rows = traffic.level, c[5], []
+        for _ in range(min(m, keep)):
+            acc += level * factor
+            level *= keep_t
+            rows.append((c[0], c[1], c[2], c[3], c[4], acc))
+        if m > keep:  # only the last HISTORY_S of rows are kept anyway
+            for _ in range(m - keep):
+                acc += level * factor
+                level *= keep_t
+        s.cum.extend(rows)
+        s.cum_total += m
+        s.latency.decay(m, s.windows.decay)
+        s.errors.decay(m, s.windows.decay)
+        traffic.skip_empty(k, m, keep_t)
+        s.idle += m
+        k += m
+    return end
+
+
+def _emit(out: list[Incident], inc: Incident | None) -> bool:
+    """Collect a new incident version; True when it just became the new normal."""
+    if inc is None:
+        return False
+    out.append(inc)
+    return inc.new_normal
+
+
+def _sums(s: ScorerState, k: int, tracker: Tracker, windows: list[int]) -> list[tuple[float, float, float]]:
+    """(requests, sum of ln durations, failed) over each window ending at bucket k, each window
+    shortened so that it does not reach back into the tracker's last incident."""
+    cum = s.cum
+    last, size, fresh = cum[-1], len(cum), max(1, k - tracker.resolved_at)
+    out = []
+    for w in windows:
+        w = min(w, fresh)
+        first = cum[-1 - w] if size > w else cum[0]
+        out.append((last[0] - first[0], last[1] - first[1], last[3] - first[3]))
+    return out
+
+
+def _latency(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
+    cfg, base, tracker = s.config, s.latency, s.trackers["latency"]
+    evidence, hot = 0.0, False
+    if base.warm(cfg.warmup_buckets):
+        mu, sigma, s0 = base.mu, base.sigma, base.s0
+        ratio, half = cfg.latency_ratio, math.sqrt(cfg.latency_ratio)
+        *windows, (n, ls, _) = _sums(s, k, tracker, [*s.windows.latency, s.windows.hot])
+        hot = latency_evidence(n, ls, mu, sigma * math.sqrt(1 + n / s0), half) >= HOT_EVIDENCE
+        for n, ls, _ in windows:
+            evidence = max(evidence, latency_evidence(n, ls, mu, sigma * math.sqrt(1 + n / s0), ratio))
+    if evidence < cfg.min_evidence:
+        evidence = 0.0
+    if evidence or hot or tracker.is_open or tracker.run_start is not None:
+        observed = math.exp(b.log_sum / b.n) if b.n else 0.0
+        if _emit(out, tracker.step(k, evidence, hot, b.n, observed, math.exp(base.mu), weight=b.n)):
+            n, ls, lq = s.window(s.windows.relearn)[:3]
+            base.relearn(n, ls, lq)
+            return
+    if tracker.learns(k):
+        base.update(b.n, b.log_sum, b.log_sq, s.windows.decay)
+
+
+def _errors(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
+    cfg, base, tracker = s.config, s.errors, s.trackers["errors"]
+    evidence, hot = 0.0, False
+    if base.warm(cfg.warmup_buckets):
+        p, p_high, inc = base.p, base.p_high, cfg.error_increase
+        *windows, (n, _, f) = _sums(s, k, tracker, [*s.windows.latency, s.windows.hot])
+        hot = error_evidence(n, f, p, p_high, inc / 2) >= HOT_EVIDENCE
+        for n, _, f in windows:
+            evidence = max(evidence, error_evidence(n, f, p, p_high, inc))
+    if evidence < cfg.min_evidence:
+        evidence = 0.0
+    if evidence or hot or tracker.is_open or tracker.run_start is not None:
+        observed = b.failed / b.n if b.n else 0.0
+        if _emit(out, tracker.step(k, evidence, hot, b.n, observed, base.p, weight=b.n)):
+            n, _, _, f, _, _ = s.window(s.windows.relearn)
+            base.relearn(n, f)
+            return
+    if tracker.learns(k):
+        base.update(b.n, b.failed, s.windows.decay)
+
+
+def _traffic(s: ScorerState, k: int, b: Bucket, expected: float, out: list[Incident]) -> None:
+    cfg, base = s.config, s.traffic
+    drop, surge = s.trackers["traffic_drop"], s.trackers["traffic_surge"]
+    check_drop = drop.is_open or drop.run_start is not None or b.n < expected
+    check_surge = surge.is_open or surge.run_start is not None or b.n > expected
+    ev_drop = ev_surge = 0.0
+    hot_drop = hot_surge = False
+    if base.warm(cfg.warmup_buckets):
+        since = drop if drop.resolved_at > surge.resolved_at else surge
+        cum = s.cum
+        last, size = cum[-1], len(cum)
+        factor, half = cfg.traffic_factor, math.sqrt(cfg.traffic_factor)
+        for w in (*s.windows.traffic, -s.windows.hot):  # the last one (negative) is the "still hot" window
+            first = cum[-1 - since.fresh(k, abs(w))] if size > abs(w) else cum[0]
+            observed, exp = last[0] - first[0], last[5] - first[5]
+            if check_drop and exp >= MIN_EXPECTED_FOR_DROP:
+                if w > 0:
+                    ev_drop = max(ev_drop, drop_evidence(observed, exp, factor))
+                else:
+                    hot_drop = drop_evidence(observed, exp, half) >= HOT_EVIDENCE
+            if check_surge and observed >= MIN_SURGE_REQUESTS:
+                if w > 0:
+                    ev_surge = max(ev_surge, surge_evidence(observed, exp, factor))
+                else:
+                    hot_surge = surge_evidence(observed, exp, half) >= HOT_EVIDENCE
+    per_s = 1.0 / cfg.bucket_s
+    relearn = False
+    if ev_drop or hot_drop or drop.is_open or drop.run_start is not None:
+        ev = ev_drop if ev_drop >= cfg.min_evidence else 0.0
+        relearn |= _emit(out, drop.step(k, ev, hot_drop, b.n, b.n * per_s, expected * per_s))
+    if ev_surge or hot_surge or surge.is_open or surge.run_start is not None:
+        ev = ev_surge if ev_surge >= cfg.min_evidence else 0.0
+        relearn |= _emit(out, surge.step(k, ev, hot_surge, b.n, b.n * per_s, expected * per_s))
+    if relearn:
+        w = s.windows.relearn
+        base.relearn(s.window(w)[0] / min(w, len(s.cum) - 1))
+    base.update(k, b.n, learn=not (drop.is_open or surge.is_open))
+
+
+def _slo(s: ScorerState, k: int, b: Bucket, target: float, out: list[Incident]) -> None:
+    """Fires when a rule's long and short windows both burn at its rate (and the long window's
+    errors are evidence of it, p <= 0.01); stays firing (hysteresis) while the long window burns at
+    the rate and the short one at half of it."""
+    firing, hot, rate, threshold = False, False, 0.0, 0.0
+    history = k - (s.first_bucket or 0) + 1
+    for long_w, short_w, limit in s.windows.slo:
+        if history < long_w:  # a "1 h" rate over the first minutes of a stream is no hour
+            continue
+        long_sums, short_sums = s.window(long_w), s.window(short_w)
+        long_n, long_e = long_sums[0], long_sums[4]
+        short_n, short_e = short_sums[0], short_sums[4]
+        if long_n < SLO_MIN_REQUESTS or short_n == 0:
+            continue
+        long_rate, short_rate = burn_rate(long_n, long_e, target), burn_rate(short_n, short_e, target)
+        if long_rate >= limit and short_rate >= limit / 2:
+            hot = True
+            # opening also needs evidence (p <= 0.01) that the long window's true rate burns at the
+            # limit: 5 errors in 160 requests "burn 6x" at 99.5 % but are noise for a 2 % customer
+            p_limit = min(1.0, limit * (1.0 - target))
+            sure = error_evidence(long_n, long_e, p_limit, p_limit, 0.0) >= HOT_EVIDENCE
+            firing = firing or (short_rate >= limit and sure)
+            if long_rate > rate:
+                rate, threshold = long_rate, limit
+    _emit(out, s.trackers["slo_burn"].step(k, rate if firing else 0.0, hot, b.n, rate, threshold))
