@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logpulse.api.localtime import IntArray
 from logpulse.config import Settings, parse_slo_targets, slo_target_of
+from logpulse.readmodel.localtime import IntArray
 
 
 @dataclass(frozen=True)

@@ -31,15 +31,17 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from logpulse.api import fleet_tables, queries, rollup_queries
-from logpulse.api.cache import ANY_CUSTOMER
 from logpulse.api.errors import BadRequest
-from logpulse.api.localtime import IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
-from logpulse.api.rollup_queries import FIELDS, LEVELS, Level, Plan, Who
-from logpulse.api.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
-from logpulse.api.service import Service
-from logpulse.api.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.api.validation import DateRange
+from logpulse.readmodel import fleet_tables
+from logpulse.readmodel import influxql as queries
+from logpulse.readmodel import plan as rollup_queries
+from logpulse.readmodel.cache import ANY_CUSTOMER
+from logpulse.readmodel.customers import Service
+from logpulse.readmodel.localtime import IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
+from logpulse.readmodel.plan import FIELDS, LEVELS, Level, Plan, Who
+from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
+from logpulse.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.storage.histogram import LatencyHistogram, decode_many
 from logpulse.storage.influx import InfluxError, quote_ident, quote_literal, series_rows
 from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER

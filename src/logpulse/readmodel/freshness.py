@@ -25,8 +25,8 @@ import asyncio
 import datetime as dt
 import time
 
-from logpulse.api import queries
-from logpulse.api.schemas import Freshness
+from logpulse.readmodel import influxql as queries
+from logpulse.readmodel.schemas import Freshness
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
 WINDOW_S = 3600

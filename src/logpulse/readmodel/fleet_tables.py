@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logpulse.api import rollup_queries
-from logpulse.api.rollup_queries import FLEET, Level, Plan
+from logpulse.readmodel import plan as rollup_queries
+from logpulse.readmodel.plan import FLEET, Level, Plan
 from logpulse.storage import fleet_table
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 

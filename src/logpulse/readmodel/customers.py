@@ -9,11 +9,13 @@ import datetime as dt
 import time
 from typing import Any
 
-from logpulse.api import queries, validation
-from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.api import validation
 from logpulse.api.errors import BadRequest, NotFound
-from logpulse.api.rollup_queries import FLEET
-from logpulse.api.schemas import (
+from logpulse.api.validation import DateRange
+from logpulse.readmodel import influxql as queries
+from logpulse.readmodel.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.readmodel.plan import FLEET
+from logpulse.readmodel.schemas import (
     Anomalies,
     Anomaly,
     Customer,
@@ -21,7 +23,6 @@ from logpulse.api.schemas import (
     FleetAnomalies,
     FleetAnomaly,
 )
-from logpulse.api.validation import DateRange
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import ROLLUP_LEVELS
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from logpulse.api import queries
+from logpulse.readmodel import influxql as queries
 from logpulse.storage.influx import AsyncInfluxQuery, InfluxError, series_rows
 
 log = logging.getLogger(__name__)

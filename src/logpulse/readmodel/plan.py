@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from logpulse.api.localtime import IntArray
+from logpulse.readmodel.localtime import IntArray
 from logpulse.storage.influx import quote_ident, quote_literal
 from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, TAG_CUSTOMER, RollupLevel, rollup_from
 
