@@ -9,11 +9,11 @@ import datetime as dt
 import time
 from typing import Any
 
-from logpulse.api import validation
-from logpulse.api.errors import BadRequest, NotFound
-from logpulse.api.validation import DateRange
+from logpulse.formats.logpulse import CUSTOMER_ID_RE
 from logpulse.readmodel import influxql as queries
 from logpulse.readmodel.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.readmodel.errors import BadRequest, NotFound
+from logpulse.readmodel.localtime import DateRange
 from logpulse.readmodel.plan import FLEET
 from logpulse.readmodel.schemas import (
     Anomalies,
@@ -147,6 +147,8 @@ def encode_cursor(customer: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        return validation.customer_id(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError, BadRequest):
+        if not CUSTOMER_ID_RE.match(value):  # the same rule as the customer id parameter
+            raise ValueError
+        return value
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("invalid cursor: pass the next_cursor of a previous page") from None

@@ -6,7 +6,7 @@ names are validated IANA names; times are integers. Nothing from a request is pa
 
 from __future__ import annotations
 
-from logpulse.api.validation import DateRange
+from logpulse.readmodel.localtime import DateRange
 from logpulse.storage.influx import quote_ident, quote_literal
 from logpulse.storage.points import ANOMALIES, MARKS_RP, REQUESTS, ROLLUP_LEVELS, TAG_CUSTOMER, WRITES, rollup_from
 

@@ -31,14 +31,13 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from logpulse.api.errors import BadRequest
-from logpulse.api.validation import DateRange
 from logpulse.readmodel import fleet_tables
 from logpulse.readmodel import influxql as queries
 from logpulse.readmodel import plan as rollup_queries
 from logpulse.readmodel.cache import ANY_CUSTOMER
 from logpulse.readmodel.customers import Service
-from logpulse.readmodel.localtime import IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
+from logpulse.readmodel.errors import BadRequest
+from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
 from logpulse.readmodel.plan import FIELDS, LEVELS, Level, Plan, Who
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
