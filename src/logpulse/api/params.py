@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from logpulse.api import validation
 from logpulse.api.errors import BadRequest
 from logpulse.readmodel.localtime import INTERVALS, NS, WINDOW_S, local_midnight_ns
-from logpulse.readmodel.rollup_service import SORT_KEYS
+from logpulse.readmodel.paging import SORT_KEYS
 
 ORDERS = ("asc", "desc")
 

@@ -1,11 +1,8 @@
 """Stats, series and the fleet view answered from rollups: read windows, group them, merge.
 
-Every answer reads at most a few rows per local interval (see `rollup_queries.plan`), whatever the
-traffic: counts, failures and duration sums add up with `numpy.bincount`; the histograms of all rows
-are decoded once (`histogram.decode_many`) and every interval is ranked in the same numpy pass
-(`merge`): per-interval histogram objects cost ~0.2 ms each, which is most of a 672-point series.
-Histograms are exact millisecond maps where the input allows it, so median and p99 equal the
-sort-based definitions in the README, and every figure says `"quantiles": "exact"` or `"approximate"`.
+Every answer reads at most a few rows per local interval (see `plan.plan`), whatever the traffic;
+`windows` parses them, `merge` adds them up and ranks their histograms, `paging` sorts and pages the
+fleet view.
 
 The fleet view adds counts up inside InfluxDB for every customer and reads histograms only for the
 customers it shows (for everyone only when sorting by p99): histogram bytes are what InfluxDB is slow
@@ -19,16 +16,12 @@ retention dropped them), it says so with a 422 instead of returning numbers from
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 
 from logpulse.readmodel import fleet_tables
@@ -38,277 +31,24 @@ from logpulse.readmodel.cache import ANY_CUSTOMER
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
+from logpulse.readmodel.merge import NO_REQUESTS, Decoded, merge, raw_figures
+from logpulse.readmodel.paging import after_key, decode_cursor, encode_cursor, sort_rows
 from logpulse.readmodel.plan import FIELDS, LEVELS, Level, Plan, Who
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
+from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
-from logpulse.storage.histogram import LatencyHistogram, decode_many
 from logpulse.storage.influx import InfluxError, quote_ident, quote_literal, series_rows
 from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
 
 MAX_POINTS = 10_000
 APPROXIMATE_PREFIX = "1a"
 """How an approximate histogram's encoding starts (storage.histogram: version "1", mode "a")."""
-SORT_KEYS = ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency", "error_budget_remaining")
-FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass
-class Windows:
-    """Rollup rows of one read, one entry per stored point, in no particular order."""
-
-    start: IntArray  # window start, UTC ns
-    count: IntArray
-    failed: IntArray
-    seconds: FloatArray  # sum of durations
-    hist: list[str | None]
-    customer: list[str]  # "" when the read was for one customer
-
-    @classmethod
-    def empty(cls) -> Windows:
-        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), [], [])
-
-
-def _rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tuple[str, ...]) -> Windows:
-    """Parse the statements' results into arrays; windows outside the plan's runs are dropped."""
-    times: list[int] = []
-    cols: dict[str, list[Any]] = {f: [] for f in fields}
-    customers: list[str] = []
-    for result in results:
-        for s in result.get("series", []) or []:
-            values = s.get("values") or []
-            if not values:
-                continue
-            index = {c: i for i, c in enumerate(s["columns"])}
-            transposed = list(zip(*values, strict=True))
-            times.extend(transposed[index["time"]])
-            for f in fields:
-                cols[f].extend(transposed[index[f]] if f in index else [None] * len(values))
-            customers.extend([(s.get("tags") or {}).get(TAG_CUSTOMER, "")] * len(values))
-    if not times:
-        return Windows.empty()
-    t = np.asarray(times, dtype=np.int64)
-    start = t - t % level.window_ns
-    keep = p.keep(level, start)
-
-    def numbers(name: str, dtype: type) -> Any:
-        return np.asarray([0 if v is None else v for v in cols.get(name, [])] or [0] * len(t), dtype=dtype)[keep]
-
-    idx = np.flatnonzero(keep).tolist()
-    hist = cols.get("hist")
-    return Windows(
-        start[keep],
-        numbers("count", np.int64),
-        numbers("failed", np.int64),
-        numbers("sum", np.float64),
-        [hist[i] for i in idx] if hist is not None else [None] * len(idx),
-        [customers[i] for i in idx],
-    )
-
-
-def _in_pairs(w: Windows, level: Level, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:
-    """Rows whose (customer, window of `level`) is one of `pairs`."""
-    coarse = (w.start - w.start % level.window_ns).tolist()
-    return np.asarray([(c, s) in pairs for c, s in zip(w.customer, coarse, strict=True)], dtype=bool)
-
-
-def _concat(parts: list[Windows]) -> Windows:
-    parts = [w for w in parts if len(w.start)]
-    if not parts:
-        return Windows.empty()
-    if len(parts) == 1:
-        return parts[0]
-    return Windows(
-        np.concatenate([w.start for w in parts]),
-        np.concatenate([w.count for w in parts]),
-        np.concatenate([w.failed for w in parts]),
-        np.concatenate([w.seconds for w in parts]),
-        [h for w in parts for h in w.hist],
-        [c for w in parts for c in w.customer],
-    )
-
-
-def _take(w: Windows, mask: npt.NDArray[np.bool_]) -> Windows:
-    idx = np.flatnonzero(mask).tolist()
-    return Windows(
-        w.start[mask],
-        w.count[mask],
-        w.failed[mask],
-        w.seconds[mask],
-        [w.hist[i] for i in idx],
-        [w.customer[i] for i in idx],
-    )
-
-
-_NO_REQUESTS = Figures(
-    total_requests=0,
-    successful_requests=0,
-    failed_requests=0,
-    uptime=None,
-    average_latency=None,
-    median_latency=None,
-    p99_latency=None,
-)
-
-
-@dataclass
-class Decoded:
-    """The histogram entries of every row of a read, decoded once and ranked per grouping."""
-
-    texts: list[str | None]
-    exact: npt.NDArray[np.bool_]  # per row (a row without histogram counts as approximate)
-    row: IntArray  # per entry
-    key: IntArray
-    count: IntArray
-
-    @classmethod
-    def of(cls, texts: list[str | None]) -> Decoded:
-        present = [i for i, t in enumerate(texts) if t]
-        exact, row, key, count = decode_many([texts[i] or "" for i in present])
-        flags = np.zeros(len(texts), dtype=bool)
-        flags[present] = exact
-        return cls(texts, flags, np.asarray(present, dtype=np.int64)[row], key, count)
-
-
-@dataclass
-class Merged:
-    """Counts, sums and quantiles of each group of rows (an interval, a day, a customer, or all)."""
-
-    total: IntArray
-    failed: IntArray
-    seconds: FloatArray
-    median: list[float | None]
-    p99: list[float | None]
-    exact: npt.NDArray[np.bool_]
-
-    def nonempty(self) -> list[int]:
-        return [int(g) for g in np.flatnonzero(self.total > 0)]
-
-    def figures(self, g: int) -> dict[str, Any]:
-        """The README's definitions for group g (fields of `Figures`)."""
-        total, failed = int(self.total[g]), int(self.failed[g])
-        if total <= 0:
-            return _NO_REQUESTS.model_dump()
-        return {
-            "total_requests": total,
-            "successful_requests": total - failed,
-            "failed_requests": failed,
-            "uptime": (total - failed) / total * 100,
-            "average_latency": float(self.seconds[g]) / total,
-            "median_latency": self.median[g],
-            "p99_latency": self.p99[g],
-            "quantiles": "exact" if self.exact[g] else "approximate",
-        }
-
-
-DENSE_CELLS = 4_000_000
-"""Rank through a dense (group × millisecond) table up to this many cells (32 MB) when it is not much
-sparser than the entries themselves (a month of days); else by sorting (672 quarter-hours)."""
-
-
-def _exact_ranks(g: IntArray, key: IntArray, count: IntArray, n_groups: int) -> tuple[IntArray, FloatArray, FloatArray]:
-    """(groups with entries, their median, their p99) from exact millisecond entries of many groups.
-
-    Ranks as `LatencyHistogram`: median = middle value (mean of the two middle ones for even n),
-    p99 = value at rank floor(0.99·n + 0.5), at least 1.
-    """
-    n = np.bincount(g, weights=count, minlength=n_groups).astype(np.int64)
-    ranked = np.flatnonzero(n > 0)
-    nr = n[ranked]
-    lo = int(key.min())
-    span = int(key.max()) - lo + 1
-    odd = nr % 2 == 1
-    ranks = np.stack(
-        (
-            np.where(odd, nr // 2 + 1, nr // 2),
-            nr // 2 + 1,
-            np.clip(np.floor(nr.astype(np.float64) * 99 / 100.0 + 0.5).astype(np.int64), 1, nr),
-        )
-    )
-    cells = len(ranked) * span
-    if cells <= DENSE_CELLS and cells <= 8 * len(key):  # few groups, many entries each: a dense table
-        compact = np.zeros(n_groups, dtype=np.int64)
-        compact[ranked] = np.arange(len(ranked))
-        table = np.bincount(compact[g] * span + (key - lo), weights=count, minlength=len(ranked) * span)
-        running = np.cumsum(table.reshape(len(ranked), span), axis=1)
-        # first millisecond whose running count reaches each rank: one searchsorted over all rows,
-        # made one increasing sequence by lifting row i by i·(largest count + 1) (exact in float64)
-        rows = np.arange(len(ranked))
-        lift = rows * float(nr.max() + 1)
-        flat = (running + lift[:, None]).ravel()
-        idx = np.searchsorted(flat, ranks + lift, side="left") - rows * span
-        values: FloatArray = (idx + lo) / 1000.0
-    else:
-        order = np.argsort(g * span + (key - lo), kind="stable")  # runs already sorted: timsort is ~linear
-        key_sorted = key[order]
-        running_all = np.cumsum(count[order])
-        base = (np.cumsum(n) - n)[ranked]
-        values = key_sorted[np.searchsorted(running_all, base + ranks, side="left")] / 1000.0
-    return ranked, (values[0] + values[1]) / 2, values[2]
-
-
-def merge(w: Windows, d: Decoded, group: IntArray, n_groups: int) -> Merged:
-    """Add up and rank the rows of each group index in [0, n_groups) (rows outside are ignored).
-
-    Groups whose rows all hold exact histograms are ranked together in one pass: entries sorted by
-    (group, key), one running count, and each rank found by `searchsorted` — the same ranks as
-    `LatencyHistogram.median`/`percentile(99)`, without a histogram object per group. Groups with an
-    approximate row are merged with `LatencyHistogram.merge_many`.
-    """
-    ok = (group >= 0) & (group < n_groups)
-    g_rows = np.where(ok, group, n_groups)  # n_groups: a scratch group for rows outside
-    size = n_groups + 1
-    total = np.bincount(g_rows, weights=w.count, minlength=size)[:n_groups].astype(np.int64)
-    failed = np.bincount(g_rows, weights=w.failed, minlength=size)[:n_groups].astype(np.int64)
-    seconds: FloatArray = np.bincount(g_rows, weights=w.seconds, minlength=size)[:n_groups].astype(np.float64)
-    approximate_rows = np.bincount(g_rows[~d.exact], minlength=size)[:n_groups] > 0
-    exact = ~approximate_rows
-
-    median: list[float | None] = [None] * n_groups
-    p99: list[float | None] = [None] * n_groups
-    g_entries = g_rows[d.row]
-    if ok.all() and d.exact.all():  # the usual case: every entry counts
-        g, key, count = g_entries, d.key, d.count
-    else:
-        keep = g_entries < n_groups
-        keep[keep] = exact[g_entries[keep]]
-        g, key, count = g_entries[keep], d.key[keep], d.count[keep]
-    if len(g):
-        ranked, mid, p99s = _exact_ranks(g, key, count, n_groups)
-        for i, m, p in zip(ranked.tolist(), mid.tolist(), p99s.tolist(), strict=True):
-            median[i], p99[i] = m, p
-    approximate_groups = approximate_rows & (total > 0)
-    texts_of: dict[int, list[str]] = {}
-    for t, gi in zip(d.texts, g_rows.tolist(), strict=True):
-        if t and gi < n_groups and approximate_groups[gi]:
-            texts_of.setdefault(gi, []).append(t)
-    for i, texts in texts_of.items():
-        h = LatencyHistogram.merge_many(texts)
-        median[i], p99[i] = h.median(), h.percentile(99)
-        exact[i] = h.exact
-    return Merged(total, failed, seconds, median, p99, exact)
 
 
 def day_bounds(r: DateRange) -> IntArray:
     """UTC ns of the local midnights from r.first to the day after r.last (days + 1 entries)."""
     days = (r.last - r.first).days + 1
     return np.asarray([local_midnight_ns(r.first + dt.timedelta(days=i), r.tz) for i in range(days + 1)], np.int64)
-
-
-def raw_figures(row: dict[str, Any] | None) -> dict[str, Any]:
-    """Figures of one row of the raw-points statements (COUNT, SUM(failed), MEAN, MEDIAN, PERCENTILE)."""
-    if not row or not row.get("total"):
-        return _NO_REQUESTS.model_dump()
-    total, failed = int(row["total"]), int(row["failed"] or 0)
-    return {
-        "total_requests": total,
-        "successful_requests": total - failed,
-        "failed_requests": failed,
-        "uptime": (total - failed) / total * 100,
-        "average_latency": row["average"],
-        "median_latency": row["median"],
-        "p99_latency": row["p99"],
-        "quantiles": "exact",
-    }
 
 
 class RollupService:
@@ -351,7 +91,7 @@ class RollupService:
         parts: dict[Level, Windows] = {}
         first = 0
         for level, n in zip(used, counts, strict=True):
-            parts[level] = _rows(results[first : first + n], level, p, fields)
+            parts[level] = read_rows(results[first : first + n], level, p, fields)
             first += n
         out: list[Windows] = []
         for i, level in enumerate(levels):
@@ -367,10 +107,10 @@ class RollupService:
                 finer, _ = await self._read(
                     rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields
                 )
-                out.append(_take(finer, _in_pairs(finer, level, pairs)))
-                w = _take(w, ~_in_pairs(w, level, pairs))
+                out.append(take(finer, in_pairs(finer, level, pairs)))
+                w = take(w, ~in_pairs(w, level, pairs))
             out.append(w)
-        return _concat(out), results[first:]
+        return concat(out), results[first:]
 
     @staticmethod
     def _incidents_statement(customer: str, bounds: IntArray) -> str:
@@ -572,13 +312,13 @@ class RollupService:
                 rows = _with_quantiles(everyone, rows, guessed[1])
             ordered = sort_rows(rows, sort, order)
             if after is not None:
-                ordered = [row for row in ordered if _after(row, sort, order, after)]
+                ordered = [row for row in ordered if after_key(row, sort, order, after)]
             page = ordered[:limit]
             if everyone is None and page:
                 fetched = set(guess or ())
                 missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
                 if missing:
-                    w = _concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
+                    w = concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
                     page = _with_quantiles(w, page)
                 else:
                     page = _with_quantiles(guessed[0], page, guessed[1])
@@ -610,7 +350,7 @@ class RollupService:
         known = await self.service.known_customers()
         ordered = known[::-1] if order == "desc" else known
         if after is not None:
-            ordered = [c for c in ordered if _after({"customer_id": c}, sort, order, after)]
+            ordered = [c for c in ordered if after_key({"customer_id": c}, sort, order, after)]
         return ordered[:limit]
 
     async def _customer_sums(self, p: Plan, tables: fleet_tables.TableReads) -> dict[str, list[float]]:
@@ -690,12 +430,12 @@ class RollupService:
         failed = sum(row["failed_requests"] for row in rows)
         seconds = sum(row["_seconds"] for row in rows)
         if total == 0:
-            return _NO_REQUESTS
+            return NO_REQUESTS
         if fleet_sums is not None and int(fleet_sums[0]) == total:
             w, d = fleet_w  # the `*` rows (read and decoded concurrently with the sums)
         else:  # no fleet-wide rollups (or not all of them yet)
             w = everyone if everyone is not None else await self.windows(bounds, None, ("count", "hist"))
-            w = _take(w, np.asarray([c != rollup_queries.FLEET for c in w.customer], dtype=bool))
+            w = take(w, np.asarray([c != rollup_queries.FLEET for c in w.customer], dtype=bool))
             d = Decoded.of(w.hist)
         m = merge(w, d, np.zeros(len(w.start), np.int64), 1)
         figures = {
@@ -743,49 +483,3 @@ def _number_row(customer: str, sums: list[float]) -> dict[str, Any]:
         "quantiles": "exact",
         "_seconds": seconds,
     }
-
-
-# ----- sorting and cursors of the fleet view --------------------------------------------------
-
-
-def _sort_value(row: dict[str, Any], sort: str, order: str) -> tuple[Any, ...]:
-    """Ascending key: rows without a value last in either order (a customer without requests is
-    neither the best nor the worst), then the sort field (negated for desc), ties by customer id."""
-    if sort == "customer_id":
-        return (row["customer_id"],)
-    v = row.get(sort)
-    if v is None:
-        return (1, 0.0, row["customer_id"])
-    return (0, float(v) if order == "asc" else -float(v), row["customer_id"])
-
-
-def sort_rows(rows: list[dict[str, Any]], sort: str, order: str) -> list[dict[str, Any]]:
-    reverse = sort == "customer_id" and order == "desc"
-    return sorted(rows, key=lambda row: _sort_value(row, sort, order), reverse=reverse)
-
-
-def _after(row: dict[str, Any], sort: str, order: str, key: tuple[Any, ...]) -> bool:
-    k = _sort_value(row, sort, order)
-    return k < key if sort == "customer_id" and order == "desc" else k > key
-
-
-def encode_cursor(row: dict[str, Any], sort: str, order: str) -> str:
-    """Opaque keyset cursor: the sort, the order and the last row's key (stable while data changes)."""
-    raw = json.dumps([sort, order, list(_sort_value(row, sort, order))], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Any, ...]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        c_sort, c_order, key = json.loads(raw)
-        if not isinstance(key, list) or not key:
-            raise ValueError
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
-        raise BadRequest("invalid 'cursor': pass the next_cursor of a previous page") from None
-    if (c_sort, c_order) != (sort, order):
-        raise BadRequest(
-            f"'cursor' belongs to sort={c_sort}&order={c_order}, not sort={sort}&order={order}: "
-            "keep sort and order while paging"
-        )
-    return tuple(key)
