@@ -31,6 +31,25 @@ NO_REQUESTS = Figures(
 )
 
 
+def figures(
+    total: int, failed: int, average: float | None, median: float | None, p99: float | None, *, exact: bool
+) -> dict[str, Any]:
+    """The fields of `Figures` by the README's definitions, the one place they are written down: every
+    answer (a day, an interval, a customer, the fleet, raw points) is built here."""
+    if total <= 0:
+        return NO_REQUESTS.model_dump()
+    return {
+        "total_requests": total,
+        "successful_requests": total - failed,
+        "failed_requests": failed,
+        "uptime": (total - failed) / total * 100,
+        "average_latency": average,
+        "median_latency": median,
+        "p99_latency": p99,
+        "quantiles": "exact" if exact else "approximate",
+    }
+
+
 @dataclass
 class Decoded:
     """The histogram entries of every row of a read, decoded once and ranked per grouping."""
@@ -65,20 +84,10 @@ class Merged:
         return [int(g) for g in np.flatnonzero(self.total > 0)]
 
     def figures(self, g: int) -> dict[str, Any]:
-        """The README's definitions for group g (fields of `Figures`)."""
+        """The figures of group g."""
         total, failed = int(self.total[g]), int(self.failed[g])
-        if total <= 0:
-            return NO_REQUESTS.model_dump()
-        return {
-            "total_requests": total,
-            "successful_requests": total - failed,
-            "failed_requests": failed,
-            "uptime": (total - failed) / total * 100,
-            "average_latency": float(self.seconds[g]) / total,
-            "median_latency": self.median[g],
-            "p99_latency": self.p99[g],
-            "quantiles": "exact" if self.exact[g] else "approximate",
-        }
+        average = float(self.seconds[g]) / total if total > 0 else None
+        return figures(total, failed, average, self.median[g], self.p99[g], exact=bool(self.exact[g]))
 
 
 DENSE_CELLS = 4_000_000
@@ -174,13 +183,4 @@ def raw_figures(row: dict[str, Any] | None) -> dict[str, Any]:
     if not row or not row.get("total"):
         return NO_REQUESTS.model_dump()
     total, failed = int(row["total"]), int(row["failed"] or 0)
-    return {
-        "total_requests": total,
-        "successful_requests": total - failed,
-        "failed_requests": failed,
-        "uptime": (total - failed) / total * 100,
-        "average_latency": row["average"],
-        "median_latency": row["median"],
-        "p99_latency": row["p99"],
-        "quantiles": "exact",
-    }
+    return figures(total, failed, row["average"], row["median"], row["p99"], exact=True)

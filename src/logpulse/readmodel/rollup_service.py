@@ -31,7 +31,7 @@ from logpulse.readmodel.cache import ANY_CUSTOMER
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
-from logpulse.readmodel.merge import NO_REQUESTS, Decoded, merge, raw_figures
+from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_figures
 from logpulse.readmodel.paging import after_key, decode_cursor, encode_cursor, sort_rows
 from logpulse.readmodel.plan import FIELDS, LEVELS, Level, Plan, Who
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
@@ -438,17 +438,7 @@ class RollupService:
             w = take(w, np.asarray([c != rollup_queries.FLEET for c in w.customer], dtype=bool))
             d = Decoded.of(w.hist)
         m = merge(w, d, np.zeros(len(w.start), np.int64), 1)
-        figures = {
-            "total_requests": total,
-            "successful_requests": total - failed,
-            "failed_requests": failed,
-            "uptime": (total - failed) / total * 100,
-            "average_latency": seconds / total,
-            "median_latency": m.median[0],
-            "p99_latency": m.p99[0],
-            "quantiles": "exact" if m.exact[0] else "approximate",
-        }
-        return Figures(**figures)
+        return Figures(**figures(total, failed, seconds / total, m.median[0], m.p99[0], exact=bool(m.exact[0])))
 
 
 def _with_quantiles(w: Windows, rows: list[dict[str, Any]], d: Decoded | None = None) -> list[dict[str, Any]]:
@@ -471,15 +461,5 @@ def _with_quantiles(w: Windows, rows: list[dict[str, Any]], d: Decoded | None = 
 def _number_row(customer: str, sums: list[float]) -> dict[str, Any]:
     """A fleet row from summed numbers; quantiles are filled in for the rows that are shown."""
     total, failed, seconds = int(sums[0]), int(sums[1]), float(sums[2])
-    return {
-        "customer_id": customer,
-        "total_requests": total,
-        "successful_requests": total - failed,
-        "failed_requests": failed,
-        "uptime": (total - failed) / total * 100 if total else None,
-        "average_latency": seconds / total if total else None,
-        "median_latency": None,
-        "p99_latency": None,
-        "quantiles": "exact",
-        "_seconds": seconds,
-    }
+    average = seconds / total if total else None
+    return {"customer_id": customer, **figures(total, failed, average, None, None, exact=True), "_seconds": seconds}
