@@ -24,21 +24,19 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
-from logpulse.readmodel import fleet_tables
-from logpulse.readmodel import influxql as queries
-from logpulse.readmodel import plan as rollup_queries
+from logpulse.readmodel import fleet_tables, influxql
 from logpulse.readmodel.cache import ANY_CUSTOMER
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
 from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_figures
 from logpulse.readmodel.paging import after_key, decode_cursor, encode_cursor, sort_rows
-from logpulse.readmodel.plan import FIELDS, LEVELS, Level, Plan, Who
+from logpulse.readmodel.plan import FIELDS, FLEET, LEVELS, Level, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
-from logpulse.storage.influx import InfluxError, quote_ident, quote_literal, series_rows
-from logpulse.storage.points import ANOMALIES, TAG_CUSTOMER
+from logpulse.storage.influx import InfluxError, series_rows
+from logpulse.storage.points import TAG_CUSTOMER
 
 MAX_POINTS = 10_000
 APPROXIMATE_PREFIX = "1a"
@@ -74,7 +72,7 @@ class RollupService:
     ) -> tuple[Windows, list[dict[str, Any]]]:
         """`windows`, and the results of the statements `also`, from one /query request: an HTTP round
         trip costs the API ~0.8 ms of CPU (httpx), a sixth of a cold 30-day stats answer."""
-        return await self._read(rollup_queries.plan(bounds, self.levels), self.levels, who, fields, also)
+        return await self._read(plan(bounds, self.levels), self.levels, who, fields, also)
 
     async def _read(
         self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...], also: tuple[str, ...] = ()
@@ -84,7 +82,7 @@ class RollupService:
         than a coarse point may hold) is read again from the finer levels, whose windows may still be exact."""
         used = [lvl for lvl in levels if p.runs.get(lvl)]
         counts = [len(p.ranges(lvl)) for lvl in used]
-        statements = [rollup_queries.windows_statements(lvl, p.ranges(lvl), who, fields) for lvl in used]
+        statements = [influxql.windows_statements(lvl, p.ranges(lvl), who, fields) for lvl in used]
         results = await self.client.query("; ".join([*statements, *also])) if statements or also else []
         if len(results) != sum(counts) + len(also):
             raise InfluxError(f"InfluxDB answered {len(results)} results to {sum(counts) + len(also)} statements")
@@ -104,21 +102,11 @@ class RollupService:
                     zip(np.asarray(w.customer)[approximate].tolist(), w.start[approximate].tolist(), strict=True)
                 )
                 ranges = sorted({(s, s + level.window_ns) for _, s in pairs})
-                finer, _ = await self._read(
-                    rollup_queries.plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields
-                )
+                finer, _ = await self._read(plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields)
                 out.append(take(finer, in_pairs(finer, level, pairs)))
                 w = take(w, ~in_pairs(w, level, pairs))
             out.append(w)
         return concat(out), results[first:]
-
-    @staticmethod
-    def _incidents_statement(customer: str, bounds: IntArray) -> str:
-        who = f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
-        return (
-            f'SELECT "score" FROM {quote_ident(ANOMALIES)} WHERE {who} '
-            f"AND time >= {int(bounds[0])} AND time < {int(bounds[-1])}"
-        )
 
     @staticmethod
     def _incidents_per_day(result: dict[str, Any], bounds: IntArray) -> IntArray:
@@ -141,11 +129,11 @@ class RollupService:
         if target is None:
             return None
         bounds = day_bounds(DateRange(self.slo.first_day(r.first), r.last, r.tz))
-        p = rollup_queries.plan(bounds, self.levels)
+        p = plan(bounds, self.levels)
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         fields = ("count", "server_errors")
         statements = [  # one per range: the caller counts one result per statement
-            rollup_queries.windows_statements(lvl, [rng], customer, fields) for lvl in used for rng in p.ranges(lvl)
+            influxql.windows_statements(lvl, [rng], customer, fields) for lvl in used for rng in p.ranges(lvl)
         ]
         return self._SloRead(bounds, p, [(lvl, len(p.ranges(lvl))) for lvl in used], statements)
 
@@ -187,7 +175,10 @@ class RollupService:
             bounds = day_bounds(r)
             slo = self._slo_read(customer, r, target)
             # the windows, the incidents and the SLO counts in one /query request
-            also = (self._incidents_statement(customer, bounds), *(slo.statements if slo else ()))
+            also = (
+                influxql.incident_starts(customer, int(bounds[0]), int(bounds[-1])),
+                *(slo.statements if slo else ()),
+            )
             w, extra = await self.windows_and(bounds, customer, also=also)
             incidents = self._incidents_per_day(extra[0], bounds)
             budgets = None if slo is None or target is None else self._budgets(slo, extra[1:], target)
@@ -226,7 +217,7 @@ class RollupService:
 
     async def _exact_from_raw(self, answer: Stats, customer: str, r: DateRange) -> Stats:
         """Replace rollup figures by figures computed from the raw points, if every raw point is stored."""
-        results = await asyncio.gather(*(self.client.query(q) for q in queries.raw_stats(customer, r)))
+        results = await asyncio.gather(*(self.client.query(q) for q in influxql.raw_stats(customer, r)))
         day_rows, whole_rows = (series_rows(res[0]) for res in results)
         raw_days = {r.local_date(row["time"]).isoformat(): raw_figures(row) for _, row in day_rows}
         summary = raw_figures(whole_rows[0][1] if whole_rows else None)
@@ -296,16 +287,12 @@ class RollupService:
             guess = None if sort == "p99_latency" else await self._page_guess(sort, order, limit, after)
             tables = fleet_tables.TableReads(self.client, self.levels)
             sums, slo_sums, fleet_w, guessed = await asyncio.gather(
-                self._customer_sums(rollup_queries.plan(bounds, self.levels), tables),
+                self._customer_sums(plan(bounds, self.levels), tables),
                 self._slo_sums(slo_start, r.end_ns, tables),
-                self._decoded(bounds, rollup_queries.FLEET),
+                self._decoded(bounds, FLEET),
                 self._decoded(bounds, guess),
             )
-            rows = [
-                _number_row(c, v) | self._budget(c, slo_sums.get(c))
-                for c, v in sums.items()
-                if c != rollup_queries.FLEET
-            ]
+            rows = [_number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET]
             everyone = None
             if guess is None:  # sort=p99_latency: the order needs every customer's p99
                 everyone = guessed[0]
@@ -326,7 +313,7 @@ class RollupService:
                 from_=r.first.isoformat(),
                 to=r.last.isoformat(),
                 tz=r.tz.key,
-                total=await self._fleet_total(bounds, rows, sums.get(rollup_queries.FLEET), everyone, fleet_w),
+                total=await self._fleet_total(bounds, rows, sums.get(FLEET), everyone, fleet_w),
                 customers=[FleetCustomer(**row) for row in page],
                 next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
             )
@@ -363,15 +350,13 @@ class RollupService:
             c: [n, f, s]
             for c, n, f, s in zip(t.customers, t.count.tolist(), t.failed.tolist(), t.seconds.tolist(), strict=True)
         }
-        out[rollup_queries.FLEET] = [float(t.count.sum()), 0.0, 0.0]
+        out[FLEET] = [float(t.count.sum()), 0.0, 0.0]
         return out
 
     async def _sums(self, p: Plan) -> dict[str, list[float]]:
         """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level."""
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
-        results = await asyncio.gather(
-            *(self.client.query(rollup_queries.sums_statements(lvl, p.runs[lvl])) for lvl in used)
-        )
+        results = await asyncio.gather(*(self.client.query(influxql.sums_statements(lvl, p.runs[lvl])) for lvl in used))
         out: dict[str, list[float]] = {}
         for result in (res for level_results in results for res in level_results):
             for tags, row in series_rows(result):
@@ -385,7 +370,7 @@ class RollupService:
         window [start_ns, end_ns), summed in InfluxDB; {} without SLO targets."""
         if not self.slo.targets:
             return {}
-        p = rollup_queries.plan(np.asarray([start_ns, end_ns], np.int64), self.levels)
+        p = plan(np.asarray([start_ns, end_ns], np.int64), self.levels)
         t = await tables.sums(p)
         if t is not None:  # one "point" per customer; "counted" 0 when some 5xx count is unknown
             return {
@@ -396,7 +381,7 @@ class RollupService:
             }
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(
-            *(self.client.query(rollup_queries.budget_statements(lvl, p.runs[lvl])) for lvl in used)
+            *(self.client.query(influxql.budget_statements(lvl, p.runs[lvl])) for lvl in used)
         )
         out: dict[str, list[int]] = {}
         for result in (res for level_results in results for res in level_results):
@@ -435,7 +420,7 @@ class RollupService:
             w, d = fleet_w  # the `*` rows (read and decoded concurrently with the sums)
         else:  # no fleet-wide rollups (or not all of them yet)
             w = everyone if everyone is not None else await self.windows(bounds, None, ("count", "hist"))
-            w = take(w, np.asarray([c != rollup_queries.FLEET for c in w.customer], dtype=bool))
+            w = take(w, np.asarray([c != FLEET for c in w.customer], dtype=bool))
             d = Decoded.of(w.hist)
         m = merge(w, d, np.zeros(len(w.start), np.int64), 1)
         return Figures(**figures(total, failed, seconds / total, m.median[0], m.p99[0], exact=bool(m.exact[0])))
