@@ -132,21 +132,21 @@ def _who(who: Who) -> tuple[str, str]:
     return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
 
 
-def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = "") -> str:
+def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = "") -> list[str]:
     """`SELECT {select}` over the level's rows, one statement per time range (InfluxDB 1.x cannot OR
     time ranges: such a WHERE silently matches nothing)."""
-    return "; ".join(
+    return [
         f"SELECT {select} FROM {rollup_from(level)} WHERE {where}time >= {a} AND time < {b}{group}" for a, b in ranges
-    )
+    ]
 
 
-def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> str:
+def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> list[str]:
     """The level's rows of `who` in the ranges."""
     where, group = _who(who)
     return _per_range(level, ranges, ", ".join(quote_ident(f) for f in fields), where, group)
 
 
-def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
+def sums_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
     """Per customer, the summed counts, failures and durations of the level's runs, added up in InfluxDB.
 
     Runs, not coalesced ranges: a sum cannot drop the windows between two runs afterwards.
@@ -155,7 +155,7 @@ def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
     return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
-def budget_statements(level: Level, runs: list[tuple[int, int]]) -> str:
+def budget_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
     """Per customer, requests and server errors (the SLO's counts) of the level's runs, summed in
     InfluxDB, with the number of points and of points carrying `server_errors` (fewer when some were
     written before rollups counted 5xx: the budget is then unknown)."""
@@ -166,7 +166,7 @@ def budget_statements(level: Level, runs: list[tuple[int, int]]) -> str:
     return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
-def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> str:
+def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
     """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
     runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
     where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET)} AND "

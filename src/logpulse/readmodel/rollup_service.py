@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 
 from logpulse.readmodel import fleet_tables, influxql
+from logpulse.readmodel.batch import Handle, QueryBatch
 from logpulse.readmodel.cache import ANY_CUSTOMER
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
@@ -35,7 +36,7 @@ from logpulse.readmodel.plan import FIELDS, FLEET, LEVELS, Level, Plan, Who, pla
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
-from logpulse.storage.influx import InfluxError, series_rows
+from logpulse.storage.influx import series_rows
 from logpulse.storage.points import TAG_CUSTOMER
 
 MAX_POINTS = 10_000
@@ -47,6 +48,29 @@ def day_bounds(r: DateRange) -> IntArray:
     """UTC ns of the local midnights from r.first to the day after r.last (days + 1 entries)."""
     days = (r.last - r.first).days + 1
     return np.asarray([local_midnight_ns(r.first + dt.timedelta(days=i), r.tz) for i in range(days + 1)], np.int64)
+
+
+@dataclass
+class _WindowsRead:
+    """The statements of one windows read queued on a batch (a handle per level), and what parsing
+    their results needs."""
+
+    plan: Plan
+    levels: tuple[Level, ...]
+    who: Who
+    fields: tuple[str, ...]
+    handles: dict[Level, Handle]
+
+    @classmethod
+    def queue(
+        cls, batch: QueryBatch, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...]
+    ) -> _WindowsRead:
+        handles = {
+            lvl: batch.add(influxql.windows_statements(lvl, p.ranges(lvl), who, fields))
+            for lvl in levels
+            if p.runs.get(lvl)
+        }
+        return cls(p, levels, who, fields, handles)
 
 
 class RollupService:
@@ -64,49 +88,37 @@ class RollupService:
 
     async def windows(self, bounds: IntArray, who: Who, fields: tuple[str, ...] = FIELDS) -> Windows:
         """Every rollup row of `who` inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
-        w, _ = await self.windows_and(bounds, who, fields)
-        return w
+        return await self._read(plan(bounds, self.levels), self.levels, who, fields)
 
-    async def windows_and(
-        self, bounds: IntArray, who: Who, fields: tuple[str, ...] = FIELDS, also: tuple[str, ...] = ()
-    ) -> tuple[Windows, list[dict[str, Any]]]:
-        """`windows`, and the results of the statements `also`, from one /query request: an HTTP round
-        trip costs the API ~0.8 ms of CPU (httpx), a sixth of a cold 30-day stats answer."""
-        return await self._read(plan(bounds, self.levels), self.levels, who, fields, also)
+    async def _read(self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...]) -> Windows:
+        """Read a plan: every level's statements in one request."""
+        batch = QueryBatch()
+        read = _WindowsRead.queue(batch, p, levels, who, fields)
+        await batch.send(self.client)
+        return await self._collect(read)
 
-    async def _read(
-        self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...], also: tuple[str, ...] = ()
-    ) -> tuple[Windows, list[dict[str, Any]]]:
-        """Read a plan (every level's statements in one request, followed by `also`); exact where the
-        input allows it: a coarse window whose histogram had to be approximate (more distinct values
-        than a coarse point may hold) is read again from the finer levels, whose windows may still be exact."""
-        used = [lvl for lvl in levels if p.runs.get(lvl)]
-        counts = [len(p.ranges(lvl)) for lvl in used]
-        statements = [influxql.windows_statements(lvl, p.ranges(lvl), who, fields) for lvl in used]
-        results = await self.client.query("; ".join([*statements, *also])) if statements or also else []
-        if len(results) != sum(counts) + len(also):
-            raise InfluxError(f"InfluxDB answered {len(results)} results to {sum(counts) + len(also)} statements")
-        parts: dict[Level, Windows] = {}
-        first = 0
-        for level, n in zip(used, counts, strict=True):
-            parts[level] = read_rows(results[first : first + n], level, p, fields)
-            first += n
+    async def _collect(self, read: _WindowsRead) -> Windows:
+        """The rows of a sent `_WindowsRead`, exact where the input allows it: a coarse window whose
+        histogram had to be approximate (more distinct values than a coarse point may hold) is read again
+        from the finer levels, whose windows may still be exact."""
+        levels = read.levels
         out: list[Windows] = []
         for i, level in enumerate(levels):
-            w = parts.get(level)
-            if w is None:
+            handle = read.handles.get(level)
+            if handle is None:
                 continue
+            w = read_rows(handle.results, level, read.plan, read.fields)
             approximate = np.asarray([h is not None and h.startswith(APPROXIMATE_PREFIX) for h in w.hist], bool)
             if i + 1 < len(levels) and approximate.any():
                 pairs = set(
                     zip(np.asarray(w.customer)[approximate].tolist(), w.start[approximate].tolist(), strict=True)
                 )
                 ranges = sorted({(s, s + level.window_ns) for _, s in pairs})
-                finer, _ = await self._read(plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], who, fields)
+                finer = await self._read(plan_ranges(ranges, levels[i + 1 :]), levels[i + 1 :], read.who, read.fields)
                 out.append(take(finer, in_pairs(finer, level, pairs)))
                 w = take(w, ~in_pairs(w, level, pairs))
             out.append(w)
-        return concat(out), results[first:]
+        return concat(out)
 
     @staticmethod
     def _incidents_per_day(result: dict[str, Any], bounds: IntArray) -> IntArray:
@@ -115,15 +127,13 @@ class RollupService:
 
     @dataclass
     class _SloRead:
-        """The statements of a customer's per-day SLO counts, sent with the stats request, and how to
-        read their results back (one result per statement, levels in order)."""
+        """A customer's per-day SLO counts, queued on the stats request's batch: a handle per level."""
 
         bounds: IntArray  # local midnights from the SLO window's first day to the day after r.last
         plan: Plan
-        levels: list[tuple[Level, int]]  # (level, number of its statements)
-        statements: list[str]
+        handles: list[tuple[Level, Handle]]
 
-    def _slo_read(self, customer: str, r: DateRange, target: float | None) -> _SloRead | None:
+    def _slo_read(self, batch: QueryBatch, customer: str, r: DateRange, target: float | None) -> _SloRead | None:
         """Requests and server errors per local day, from the SLO window's first day to r.last: numbers
         only, no histograms (cheap for a month more). None without a target."""
         if target is None:
@@ -132,20 +142,16 @@ class RollupService:
         p = plan(bounds, self.levels)
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         fields = ("count", "server_errors")
-        statements = [  # one per range: the caller counts one result per statement
-            influxql.windows_statements(lvl, [rng], customer, fields) for lvl in used for rng in p.ranges(lvl)
-        ]
-        return self._SloRead(bounds, p, [(lvl, len(p.ranges(lvl))) for lvl in used], statements)
+        handles = [(lvl, batch.add(influxql.windows_statements(lvl, p.ranges(lvl), customer, fields))) for lvl in used]
+        return self._SloRead(bounds, p, handles)
 
-    def _budgets(self, slo: _SloRead, results: list[dict[str, Any]], target: float) -> list[float | None]:
+    def _budgets(self, slo: _SloRead, target: float) -> list[float | None]:
         """The budget left at the end of each day (trailing SLO window) from the `_slo_read` results;
         rollup points lacking `server_errors` (written before rollups counted 5xx) make a window unknown."""
         n_days = len(slo.bounds) - 1
         out = [np.zeros(n_days, np.int64) for _ in range(3)]
-        first = 0
-        for level, n in slo.levels:
-            rows = [row for result in results[first : first + n] for _, row in series_rows(result)]
-            first += n
+        for level, handle in slo.handles:
+            rows = [row for result in handle.results for _, row in series_rows(result)]
             if not rows:
                 continue
             t = np.asarray([row["time"] for row in rows], np.int64)
@@ -173,15 +179,15 @@ class RollupService:
         async def compute() -> tuple[Stats, str, int, int]:
             await self.service.require_customer(customer)
             bounds = day_bounds(r)
-            slo = self._slo_read(customer, r, target)
             # the windows, the incidents and the SLO counts in one /query request
-            also = (
-                influxql.incident_starts(customer, int(bounds[0]), int(bounds[-1])),
-                *(slo.statements if slo else ()),
-            )
-            w, extra = await self.windows_and(bounds, customer, also=also)
-            incidents = self._incidents_per_day(extra[0], bounds)
-            budgets = None if slo is None or target is None else self._budgets(slo, extra[1:], target)
+            batch = QueryBatch()
+            windows = _WindowsRead.queue(batch, plan(bounds, self.levels), self.levels, customer, FIELDS)
+            starts = batch.add([influxql.incident_starts(customer, int(bounds[0]), int(bounds[-1]))])
+            slo = self._slo_read(batch, customer, r, target)
+            await batch.send(self.client)
+            w = await self._collect(windows)
+            incidents = self._incidents_per_day(starts.results[0], bounds)
+            budgets = None if slo is None or target is None else self._budgets(slo, target)
             d = Decoded.of(w.hist)
             per_day = merge(w, d, bucket_of(w.start, bounds), len(bounds) - 1)
             whole = merge(w, d, np.zeros(len(w.start), np.int64), 1)
@@ -356,7 +362,9 @@ class RollupService:
     async def _sums(self, p: Plan) -> dict[str, list[float]]:
         """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level."""
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
-        results = await asyncio.gather(*(self.client.query(influxql.sums_statements(lvl, p.runs[lvl])) for lvl in used))
+        results = await asyncio.gather(
+            *(self.client.query("; ".join(influxql.sums_statements(lvl, p.runs[lvl]))) for lvl in used)
+        )
         out: dict[str, list[float]] = {}
         for result in (res for level_results in results for res in level_results):
             for tags, row in series_rows(result):
@@ -381,7 +389,7 @@ class RollupService:
             }
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(
-            *(self.client.query(influxql.budget_statements(lvl, p.runs[lvl])) for lvl in used)
+            *(self.client.query("; ".join(influxql.budget_statements(lvl, p.runs[lvl]))) for lvl in used)
         )
         out: dict[str, list[int]] = {}
         for result in (res for level_results in results for res in level_results):
