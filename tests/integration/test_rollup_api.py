@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from fixtures import expected_figures, rollup_lines, running_api, subprocess_env
-from logpulse.api.schemas import Series
 from logpulse.config import Settings
+from logpulse.readmodel.schemas import Series
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_RP

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 
 from logpulse.api.app import create_app
 from logpulse.api.errors import BadRequest
-from logpulse.api.localtime import NS, WINDOW_NS, interval_starts, iso_local, iso_locals, local_midnight_ns
-from logpulse.api.rollup_queries import plan
-from logpulse.api.rollup_service import Decoded, Windows, decode_cursor, encode_cursor, merge, sort_rows
 from logpulse.config import Settings
+from logpulse.readmodel.localtime import NS, WINDOW_NS, interval_starts, iso_local, iso_locals, local_midnight_ns
+from logpulse.readmodel.merge import Decoded, merge
+from logpulse.readmodel.paging import decode_cursor, encode_cursor, sort_rows
+from logpulse.readmodel.plan import plan
+from logpulse.readmodel.windows import Windows
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import RollupLevel
 

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from logpulse.api.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.config import Settings
+from logpulse.slo import Slo, budget_remaining, trailing_budgets
 
 
 def test_the_readme_worked_example() -> None:

@@ -21,13 +21,13 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from logpulse.api import process_tuning, validation
-from logpulse.api.cache import AnswerCache
 from logpulse.api.errors import Unauthorized
-from logpulse.api.rollup_service import RollupService
-from logpulse.api.service import Service
-from logpulse.api.slo import Slo
 from logpulse.api.validation import DateRange
 from logpulse.config import Settings
+from logpulse.readmodel.cache import AnswerCache
+from logpulse.readmodel.customers import Service
+from logpulse.readmodel.rollup_service import RollupService
+from logpulse.slo import Slo
 from logpulse.storage.influx import AsyncInfluxQuery, Connection
 
 

@@ -1,6 +1,7 @@
 """Every error the API answers with, in one place: exception type → status, message and headers.
 
-Routes and services raise the exceptions below (or let InfluxDB's typed errors through); `install`
+Routes raise the exceptions below, the read model its own (`readmodel.errors`, re-exported here), and
+InfluxDB's typed errors pass through; `install`
 turns each into the one body shape the README documents, `{"detail": "<one string>"}`. FastAPI's own
 parameter validation is answered in the same shape, naming the parameter.
 """
@@ -16,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from logpulse.readmodel.errors import BadRequest as BadRequest
+from logpulse.readmodel.errors import NotFound as NotFound
 from logpulse.storage.influx import InfluxError, InfluxUnavailable
 
 RETRY_AFTER_S = "5"
@@ -25,14 +28,6 @@ class Problem(BaseModel):
     """The body of every error answer."""
 
     detail: str
-
-
-class BadRequest(Exception):
-    """A request parameter is invalid: 422 with a message that names it and says why."""
-
-
-class NotFound(Exception):
-    """The resource (e.g. a customer) does not exist: 404."""
 
 
 class Unauthorized(Exception):

@@ -7,11 +7,11 @@ Nothing a client sends reaches InfluxQL unvalidated: ids must match the parser's
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from logpulse.api.errors import BadRequest
 from logpulse.formats.logpulse import CUSTOMER_ID_PATTERN, CUSTOMER_ID_RE
+from logpulse.readmodel.localtime import DateRange
 
 __all__ = ["BadRequest", "DateRange", "customer_id", "date", "date_range", "zone"]
 
@@ -43,30 +43,6 @@ def date(name: str, value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise BadRequest(f"invalid '{name}' date {value[:40]!r}: expected a real date as YYYY-MM-DD") from None
-
-
-@dataclass(frozen=True)
-class DateRange:
-    """Calendar days [first, last] in `tz`, and their bounds in UTC nanoseconds [start_ns, end_ns)."""
-
-    first: dt.date
-    last: dt.date
-    tz: ZoneInfo
-
-    @property
-    def start_ns(self) -> int:
-        return _midnight_ns(self.first, self.tz)
-
-    @property
-    def end_ns(self) -> int:
-        return _midnight_ns(self.last + dt.timedelta(days=1), self.tz)
-
-    def local_date(self, ns: int) -> dt.date:
-        return dt.datetime.fromtimestamp(ns / 1e9, self.tz).date()
-
-
-def _midnight_ns(day: dt.date, tz: ZoneInfo) -> int:
-    return int(dt.datetime.combine(day, dt.time(), tz).timestamp()) * 1_000_000_000
 
 
 def date_range(frm: str | None, to: str | None, tz_name: str, max_days: int) -> DateRange:

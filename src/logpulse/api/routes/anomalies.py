@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from logpulse.api import validation
 from logpulse.api.deps import PROTECTED, CustomerIdDep, DateRangeDep, ServiceDep
 from logpulse.api.errors import RESPONSES
-from logpulse.api.schemas import Anomalies, FleetAnomalies
 from logpulse.model import INCIDENT_KINDS, INCIDENT_STATUSES
+from logpulse.readmodel.schemas import Anomalies, FleetAnomalies
 
 router = APIRouter(tags=["customers"], dependencies=PROTECTED, responses=RESPONSES)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from logpulse.api.deps import PROTECTED, ServiceDep
 from logpulse.api.errors import RESPONSES
-from logpulse.api.schemas import CustomerPage
+from logpulse.readmodel.schemas import CustomerPage
 
 router = APIRouter(tags=["customers"], dependencies=PROTECTED, responses=RESPONSES)
 

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from logpulse.api import rollup_params, validation
+from logpulse.api import params as rollup_params
+from logpulse.api import validation
 from logpulse.api.deps import PROTECTED, RollupsDep, SettingsDep
 from logpulse.api.errors import RESPONSES
-from logpulse.api.schemas import Fleet
+from logpulse.readmodel.schemas import Fleet
 
 router = APIRouter(tags=["fleet"], dependencies=PROTECTED, responses=RESPONSES)
 

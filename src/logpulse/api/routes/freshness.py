@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 
 from logpulse.api.deps import PROTECTED, InfluxDep
 from logpulse.api.errors import RESPONSES
-from logpulse.api.freshness import FreshnessProbe
-from logpulse.api.schemas import Freshness
+from logpulse.readmodel.freshness import FreshnessProbe
+from logpulse.readmodel.schemas import Freshness
 
 router = APIRouter(tags=["operations"], dependencies=PROTECTED, responses=RESPONSES)
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from logpulse.api import rollup_params
+from logpulse.api import params as rollup_params
 from logpulse.api.deps import PROTECTED, CustomerIdDep, RollupsDep, SettingsDep
 from logpulse.api.errors import RESPONSES
-from logpulse.api.schemas import Series
+from logpulse.readmodel.schemas import Series
 
 router = APIRouter(tags=["customers"], dependencies=PROTECTED, responses=RESPONSES)
 

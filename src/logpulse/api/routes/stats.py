@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from logpulse.api.deps import PROTECTED, CustomerIdDep, DateRangeDep, RollupsDep
 from logpulse.api.errors import RESPONSES
-from logpulse.api.schemas import Stats
+from logpulse.readmodel.schemas import Stats
 
 router = APIRouter(tags=["customers"], dependencies=PROTECTED, responses=RESPONSES)
 

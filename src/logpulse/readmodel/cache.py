@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from logpulse.api import queries
+from logpulse.readmodel import influxql
 from logpulse.storage.influx import AsyncInfluxQuery, InfluxError, series_rows
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class AnswerCache:
 
     async def poll_once(self, client: AsyncInfluxQuery) -> None:
         started = self.now_ns()
-        results = await client.query(queries.marks_since(started - LOOKBACK_NS))
+        results = await client.query(influxql.marks_since(started - LOOKBACK_NS))
         for tags, row in series_rows(results[0]):
             self.invalidate(tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
         # answers computed before `started` are checked against every mark up to `started`

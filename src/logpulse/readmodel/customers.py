@@ -9,11 +9,13 @@ import datetime as dt
 import time
 from typing import Any
 
-from logpulse.api import queries, validation
-from logpulse.api.cache import ANY_CUSTOMER, AnswerCache
-from logpulse.api.errors import BadRequest, NotFound
-from logpulse.api.rollup_queries import FLEET
-from logpulse.api.schemas import (
+from logpulse.formats.logpulse import CUSTOMER_ID_RE
+from logpulse.readmodel import influxql
+from logpulse.readmodel.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.readmodel.errors import BadRequest, NotFound
+from logpulse.readmodel.localtime import DateRange
+from logpulse.readmodel.plan import FLEET
+from logpulse.readmodel.schemas import (
     Anomalies,
     Anomaly,
     Customer,
@@ -21,7 +23,6 @@ from logpulse.api.schemas import (
     FleetAnomalies,
     FleetAnomaly,
 )
-from logpulse.api.validation import DateRange
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import ROLLUP_LEVELS
 
@@ -59,7 +60,7 @@ class Service:
 
     async def known_customers(self, *, refresh: bool = False) -> list[str]:
         if refresh or time.monotonic() - self._known_at > KNOWN_REFRESH_S:
-            res = await self.client.query(queries.customer_ids())
+            res = await self.client.query(influxql.customer_ids())
             self._known = {row["value"] for _, row in series_rows(res[0])} - {FLEET}
             self._known_at = time.monotonic()
         return sorted(self._known)
@@ -72,7 +73,7 @@ class Service:
 
     async def anomalies(self, customer: str, r: DateRange) -> Anomalies:
         await self.require_customer(customer)
-        res = await self.client.query(queries.anomalies(customer, r))
+        res = await self.client.query(influxql.anomalies(customer, r))
         items = [
             Anomaly(**_incident(tags, row, r.tz))  # the query groups by the kind tag
             for tags, row in sorted(series_rows(res[0]), key=lambda tr: (tr[1]["time"], tr[0]["kind"]))
@@ -85,7 +86,7 @@ class Service:
         self, r: DateRange, customer: str | None, kind: str | None, status: str | None, limit: int
     ) -> FleetAnomalies:
         """Incidents of every customer (issue 17), newest filters applied in InfluxDB."""
-        res = await self.client.query(queries.fleet_anomalies(r, customer, kind, status, limit))
+        res = await self.client.query(influxql.fleet_anomalies(r, customer, kind, status, limit))
         rows = sorted(series_rows(res[0]), key=lambda tr: (tr[1]["time"], tr[0]["customer_id"], tr[0]["kind"]))
         items = [FleetAnomaly(customer_id=tags["customer_id"], **_incident(tags, row, r.tz)) for tags, row in rows]
         return FleetAnomalies(from_=r.first.isoformat(), to=r.last.isoformat(), tz=r.tz.key, anomalies=items[:limit])
@@ -98,7 +99,7 @@ class Service:
             page = [c for c in ids if after is None or c > after][:limit]
             out = []
             if page:
-                res = await self.client.query(queries.customer_summaries(page))
+                res = await self.client.query(influxql.customer_summaries(page))
                 for i, c in enumerate(page):
                     total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
                     out.append(
@@ -123,7 +124,7 @@ class Service:
         bare = [c.customer_id for c in customers if c.total_requests == 0]
         if not bare:
             return customers
-        res = await self.client.query(queries.rollup_customer_summaries(bare))
+        res = await self.client.query(influxql.rollup_customer_summaries(bare))
         window = ROLLUP_LEVELS[0].window_ns
         found: dict[str, Customer] = {}
         for i, c in enumerate(bare):
@@ -146,6 +147,8 @@ def encode_cursor(customer: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        return validation.customer_id(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError, BadRequest):
+        if not CUSTOMER_ID_RE.match(value):  # the same rule as the customer id parameter
+            raise ValueError
+        return value
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("invalid cursor: pass the next_cursor of a previous page") from None

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logpulse.api import rollup_queries
-from logpulse.api.rollup_queries import FLEET, Level, Plan
+from logpulse.readmodel import influxql
+from logpulse.readmodel.plan import FLEET, Level, Plan
 from logpulse.storage import fleet_table
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
@@ -44,8 +44,8 @@ async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[Level, 
     used = [lvl for lvl in levels if p.runs.get(lvl)]
     if not used:
         return CustomerSums([], *(np.zeros(0, np.int64) for _ in range(5)))
-    statements = [rollup_queries.windows_statements(lvl, p.runs[lvl], FLEET, _FIELDS) for lvl in used]
-    statements += [rollup_queries.customers_count_statements(lvl, p.runs[lvl]) for lvl in used]
+    statements = ["; ".join(influxql.windows_statements(lvl, p.runs[lvl], FLEET, _FIELDS)) for lvl in used]
+    statements += ["; ".join(influxql.customers_count_statements(lvl, p.runs[lvl])) for lvl in used]
     results = await asyncio.gather(*(client.query(q) for q in statements))
     tables, checks = results[: len(used)], results[len(used) :]
     fleet_count = 0

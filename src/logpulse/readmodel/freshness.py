@@ -25,8 +25,8 @@ import asyncio
 import datetime as dt
 import time
 
-from logpulse.api import queries
-from logpulse.api.schemas import Freshness
+from logpulse.readmodel import influxql
+from logpulse.readmodel.schemas import Freshness
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 
 WINDOW_S = 3600
@@ -58,10 +58,10 @@ class FreshnessProbe:
 
     async def _compute(self) -> Freshness:
         now_ns = time.time_ns()
-        last, newest, backlogs = await self._client.query(queries.freshness(now_ns - WINDOW_S * NS))
+        last, newest, backlogs = await self._client.query(influxql.freshness(now_ns - WINDOW_S * NS))
         last_rows, newest_rows, backlog_rows = series_rows(last), series_rows(newest), series_rows(backlogs)
         if not last_rows:  # nothing in the last hour: the newest mark of all, if any
-            last_rows = newest_rows = series_rows((await self._client.query(queries.freshness(None)))[0])
+            last_rows = newest_rows = series_rows((await self._client.query(influxql.freshness(None)))[0])
         if not last_rows:
             return Freshness(
                 last_write=None, newest_data=None, lag_s=None, backlog_bytes=None, behind=False, checked_at=_iso(now_ns)

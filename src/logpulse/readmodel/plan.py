@@ -1,4 +1,4 @@
-"""InfluxQL over the rollup measurements, and which level answers which part of a range.
+"""Which rollup level answers which part of a range (the statements are in `influxql`).
 
 A rollup level is a measurement of per-customer windows of one fixed UTC length (15 minutes, and
 coarser ones when the processor writes them), each point's time being its window start plus an
@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from logpulse.api.localtime import IntArray
-from logpulse.storage.influx import quote_ident, quote_literal
-from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, TAG_CUSTOMER, RollupLevel, rollup_from
+from logpulse.readmodel.localtime import IntArray
+from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
 
 FIELDS = ("count", "failed", "sum", "hist")
 COALESCE_WINDOWS = 2
@@ -122,54 +121,3 @@ Who = str | list[str] | None
 
 FLEET = FLEET_CUSTOMER
 """The tag value of fleet-wide rollups (all customers' requests together), outside the id charset."""
-
-
-def _who(who: Who) -> tuple[str, str]:
-    """(WHERE prefix, GROUP BY suffix) for `who`."""
-    tag = quote_ident(TAG_CUSTOMER)
-    if isinstance(who, str):
-        return f"{tag} = {quote_literal(who)} AND ", ""
-    if who is None:
-        return "", f" GROUP BY {tag}"
-    return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
-
-
-def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = "") -> str:
-    """`SELECT {select}` over the level's rows, one statement per time range (InfluxDB 1.x cannot OR
-    time ranges: such a WHERE silently matches nothing)."""
-    return "; ".join(
-        f"SELECT {select} FROM {rollup_from(level)} WHERE {where}time >= {a} AND time < {b}{group}" for a, b in ranges
-    )
-
-
-def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> str:
-    """The level's rows of `who` in the ranges."""
-    where, group = _who(who)
-    return _per_range(level, ranges, ", ".join(quote_ident(f) for f in fields), where, group)
-
-
-def sums_statements(level: Level, runs: list[tuple[int, int]]) -> str:
-    """Per customer, the summed counts, failures and durations of the level's runs, added up in InfluxDB.
-
-    Runs, not coalesced ranges: a sum cannot drop the windows between two runs afterwards.
-    """
-    select = 'SUM("count") AS "count", SUM("failed") AS "failed", SUM("sum") AS "sum"'
-    return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
-
-
-def budget_statements(level: Level, runs: list[tuple[int, int]]) -> str:
-    """Per customer, requests and server errors (the SLO's counts) of the level's runs, summed in
-    InfluxDB, with the number of points and of points carrying `server_errors` (fewer when some were
-    written before rollups counted 5xx: the budget is then unknown)."""
-    select = (
-        'SUM("count") AS "count", SUM("server_errors") AS "server_errors", COUNT("count") AS "points", '
-        'COUNT("server_errors") AS "counted"'
-    )
-    return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
-
-
-def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> str:
-    """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
-    runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
-    where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET)} AND "
-    return _per_range(level, runs, 'SUM("count") AS "count"', where)

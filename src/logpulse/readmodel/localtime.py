@@ -13,6 +13,7 @@ once per window, so a 10,000-point series costs a few hundred zone look-ups, not
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -134,3 +135,23 @@ def _offset_text(offset_s: int) -> str:
     h, rest = divmod(abs(offset_s), 3600)
     m, sec = divmod(rest, 60)
     return f"{sign}{h:02d}:{m:02d}" + (f":{sec:02d}" if sec else "")
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Calendar days [first, last] in `tz`, and their bounds in UTC nanoseconds [start_ns, end_ns)."""
+
+    first: dt.date
+    last: dt.date
+    tz: ZoneInfo
+
+    @property
+    def start_ns(self) -> int:
+        return local_midnight_ns(self.first, self.tz)
+
+    @property
+    def end_ns(self) -> int:
+        return local_midnight_ns(self.last + dt.timedelta(days=1), self.tz)
+
+    def local_date(self, ns: int) -> dt.date:
+        return dt.datetime.fromtimestamp(ns / 1e9, self.tz).date()

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from logpulse.api import validation
 from logpulse.api.errors import BadRequest
-from logpulse.api.localtime import INTERVALS, NS, WINDOW_S, local_midnight_ns
-from logpulse.api.rollup_service import SORT_KEYS
+from logpulse.readmodel.localtime import INTERVALS, NS, WINDOW_S, local_midnight_ns
+from logpulse.readmodel.paging import SORT_KEYS
 
 ORDERS = ("asc", "desc")
 

@@ -1,4 +1,4 @@
-"""InfluxQL: the only place the API's queries are written. Aggregation happens in InfluxDB.
+"""InfluxQL: the only place the read model's statements are written. Aggregation happens in InfluxDB.
 
 Every customer id is validated before it gets here and is still quoted as a string literal; zone
 names are validated IANA names; times are integers. Nothing from a request is pasted raw.
@@ -6,7 +6,8 @@ names are validated IANA names; times are integers. Nothing from a request is pa
 
 from __future__ import annotations
 
-from logpulse.api.validation import DateRange
+from logpulse.readmodel.localtime import DateRange
+from logpulse.readmodel.plan import FLEET, Level, Who
 from logpulse.storage.influx import quote_ident, quote_literal
 from logpulse.storage.points import ANOMALIES, MARKS_RP, REQUESTS, ROLLUP_LEVELS, TAG_CUSTOMER, WRITES, rollup_from
 
@@ -110,3 +111,63 @@ def freshness(since_ns: int | None) -> str:
         f'SELECT MAX("max_time") AS "max_time" FROM {_MARKS} {where}; '
         f'SELECT LAST("backlog_bytes") AS "backlog" FROM {_MARKS} {where} GROUP BY "writer"'
     )
+
+
+def incident_starts(customer: str, start_ns: int, end_ns: int) -> str:
+    """The start times of a customer's incidents in [start_ns, end_ns) (the stats' per-day counts)."""
+    who = f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
+    return f'SELECT "score" FROM {quote_ident(ANOMALIES)} WHERE {who} AND time >= {start_ns} AND time < {end_ns}'
+
+
+# ----- rollups: the plan (plan.py) says which level reads which ranges -----------------------
+
+
+def _who(who: Who) -> tuple[str, str]:
+    """(WHERE prefix, GROUP BY suffix) for `who`."""
+    tag = quote_ident(TAG_CUSTOMER)
+    if isinstance(who, str):
+        return f"{tag} = {quote_literal(who)} AND ", ""
+    if who is None:
+        return "", f" GROUP BY {tag}"
+    return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
+
+
+def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = "") -> list[str]:
+    """`SELECT {select}` over the level's rows, one statement per time range (InfluxDB 1.x cannot OR
+    time ranges: such a WHERE silently matches nothing)."""
+    return [
+        f"SELECT {select} FROM {rollup_from(level)} WHERE {where}time >= {a} AND time < {b}{group}" for a, b in ranges
+    ]
+
+
+def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> list[str]:
+    """The level's rows of `who` in the ranges."""
+    where, group = _who(who)
+    return _per_range(level, ranges, ", ".join(quote_ident(f) for f in fields), where, group)
+
+
+def sums_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
+    """Per customer, the summed counts, failures and durations of the level's runs, added up in InfluxDB.
+
+    Runs, not coalesced ranges: a sum cannot drop the windows between two runs afterwards.
+    """
+    select = 'SUM("count") AS "count", SUM("failed") AS "failed", SUM("sum") AS "sum"'
+    return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
+
+
+def budget_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
+    """Per customer, requests and server errors (the SLO's counts) of the level's runs, summed in
+    InfluxDB, with the number of points and of points carrying `server_errors` (fewer when some were
+    written before rollups counted 5xx: the budget is then unknown)."""
+    select = (
+        'SUM("count") AS "count", SUM("server_errors") AS "server_errors", COUNT("count") AS "points", '
+        'COUNT("server_errors") AS "counted"'
+    )
+    return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
+
+
+def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
+    """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
+    runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
+    where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET)} AND "
+    return _per_range(level, runs, 'SUM("count") AS "count"', where)

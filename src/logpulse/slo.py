@@ -1,4 +1,4 @@
-"""SLO figures of the API (issue 17): which target applies, the SLO window of a range, the budget.
+"""SLO figures: which target applies, the SLO window of a range, the budget.
 
 The error budget of a target t (fraction, 0.995) is the share 1 − t of requests allowed to be server
 errors (status ≥ 500; 4xx are the caller's) over the SLO window, the last `SLO_WINDOW_DAYS` local
@@ -14,9 +14,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from logpulse.api.localtime import IntArray
 from logpulse.config import Settings, parse_slo_targets, slo_target_of
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
