@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures import generated_rows
-from logpulse.api import rollup_params, validation
+from logpulse.api import params, validation
 from logpulse.cli import app
 
 ZONES = ("UTC", "America/New_York", "Asia/Kathmandu")
@@ -34,7 +34,7 @@ def test_a_range_without_to_ends_today_in_its_zone(moved_clock: dt.datetime, zon
 def test_a_series_without_to_ends_at_the_end_of_today_in_its_zone(moved_clock: dt.datetime, zone: str) -> None:
     tz = ZoneInfo(zone)
     today = moved_clock.astimezone(tz).date()
-    t = rollup_params.time_range(str(today), None, zone, 400)
+    t = params.time_range(str(today), None, zone, 400)
     midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
     assert t.end_ns == int(midnight.timestamp()) * 10**9
     assert t.start_ns < int(moved_clock.timestamp()) * 10**9 < t.end_ns
