@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 LOOKBACK_NS = 10 * 1_000_000_000  # marks may become visible a little after their timestamp
 TRUST_S = 5.0  # serve cached answers only while the last successful poll started at most this long ago
-ANY_CUSTOMER = "*"
+EVERY_CUSTOMER = "(every customer)"
+"""The customer of a cached answer built from every customer's data: any customer's write mark
+invalidates it. Not a customer id (unlike `*`, the customer of the fleet-wide rollup points)."""
 T = TypeVar("T")
 
 
@@ -108,7 +110,7 @@ class AnswerCache:
     def invalidate(self, customer: str, mark_ns: int, lo: int, hi: int) -> None:
         for key, e in list(self._entries.items()):
             if (
-                (e.customer in (customer, ANY_CUSTOMER))
+                (e.customer in (customer, EVERY_CUSTOMER))
                 and mark_ns > e.computed_ns
                 and lo < e.end_ns
                 and hi >= e.start_ns

@@ -11,10 +11,9 @@ from typing import Any
 
 from logpulse.formats.logpulse import CUSTOMER_ID_RE
 from logpulse.readmodel import influxql
-from logpulse.readmodel.cache import ANY_CUSTOMER, AnswerCache
+from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
 from logpulse.readmodel.errors import BadRequest, NotFound
 from logpulse.readmodel.localtime import DateRange
-from logpulse.readmodel.plan import FLEET
 from logpulse.readmodel.schemas import (
     Anomalies,
     Anomaly,
@@ -24,7 +23,7 @@ from logpulse.readmodel.schemas import (
     FleetAnomaly,
 )
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
-from logpulse.storage.points import ROLLUP_LEVELS
+from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS
 
 KNOWN_REFRESH_S = 1.0
 
@@ -61,7 +60,7 @@ class Service:
     async def known_customers(self, *, refresh: bool = False) -> list[str]:
         if refresh or time.monotonic() - self._known_at > KNOWN_REFRESH_S:
             res = await self.client.query(influxql.customer_ids())
-            self._known = {row["value"] for _, row in series_rows(res[0])} - {FLEET}
+            self._known = {row["value"] for _, row in series_rows(res[0])} - {FLEET_CUSTOMER}
             self._known_at = time.monotonic()
         return sorted(self._known)
 
@@ -113,7 +112,7 @@ class Service:
                 out = await self._from_rollups(out)
             more = bool(page) and any(c > page[-1] for c in ids)
             answer = CustomerPage(customers=out, next_cursor=encode_cursor(page[-1]) if more else None)
-            return answer, ANY_CUSTOMER, 0, 2**63 - 1
+            return answer, EVERY_CUSTOMER, 0, 2**63 - 1
 
         return await self.cache.fetch(("customers", limit, after), compute)
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.plan import FLEET, Level, Plan
+from logpulse.readmodel.plan import Plan
 from logpulse.storage import fleet_table
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
+from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
 _FIELDS = ("count", *fleet_table.FIELDS)
 
@@ -39,12 +40,12 @@ class CustomerSums:
     unknown: np.ndarray  # entries without a 5xx count (aggregates restored from an older snapshot)
 
 
-async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[Level, ...]) -> CustomerSums | None:
+async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...]) -> CustomerSums | None:
     """Every customer's sums over the plan's runs from the `*` tables, or None if they are incomplete."""
     used = [lvl for lvl in levels if p.runs.get(lvl)]
     if not used:
         return CustomerSums([], *(np.zeros(0, np.int64) for _ in range(5)))
-    statements = ["; ".join(influxql.windows_statements(lvl, p.runs[lvl], FLEET, _FIELDS)) for lvl in used]
+    statements = ["; ".join(influxql.windows_statements(lvl, p.runs[lvl], FLEET_CUSTOMER, _FIELDS)) for lvl in used]
     statements += ["; ".join(influxql.customers_count_statements(lvl, p.runs[lvl])) for lvl in used]
     results = await asyncio.gather(*(client.query(q) for q in statements))
     tables, checks = results[: len(used)], results[len(used) :]
@@ -91,7 +92,7 @@ class TableReads:
     """One answer's table reads: the range and the SLO window are often the same plan (a 30-day range,
     a 30-day SLO window): read once, await twice."""
 
-    def __init__(self, client: AsyncInfluxQuery, levels: tuple[Level, ...]) -> None:
+    def __init__(self, client: AsyncInfluxQuery, levels: tuple[RollupLevel, ...]) -> None:
         self.client = client
         self.levels = levels
         self._reads: dict[tuple[tuple[str, tuple[tuple[int, int], ...]], ...], asyncio.Future[CustomerSums | None]] = {}

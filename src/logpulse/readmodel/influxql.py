@@ -7,9 +7,19 @@ names are validated IANA names; times are integers. Nothing from a request is pa
 from __future__ import annotations
 
 from logpulse.readmodel.localtime import DateRange
-from logpulse.readmodel.plan import FLEET, Level, Who
+from logpulse.readmodel.plan import Who
 from logpulse.storage.influx import quote_ident, quote_literal
-from logpulse.storage.points import ANOMALIES, MARKS_RP, REQUESTS, ROLLUP_LEVELS, TAG_CUSTOMER, WRITES, rollup_from
+from logpulse.storage.points import (
+    ANOMALIES,
+    FLEET_CUSTOMER,
+    MARKS_RP,
+    REQUESTS,
+    ROLLUP_LEVELS,
+    TAG_CUSTOMER,
+    WRITES,
+    RollupLevel,
+    rollup_from,
+)
 
 _FIGURES = (
     'COUNT("duration") AS "total", SUM("failed") AS "failed", MEAN("duration") AS "average", '
@@ -132,7 +142,9 @@ def _who(who: Who) -> tuple[str, str]:
     return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
 
 
-def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = "") -> list[str]:
+def _per_range(
+    level: RollupLevel, ranges: list[tuple[int, int]], select: str, where: str = "", group: str = ""
+) -> list[str]:
     """`SELECT {select}` over the level's rows, one statement per time range (InfluxDB 1.x cannot OR
     time ranges: such a WHERE silently matches nothing)."""
     return [
@@ -140,13 +152,15 @@ def _per_range(level: Level, ranges: list[tuple[int, int]], select: str, where: 
     ]
 
 
-def windows_statements(level: Level, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]) -> list[str]:
+def windows_statements(
+    level: RollupLevel, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]
+) -> list[str]:
     """The level's rows of `who` in the ranges."""
     where, group = _who(who)
     return _per_range(level, ranges, ", ".join(quote_ident(f) for f in fields), where, group)
 
 
-def sums_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
+def sums_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:
     """Per customer, the summed counts, failures and durations of the level's runs, added up in InfluxDB.
 
     Runs, not coalesced ranges: a sum cannot drop the windows between two runs afterwards.
@@ -155,7 +169,7 @@ def sums_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
     return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
-def budget_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
+def budget_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:
     """Per customer, requests and server errors (the SLO's counts) of the level's runs, summed in
     InfluxDB, with the number of points and of points carrying `server_errors` (fewer when some were
     written before rollups counted 5xx: the budget is then unknown)."""
@@ -166,8 +180,8 @@ def budget_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
     return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
-def customers_count_statements(level: Level, runs: list[tuple[int, int]]) -> list[str]:
+def customers_count_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:
     """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
     runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
-    where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET)} AND "
+    where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET_CUSTOMER)} AND "
     return _per_range(level, runs, 'SUM("count") AS "count"', where)

@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from logpulse.readmodel.localtime import IntArray
-from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
+from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel
 
 FIELDS = ("count", "failed", "sum", "hist")
 COALESCE_WINDOWS = 2
 
 
-Level = RollupLevel
-
-LEVELS: tuple[Level, ...] = tuple(sorted(ROLLUP_LEVELS, key=lambda lvl: -lvl.window_ns))
+LEVELS: tuple[RollupLevel, ...] = tuple(sorted(ROLLUP_LEVELS, key=lambda lvl: -lvl.window_ns))
 """Rollup levels the processor writes, coarsest first (the finest is always 15 minutes)."""
 
 
@@ -38,9 +36,9 @@ LEVELS: tuple[Level, ...] = tuple(sorted(ROLLUP_LEVELS, key=lambda lvl: -lvl.win
 class Plan:
     """Per level, the [start, end) UTC ns runs of its windows to read, and the statements' ranges."""
 
-    runs: dict[Level, list[tuple[int, int]]] = field(default_factory=dict)
+    runs: dict[RollupLevel, list[tuple[int, int]]] = field(default_factory=dict)
 
-    def ranges(self, level: Level) -> list[tuple[int, int]]:
+    def ranges(self, level: RollupLevel) -> list[tuple[int, int]]:
         """Ranges to query: the runs, with gaps of at most COALESCE_WINDOWS windows bridged."""
         out: list[tuple[int, int]] = []
         for a, b in self.runs.get(level, []):
@@ -50,7 +48,7 @@ class Plan:
                 out.append((a, b))
         return out
 
-    def keep(self, level: Level, windows: IntArray) -> np.ndarray:
+    def keep(self, level: RollupLevel, windows: IntArray) -> np.ndarray:
         """Mask of the windows (starts, ns) that lie inside a planned run of `level`."""
         runs = self.runs.get(level, [])
         if not runs:
@@ -63,7 +61,7 @@ class Plan:
         return ok
 
 
-def plan(bounds: IntArray, levels: tuple[Level, ...] = LEVELS) -> Plan:
+def plan(bounds: IntArray, levels: tuple[RollupLevel, ...] = LEVELS) -> Plan:
     """Cover the consecutive intervals [bounds[i], bounds[i+1]) with windows of the given levels.
 
     `bounds` are on 15-minute boundaries; the finest level must be 15 minutes so that everything is
@@ -83,7 +81,7 @@ def plan(bounds: IntArray, levels: tuple[Level, ...] = LEVELS) -> Plan:
     return p
 
 
-def plan_ranges(ranges: list[tuple[int, int]], levels: tuple[Level, ...]) -> Plan:
+def plan_ranges(ranges: list[tuple[int, int]], levels: tuple[RollupLevel, ...]) -> Plan:
     """Cover each [a, b) with the coarsest aligned windows that fit; runs of a level merged."""
     p = Plan({lvl: [] for lvl in levels})
     for a, b in ranges:
@@ -99,7 +97,7 @@ def plan_ranges(ranges: list[tuple[int, int]], levels: tuple[Level, ...]) -> Pla
     return p
 
 
-def _cover(a: int, b: int, levels: tuple[Level, ...], runs: dict[Level, list[tuple[int, int]]]) -> None:
+def _cover(a: int, b: int, levels: tuple[RollupLevel, ...], runs: dict[RollupLevel, list[tuple[int, int]]]) -> None:
     if a >= b:
         return
     level, finer = levels[0], levels[1:]
@@ -119,5 +117,4 @@ def _cover(a: int, b: int, levels: tuple[Level, ...], runs: dict[Level, list[tup
 Who = str | list[str] | None
 """Whose rows to read: one customer, several (grouped by customer), or every customer (grouped)."""
 
-FLEET = FLEET_CUSTOMER
 """The tag value of fleet-wide rollups (all customers' requests together), outside the id charset."""

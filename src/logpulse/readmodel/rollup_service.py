@@ -26,18 +26,18 @@ import orjson
 
 from logpulse.readmodel import fleet_tables, influxql
 from logpulse.readmodel.batch import Handle, QueryBatch
-from logpulse.readmodel.cache import ANY_CUSTOMER
+from logpulse.readmodel.cache import EVERY_CUSTOMER
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
 from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_figures
 from logpulse.readmodel.paging import after_key, decode_cursor, encode_cursor, sort_rows
-from logpulse.readmodel.plan import FIELDS, FLEET, LEVELS, Level, Plan, Who, plan, plan_ranges
+from logpulse.readmodel.plan import FIELDS, LEVELS, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.storage.influx import series_rows
-from logpulse.storage.points import TAG_CUSTOMER
+from logpulse.storage.points import FLEET_CUSTOMER, TAG_CUSTOMER, RollupLevel
 
 MAX_POINTS = 10_000
 APPROXIMATE_PREFIX = "1a"
@@ -56,14 +56,14 @@ class _WindowsRead:
     their results needs."""
 
     plan: Plan
-    levels: tuple[Level, ...]
+    levels: tuple[RollupLevel, ...]
     who: Who
     fields: tuple[str, ...]
-    handles: dict[Level, Handle]
+    handles: dict[RollupLevel, Handle]
 
     @classmethod
     def queue(
-        cls, batch: QueryBatch, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...]
+        cls, batch: QueryBatch, p: Plan, levels: tuple[RollupLevel, ...], who: Who, fields: tuple[str, ...]
     ) -> _WindowsRead:
         handles = {
             lvl: batch.add(influxql.windows_statements(lvl, p.ranges(lvl), who, fields))
@@ -77,7 +77,7 @@ class RollupService:
     """Reads rollups for the stats, series and fleet routes (the service's InfluxDB client, cache and
     known customers)."""
 
-    def __init__(self, service: Service, levels: tuple[Level, ...] = LEVELS, slo: Slo | None = None) -> None:
+    def __init__(self, service: Service, levels: tuple[RollupLevel, ...] = LEVELS, slo: Slo | None = None) -> None:
         self.service = service
         self.client = service.client
         self.cache = service.cache
@@ -90,7 +90,7 @@ class RollupService:
         """Every rollup row of `who` inside [bounds[0], bounds[-1]), read at the coarsest fitting level."""
         return await self._read(plan(bounds, self.levels), self.levels, who, fields)
 
-    async def _read(self, p: Plan, levels: tuple[Level, ...], who: Who, fields: tuple[str, ...]) -> Windows:
+    async def _read(self, p: Plan, levels: tuple[RollupLevel, ...], who: Who, fields: tuple[str, ...]) -> Windows:
         """Read a plan: every level's statements in one request."""
         batch = QueryBatch()
         read = _WindowsRead.queue(batch, p, levels, who, fields)
@@ -131,7 +131,7 @@ class RollupService:
 
         bounds: IntArray  # local midnights from the SLO window's first day to the day after r.last
         plan: Plan
-        handles: list[tuple[Level, Handle]]
+        handles: list[tuple[RollupLevel, Handle]]
 
     def _slo_read(self, batch: QueryBatch, customer: str, r: DateRange, target: float | None) -> _SloRead | None:
         """Requests and server errors per local day, from the SLO window's first day to r.last: numbers
@@ -295,10 +295,12 @@ class RollupService:
             sums, slo_sums, fleet_w, guessed = await asyncio.gather(
                 self._customer_sums(plan(bounds, self.levels), tables),
                 self._slo_sums(slo_start, r.end_ns, tables),
-                self._decoded(bounds, FLEET),
+                self._decoded(bounds, FLEET_CUSTOMER),
                 self._decoded(bounds, guess),
             )
-            rows = [_number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET]
+            rows = [
+                _number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET_CUSTOMER
+            ]
             everyone = None
             if guess is None:  # sort=p99_latency: the order needs every customer's p99
                 everyone = guessed[0]
@@ -319,11 +321,11 @@ class RollupService:
                 from_=r.first.isoformat(),
                 to=r.last.isoformat(),
                 tz=r.tz.key,
-                total=await self._fleet_total(bounds, rows, sums.get(FLEET), everyone, fleet_w),
+                total=await self._fleet_total(bounds, rows, sums.get(FLEET_CUSTOMER), everyone, fleet_w),
                 customers=[FleetCustomer(**row) for row in page],
                 next_cursor=encode_cursor(page[-1], sort, order) if len(ordered) > limit else None,
             )
-            return answer, ANY_CUSTOMER, min(r.start_ns, slo_start) if self.slo.targets else r.start_ns, r.end_ns
+            return answer, EVERY_CUSTOMER, min(r.start_ns, slo_start) if self.slo.targets else r.start_ns, r.end_ns
 
         fleet: Fleet = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key, sort, order, limit, after), compute)
         return fleet
@@ -356,7 +358,7 @@ class RollupService:
             c: [n, f, s]
             for c, n, f, s in zip(t.customers, t.count.tolist(), t.failed.tolist(), t.seconds.tolist(), strict=True)
         }
-        out[FLEET] = [float(t.count.sum()), 0.0, 0.0]
+        out[FLEET_CUSTOMER] = [float(t.count.sum()), 0.0, 0.0]
         return out
 
     async def _sums(self, p: Plan) -> dict[str, list[float]]:
@@ -428,7 +430,7 @@ class RollupService:
             w, d = fleet_w  # the `*` rows (read and decoded concurrently with the sums)
         else:  # no fleet-wide rollups (or not all of them yet)
             w = everyone if everyone is not None else await self.windows(bounds, None, ("count", "hist"))
-            w = take(w, np.asarray([c != FLEET for c in w.customer], dtype=bool))
+            w = take(w, np.asarray([c != FLEET_CUSTOMER for c in w.customer], dtype=bool))
             d = Decoded.of(w.hist)
         m = merge(w, d, np.zeros(len(w.start), np.int64), 1)
         return Figures(**figures(total, failed, seconds / total, m.median[0], m.p99[0], exact=bool(m.exact[0])))

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from logpulse.readmodel.localtime import IntArray
-from logpulse.readmodel.plan import Level, Plan
-from logpulse.storage.points import TAG_CUSTOMER
+from logpulse.readmodel.plan import Plan
+from logpulse.storage.points import TAG_CUSTOMER, RollupLevel
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -36,7 +36,7 @@ class Windows:
         return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), [], [])
 
 
-def read_rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tuple[str, ...]) -> Windows:
+def read_rows(results: list[dict[str, Any]], level: RollupLevel, p: Plan, fields: tuple[str, ...]) -> Windows:
     """Parse the statements' results into arrays; windows outside the plan's runs are dropped."""
     times: list[int] = []
     cols: dict[str, list[Any]] = {f: [] for f in fields}
@@ -73,7 +73,7 @@ def read_rows(results: list[dict[str, Any]], level: Level, p: Plan, fields: tupl
     )
 
 
-def in_pairs(w: Windows, level: Level, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:
+def in_pairs(w: Windows, level: RollupLevel, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:
     """Rows whose (customer, window of `level`) is one of `pairs`."""
     coarse = (w.start - w.start % level.window_ns).tolist()
     return np.asarray([(c, s) in pairs for c, s in zip(w.customer, coarse, strict=True)], dtype=bool)
