@@ -98,32 +98,20 @@ def member(settings: Settings, patterns: list[str], *, follow: bool, me: Member)
             cluster.run(flow, me, epoch=epoch, recovery=recovery)
             return 0
         except Exception as exc:  # the dataflow re-raises a worker's error; report it and exit non-zero
-            cause = _root_cause(exc)
-            if isinstance(cause, StoppedDuringOutage):
-                _stopped_unwritten(cause)
-                return 0
-            log.error("dataflow failed: %s: %s", type(cause).__name__, cause)
+            log.error("dataflow failed: %s", _root_cause(exc))
             log.debug("dataflow failure", exc_info=True)
             return 3
 
 
-def _stopped_unwritten(cause: StoppedDuringOutage) -> None:
-    """A stop requested while InfluxDB was unavailable is still a clean stop: nothing is lost."""
-    log.warning(
-        "stopped without waiting for InfluxDB (%s): what it did not acknowledge is not in the last "
-        "snapshot and is read again at the next start",
-        cause,
-    )
-
-
-def _root_cause(exc: BaseException) -> BaseException:
+def _root_cause(exc: BaseException) -> str:
     """The error that explains a failure: the first logpulse error in the chain Bytewax wraps
     around a step's exception, else the innermost one."""
     seen: list[BaseException] = [exc]
     while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
         seen.append(nxt)
     ours = [e for e in seen if type(e).__module__.startswith("logpulse")]
-    return ours[0] if ours else seen[-1]
+    found = ours[0] if ours else seen[-1]
+    return f"{type(found).__name__}: {found}"
 
 
 def _local_cluster(
@@ -247,7 +235,7 @@ def process(
     try:
         _prepare_database(settings)
     except StoppedDuringOutage as exc:
-        _stopped_unwritten(exc)
+        log.warning("stopped before InfluxDB could be reached (%s): nothing was read", exc)
         return 0
     cluster.recovery(settings)  # create it once, before several members race to
     if processes > 1:

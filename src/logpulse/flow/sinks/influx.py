@@ -9,8 +9,8 @@ acknowledged; it may write some points again, and because point identity is dete
 While InfluxDB is unreachable or answers 5xx, each request is retried with exponential backoff and
 jitter (tenacity). After `WRITE_GIVE_UP_S` of failure the sink raises `WriteGaveUp`, the processor
 exits non-zero and a supervisor restarts it from its last snapshot. A stop (SIGINT/SIGTERM) ends the
-retrying at once with `StoppedDuringOutage`: the last snapshot does not cover the points not written,
-so the next start reads them again (`flow/outage.py`). Errors that retrying cannot fix
+retrying and the process at once (`outage.exit_stopped`): the last snapshot does not cover the points
+not written, so the next start reads them again. Errors that retrying cannot fix
 (InfluxDB refuses the points: 4xx) stop the processor at once with InfluxDB's message.
 """
 
@@ -29,7 +29,13 @@ from tenacity import RetryCallState
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.flow.outage import OutageLog, retrying_while_unavailable, stopped_or
+from logpulse.flow.outage import (
+    OutageLog,
+    StoppedDuringOutage,
+    exit_stopped,
+    retrying_while_unavailable,
+    stopped_or,
+)
 from logpulse.model import RollupBatch, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
@@ -142,7 +148,10 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
                         raise InfluxUnavailable(str(exc)) from exc
                     metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
         except InfluxUnavailable as exc:
-            raise stopped_or(exc, WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)")) from exc
+            error = stopped_or(exc, WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)"))
+            if isinstance(error, StoppedDuringOutage):
+                exit_stopped(error)
+            raise error from exc
 
     def _before_retry(self, state: RetryCallState) -> None:
         metrics.WRITE_RETRIES.inc()
