@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops what ./start.sh started in this directory and removes what it created: .logpulse/ (private
 # InfluxDB, logs) and the paths listed in .logpulse/created (the generated log, its incidents file,
-# the dead letters, the recovery dir; their directories only if empty). Nothing else.
+# the dead letters, the recovery dir with the checkpoints and the alert outbox, the ingest spool;
+# their directories only if empty). Nothing else.
 # Usage: ./cleanup.sh [-y]     (-y: do not ask)
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -43,7 +44,8 @@ if [ -f .logpulse/created ]; then
         [ -e "$path" ] && [ "$kind" != dir ] && targets+=("$path")
     done <.logpulse/created
 else  # state of an older start.sh without the list: its fixed default paths
-    for path in data/api_requests.log data/api_requests.log.incidents.json data/rejected.jsonl data/recovery; do
+    for path in data/api_requests.log data/api_requests.log.incidents.json data/rejected.jsonl data/recovery \
+        data/ingest_spool.log; do
         [ -e "$path" ] && targets+=("$path")
     done
 fi

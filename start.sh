@@ -104,8 +104,9 @@ log_file = s.log_globs()[0]
 created = Path(".logpulse/created")
 known = {line.split(" ", 1)[1] for line in created.read_text().splitlines()} if created.exists() else set()
 new = []
+spool = [("file", s.ingest_spool_path)] if s.ingest_spool_path.strip() else []  # POST /ingest's lines
 for kind, p in (("file", log_file), ("file", f"{log_file}.incidents.json"), ("file", s.dead_letter_path),
-                ("tree", s.recovery_dir)):
+                ("tree", s.recovery_dir), *spool):
     path = Path(p)
     for q, k in [*((d, "dir") for d in reversed(path.parents)), (path, kind)]:
         if str(q) not in (".", "/") and not q.exists() and str(q) not in known:

@@ -2,12 +2,12 @@
 exercise's classic random generator.
 
 Live mode: customers `cust_1..cust_N` with their own traffic share (log-normal weights), latency
-level and spread (log-normal durations) and error rate, all drawn from the seed. A backfill of
+level and spread (log-normal durations), 4xx rate and 5xx rate, all drawn from the seed. A backfill of
 `days` of history ending now is written first as fast as possible, then lines stamped with the
 current time at `rate` lines/s. Everything is drawn with numpy per block, and every `write()` ends
 on a line boundary, so a tailing processor never sees half a line for long.
 
-Incidents (`incidents=N`): latency spikes (durations x `latency_factor`) and error bursts (failure
+Incidents (`incidents=N`): latency spikes (durations x `latency_factor`) and error bursts (5xx
 probability + `error_rate_increase`) on customers with at least 1 request/s, 2 to 10 minutes long,
 placed inside the generated time span without overlapping each other; the ground truth is written
 to `PATH.incidents.json` as [{customer, kind, start, end}] (ISO-8601 UTC).
@@ -27,7 +27,8 @@ import numpy as np
 from faker import Faker
 
 SUCCESS = np.array(["200", "200", "200", "200", "201", "204", "301", "304"])
-ERRORS = np.array(["400", "401", "403", "404", "429", "500", "502", "503"])
+CLIENT_ERRORS = np.array(["400", "401", "403", "404", "429"])
+SERVER_ERRORS = np.array(["500", "502", "503"])
 CLASSIC_PATHS = np.array([f"/api/v1/resource{i}" for i in range(1, 5)])
 CLASSIC_STATUSES = np.array(["200", "201", "400", "401", "403", "404", "500"])
 BLOCK_SECONDS = 3600.0
@@ -92,7 +93,10 @@ class Traffic:
         self.names = np.array([f"cust_{i}" for i in range(1, self.customers + 1)])
         self.latency_median = self.rng.lognormal(np.log(0.25), 0.5, self.customers)
         self.latency_sigma = self.rng.uniform(0.25, 0.5, self.customers)
-        self.error_rate = self.rng.uniform(0.005, 0.05, self.customers)
+        # a healthy fleet: clients get 4xx now and then (0.5-4 %), the service fails rarely (5xx
+        # 0.05-0.3 %), so every customer meets the default 99.5 % SLO until an incident burns budget
+        self.client_error_rate = self.rng.uniform(0.005, 0.04, self.customers)
+        self.server_error_rate = self.rng.uniform(0.0005, 0.003, self.customers)
 
     def customer_rates(self) -> np.ndarray:
         rates: np.ndarray = self.weights * self.rate
@@ -105,7 +109,7 @@ class Traffic:
         times = np.sort(self.rng.uniform(start, end, n))
         cust = self.rng.choice(self.customers, n, p=self.weights)
         dur = self.rng.lognormal(np.log(self.latency_median[cust]), self.latency_sigma[cust])
-        p_fail = self.error_rate[cust].copy()
+        p_server = self.server_error_rate[cust].copy()
         for inc in self.incidents:
             if inc.end <= start or inc.start >= end:
                 continue
@@ -113,9 +117,12 @@ class Traffic:
             if inc.kind == "latency":
                 dur[hit] *= self.latency_factor
             else:
-                p_fail[hit] = np.minimum(1.0, p_fail[hit] + self.error_rate_increase)
-        failed = self.rng.random(n) < p_fail
-        status = np.where(failed, self.rng.choice(ERRORS, n), self.rng.choice(SUCCESS, n))
+                p_server[hit] = np.minimum(1.0, p_server[hit] + self.error_rate_increase)
+        u = self.rng.random(n)
+        server = u < p_server
+        client = ~server & (u < p_server + self.client_error_rate[cust])
+        status = np.where(client, self.rng.choice(CLIENT_ERRORS, n), self.rng.choice(SUCCESS, n))
+        status = np.where(server, self.rng.choice(SERVER_ERRORS, n), status)
         paths = self.paths[self.rng.integers(0, len(self.paths), n)]
         return format_lines(times, self.names[cust], paths, status, np.maximum(dur, 0.001), self.fmt)
 

@@ -336,17 +336,23 @@ def test_demo_reports_its_injected_incidents(demo: Demo) -> None:
 
 @requires_influxd
 def test_cleanup_asks_and_removes_only_what_start_created(demo: Demo) -> None:
-    """Point 10: no removal without -y or a yes; a file of the user's in data/ survives."""
+    """Point 10: no removal without -y or a yes; a file of the user's in data/ survives. Everything the
+    demo wrote goes: the log, the dead letters, the recovery dir, the ingest spool of POST /ingest."""
     (demo.root / "data").mkdir()
     mine = demo.root / "data/notes.txt"
     mine.write_text("mine")
     proc = demo.start()
     demo.wait_running(proc)
+    line = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} cust_1 /v1/x 200 0.120\n"
+    r = httpx.post(f"{demo.api}/ingest", content=line + "not a log line\n", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 202, r.text
     assert demo.interrupt(proc)[0] == 0
+    state = ["api_requests.log", "ingest_spool.log", "recovery"]
+    assert set(state) <= {p.name for p in (demo.root / "data").iterdir()}
 
     r = demo.run("./cleanup.sh")  # stdin is not a terminal and there is no -y: nothing happens
     assert r.returncode == 1 and "nothing removed" in r.stdout
-    assert "data/api_requests.log" in r.stdout and "data/recovery" in r.stdout
+    assert all(f"data/{name}" in r.stdout for name in state), r.stdout
     assert (demo.root / "data/api_requests.log").exists()
 
     r = subprocess.run(["./cleanup.sh"], cwd=demo.root, input="y\n", capture_output=True, text=True, timeout=60)

@@ -91,3 +91,43 @@ def test_make_lines_is_pure_and_ordered() -> None:
     a = make_lines(100, customers=3, seed=1)
     assert a == make_lines(100, customers=3, seed=1) and len(a) == 100
     assert all(GENERATED_LINE.match(x.rstrip("\n")) for x in a)
+
+
+def test_demo_fleet_meets_its_slo_until_an_incident_burns_budget(tmp_path: Path) -> None:
+    """start.sh's demo (1 day at 8 lines/s, 10 customers, 3 incidents, no thinning): most customers
+    keep most of their error budget (5xx against the default 99.5 % target); each error incident's
+    5xx take a visible share of its customer's budget. All counted from the written lines."""
+    out = tmp_path / "demo.log"
+    generate(
+        GeneratorOptions(
+            out=out,
+            days=1,
+            rate=8,
+            customers=10,
+            incidents=3,
+            seed=11,
+            now=NOW,
+            backfill_max_lines=None,
+            live_seconds=0,
+        )
+    )
+    truth = json.loads(Path(f"{out}.incidents.json").read_text())
+    total: dict[str, int] = {}
+    server: dict[str, int] = {}
+    in_incident: dict[str, int] = {}
+    windows = [(i["customer"], i["start"][:19].replace("T", " "), i["end"][:19].replace("T", " ")) for i in truth]
+    windows = [w for w, i in zip(windows, truth, strict=True) if i["kind"] == "errors"]
+    for line in out.read_text().splitlines():
+        customer, status = line.split(" ")[2], line.split(" ")[4]
+        total[customer] = total.get(customer, 0) + 1
+        if status >= "500":
+            server[customer] = server.get(customer, 0) + 1
+            if any(c == customer and start <= line[:19] <= end for c, start, end in windows):
+                in_incident[customer] = in_incident.get(customer, 0) + 1
+    budget = {c: 1 - server.get(c, 0) / (total[c] * (1 - 0.995)) for c in total}
+    assert len(total) == 10
+    assert sum(b > 0 for b in budget.values()) >= 8, budget
+    assert windows, truth  # seed 11 places at least one error incident
+    for customer, _, _ in windows:
+        allowed = total[customer] * (1 - 0.995)
+        assert in_incident.get(customer, 0) >= 0.1 * allowed, (customer, in_incident, allowed)

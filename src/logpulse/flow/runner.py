@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
-
 from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.flow import cluster, supervise
 from logpulse.flow.cluster import Member
 from logpulse.flow.dataflow import build_flow
-from logpulse.flow.outage import OutageLog
+from logpulse.flow.outage import OutageLog, StoppedDuringOutage, retrying_while_unavailable, stopped_or
 from logpulse.progress import STATS_FILE_ENV, IngestProgress, Stats, reporting_stats, sum_stats
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxUnavailable, InfluxWriter
@@ -64,25 +62,20 @@ class IngestSummary:
 
 def _prepare_database(settings: Settings) -> None:
     """Create the database if configured to (idempotent), waiting up to WRITE_GIVE_UP_S for InfluxDB
-    to come up (the processor may start before the database does)."""
+    to come up (the processor may start before the database does), or until a stop is requested
+    (`StoppedDuringOutage`)."""
     if not settings.influxdb_create_database:
         return
     writer = InfluxWriter(Connection.from_settings(settings))
     give_up = settings.write_give_up_s
     try:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(InfluxUnavailable),
-            wait=wait_random_exponential(multiplier=0.2, max=5.0),
-            stop=stop_after_delay(give_up),
-            before_sleep=OutageLog(give_up),
-            reraise=True,
-        ):
+        for attempt in retrying_while_unavailable(give_up, OutageLog(give_up), multiplier=0.2):
             with attempt:
                 retention.ensure_database(
                     writer, raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention
                 )
     except InfluxUnavailable as exc:
-        raise InfluxUnavailable(f"{exc}; gave up after {give_up:g} s (WRITE_GIVE_UP_S)") from exc
+        raise stopped_or(exc, InfluxUnavailable(f"{exc}; gave up after {give_up:g} s (WRITE_GIVE_UP_S)")) from exc
     finally:
         writer.close()
 
@@ -239,7 +232,11 @@ def process(
         return 2
     if addresses is not None:
         return member(settings, patterns, follow=True, me=Member.parse(workers, addresses, process_id))
-    _prepare_database(settings)
+    try:
+        _prepare_database(settings)
+    except StoppedDuringOutage as exc:
+        log.warning("stopped before InfluxDB could be reached (%s): nothing was read", exc)
+        return 0
     cluster.recovery(settings)  # create it once, before several members race to
     if processes > 1:
         code, _ = _local_cluster("process", [], workers=workers, processes=processes)

@@ -1,7 +1,8 @@
 """Process supervision and signals: a graceful stop for this process, and a local cluster's children.
 
-SIGINT/SIGTERM set `STOP`: every input partition ends (`dataflow.StoppableSource`), the dataflow drains (everything read
-is written and acknowledged), takes its last snapshot and returns; a second signal interrupts at
+SIGINT/SIGTERM set `STOP`: every input partition ends (`dataflow.StoppableSource`), the dataflow
+drains (everything read is written and acknowledged), takes its last snapshot and returns; while
+InfluxDB is unavailable it does not wait for it (`outage.py`). A second signal ends the process at
 once. A parent of cluster members forwards the signals to them, and stops all of them as soon as
 one fails (a cluster cannot go on without a member).
 """
@@ -28,10 +29,12 @@ stops it cleanly too (exit 0), instead of killing it."""
 
 
 def _graceful_stop(signum: int, frame: FrameType | None) -> None:
-    if STOP.is_set():  # second signal: the user insists
-        raise KeyboardInterrupt
-    log.info("signal %d: draining, snapshotting and stopping", signum)
+    log.info("signal %d: draining, snapshotting and stopping (a second signal stops at once)", signum)
     STOP.set()
+    # the user insists: the default action ends the process in the kernel, even while every thread is
+    # blocked outside Python; like kill -9, it loses nothing the last snapshot did not cover
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
 
 
 def stop_gracefully_on_signals() -> None:

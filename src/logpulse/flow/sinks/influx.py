@@ -8,7 +8,9 @@ acknowledged; it may write some points again, and because point identity is dete
 
 While InfluxDB is unreachable or answers 5xx, each request is retried with exponential backoff and
 jitter (tenacity). After `WRITE_GIVE_UP_S` of failure the sink raises `WriteGaveUp`, the processor
-exits non-zero and a supervisor restarts it from its last snapshot. Errors that retrying cannot fix
+exits non-zero and a supervisor restarts it from its last snapshot. A stop (SIGINT/SIGTERM) ends the
+retrying and the process at once (`outage.exit_stopped`): the last snapshot does not cover the points
+not written, so the next start reads them again. Errors that retrying cannot fix
 (InfluxDB refuses the points: 4xx) stop the processor at once with InfluxDB's message.
 """
 
@@ -23,17 +25,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState
 
 from logpulse import metrics
 from logpulse.config import Settings
-from logpulse.flow.outage import OutageLog
+from logpulse.flow.outage import (
+    OutageLog,
+    StoppedDuringOutage,
+    exit_stopped,
+    retrying_while_unavailable,
+    stopped_or,
+)
 from logpulse.model import RollupBatch, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
@@ -132,13 +134,7 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
 
     def _write_durably(self, lines: Sequence[str], rp: str | None = None) -> None:
         """One request, retried while InfluxDB is unavailable; raises WriteGaveUp after the give-up time."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(InfluxUnavailable),
-            wait=wait_random_exponential(multiplier=0.1, max=5.0),
-            stop=stop_after_delay(self._give_up_s),
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
+        retrying = retrying_while_unavailable(self._give_up_s, self._before_retry, multiplier=0.1)
         try:
             for attempt in retrying:
                 with attempt:
@@ -152,7 +148,10 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
                         raise InfluxUnavailable(str(exc)) from exc
                     metrics.WRITE_LATENCY.observe(time.perf_counter() - started)
         except InfluxUnavailable as exc:
-            raise WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)") from exc
+            error = stopped_or(exc, WriteGaveUp(f"{exc}; gave up after {self._give_up_s:g} s (WRITE_GIVE_UP_S)"))
+            if isinstance(error, StoppedDuringOutage):
+                exit_stopped(error)
+            raise error from exc
 
     def _before_retry(self, state: RetryCallState) -> None:
         metrics.WRITE_RETRIES.inc()
