@@ -94,6 +94,9 @@ def check_format(
     lines: Annotated[int, typer.Option(help="How many lines from the start of the file")] = 5,
 ) -> None:
     """Parse the first lines of PATH with the configured format and show each field, or why not."""
+    from logpulse.formats.lines import decode_line
+    from logpulse.formats.record import LineRecord
+
     settings = get_settings()
     parser = _check_format()
     typer.echo(f"LOG_FORMAT={settings.log_format}")
@@ -102,8 +105,8 @@ def check_format(
         for number, raw in enumerate(f, 1):
             if number > lines:
                 break
-            text = raw.decode("utf-8", "replace").rstrip("\n")
-            record = parser.parse_line(text)
+            text, not_utf8 = decode_line(raw.rstrip(b"\n"))
+            record = parser.parse_line(text) if not_utf8 is None else LineRecord({}, None, not_utf8)
             typer.echo(f"\nline {number}: {text[:200]}")
             for name, value in record.fields.items():
                 typer.echo(f"  {name:<24} {value}")

@@ -23,35 +23,62 @@ from logpulse.formats.fields import (
     scaled_text,
     unescape_apache,
 )
-from logpulse.formats.plan import Element, RegexPlan, Roles, fast_path_pattern, follow_pattern, literal
+from logpulse.formats.plan import (
+    ADDRESS,
+    NUMBER,
+    PORT,
+    QUERY,
+    STATUS,
+    URI_PATH,
+    Element,
+    RegexPlan,
+    Roles,
+    Shape,
+    fast_path_pattern,
+    fixed,
+    follow_pattern,
+    literal,
+)
 from logpulse.formats.spec import FormatError, FormatOptions, closest
 
 COMMON = '%h %l %u %t "%r" %>s %b'
 COMBINED = COMMON + ' "%{Referer}i" "%{User-agent}i"'
 _DIRECTIVE = re.compile(r"%(?:!?\d{3}(?:,\d{3})*)?([<>]?)(?:\{([^}]*)\})?(\S)")
 LETTERS = "aAbBCDefhHiklLmnopPqrRstTuUvVXIOS"
-_NUMBER = (r"\d+", "a number")
-KNOWN: dict[str, tuple[str, str]] = {
-    "%t": (TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200"),  # inside the [ ] Apache writes around it
-    "%{sec}t": _NUMBER,
-    "%{msec}t": _NUMBER,
-    "%{usec}t": _NUMBER,
-    "%s": (r"\d{3}", "a 3-digit status"),
-    "%>s": (r"\d{3}", "a 3-digit status"),
-    "%<s": (r"\d{3}", "a 3-digit status"),
-    "%D": (r"\d+", "microseconds"),
-    "%T": (r"\d+", "whole seconds"),
-    "%{s}T": (r"\d+", "whole seconds"),
-    "%{ms}T": (r"\d+", "milliseconds"),
-    "%{us}T": (r"\d+", "microseconds"),
-    "%b": (r"\d+|-", "bytes or -"),
-    "%B": _NUMBER,
-    "%I": _NUMBER,
-    "%O": _NUMBER,
-    "%S": _NUMBER,
-    "%k": _NUMBER,
-    "%P": _NUMBER,
+_TIME = fixed(TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200")
+KNOWN: dict[str, Shape] = {
+    "%t": _TIME,  # inside the [ ] Apache writes around it
+    "%{sec}t": NUMBER,
+    "%{msec}t": NUMBER,
+    "%{usec}t": NUMBER,
+    "%s": STATUS,
+    "%>s": STATUS,
+    "%<s": STATUS,
+    "%D": Shape(r"\d+", "microseconds", r"\d", r"\d"),
+    "%T": Shape(r"\d+", "whole seconds", r"\d", r"\d"),
+    "%{s}T": Shape(r"\d+", "whole seconds", r"\d", r"\d"),
+    "%{ms}T": Shape(r"\d+", "milliseconds", r"\d", r"\d"),
+    "%{us}T": Shape(r"\d+", "microseconds", r"\d", r"\d"),
+    "%b": Shape(r"\d+|-", "bytes or -", r"[\d-]", r"[\d-]"),
+    "%B": NUMBER,
+    "%I": NUMBER,
+    "%O": NUMBER,
+    "%S": NUMBER,
+    "%k": NUMBER,
+    "%P": NUMBER,
+    "%{pid}P": NUMBER,
+    "%h": ADDRESS,
+    "%a": ADDRESS,
+    "%{c}a": ADDRESS,
+    "%A": ADDRESS,
+    "%p": PORT,
+    "%{canonical}p": PORT,
+    "%{local}p": PORT,
+    "%{remote}p": PORT,
+    "%U": URI_PATH,
+    "%q": QUERY,
 }
+"""Directives whose values have a known shape; any other runs up to the next literal character."""
 DURATIONS: dict[str, Callable[[str], str | None] | None] = {
     "%D": scaled_text(6),
     "%{us}T": scaled_text(6),
@@ -77,7 +104,14 @@ def format_string(setting: str) -> str:
 
 
 def _name(modifier: str, arg: str | None, letter: str) -> str:
-    """A directive's field name: `%>s`, `%{X-Customer-Id}i` (modifiers such as `%!200` dropped)."""
+    """A directive's field name: `%>s`, `%{X-Customer-Id}i` (modifiers such as `%!200` dropped).
+
+    The unit of `%{UNIT}T` is read without case, as httpd does (`%{MS}T` is `%{ms}T`); a unit httpd
+    does not know would silently be whole seconds there, so it is refused here."""
+    if letter == "T" and arg is not None:
+        arg = arg.lower()
+        if arg not in ("s", "ms", "us"):
+            raise FormatError(f"APACHE_LOG_FORMAT: %{{{arg}}}T: the unit of %{{UNIT}}T is s, ms or us")
     return f"%{modifier}{'{' + arg + '}' if arg is not None else ''}{letter}"
 
 
@@ -107,7 +141,7 @@ def _tokens(fmt: str) -> list[tuple[str, str | None]]:
 
 def _canonical(value: str) -> str:
     """Case-insensitive header names: `%{x-customer-id}i` and `%{X-Customer-Id}i` are one field."""
-    m = re.fullmatch(r"%([<>]?)\{([^}]*)\}([ioCenx])", value.strip())
+    m = re.fullmatch(r"%([<>]?)\{([^}]*)\}([ioCenxT])", value.strip())
     return f"%{m.group(1)}{{{m.group(2).lower()}}}{m.group(3)}" if m else value.strip()
 
 
@@ -121,15 +155,14 @@ def build(opts: FormatOptions) -> RegexPlan:
             elements.append(literal(text))
             continue
         if name == "%t":  # `[10/Oct/2026:13:55:36 -0700]`: the brackets are text, the time a field
-            elements += [literal("["), Element(text, KNOWN[name][0], name, KNOWN[name][1]), literal("]")]
+            elements += [literal("["), Element.field(text, name, _TIME), literal("]")]
             continue
-        pattern, describe = KNOWN.get(name, (follow_pattern(tokens, i, True), ""))
-        fast = (
-            fast_path_pattern("request" if name == "%r" else "uri", opts.keep_query_string)
-            if name in ("%r", "%U")
-            else None
-        )
-        elements.append(Element(text, pattern, name, describe, fast))
+        shape = KNOWN.get(name) or Shape(follow_pattern(tokens, i, True))
+        quoted = i + 1 < len(tokens) and tokens[i + 1][1] is None and tokens[i + 1][0].startswith('"')
+        fast = None
+        if name == "%U" or (name == "%r" and quoted):
+            fast = fast_path_pattern("request" if name == "%r" else "uri", opts.keep_query_string)
+        elements.append(Element.field(text, name, shape, fast))
     names = [name for _, name in tokens if name is not None]
     by_canon = {_canonical(n): n for n in names}
 
@@ -173,7 +206,9 @@ def build(opts: FormatOptions) -> RegexPlan:
     roles = Roles(
         time=time_field,
         time_conv=times[time_field],
-        customer=CustomerRule(customer, opts.customer_pattern_re(), opts.customer_hash_key, unescape_apache),
+        customer=CustomerRule(
+            customer, opts.customer_pattern_re(), opts.customer_hash_key, unescape_apache, ("", "-", '""')
+        ),
         customer_field=customer,
         status=status,
         duration=duration,

@@ -219,9 +219,15 @@ class CustomerRule:
     """
 
     def __init__(
-        self, source: str, pattern: re.Pattern[str] | None, hash_key: str, unescape: Callable[[str], str]
+        self,
+        source: str,
+        pattern: re.Pattern[str] | None,
+        hash_key: str,
+        unescape: Callable[[str], str],
+        absent: tuple[str, ...] = ("", "-"),
     ) -> None:
         self._source = source
+        self._absent = absent  # values that mean "nobody" (Apache writes an empty user as `""`)
         self._pattern = pattern
         self._key = hash_key.encode() if hash_key else None
         self._unescape = unescape
@@ -242,7 +248,7 @@ class CustomerRule:
 
     def _resolve(self, raw: str) -> str | FieldError:
         value = self._unescape(raw) if "\\" in raw else raw
-        if value in ("", "-"):
+        if raw in self._absent or value in self._absent:
             return FieldError(f"{NO_CUSTOMER}: {self._source} is {value!r}")
         if self._pattern is not None:
             m = self._pattern.search(value)
@@ -281,7 +287,8 @@ def clean_path(path: str, keep_query: bool, unescape: Callable[[str], str]) -> s
 
 
 def path_converter(kind: str | None, keep_query: bool, unescape: Callable[[str], str]) -> Callable[[str], str]:
-    """Stored path from a field: `request` (`GET /p?q HTTP/1.1`), `uri` (`/p?q`) or None (no path: `-`).
+    """Stored path from a field: `request` (`GET /p?q HTTP/1.1`), `uri` (`/p?q` or `/p`) or None
+    (no path: `-`).
 
     One closure per configuration: the common case (ASCII, no escapes) costs a few string methods."""
     if kind is None:
@@ -290,9 +297,9 @@ def path_converter(kind: str | None, keep_query: bool, unescape: Callable[[str],
         return lambda raw: clean_path(raw, keep_query, unescape)
 
     def from_request(raw: str) -> str:
-        i = raw.find(" ")
-        j = raw.rfind(" ")
-        path = raw[i + 1 : j] if j > i >= 0 and raw.startswith("HTTP/", j + 1) else path_of_request(raw)
+        path = target_of_request(raw)
+        if path is None:
+            return "-"
         if not keep_query:
             q = path.find("?")
             if q >= 0:
@@ -304,15 +311,28 @@ def path_converter(kind: str | None, keep_query: bool, unescape: Callable[[str],
     return from_request
 
 
-def path_of_request(request: str) -> str:
-    """`GET /a/b?x=1 HTTP/1.1` -> `/a/b?x=1`; `GET /` (HTTP/0.9) -> `/`; anything else -> itself."""
-    i = request.find(" ")
-    if i < 0:
-        return request
-    j = request.rfind(" ")
-    if j > i and request.startswith("HTTP/", j + 1):
-        return request[i + 1 : j]
-    return request[i + 1 :]
+_METHOD = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}")
+_ABSOLUTE_TARGET = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def target_of_request(request: str) -> str | None:
+    """The target of a request line: `GET /a?b HTTP/1.1` -> `/a?b`, HTTP/0.9 `GET /a` -> `/a`.
+
+    None for what is not `METHOD TARGET [PROTOCOL]` with an origin (`/...`), absolute (`http://...`),
+    `*` or CONNECT target: scanner junk (`Gh0st...`), a TLS handshake sent to a plain-text port
+    (`\\x16\\x03\\x01...`), `Cookie: mstshash=...`, `-` or nothing. Those are stored as `-`: they are
+    requests of the client, but no path of the API."""
+    method, space, rest = request.partition(" ")
+    if not space or _METHOD.fullmatch(method) is None:
+        return None
+    j = rest.rfind(" ")
+    if j >= 0:
+        if not rest.startswith("HTTP/", j + 1):
+            return None
+        rest = rest[:j]
+    if rest.startswith("/") or rest == "*" or _ABSOLUTE_TARGET.match(rest) or (method == "CONNECT" and rest):
+        return rest
+    return None
 
 
 # -- duration -------------------------------------------------------------------------------------

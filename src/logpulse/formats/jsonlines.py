@@ -22,7 +22,7 @@ from logpulse.formats.fields import (
     epoch_auto,
     no_unescape,
     number_seconds,
-    path_of_request,
+    target_of_request,
 )
 from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.formats.logpulse import point_time
@@ -111,8 +111,16 @@ class JsonLines:
         if "path" in k:
             raw_path = _get(obj, k["path"])
             if isinstance(raw_path, str):
-                path = clean_path(path_of_request(raw_path) if " " in raw_path else raw_path, self._keep, no_unescape)
+                path = clean_path(self._path_text(raw_path), self._keep, no_unescape)
         return when, customer, path, text, duration
+
+    @staticmethod
+    def _path_text(raw: str) -> str:
+        """The path of the `path` key: itself when it is one (`/files/my report.pdf`), else the
+        target of a request line (`GET /p?q HTTP/1.1`), or `-` for what is neither."""
+        if raw.startswith("/") or " " not in raw:
+            return raw
+        return target_of_request(raw) or "-"
 
     def _line(self, line: str) -> tuple[tuple[int, str | None], str, str, str, str] | str:
         line = line.removesuffix("\r")

@@ -31,13 +31,22 @@ def lines_of(chunk: Chunk, raw: bytes, base: int, rejects: list[Reject]) -> Iter
         if start >= len(raw):  # the empty tail after a final newline
             break
         offset = chunk.offset + base + start
-        try:
-            line: str | None = piece.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            text = piece[:MAX_LINE_IN_REJECT].decode("utf-8", "replace")
-            reject(rejects, chunk, offset, text, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
-            line = None
-        yield offset, line
+        line, reason = decode_line(piece)
+        if reason is not None:
+            reject(rejects, chunk, offset, line, reason)
+            yield offset, None
+        else:
+            yield offset, line
+
+
+def decode_line(raw: bytes) -> tuple[str, str | None]:
+    """(text, None) for a UTF-8 line; (its text with replacement characters, the reject reason) for
+    one that is not: ingest dead-letters it and `check-format` shows it refused, with that reason."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        text = raw[:MAX_LINE_IN_REJECT].decode("utf-8", "replace")
+        return text, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
 
 
 def add_request(batches: dict[str, RequestBatch], customer: str, t: int, path: str, status: str, duration: str) -> None:

@@ -29,7 +29,23 @@ from logpulse.formats.fields import (
     unescape_nginx_default,
     upstream_times,
 )
-from logpulse.formats.plan import Element, RegexPlan, Roles, fast_path_pattern, follow_pattern, literal
+from logpulse.formats.plan import (
+    ADDRESS,
+    IS_ARGS,
+    NUMBER,
+    PORT,
+    STATUS,
+    URI_PATH,
+    URI_WITH_QUERY,
+    Element,
+    RegexPlan,
+    Roles,
+    Shape,
+    fast_path_pattern,
+    fixed,
+    follow_pattern,
+    literal,
+)
 from logpulse.formats.spec import FormatError, FormatOptions, closest
 
 COMBINED = (
@@ -38,22 +54,38 @@ COMBINED = (
 _VAR = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
 _UPSTREAM_LIST = r"(?:[\d.]+|-)(?:(?:, | : )(?:[\d.]+|-))*"
 
-KNOWN: dict[str, tuple[str, str]] = {
-    # variable: (value pattern, description for error messages)
-    "time_local": (TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200"),
-    "time_iso8601": (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", "like 2026-10-10T13:55:36+02:00"),
-    "msec": (r"\d+\.\d{3}", "seconds since the epoch with milliseconds"),
-    "status": (r"\d{3}", "a 3-digit status"),
-    "request_time": (r"\d+\.\d{3}", "seconds with milliseconds, like 0.532"),
-    "upstream_response_time": (_UPSTREAM_LIST, "seconds, several separated by ', ' or ' : ', or -"),
-    "upstream_connect_time": (_UPSTREAM_LIST, "seconds, several separated by ', ' or ' : ', or -"),
-    "upstream_header_time": (_UPSTREAM_LIST, "seconds, several separated by ', ' or ' : ', or -"),
-    "body_bytes_sent": (r"\d+", "a number"),
-    "bytes_sent": (r"\d+", "a number"),
-    "request_length": (r"\d+", "a number"),
-    "connection": (r"\d+", "a number"),
-    "connection_requests": (r"\d+", "a number"),
-    "pid": (r"\d+", "a number"),
+_UPSTREAM_TIMES = Shape(_UPSTREAM_LIST, "seconds, several separated by ', ' or ' : ', or -", None, r"[\d.-]")
+KNOWN: dict[str, Shape] = {
+    "time_local": fixed(TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200"),
+    "time_iso8601": fixed(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", "like 2026-10-10T13:55:36+02:00"),
+    "msec": fixed(r"\d+\.\d{3}", "seconds since the epoch with milliseconds"),
+    "status": STATUS,
+    "request_time": fixed(r"\d+\.\d{3}", "seconds with milliseconds, like 0.532"),
+    "upstream_response_time": _UPSTREAM_TIMES,
+    "upstream_connect_time": _UPSTREAM_TIMES,
+    "upstream_header_time": _UPSTREAM_TIMES,
+    "body_bytes_sent": NUMBER,
+    "bytes_sent": NUMBER,
+    "request_length": NUMBER,
+    "connection": NUMBER,
+    "connection_requests": NUMBER,
+    "pid": NUMBER,
+    "remote_addr": ADDRESS,
+    "realip_remote_addr": ADDRESS,
+    "server_addr": ADDRESS,
+    "proxy_protocol_addr": ADDRESS,
+    "proxy_protocol_server_addr": ADDRESS,
+    "remote_port": PORT,
+    "realip_remote_port": PORT,
+    "server_port": PORT,
+    "proxy_protocol_port": PORT,
+    "proxy_protocol_server_port": PORT,
+    "uri": URI_PATH,
+    "document_uri": URI_PATH,
+    "request_uri": URI_WITH_QUERY,
+    "args": URI_WITH_QUERY,
+    "query_string": URI_WITH_QUERY,
+    "is_args": IS_ARGS,
 }
 """Variables whose values have a known shape. Any other `$name` is a named field whose value runs up
 to the next literal character of the format."""
@@ -153,6 +185,11 @@ def _tokens(fmt: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def _quoted(tokens: list[tuple[str, str | None]], i: int) -> bool:
+    """Whether field i is followed by a literal `"` (the request line, spaces and all, ends there)."""
+    return i + 1 < len(tokens) and tokens[i + 1][1] is None and tokens[i + 1][0].startswith('"')
+
+
 def _var_name(setting: str, value: str) -> str:
     """`$http_X-Customer-Id` / `http_x_customer_id` -> `http_x_customer_id`."""
     name = value.strip().removeprefix("$").strip("{}")
@@ -183,13 +220,12 @@ def build(opts: FormatOptions) -> RegexPlan:
         if name is None:
             elements.append(literal(text))
             continue
-        pattern, describe = KNOWN.get(name, (follow_pattern(tokens, i, escape == "json"), ""))
-        fast = (
-            fast_path_pattern("request" if name == "request" else "uri", opts.keep_query_string)
-            if name in PATH_VARS and escape != "json"
-            else None
-        )
-        elements.append(Element(text, pattern, name, describe, fast))
+        shape = KNOWN.get(name) or Shape(follow_pattern(tokens, i, escape == "json"))
+        fast = None
+        if name in PATH_VARS and escape != "json" and (name != "request" or _quoted(tokens, i)):
+            kind = {"request": "request", "request_uri": "uri_query"}.get(name, "uri")
+            fast = fast_path_pattern(kind, opts.keep_query_string)
+        elements.append(Element.field(text, name, shape, fast))
 
     def need(setting: str, name: str, what: str) -> str:
         if name not in names:

@@ -19,6 +19,7 @@ Point identity and batches follow the contract of `logpulse.formats.logpulse` (s
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,42 @@ from logpulse.formats.fields import CustomerRule, FieldError, SecondAndFraction
 from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.formats.logpulse import point_time
 from logpulse.formats.record import LineRecord
+from logpulse.formats.spec import FormatError
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a field's value can hold, so that a field ends where its value must end, not at the next
+    literal's first character (an IPv6 address holds the `:` before a port; a path ends at `?`).
+
+    `holds` and `starts` are regex character classes of the characters inside the value and of its
+    first one: two fields with nothing between them are refused when the first can hold what the
+    second starts with. `holds=None` is free text (anything up to the next literal); `holds=""` is a
+    fixed shape that ends by itself (a time, a 3-digit status)."""
+
+    pattern: str
+    describe: str = ""
+    holds: str | None = None
+    starts: str | None = None
+
+
+_PATH_CHAR = r'(?:[^?\s"\\]|\\.)'  # a path character, or a backslash escape (`\xc3`, `\"`)
+_QUERY_CHAR = r'(?:[^\s"\\]|\\.)'
+NUMBER = Shape(r"\d+", "a number", r"\d", r"\d")
+STATUS = Shape(r"\d{3}", "a 3-digit status", "", r"\d")
+ADDRESS = Shape(r'[^\s"]+', "an address", r'[^\s"]', r'[^\s"]')
+PORT = Shape(r"\d+|-", "a port number", r"[\d-]", r"[\d-]")
+URI_PATH = Shape(_PATH_CHAR + "*", "a path (up to ? or a space)", r'[^?\s"]', r'[^?\s"]')
+URI_WITH_QUERY = Shape(_QUERY_CHAR + "*", "a path and query (up to a space)", r'[^\s"]', r'[^\s"]')
+QUERY = Shape(rf"(?:\?{_QUERY_CHAR}*)?", "? and the query string, or nothing", r'[^\s"]', r"\?")
+IS_ARGS = Shape(r"\??", "? or nothing", "", r"\?")
+_BOUNDARY_SAMPLE = [chr(c) for c in range(32, 127)] + ["\t", "\u00e9"]
+
+
+def fixed(pattern: str, describe: str) -> Shape:
+    """A value of a fixed shape that starts with a digit (times)."""
+    return Shape(pattern, describe, "", r"\d")
 
 
 @dataclass(frozen=True)
@@ -41,7 +77,32 @@ class Element:
     fast: str | None = None
     """For the path field: a stricter pattern with one group that captures the stored path itself
     (e.g. from `GET /p?q HTTP/1.1` only `/p`), used in the fast expression; a line it refuses is
-    parsed again with `pattern` and the path converter."""
+    parsed again with `pattern` and the path converter. Every value it accepts is one `pattern`
+    accepts and the path converter turns into the captured text (a property test checks it)."""
+    holds: str | None = None  # see Shape
+    starts: str | None = None
+
+    @classmethod
+    def field(cls, text: str, name: str, shape: Shape, fast: str | None = None) -> Element:
+        return cls(text, shape.pattern, name, shape.describe, fast, shape.holds, shape.starts)
+
+
+def check_boundaries(source: str, elements: list[Element]) -> None:
+    """Refuse a format in which two fields touch and the first can hold what the second starts with:
+    no line would say where one ends (`%h%l`, `$host$request_uri`)."""
+    for a, b in itertools.pairwise(elements):
+        if a.name is None or b.name is None or a.holds == "":
+            continue
+        holds, starts = a.holds, b.starts
+        if (
+            holds is None
+            or starts is None
+            or any(re.fullmatch(holds, c) and re.fullmatch(starts, c) for c in _BOUNDARY_SAMPLE)
+        ):
+            raise FormatError(
+                f"{source}: {a.text} and {b.text} touch (nothing between them) and {a.text} can hold what "
+                f"{b.text} starts with, so no line says where one ends: put a character between them"
+            )
 
 
 @dataclass
@@ -60,10 +121,20 @@ class Roles:
 
 
 def fast_path_pattern(kind: str, keep_query: bool) -> str:
-    """The `Element.fast` pattern of a `request` (`GET /p?q HTTP/1.1`) or `uri` (`/p?q`) field:
-    plain paths only (no spaces, quotes or escapes); anything else takes the general path."""
-    path = r"([^\s\"\\\x00-\x1f\x7f]{1,4096})" if keep_query else r"([^?\s\"\\\x00-\x1f\x7f]{1,4096})(?:\?[^\s\"]*)?"
-    return rf"[A-Z]{{1,20}} {path} HTTP/\d(?:\.\d)?" if kind == "request" else path
+    """The `Element.fast` pattern of a `request` (`GET /p?q HTTP/1.1`, quoted), `uri_query` (`/p?q`)
+    or `uri` (`/p`) field: plain paths only (no spaces, quotes, escapes or control characters);
+    anything else takes the general path."""
+    plain = r'[^?\s"\\\x00-\x1f\x7f]'
+    query = r'(?:\?[^\s"\\]*)?'
+    # the value ends where a path must end, so that an escape the fast pattern stops at is never
+    # left for a neighbouring field to take (`$uri$is_args$args` with `/t\xc3\xa9st`)
+    ends = r'(?=[\s"]|$)'
+    if kind == "uri":
+        return rf'({plain}{{1,4096}})(?=[?\s"]|$)'
+    if kind == "uri_query":
+        return r'([^\s"\\\x00-\x1f\x7f]{1,4096})' + ends if keep_query else f"({plain}{{1,4096}}){query}{ends}"
+    target = r'(/[^\s"\\\x00-\x1f\x7f]{0,4095})' if keep_query else f"(/{plain}{{0,4095}}){query}"
+    return rf"[A-Z]{{1,20}} {target} HTTP/\d(?:\.\d)?"
 
 
 def literal(text: str) -> Element:
@@ -86,6 +157,7 @@ class RegexPlan:
     """Parses chunks and single lines of one compiled format (see the module docstring)."""
 
     def __init__(self, source: str, elements: list[Element], roles: Roles) -> None:
+        check_boundaries(source, elements)
         self.source = source  # e.g. "NGINX_LOG_FORMAT"
         self.elements = elements
         self.roles = roles
@@ -195,6 +267,13 @@ class RegexPlan:
         if expected < len(text):
             lines += self._by_line(chunk, data[expected:], expected, batches, rejects)
         return ParsedChunk(batches, rejects, lines)
+
+    def parse_chunk_by_line(self, chunk: Chunk) -> ParsedChunk:
+        """The chunk parsed one line at a time with the general expression: what `parse_chunk` must
+        give for every chunk (the property test holds the fast path to it)."""
+        batches: dict[str, RequestBatch] = {}
+        rejects: list[Reject] = []
+        return ParsedChunk(batches, rejects, self._by_line(chunk, chunk.data, 0, batches, rejects))
 
     def _accept(self, m: re.Match[str], offset: int, file_key: int, batches: dict[str, RequestBatch]) -> str | None:
         """Convert one line matched by the general expression and append it to its customer's batch;
