@@ -43,7 +43,7 @@ from logpulse.formats.spec import FormatError, FormatOptions, closest
 
 COMMON = '%h %l %u %t "%r" %>s %b'
 COMBINED = COMMON + ' "%{Referer}i" "%{User-agent}i"'
-_DIRECTIVE = re.compile(r"%(?:!?\d{3}(?:,\d{3})*)?([<>]?)(?:\{([^}]*)\})?(\S)")
+_DIRECTIVE = re.compile(r"%(!?\d{3}(?:,\d{3})*)?([<>]?)(?:\{([^}]*)\})?(\S)")
 LETTERS = "aAbBCDefhHiklLmnopPqrRstTuUvVXIOS"
 _TIME = fixed(TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200")
 KNOWN: dict[str, Shape] = {
@@ -104,7 +104,8 @@ def format_string(setting: str) -> str:
 
 
 def _name(modifier: str, arg: str | None, letter: str) -> str:
-    """A directive's field name: `%>s`, `%{X-Customer-Id}i` (modifiers such as `%!200` dropped).
+    """A directive's field name: `%>s`, `%{X-Customer-Id}i`. (A status condition such as `%400r`
+    is kept in front by the caller: that field is `-` for other statuses, so it is a field of its own.)
 
     The unit of `%{UNIT}T` is read without case, as httpd does (`%{MS}T` is `%{ms}T`); a unit httpd
     does not know would silently be whole seconds there, so it is refused here."""
@@ -122,7 +123,7 @@ def _tokens(fmt: str) -> list[tuple[str, str | None]]:
     for m in _DIRECTIVE.finditer(fmt):
         buf += fmt[pos : m.start()]
         pos = m.end()
-        modifier, arg, letter = m.groups()
+        condition, modifier, arg, letter = m.groups()
         if letter == "%":
             buf += "%"
             continue
@@ -132,7 +133,8 @@ def _tokens(fmt: str) -> list[tuple[str, str | None]]:
         if buf:
             out.append((buf, None))
             buf = ""
-        out.append((m.group(0), _name(modifier, arg, letter)))
+        name = _name(modifier, arg, letter)
+        out.append((m.group(0), f"%{condition}{name[1:]}" if condition else name))
     buf += fmt[pos:]
     if buf:
         out.append((buf, None))

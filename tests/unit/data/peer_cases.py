@@ -1,0 +1,408 @@
+"""Lines from the public test data of other access-log parsers, with what logpulse must store.
+
+Each case names its source (repository and file). The line is as the peer's test has it; because
+logpulse needs a customer and a duration that most peers' formats lack, a case says where they come
+from: the customer is the client address (stored as its HMAC under the key `peer`, so that IPv6
+addresses are valid ids), and the duration is a number field of the line (nginx
+`DURATION_FROM=$body_bytes_sent`) or, for an Apache format with none, ` %D` appended to the format
+and ` 1042` to the line (stored as `0.001042`). The expected values are the peer's (time in UTC,
+status, request path without the query string); `want=None` is a line the peer refuses too, and
+`REFUSED_AT_START` a format logpulse refuses before reading a line (see docs/log-formats.md,
+"Deliberate refusals").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+REFUSED_AT_START = "refused at start"
+APPENDED_DURATION = "0.001042"
+
+
+@dataclass(frozen=True)
+class Want:
+    time: str  # UTC, to the second: 2021-03-31T12:04:07
+    status: str
+    path: str
+    duration: str
+    customer: str  # the raw value, stored as its HMAC
+
+
+@dataclass(frozen=True)
+class Case:
+    source: str
+    kind: str  # nginx | apache | json
+    fmt: str
+    line: str
+    want: Want | str | None
+    opts: dict[str, str] = field(default_factory=dict)
+
+
+VRL_NGINX = "vectordotdev/vrl src/stdlib/parse_nginx_log.rs"
+VRL_APACHE = "vectordotdev/vrl src/stdlib/parse_apache_log.rs"
+APACHELOGS = "jwodder/apachelogs test/test_parse.py"
+APACHELOGS_VHOST = "jwodder/apachelogs test/data/vhost_combined.log"
+LNAV = "tstack/lnav test/logfile_access_log.0"
+LNAV_BAD = "tstack/lnav test/logfile_bad_access_log.0"
+LNAV_REGEXP = "tstack/lnav test/logfile_regexp_access_log.0"
+
+NGINX_BY_SIZE = {"duration_from": "$body_bytes_sent", "customer_from": "$remote_addr"}
+INGRESS = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+    '"$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] '
+    "$upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"
+)
+NGINX_MAIN = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+    '"$http_user_agent" "$http_x_forwarded_for"'
+)
+UA_CHROME = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/111.0.0.0"
+ERROR_LINE = (
+    '2021/04/01 13:02:31 [error] 31#31: *1 open() "/usr/share/nginx/html/not-found" failed (2: No such file or '
+    'directory), client: 172.17.0.1, server: localhost, request: "POST /not-found HTTP/1.1", host: "localhost:8081"'
+)
+
+
+def nginx_size(source: str, fmt: str, line: str, want: Want | None) -> Case:
+    return Case(source, "nginx", fmt, line, want, NGINX_BY_SIZE)
+
+
+def ingress(line: str, want: Want | None) -> Case:
+    return Case(
+        VRL_NGINX,
+        "nginx",
+        INGRESS,
+        line,
+        want,
+        {
+            "customer_from": "$remote_addr",
+            "nginx_custom_variables": "proxy_upstream_name,proxy_alternative_upstream_name,req_id",
+        },
+    )
+
+
+def apache_d(source: str, fmt: str, line: str, want: Want | None, customer: str = "%h", **opts: str) -> Case:
+    """An Apache case with ` %D` appended to the format and ` 1042` to the line (the peer's has no duration)."""
+    return Case(source, "apache", fmt + " %D", line + " 1042", want, {"customer_from": customer, **opts})
+
+
+NGINX_CASES = [
+    nginx_size(
+        VRL_NGINX,
+        'combined "$gzip_ratio"',
+        '172.17.0.1 - - [31/Mar/2021:12:04:07 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/7.75.0" "-"',
+        Want("2021-03-31T12:04:07", "200", "/", "612", "172.17.0.1"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        "combined",
+        '0.0.0.0 - - [23/Apr/2021:14:59:24 +0000] "GET /my-path/manifest.json HTTP/1.1" 200 504 '
+        f'"https://my-url.com/my-path" "{UA_CHROME}"',
+        Want("2021-04-23T14:59:24", "200", "/my-path/manifest.json", "504", "0.0.0.0"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        "combined",
+        '0.0.0.0 - - [04/Oct/2022:04:34:49 +0000] "" 400 0 "" ""',
+        Want("2022-10-04T04:34:49", "400", "-", "0", "0.0.0.0"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        "combined",
+        '0.0.0.0 - - [04/Oct/2022:03:07:27 +0000] "]&\\xDF\\xBDV\\xE7\\xBB<\\x10;\\xA2b}\\xDFM\\x1D" 400 150 "-" "-"',
+        Want("2022-10-04T03:07:27", "400", "-", "150", "0.0.0.0"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        "combined",
+        '0.0.0.0 - - [04/Oct/2022:03:07:27 +0000] "]&\\xDF\\xBDV\\xE7\\xBB<\\x10;\\xA2b}\\xDFM\\x1D" 400 150 "" "-"',
+        Want("2022-10-04T03:07:27", "400", "-", "150", "0.0.0.0"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        'combined "$gzip_ratio"',
+        '172.17.0.1 - alice [01/Apr/2021:12:02:31 +0000] "POST /not-found HTTP/1.1" 404 153 '
+        '"http://localhost/somewhere" "Mozilla/5.0 (Windows NT 6.1) AppleWebKit/537.36 (KHTML, like Gecko) '
+        'Chrome/72.0.3626.119 Safari/537.36" "2.75"',
+        Want("2021-04-01T12:02:31", "404", "/not-found", "153", "172.17.0.1"),
+    ),
+    ingress(
+        '0.0.0.0 - - [18/Mar/2023:15:00:00 +0000] "GET /some/path HTTP/2.0" 200 12312 '
+        f'"https://10.0.0.1/some/referer" "{UA_CHROME}" 462 0.050 [some-upstream-service-9000] [] '
+        "10.0.50.80:9000 19437 0.049 200 752178adb17130b291aefd8c386279e7",
+        Want("2023-03-18T15:00:00", "200", "/some/path", "0.050", "0.0.0.0"),
+    ),
+    ingress(
+        '0.0.0.0 - - [18/Mar/2023:15:00:00 +0000] "GET /some/path HTTP/2.0" 200 12312 '
+        f'"https://10.0.0.1/some/referer" "{UA_CHROME}" 462 0.050 [some-upstream-service-9000] [] '
+        "- - - - 752178adb17130b291aefd8c386279e7",
+        Want("2023-03-18T15:00:00", "200", "/some/path", "0.050", "0.0.0.0"),
+    ),
+    ingress(
+        '0.0.0.0 - - [18/Mar/2023:15:00:00 +0000] "GET /some/path HTTP/2.0" 200 12312 '
+        f'"" "{UA_CHROME}" 462 0.050 [some-upstream-service-9000] [] '
+        "- - - - 752178adb17130b291aefd8c386279e7",
+        Want("2023-03-18T15:00:00", "200", "/some/path", "0.050", "0.0.0.0"),
+    ),
+    ingress(
+        '0.0.0.0 - bob [18/Mar/2023:15:00:00 +0000] "GET /some/path HTTP/2.0" 200 12312 '
+        f'"https://10.0.0.1/some/referer" "{UA_CHROME}" 462 0.050 [some-upstream-service-9000] '
+        "[some-other-upstream-5000] 10.0.50.80:9000 19437 0.049 200 752178adb17130b291aefd8c386279e7",
+        Want("2023-03-18T15:00:00", "200", "/some/path", "0.050", "0.0.0.0"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        NGINX_MAIN,
+        '172.24.0.3 - - [31/Dec/2024:17:32:06 +0000] "GET / HTTP/1.1" 200 615 "-" "curl/8.11.1" "-"',
+        Want("2024-12-31T17:32:06", "200", "/", "615", "172.24.0.3"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        NGINX_MAIN,
+        '172.24.0.3 - - [31/Dec/2024:17:32:06 +0000] "GET / HTTP/1.1" 200 615 "-" "curl/8.11.1" "172.24.0.1"',
+        Want("2024-12-31T17:32:06", "200", "/", "615", "172.24.0.3"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        NGINX_MAIN,
+        '172.24.0.3 - - [31/Dec/2024:17:32:06 +0000] "GET / HTTP/1.1" 200 615 "-" "curl/8.11.1" "1.2.3.4, 10.10.1.1"',
+        Want("2024-12-31T17:32:06", "200", "/", "615", "172.24.0.3"),
+    ),
+    nginx_size(
+        VRL_NGINX,
+        NGINX_MAIN,
+        '172.24.0.2 - alice [03/Jan/2025:16:42:58 +0000] "GET / HTTP/1.1" 200 615 "http://domain.tld/path" '
+        '"curl/8.11.1" "1.2.3.4, 10.10.1.1"',
+        Want("2025-01-03T16:42:58", "200", "/", "615", "172.24.0.2"),
+    ),
+    nginx_size(VRL_NGINX, NGINX_MAIN, ERROR_LINE, None),  # an error-log line is no access line
+    nginx_size(VRL_NGINX, "combined", ERROR_LINE, None),
+    nginx_size(
+        VRL_NGINX,
+        "combined",
+        '172.17.0.1 - alice [01/Apr/2021:12:02:31 +0000] "POST /not-found HTTP/1.1" 404 153 '
+        '"http://localhost/somewhere" "Mozilla/5.0 (Windows NT 6.1) AppleWebKit/537.36 (KHTML, like Gecko) '
+        'Chrome/72.0.3626.119 Safari/537.36" "2.75"',
+        None,  # a compression field the format does not have: the peer's `combined` allows it, nginx's does not
+    ),
+]
+
+LNAV_IP = "192.168.202.254"
+LNAV_LINES = [
+    ('192.168.202.254 - - [20/Jul/2009:22:59:26 +0000] "GET /vmw/cgi/tramp HTTP/1.0" 200 134 "-" "gPXE/0.9.7"',
+     Want("2009-07-20T22:59:26", "200", "/vmw/cgi/tramp", "134", "192.168.202.254")),
+    ('192.168.202.254 - - [20/Jul/2009:22:59:29 +0000] "GET /vmw/vSphere/default/vmkboot.gz HTTP/1.0" 404 46210 "-" '
+     '"gPXE/0.9.7"', Want("2009-07-20T22:59:29", "404", "/vmw/vSphere/default/vmkboot.gz", "46210", "192.168.202.254")),
+    ('192.168.202.254 - - [20/Jul/2009:22:59:29 +0000] "GET /vmw/vSphere/default/vmkernel.gz HTTP/1.0" 200 78929 "-" '
+     '"gPXE/0.9.7"', Want("2009-07-20T22:59:29", "200", "/vmw/vSphere/default/vmkernel.gz", "78929", LNAV_IP)),
+]  # fmt: skip
+NGINX_CASES += [nginx_size(LNAV, "combined", line, want) for line, want in LNAV_LINES]
+NGINX_CASES += [nginx_size(LNAV_BAD, "combined", line, want) for line, want in (LNAV_LINES[0], LNAV_LINES[2])]
+NGINX_CASES += [
+    nginx_size(
+        LNAV_BAD,
+        "combined",
+        '192.168.202.254 [20/Jul/2009:22:59:29 +0000] "GET /vmw/vSphere/default/vmkboot.gz HTTP/1.0" 404 46210 "-" '
+        '"gPXE/0.9.7"',
+        None,  # the ident and user fields are missing
+    )
+]
+
+COMMON = '%h %l %u %t "%r" %>s %b'
+COMBINED = COMMON + ' "%{Referer}i" "%{User-agent}i"'
+VHOST_COMBINED = '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"'
+WSGI = '%{%Y-%m-%d %H:%M:%S %z}t [%{msec_frac}t] %s %a:%{remote}p <-> %A:%p "%m" "%U%q" "%f" %P:%{tid}P "%R"'
+WSGI_EPOCH = '%{sec}t [%{msec_frac}t] %s %a:%{remote}p <-> %A:%p "%m" "%U%q" "%f" %P:%{tid}P "%R"'
+
+APACHE_CASES = [
+    apache_d(
+        VRL_APACHE,
+        COMMON,
+        '127.0.0.1 bob frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326',
+        Want("2000-10-10T20:55:36", "200", "/apache_pb.gif", APPENDED_DURATION, "127.0.0.1"),
+    ),
+    apache_d(
+        VRL_APACHE,
+        COMBINED,
+        '224.92.49.50 bob frank [25/Feb/2021:12:44:08 +0000] "PATCH /one-to-one HTTP/1.1" 401 84170 '
+        '"http://www.seniorinfomediaries.com/vertical/channels/front-end/bandwidth" '
+        '"Mozilla/5.0 (X11; Linux i686; rv:5.0) Gecko/1945-10-12 Firefox/37.0"',
+        Want("2021-02-25T12:44:08", "401", "/one-to-one", APPENDED_DURATION, "224.92.49.50"),
+    ),
+    apache_d(
+        VRL_APACHE,
+        COMBINED,
+        '224.92.49.50 bob frank [25/Feb/2021:12:44:08 +0000] "PATCH /one-to-one HTTP/1.1" 401 84170 - -',
+        None,  # httpd always quotes these two fields; unquoted `-` is not a line it writes
+    ),
+    apache_d(VRL_APACHE, COMMON, "- - - - - - -", None),
+    apache_d(VRL_APACHE, COMMON, '- - - [-] "-" - -', None),
+    apache_d(VRL_APACHE, COMMON, "not a common log line", None),
+    apache_d(VRL_APACHE, COMBINED, "- - - [1234] - - - - - ", None),
+    apache_d(
+        APACHELOGS,
+        COMBINED,
+        '209.126.136.4 - - [01/Nov/2017:07:28:29 +0000] "GET / HTTP/1.1" 301 521 "-" "Mozilla/5.0 (Windows NT 10.0; '
+        'Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/57.0.2987.133 Safari/537.36"',
+        Want("2017-11-01T07:28:29", "301", "/", APPENDED_DURATION, "209.126.136.4"),
+    ),
+    # the fragments of test_parse.py, framed with a time, a status and a customer where they lack them
+    Case(
+        APACHELOGS,
+        "apache",
+        '%t %>s %h "%400r" "%r" %D',
+        '[01/Nov/2017:07:28:29 +0000] 200 10.0.0.1 "-" "GET /index.html HTTP/1.1" 1042',
+        Want("2017-11-01T07:28:29", "200", "/index.html", APPENDED_DURATION, "10.0.0.1"),
+        {"customer_from": "%h"},
+    ),
+    Case(
+        APACHELOGS,
+        "apache",
+        '%t %>s %h "%!400r" "%r" %D',
+        '[01/Nov/2017:07:28:29 +0000] 200 10.0.0.1 "-" "GET /index.xml HTTP/1.1" 1042',
+        Want("2017-11-01T07:28:29", "200", "/index.xml", APPENDED_DURATION, "10.0.0.1"),
+        {"customer_from": "%h"},
+    ),
+    Case(
+        APACHELOGS,
+        "apache",
+        "%t %h %<s %s %>s %D",
+        "[01/Nov/2017:07:28:29 +0000] 10.0.0.1 201 202 203 1042",
+        Want("2017-11-01T07:28:29", "203", "-", APPENDED_DURATION, "10.0.0.1"),  # the final status
+        {"customer_from": "%h"},
+    ),
+    Case(
+        APACHELOGS,
+        "apache",
+        "%t %>s %h %T %{ms}T",
+        "[01/Nov/2017:07:28:29 +0000] 200 10.0.0.1 1 1042",
+        Want("2017-11-01T07:28:29", "200", "-", "1.042", "10.0.0.1"),
+        {"customer_from": "%h"},
+    ),
+    Case(APACHELOGS, "apache", WSGI, "any", REFUSED_AT_START, {"customer_from": "%a"}),  # strftime %{...}t
+    Case(
+        APACHELOGS,
+        "apache",
+        WSGI_EPOCH + " %D",
+        '1557089354 [690] 403 172.21.0.1:44782 <-> 172.21.0.2:80 "GET" "/wsgi/test?q=foo" "/usr/local/app/run.wsgi" '
+        '16:140168282543872 "wsgi-script" 1042',
+        Want("2019-05-05T20:49:14", "403", "/wsgi/test", APPENDED_DURATION, "172.21.0.1"),
+        {"customer_from": "%a"},
+    ),
+    Case(
+        APACHELOGS,
+        "apache",
+        WSGI_EPOCH + " %D",
+        '1557089767 [148] 403 172.22.0.1:34488 <-> 172.22.0.2:80 "GET" "/wsgi/t\\xc3\\xa9st" '
+        '"/usr/local/app/run.wsgi" 16:140436276180736 "wsgi-script" 1042',
+        Want("2019-05-05T20:56:07", "403", "/wsgi/t\u00e9st", APPENDED_DURATION, "172.22.0.1"),
+        {"customer_from": "%a"},
+    ),
+    Case(
+        APACHELOGS,
+        "apache",
+        "%t %>s %h %m %% %U%q %% %H %D",
+        "[01/Nov/2017:07:28:29 +0000] 200 10.0.0.1 GET % /index.html?foo % HTTP/1.1 1042",
+        Want("2017-11-01T07:28:29", "200", "/index.html", APPENDED_DURATION, "10.0.0.1"),
+        {"customer_from": "%h"},
+    ),
+    Case(
+        APACHELOGS,
+        "apache",
+        "%<t %>s %h %D",
+        "[14/Apr/2018:18:39:42 +0000] 200 10.0.0.1 1042",
+        REFUSED_AT_START,  # %<t (the time the request was received, as %t) is not read as the time
+        {"customer_from": "%h"},
+    ),
+    apache_d(
+        APACHELOGS,
+        VHOST_COMBINED,
+        r'www.varonathe.org:80 185.234.218.71 - - [14/Apr/2018:18:39:42 +0000] "GET / HTTP/1.1" 301 539 "-" '
+        r'"}__test|O:21:\"JDatabaseDriverMysqli\":3:{s:4:\"\\0\\0\\0a\";O:17:\"JSimplepieFactory\":0:{}s:21:'
+        r"\"\\0\\0\\0disconnectHandlers\";a:1:{i:0;a:2:{i:0;O:9:\"SimplePie\":5:{s:8:\"sanitize\";O:20:"
+        r"\"JDatabaseDriverMysql\":0:{}s:5:\"cache\";b:1;s:19:\"cache_name_function\";s:6:\"assert\";s:10:"
+        r"\"javascript\";i:9999;s:8:\"feed_url\";s:54:\"eval(base64_decode($_POST[111]));JFactory::get();exit;\";}"
+        r'i:1;s:4:\"init\";}}s:13:\"\\0\\0\\0connection\";i:1;}\xf0\x9d\x8c\x86"',
+        Want("2018-04-14T18:39:42", "301", "/", APPENDED_DURATION, "185.234.218.71"),
+    ),
+]
+
+UA_METASR = (
+    "Mozilla/5.0 (Windows NT 5.2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/58.0.3029.110 Safari/537.36 "
+    "SE 2.X MetaSr 1.0"
+)
+VHOST_LINES = [
+    (
+        "203.62.1.80",
+        "06/May/2019:06:28:20",
+        "GET /",
+        "577",
+        "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0",
+    ),
+    (
+        "203.62.1.80",
+        "06/May/2019:06:28:20",
+        "GET /robots.txt",
+        "596",
+        "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0",
+    ),
+    (
+        "203.62.1.80",
+        "06/May/2019:06:28:21",
+        "POST /App6079ec68.php",
+        "606",
+        "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0",
+    ),
+    ("203.62.1.80", "06/May/2019:06:28:21", "GET /webdav/", "554", "Mozilla/5.0"),
+    (
+        "203.62.1.80",
+        "06/May/2019:06:28:21",
+        "GET /help.php",
+        "592",
+        UA_METASR,
+    ),
+    (
+        "203.62.1.80",
+        "06/May/2019:06:28:22",
+        "GET /java.php",
+        "592",
+        UA_METASR,
+    ),
+]
+APACHE_CASES += [
+    apache_d(
+        APACHELOGS_VHOST,
+        VHOST_COMBINED,
+        f'www.varonathe.org:80 {client} - - [{when} +0000] "{request} HTTP/1.1" 301 {size} "-" "{agent}"',
+        Want(f"2019-05-06T{when[12:]}", "301", request.split(" ")[1], APPENDED_DURATION, client),
+    )
+    for client, when, request, size, agent in VHOST_LINES
+]
+APACHE_CASES += [apache_d(APACHELOGS_VHOST, VHOST_COMBINED, "Bad line", None)]
+APACHE_CASES += [
+    Case(
+        LNAV_REGEXP,
+        "apache",
+        '%v %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D',
+        line,
+        want,
+        {"customer_from": "%u"},
+    )
+    for line, want in (
+        (
+            'localhost:443 178.20.184.42 1j0vhgd jsmith [26/Jul/2023:00:01:26 -0700] "GET /secure/RapidBoard.jspa?'
+            'rapidView=1295&selectedIssue=AA-409111&quickFilter=385508&quickFilter=387097 HTTP/2.0" 200 17163 "-" '
+            '"Mozilla/5.0" 116075',
+            Want("2023-07-26T07:01:26", "200", "/secure/RapidBoard.jspa", "0.116075", "jsmith"),
+        ),
+        (
+            'localhost:443 154.57.4.229 cger1e khenry [26/Jul/2023:00:02:12 -0700] "GET /secure/RapidBoard.jspa?'
+            'rapidView=1839&view=planning.nodetail&issueLimit=100 HTTP/2.0" 200 16517 "https://localhost/secure/'
+            'RapidBoard.jspa?rapidView=1843&view=planning.nodetail&issueLimit=100" "Mozilla/5.0" 156302',
+            Want("2023-07-26T07:02:12", "200", "/secure/RapidBoard.jspa", "0.156302", "khenry"),
+        ),
+    )
+]
+
+JSON_CASES: list[Case] = []
+CASES = NGINX_CASES + APACHE_CASES + JSON_CASES
