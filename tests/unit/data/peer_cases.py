@@ -404,5 +404,88 @@ APACHE_CASES += [
     )
 ]
 
+KASSNER_COMBINED = "kassner/log-parser tests/Apache/CombinedTest.php"
+KASSNER_IP = "kassner/log-parser tests/Provider/IpAddress.php"
+UA_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_7_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/29.0.1547.65 "
+    "Safari/537.36"
+)
+KASSNER_FORMAT = '%h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"'
+APACHE_CASES += [
+    apache_d(KASSNER_COMBINED, KASSNER_FORMAT, line, want)
+    for line, want in (
+        (
+            f'177.3.137.13 - - [11/Sep/2013:22:46:30 +0000] "GET / HTTP/1.1" 200 9726 "-" "{UA_MAC}"',
+            Want("2013-09-11T22:46:30", "200", "/", APPENDED_DURATION, "177.3.137.13"),
+        ),
+        (
+            '177.3.137.13 - - [11/Sep/2013:22:46:36 +0000] "GET /media/css/fe0e1ba295680ef4c59ccc987fca2371.css '
+            f'HTTP/1.1" 200 36861 "http://ecommerce.dev/" "{UA_MAC}"',
+            Want(
+                "2013-09-11T22:46:36",
+                "200",
+                "/media/css/fe0e1ba295680ef4c59ccc987fca2371.css",
+                APPENDED_DURATION,
+                "177.3.137.13",
+            ),
+        ),
+        (
+            '66.249.66.207 - - [11/Sep/2013:22:46:47 +0000] "GET /robots.txt HTTP/1.1" 503 1041 "-" '
+            '"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"',
+            Want("2013-09-11T22:46:47", "503", "/robots.txt", APPENDED_DURATION, "66.249.66.207"),
+        ),
+        (
+            '177.3.137.13 - - [11/Sep/2013:19:22:43 +0000] "-" 408 0 "-" "-"',
+            Want("2013-09-11T19:22:43", "408", "-", APPENDED_DURATION, "177.3.137.13"),
+        ),
+        (
+            '54.232.125.255 - - [07/Oct/2013:04:14:01 +0000] "" 400 0 "-" "-"',
+            Want("2013-10-07T04:14:01", "400", "-", APPENDED_DURATION, "54.232.125.255"),
+        ),
+    )
+]
+APACHE_CASES += [
+    # httpd 2.4 with HTTP/2 wrote no %t in the peer's test: a format without a time is refused
+    Case(KASSNER_COMBINED, "apache", '%h %l %u "%r" %>s %O "%{Referer}i" "%{User-Agent}i" %D', "", REFUSED_AT_START)
+]
+KASSNER_ADDRESSES = [
+    "192.168.1.1",
+    "192.168.001.01",
+    "172.16.0.1",
+    "192.168.0.255",
+    "8.8.8.8",
+    "0.0.0.0",
+    "255.255.255.255",
+    "1:2:3:4:5:6:7:8",
+    "::2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7::",
+    "1:2:3::6:7:8",
+    "fff1:fff2:fff3:fff4:fff5:fff6:fff7:fff8",
+    "FFF1:FFF2:FFF3:FFF4:FFF5:FFF6:FFF7:FFF8",
+]
+# the peer's valid client addresses, each before a port as `%a:%{remote}p` writes it
+APACHE_CASES += [
+    Case(
+        KASSNER_IP,
+        "apache",
+        '%a:%{remote}p %t "%r" %>s %D',
+        f'{address}:44782 [11/Sep/2013:22:46:30 +0000] "GET /x HTTP/1.1" 200 1042',
+        Want("2013-09-11T22:46:30", "200", "/x", APPENDED_DURATION, address),
+        {"customer_from": "%a"},
+    )
+    for address in KASSNER_ADDRESSES
+]
+NGINX_CASES += [
+    Case(
+        KASSNER_IP,
+        "nginx",
+        '$remote_addr:$remote_port [$time_local] "$request" $status $request_time',
+        f'{address}:44782 [11/Sep/2013:22:46:30 +0000] "GET /x HTTP/1.1" 200 0.001',
+        Want("2013-09-11T22:46:30", "200", "/x", "0.001", address),
+        {"customer_from": "$remote_addr"},
+    )
+    for address in KASSNER_ADDRESSES
+]
+
 JSON_CASES: list[Case] = []
 CASES = NGINX_CASES + APACHE_CASES + JSON_CASES
