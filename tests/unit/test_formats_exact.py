@@ -73,6 +73,18 @@ def test_nginx_uri_is_args_args_in_a_chunk_with_non_ascii_text() -> None:
     assert first.fields["uri"] == "/v1/orders" and first.fields["args"] == "id=1"
 
 
+def test_nginx_writes_a_missing_args_as_dash() -> None:
+    """Lines written by nginx 1.22 with `$uri$is_args$args` (a request without a query gives `/foo-`)."""
+    parser = nginx(NGINX_ARGS)
+    lines = [
+        '127.0.0.1 - acme [06/Dec/2026:19:41:39 +0000] "/foo-" 200 0.000',
+        '127.0.0.1 - acme [06/Dec/2026:19:41:39 +0000] "/foo?x=1" 200 0.000',
+        '127.0.0.1 - acme [06/Dec/2026:19:41:39 +0000] "/a-?x=-" 200 0.000',
+    ]
+    assert paths(chunk(parser, lines)) == ["/foo", "/foo", "/a-"]
+    assert [parser.parse_line(line).fields["args"] for line in lines] == ["-", "x=1", "x=-"]
+
+
 def test_two_fields_that_touch_without_a_boundary_are_refused_at_start() -> None:
     with pytest.raises(FormatError, match=r"^APACHE_LOG_FORMAT: %h and %l touch"):
         apache('%h%l %u %t "%r" %>s %D')

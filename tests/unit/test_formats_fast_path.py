@@ -68,7 +68,7 @@ NGINX_TIMES = [
 ]
 NGINX_PATHS = [
     ('"$request"', lambda d: f'"{d(requests())}"'),
-    ('"$uri$is_args$args"', lambda d: f'"{d(PATHS)}{d(QUERIES)}"'),
+    ('"$uri$is_args$args"', lambda d: f'"{d(PATHS)}{d(QUERIES) or "-"}"'),
     ("$request_uri", lambda d: d(PATHS) + d(QUERIES)),
     ("$uri", lambda d: d(PATHS) + d(QUERIES) if d(st.integers(0, 5)) == 5 else d(PATHS)),
 ]

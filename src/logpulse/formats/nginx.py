@@ -55,6 +55,11 @@ _VAR = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
 _UPSTREAM_LIST = r"(?:[\d.]+|-)(?:(?:, | : )(?:[\d.]+|-))*"
 
 _UPSTREAM_TIMES = Shape(_UPSTREAM_LIST, "seconds, several separated by ', ' or ' : ', or -", None, r"[\d.-]")
+ARGS_AFTER_IS_ARGS = Shape(
+    r'(?<=\?)(?:[^\s"\\]|\\.)*|(?<!\?)-', "the query string after ?, or - after no ?", r'[^\s"]', r'[^\s"]'
+)
+"""`$args` right after `$is_args`: nginx writes a missing `$args` as `-`, so `$uri$is_args$args` of
+`GET /foo` is `/foo-`: the `-` is the empty query, not part of the path."""
 KNOWN: dict[str, Shape] = {
     "time_local": fixed(TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200"),
     "time_iso8601": fixed(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", "like 2026-10-10T13:55:36+02:00"),
@@ -221,6 +226,8 @@ def build(opts: FormatOptions) -> RegexPlan:
             elements.append(literal(text))
             continue
         shape = KNOWN.get(name) or Shape(follow_pattern(tokens, i, escape == "json"))
+        if name == "args" and i > 0 and tokens[i - 1][1] == "is_args":
+            shape = ARGS_AFTER_IS_ARGS
         fast = None
         if name in PATH_VARS and escape != "json" and (name != "request" or _quoted(tokens, i)):
             kind = {"request": "request", "request_uri": "uri_query"}.get(name, "uri")
