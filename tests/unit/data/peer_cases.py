@@ -487,5 +487,52 @@ NGINX_CASES += [
     for address in KASSNER_ADDRESSES
 ]
 
-JSON_CASES: list[Case] = []
+LNAV_CADDY = "tstack/lnav test/logfile_caddy_log.0"
+CADDY_FIELDS = "time=ts,customer=request.remote_ip,path=request.uri,status=status,duration=duration"
+CADDY_HEADERS = (
+    '"headers":{"Cookie":["REDACTED"],"User-Agent":["Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:142.0) '
+    'Gecko/20100101 Firefox/142.0"],"If-None-Match":["\\"ddnp8sh5vg3i58\\""],"Sec-Fetch-User":["?1"]}'
+)
+
+
+def caddy_access(ts: str, port: str, uri: str, duration: str, size: str, status: str) -> str:
+    """A Caddy access line of the peer's file (the docker-compose prefix `caddy  | ` removed; the
+    request headers shortened to four of the peer's)."""
+    return (
+        f'{{"level":"info","ts":{ts},"logger":"http.log.access","msg":"handled request","request":{{'
+        f'"remote_ip":"172.19.0.1","remote_port":"{port}","client_ip":"172.19.0.1","proto":"HTTP/1.1",'
+        f'"method":"GET","host":"localhost","uri":"{uri}",{CADDY_HEADERS}}},"bytes_read":0,"user_id":"",'
+        f'"duration":{duration},"size":{size},"status":{status},"resp_headers":{{"Server":["Caddy"]}}}}'
+    )
+
+
+JSON_CASES = [
+    Case(LNAV_CADDY, "json", CADDY_FIELDS, line, want)
+    for line, want in (
+        (
+            caddy_access("1761019828.6153953", "46628", "/", "0.001674508", "0", "304"),
+            Want("2025-10-21T04:10:28", "304", "/", "0.001674508", "172.19.0.1"),
+        ),
+        (
+            caddy_access("1761019859.196494", "37882", "/", "0.001239398", "0", "304"),
+            Want("2025-10-21T04:10:59", "304", "/", "0.001239398", "172.19.0.1"),
+        ),
+        (
+            caddy_access("1761019942.9484386", "37882", "/", "0.00007314", "0", "304"),
+            Want("2025-10-21T04:12:22", "304", "/", "0.000073140", "172.19.0.1"),
+        ),
+        (
+            caddy_access("1761019957.9247544", "37882", "/index.html", "0.000073649", "188", "200"),
+            Want("2025-10-21T04:12:37", "200", "/index.html", "0.000073649", "172.19.0.1"),
+        ),
+        # the server's own messages in the same file are no requests
+        ('{"level":"info","ts":1761019822.3152757,"msg":"maxprocs: Leaving GOMAXPROCS=12: CPU quota undefined"}', None),
+        ('{"level":"info","ts":1761019822.3154097,"msg":"using config from file","file":"/etc/caddy/Caddyfile"}', None),
+        ('{"level":"info","ts":1761019822.31575,"msg":"adapted config to JSON","adapter":"caddyfile"}', None),
+        ('{"level":"info","ts":1761019822.3164804,"msg":"serving initial configuration"}', None),
+        ('{"level":"warn","ts":1761019831.8274047,"msg":"exiting; byeee!! \U0001f44b","signal":"SIGTERM"}', None),
+        ('{"level":"info","ts":1761019831.827683,"msg":"shutdown complete","signal":"SIGTERM","exit_code":0}', None),
+        ('caddy  | {"level":"info","ts":1761019847.6423035,"msg":"using config from file"}', None),
+    )
+]
 CASES = NGINX_CASES + APACHE_CASES + JSON_CASES
