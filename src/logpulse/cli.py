@@ -245,13 +245,19 @@ def serve(
     """Run the HTTP API and dashboard."""
     import uvicorn
 
+    from logpulse.api.security import serving_problem
+
     s = get_settings()
+    bind = host or s.api_host
+    problem = serving_problem(s, bind)
+    if problem:
+        raise SettingsError(problem)
     _setup_logging()
     _check_format()
     uvicorn.run(
         "logpulse.api.app:create_app",
         factory=True,
-        host=host or s.api_host,
+        host=bind,
         port=port or s.api_port,
         log_level=s.log_level.lower(),
         access_log=False,

@@ -111,7 +111,18 @@ class Settings(BaseSettings):
     # API
     api_host: str = Field("127.0.0.1", description="API bind host")
     api_port: int = Field(8000, description="API bind port")
-    api_key: str = Field("", description="When set, every route except health needs 'Authorization: Bearer <key>'")
+    api_key: str = Field(
+        "", description="When set, every route except health and the pages needs 'Authorization: Bearer <key>'"
+    )
+    ingest_api_key: str = Field(
+        "", description="When set, POST /ingest also accepts this key (it opens nothing else): for log senders"
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Let `serve` listen beyond loopback without API_KEY (only behind a gateway of your own)"
+    )
+    allowed_hosts: str = Field(
+        "", description="Host header values answered, ',' separated ('*' = any); empty = loopback names and API_HOST"
+    )
     max_range_days: int = Field(400, ge=1, description="Longest date range the API accepts")
     stats_cache_s: float = Field(60.0, ge=0, description="Seconds a stats answer for fully past days is cached")
     api_workers: int = Field(
@@ -157,6 +168,10 @@ class Settings(BaseSettings):
         "data/ingest_spool.log", description="File POST /ingest appends to; tailed with LOG_PATH (empty = off)"
     )
     ingest_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest POST /ingest body (413 above)")
+    ingest_max_lines: int = Field(100_000, ge=1, description="Most lines in one POST /ingest body (413 above)")
+    ingest_spool_max_bytes: int = Field(
+        1 << 30, ge=0, description="POST /ingest answers 507 while the spool file is this large (0 = no bound)"
+    )
 
     # Rollups, raw points, retention, write compression
     store_raw: bool = Field(True, description="Write one `requests` point per request (false: rollups only)")

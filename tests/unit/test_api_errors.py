@@ -16,7 +16,7 @@ from logpulse.config import Settings
 def client() -> Iterator[TestClient]:
     # port 9 (discard) refuses connections: nothing here may reach an InfluxDB; no cache, so no polling
     settings = Settings(_env_file=None, api_key="k", influxdb_url="http://127.0.0.1:9", stats_cache_s=0)
-    with TestClient(create_app(settings), headers={"Authorization": "Bearer k"}) as client:
+    with TestClient(create_app(settings), base_url="http://localhost", headers={"Authorization": "Bearer k"}) as client:
         yield client
 
 

@@ -26,7 +26,7 @@ def make_client(tmp_path: Path, **extra: object) -> TestClient:
         ingest_max_body_bytes=2000,
         **extra,  # type: ignore[arg-type]
     )
-    return TestClient(create_app(settings), headers={"Authorization": "Bearer k"})
+    return TestClient(create_app(settings), base_url="http://localhost", headers={"Authorization": "Bearer k"})
 
 
 @pytest.fixture()

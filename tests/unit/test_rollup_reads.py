@@ -120,7 +120,7 @@ def test_fleet_cursor_round_trip_and_mismatch() -> None:
 def client() -> Iterator[TestClient]:
     # port 9 refuses connections: every answer below must come from validation, before any query
     settings = Settings(_env_file=None, influxdb_url="http://127.0.0.1:9", stats_cache_s=0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         yield client
 
 

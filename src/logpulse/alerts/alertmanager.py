@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -31,14 +32,27 @@ class DeliveryError(RuntimeError):
     """A receiver did not accept a notification (unreachable, timeout, non-2xx); retried later."""
 
 
+def redacted(url: str) -> str:
+    """`url` fit for a log: credentials (`user:pass@`) and every query value replaced by `***`, since
+    receivers are often authenticated by a token in the URL (Slack-style webhooks, `?token=`)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = urlencode([(name, "***") for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def post_json(client: httpx.Client, url: str, receiver: str, body: Any, headers: dict[str, str] | None = None) -> None:
-    """POST `body` as JSON; DeliveryError unless the receiver answered 2xx (both receivers share this)."""
+    """POST `body` as JSON; DeliveryError unless the receiver answered 2xx (both receivers share this).
+    The error names the receiver's URL without its credentials (it is logged)."""
+    shown = redacted(url)
     try:
         r = client.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"{receiver} {url}: {exc}") from exc
+        raise DeliveryError(f"{receiver} {shown}: {str(exc).replace(url, shown)}") from exc
     if r.status_code >= 300:
-        raise DeliveryError(f"{receiver} {url} answered {r.status_code}: {r.text[:200]}")
+        raise DeliveryError(f"{receiver} {shown} answered {r.status_code}: {r.text[:200]}")
 
 
 def iso(ns: int) -> str:

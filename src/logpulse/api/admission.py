@@ -5,7 +5,7 @@ flight at each `await`, so with 32 clients each answer shares the CPU with 31 ot
 end — the p99 became ~3× the median (measured: p50 115 ms, p99 360 ms for 30-day stats at 32
 clients). Letting a few answers run and the rest wait in a FIFO queue (`asyncio.Semaphore` wakes
 waiters in order) keeps the CPU busy while making the wait fair, so the slowest answers are close to
-the median. Only the data routes are admitted this way; health, metrics, docs, static files, the
+the median. Only the data routes and POST /ingest are admitted this way; health, metrics, docs, static files, the
 dashboard's HTML and `/freshness` (cheap polls) never wait behind them.
 """
 
@@ -15,8 +15,9 @@ import asyncio
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-DATA_PREFIXES = ("/customers", "/stats", "/anomalies")
-"""Paths whose answers read InfluxDB and merge rollups: the CPU-heavy part of the API."""
+DATA_PREFIXES = ("/customers", "/stats", "/anomalies", "/ingest")
+"""Paths whose answers read InfluxDB and merge rollups, or parse and fsync an ingest body: the CPU-heavy
+part of the API."""
 
 
 class AdmissionLimit:

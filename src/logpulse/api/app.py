@@ -13,13 +13,16 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from logpulse import __version__
 from logpulse.api import errors
 from logpulse.api.admission import AdmissionLimit
+from logpulse.api.body_drain import DrainUnreadBody
 from logpulse.api.deps import lifespan
 from logpulse.api.routes import ROUTERS
 from logpulse.api.routes.docs import SWAGGER_UI
+from logpulse.api.security import BrowserGuard, allowed_hosts
 from logpulse.config import Settings, get_settings
 
 
@@ -33,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # routes/docs.py serves /docs from the installed Swagger UI (works offline)
         redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = s = settings or get_settings()
     # requests and latency by route template, method and status (the README's monitoring section)
     instrumentator = Instrumentator(excluded_handlers=["/metrics"])
     instrumentator.add(metrics.requests()).add(metrics.latency(should_include_status=True))
@@ -41,8 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # answers over 1 KB gzipped for clients that accept it: the fleet /stats of 1,000 customers is ~190 KB raw
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
-    # outermost: data answers beyond API_CONCURRENCY wait in arrival order (api/admission.py)
-    app.add_middleware(AdmissionLimit, limit=app.state.settings.api_concurrency)
+    # data answers beyond API_CONCURRENCY wait in arrival order (api/admission.py)
+    app.add_middleware(AdmissionLimit, limit=s.api_concurrency)
+    # before admission, so refused requests never wait for a slot (api/security.py says why each exists)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(s), www_redirect=False)
+    app.add_middleware(BrowserGuard, keys=(s.api_key, s.ingest_api_key))
+    # outermost: every early answer (413, 401, 403, 400) reaches clients still sending their body
+    app.add_middleware(DrainUnreadBody)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

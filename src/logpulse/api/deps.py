@@ -12,7 +12,6 @@ of its API CPU (30-day stats under 32 clients: 8.3 → 6.1 ms of CPU per request
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, cast
@@ -20,7 +19,7 @@ from typing import Annotated, cast
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from logpulse.api import process_tuning, validation
+from logpulse.api import process_tuning, security, validation
 from logpulse.api.errors import Unauthorized
 from logpulse.api.validation import DateRange
 from logpulse.config import Settings
@@ -73,19 +72,28 @@ async def get_rollups(request: Request) -> RollupService:
 
 RollupsDep = Annotated[RollupService, Depends(get_rollups)]
 
-_bearer = HTTPBearer(auto_error=False, description="API_KEY, when the server sets one")
+_bearer = HTTPBearer(auto_error=False, description="API_KEY (or INGEST_API_KEY for POST /ingest), when set")
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def require_key(
-    settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """When API_KEY is set, every data route needs `Authorization: Bearer <API_KEY>`."""
-    key = settings.api_key
-    if key and (creds is None or not hmac.compare_digest(creds.credentials.encode(), key.encode())):
+def _check(creds: HTTPAuthorizationCredentials | None, keys: tuple[str, ...]) -> None:
+    """Open when none of `keys` is set; otherwise the bearer token must equal one of them."""
+    if any(keys) and not security.key_matches(creds.credentials if creds else None, keys):
         raise Unauthorized()
 
 
+async def require_key(settings: SettingsDep, creds: CredentialsDep) -> None:
+    """When API_KEY is set, every data route needs `Authorization: Bearer <API_KEY>`."""
+    _check(creds, (settings.api_key,))
+
+
+async def require_ingest_key(settings: SettingsDep, creds: CredentialsDep) -> None:
+    """POST /ingest takes API_KEY or INGEST_API_KEY (when either is set)."""
+    _check(creds, (settings.api_key, settings.ingest_api_key))
+
+
 PROTECTED = [Depends(require_key)]
+INGEST_PROTECTED = [Depends(require_ingest_key)]
 
 
 async def date_range(

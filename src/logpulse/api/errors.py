@@ -34,7 +34,7 @@ class Unauthorized(Exception):
     """API_KEY is set and the request does not carry it: 401."""
 
 
-# -- POST /ingest (issue 16) ---------------------------------------------------------------------
+# -- POST /ingest ---------------------------------------------------------------------
 class PayloadTooLarge(Exception):
     """The request body exceeds INGEST_MAX_BODY_BYTES: 413."""
 
@@ -45,6 +45,10 @@ class UnsupportedMediaType(Exception):
 
 class EmptyBody(Exception):
     """The request has no lines: 400."""
+
+
+class SpoolFull(Exception):
+    """The ingest spool holds INGEST_SPOOL_MAX_BYTES: 507, retry later."""
 
 
 def _validation_message(exc: Exception) -> str:
@@ -86,6 +90,7 @@ MAPPINGS: dict[type[Exception], Mapping] = {
     PayloadTooLarge: Mapping(413),
     UnsupportedMediaType: Mapping(415),
     EmptyBody: Mapping(400),
+    SpoolFull: Mapping(507, headers={"Retry-After": "60"}),
 }
 
 # The documented error answers of the data routes (OpenAPI `responses=`).

@@ -8,6 +8,9 @@ file that does not end with a newline gets one, so that fragment is one malforme
 (dead-lettered by the processor) and never glued to the next request's first line. The fragment
 belonged to a request that was never answered, so its client did not count it as accepted.
 
+The lines are customers' raw requests: the file is created readable by its owner only (0600), and
+its directory, when the spool creates it, 0700.
+
 Rotation: when the path is renamed (logrotate without copytruncate), the next append notices the
 new inode and opens a new file there; the processor finishes the renamed one, as for any log.
 """
@@ -32,8 +35,8 @@ class Spool:
     def _open(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # no other API process is mid-append while we look
         try:
             st = os.fstat(fd)

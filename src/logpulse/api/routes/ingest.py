@@ -3,61 +3,30 @@
 The accepted lines are written, as sent, to INGEST_SPOOL_PATH and fsynced before the 202; the
 processor tails that file like any log (it is added to LOG_PATH), so the file is the queue and
 every accepted line is processed once its turn comes, also after a crash of the API. Rejected lines
-are answered with their line number and reason and are not written.
+are counted and the first 100 answered with their line number and reason; they are not written.
+The route checks what HTTP carries (type, size); `api/ingest_service.py` does the rest.
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import Counter
-from pydantic import BaseModel, Field
 
-from logpulse.api.deps import PROTECTED, SettingsDep
-from logpulse.api.errors import RESPONSES, EmptyBody, NotFound, PayloadTooLarge, Problem, UnsupportedMediaType
-from logpulse.api.spool import Spool
-from logpulse.formats.registry import LineParser, build_parser
-from logpulse.model import Chunk
+from logpulse.api.deps import INGEST_PROTECTED, SettingsDep
+from logpulse.api.errors import RESPONSES, NotFound, PayloadTooLarge, Problem, UnsupportedMediaType
+from logpulse.api.ingest_service import IngestResult, ingest_of
 
-router = APIRouter(tags=["ingest"], dependencies=PROTECTED, responses=RESPONSES)
+router = APIRouter(tags=["ingest"], dependencies=INGEST_PROTECTED, responses=RESPONSES)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Empty body"},
-    413: {"model": Problem, "description": "Body larger than INGEST_MAX_BODY_BYTES"},
+    413: {"model": Problem, "description": "Body larger than INGEST_MAX_BODY_BYTES or INGEST_MAX_LINES"},
     415: {"model": Problem, "description": "Content-Type not text/plain (or NDJSON for LOG_FORMAT=json)"},
+    507: {"model": Problem, "description": "The spool holds INGEST_SPOOL_MAX_BYTES; retry after Retry-After"},
 }
 TEXT_TYPES = ("text/plain",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
-ACCEPTED = Counter("logpulse_ingest_lines_accepted", "Lines accepted by POST /ingest and spooled")
-REJECTED = Counter("logpulse_ingest_lines_rejected", "Lines refused by POST /ingest")
-_state_lock = threading.Lock()
-
-
-class Rejection(BaseModel):
-    line: int = Field(description="1-based line number in the request body")
-    reason: str
-
-
-class IngestResult(BaseModel):
-    accepted: int = Field(description="Lines parsed and durably spooled")
-    rejected: int = Field(description="Lines refused (not spooled)")
-    rejections: list[Rejection] = Field(description="Each refused line's number and reason")
-
-
-def _parser_and_spool(request: Request) -> tuple[LineParser, Spool]:
-    """Built once per application, on first use (the settings were checked when the server started)."""
-    state = request.app.state
-    with _state_lock:
-        if getattr(state, "ingest", None) is None:
-            settings = state.settings
-            if not settings.ingest_spool_path:
-                raise NotFound("POST /ingest is off: INGEST_SPOOL_PATH is empty")
-            state.ingest = (build_parser(settings), Spool(Path(settings.ingest_spool_path)))
-        return state.ingest  # type: ignore[no-any-return]
 
 
 def _check_type(content_type: str, log_format: str) -> None:
@@ -90,41 +59,10 @@ async def _body(request: Request, limit: int) -> bytes:
     summary="Parse log lines in LOG_FORMAT and spool the accepted ones durably for the processor",
     responses=INGEST_RESPONSES,
 )
-async def ingest(
-    request: Request,
-    settings: SettingsDep,
-) -> IngestResult:
+async def ingest(request: Request, settings: SettingsDep) -> IngestResult:
+    ingest = ingest_of(request.app.state, settings)
+    if ingest is None:
+        raise NotFound("POST /ingest is off: INGEST_SPOOL_PATH is empty")
     _check_type(request.headers.get("content-type", ""), settings.log_format)
     body = await _body(request, settings.ingest_max_body_bytes)
-    if not body.strip():
-        raise EmptyBody("empty body: send one log line per line")
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    parser, spool = _parser_and_spool(request)
-    parsed = await run_in_threadpool(parser.parse_chunk, Chunk("POST /ingest", 0, 0, body))
-    starts = [0]
-    pos = body.find(b"\n")
-    while pos >= 0 and pos + 1 < len(body):
-        starts.append(pos + 1)
-        pos = body.find(b"\n", pos + 1)
-    rejected = {r.offset: r.reason for r in parsed.rejects}
-    if rejected:
-        keep = [
-            body[s : (starts[i + 1] if i + 1 < len(starts) else len(body))]
-            for i, s in enumerate(starts)
-            if s not in rejected
-        ]
-        data = b"".join(keep)
-    else:
-        data = body
-    await run_in_threadpool(spool.append, data)
-    accepted = parsed.lines - len(rejected)
-    ACCEPTED.inc(accepted)
-    REJECTED.inc(len(rejected))
-    return IngestResult(
-        accepted=accepted,
-        rejected=len(rejected),
-        rejections=[
-            Rejection(line=bisect.bisect_right(starts, off), reason=reason) for off, reason in sorted(rejected.items())
-        ],
-    )
+    return await run_in_threadpool(ingest.take, body)

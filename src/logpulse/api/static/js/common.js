@@ -7,7 +7,7 @@ export const $ = (id) => document.getElementById(id);
 export const POLL_MS = 2000;
 
 function authHeaders() {
-  const key = localStorage.getItem("logpulse-api-key");
+  const key = sessionStorage.getItem("logpulse-api-key");
   return key ? { Authorization: "Bearer " + key } : {};
 }
 
@@ -22,11 +22,11 @@ let asking = null; // one prompt for the API key, however many requests got a 40
 
 /** Whether a (new) key is there to retry with: a key stored since `used` was sent, else the user's answer. */
 function keyToRetry(used) {
-  if ((localStorage.getItem("logpulse-api-key") || null) !== used) return Promise.resolve(true);
+  if ((sessionStorage.getItem("logpulse-api-key") || null) !== used) return Promise.resolve(true);
   if (asking === null) {
     asking = new Promise((resolve) => setTimeout(() => {
       const key = prompt("This logpulse API needs its API key:");
-      if (key) localStorage.setItem("logpulse-api-key", key);
+      if (key) sessionStorage.setItem("logpulse-api-key", key);
       asking = null;
       resolve(Boolean(key));
     }));
@@ -36,7 +36,7 @@ function keyToRetry(used) {
 
 /** GET a JSON answer of the API; asks once for the API key on 401; throws HttpError with the API's detail. */
 export async function api(path, { signal } = {}) {
-  const used = localStorage.getItem("logpulse-api-key") || null;
+  const used = sessionStorage.getItem("logpulse-api-key") || null;
   let resp = await fetch(path, { headers: authHeaders(), signal });
   if (resp.status === 401 && (await keyToRetry(used))) {
     resp = await fetch(path, { headers: authHeaders(), signal });
