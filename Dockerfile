@@ -5,8 +5,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf 
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir .
-ENV LOGPULSE_ENV_FILE=/app/.env.local
-COPY .env.local ./
+# No .env.local in the image (it may hold API_KEY): compose passes it as the environment (env_file).
 RUN mkdir -p /data
 EXPOSE 8000
+# Listening beyond loopback: `serve` refuses to start unless API_KEY is set (see docs/security.md).
 CMD ["logpulse", "serve", "--host", "0.0.0.0"]

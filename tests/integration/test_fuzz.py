@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -60,3 +63,62 @@ def test_no_server_errors_on_any_input(live_api: str, mode: GenerationMode) -> N
         except Unsatisfiable:  # nothing invalid can be sent to an operation without parameters
             assert mode is GenerationMode.NEGATIVE
     assert not failures, "\n".join(failures[:10])
+
+
+def _cursor(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+EXTREME_DAYS = ["0001-01-01", "1000-06-15", "1677-09-20", "1969-12-31", "2262-04-12", "2263-01-01", "3000-01-01"]
+EXTREME_TIMES = ["0001-01-01T00:00:00Z", "1969-12-31T23:45:00Z", "2263-01-01T00:00:00Z", "9999-12-31T23:45:00+00:00"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"/customers/cust_1/stats?from={d}&to={d}" for d in EXTREME_DAYS]
+    + [f"/customers/cust_1/stats?from=2024-09-29&to={d}" for d in ["2263-01-01", "9999-12-31"]]
+    + [f"/stats?from={d}&to={d}" for d in ["0001-01-01", "2263-01-01", "9999-12-31"]]
+    + [f"/anomalies?from={d}&to={d}" for d in ["0001-01-01", "9999-12-31"]]
+    + [f"/customers/cust_1/anomalies?from={d}&to={d}" for d in ["0001-01-01", "9999-12-31"]]
+    + [f"/customers/cust_1/series?from={t}" for t in EXTREME_TIMES]
+    + [f"/customers/cust_1/series?from=2024-09-29&to={t}" for t in EXTREME_TIMES[2:]]
+    + [f"/customers/cust_1/series?from={d}&to={d}" for d in ["0001-01-01", "9999-12-31"]],
+)
+def test_times_influxdb_cannot_hold_are_422_naming_the_parameter(live_api: str, path: str) -> None:
+    """InfluxDB holds 1677-09-21 … 2262-04-11 and logpulse's data starts in 1970: anything else is the
+    client's mistake, answered 422 with the parameter's name, never a 5xx."""
+    r = httpx.get(live_api + path, timeout=30)
+    assert r.status_code == 422, (path, r.status_code, r.text)
+    detail = r.json()["detail"]
+    assert "'from'" in detail or "'to'" in detail, detail
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _cursor(["customer_id", "asc", [["nested"]]]),
+        _cursor(["customer_id", "asc", [1]]),
+        _cursor(["total_requests", "asc", ["x", 1.0, "cust_1"]]),
+        _cursor(["total_requests", "asc", [0, "fast", "cust_1"]]),
+        _cursor(["total_requests", "asc", [0, 1.0, 5]]),
+        _cursor(["total_requests", "asc", [0, 1.0]]),
+        _cursor(["total_requests", "asc", ["cust_1"]]),
+        _cursor(["customer_id", "asc", [0, 1.0, "cust_1"]]),
+        _cursor(["total_requests", "asc", [0, {"a": 1}, "cust_1"]]),
+        _cursor({"sort": "total_requests"}),
+        _cursor(["total_requests", "asc", [0, 1e400, "cust_1"]]),
+        _cursor([["total_requests"], "asc", [0, 1.0, "c"]]),
+        "!!!",
+    ],
+)
+def test_crafted_fleet_cursors_are_422(live_api: str, cursor: str) -> None:
+    sort = (
+        "customer_id"
+        if "customer_id" in base64.urlsafe_b64decode(cursor + "==").decode(errors="replace")
+        else "total_requests"
+    )
+    r = httpx.get(
+        f"{live_api}/stats", params={"from": "2024-09-29", "to": "2024-09-29", "sort": sort, "cursor": cursor}
+    )
+    assert r.status_code == 422, (cursor, r.status_code, r.text)
+    assert "'cursor'" in r.json()["detail"]

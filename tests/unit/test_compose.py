@@ -100,3 +100,13 @@ def test_compose_and_env_local_agree_with_settings() -> None:
         assert set(svc.get("environment", {})) <= fields, name
         assert svc["environment"]["INFLUXDB_URL"] == "http://influxdb:8086"
     Settings(_env_file=str(ROOT / ".env.local"))  # every value parses
+
+
+def test_the_image_holds_no_env_local_and_the_api_key_comes_from_it() -> None:
+    """.env.local may hold API_KEY: compose passes it as the environment, the image never copies it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert ".env.local" not in "".join(line for line in dockerfile.splitlines() if not line.lstrip().startswith("#"))
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".env.local" in ignored
+    assert compose()["services"]["api"]["env_file"] == ".env.local"
+    assert "API_KEY" in env_local()

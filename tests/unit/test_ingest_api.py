@@ -23,8 +23,7 @@ def make_client(tmp_path: Path, **extra: object) -> TestClient:
         influxdb_url="http://127.0.0.1:9",  # nothing here may reach an InfluxDB
         stats_cache_s=0,
         ingest_spool_path=str(tmp_path / "spool" / "ingest.log"),
-        ingest_max_body_bytes=2000,
-        **extra,  # type: ignore[arg-type]
+        **({"ingest_max_body_bytes": 2000} | extra),  # type: ignore[arg-type]
     )
     return TestClient(create_app(settings), base_url="http://localhost", headers={"Authorization": "Bearer k"})
 
@@ -114,3 +113,64 @@ def test_the_processor_tails_the_spool_too(tmp_path: Path) -> None:
     assert covered.log_globs() == ["data/*.log"]
     off = Settings(_env_file=None, ingest_spool_path="")  # type: ignore[call-arg]
     assert off.log_globs() == [off.log_path]
+
+
+def test_the_answer_lists_the_first_100_rejections_and_counts_all(tmp_path: Path) -> None:
+    """20,000 bad lines among good ones: every one counted, 100 listed with their true line numbers,
+    only the good lines spooled."""
+    good = NGINX_LINE.format(i=1)
+    lines = [good if n % 100 == 0 else "x" for n in range(20_000)]
+    with make_client(tmp_path, log_format="nginx", ingest_max_body_bytes=1 << 20) as client:
+        r = client.post("/ingest", content="\n".join(lines), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (200, 19_800)
+    want = [n + 1 for n in range(20_000) if n % 100][:100]
+    assert [x["line"] for x in body["rejections"]] == want
+    assert len(r.content) < 20_000
+    spooled = (tmp_path / "spool" / "ingest.log").read_text().splitlines()
+    assert spooled == [good] * 200
+
+
+def test_more_lines_than_ingest_max_lines_is_413_and_spools_nothing(tmp_path: Path) -> None:
+    with make_client(tmp_path, log_format="nginx", ingest_max_lines=3) as client:
+        r = client.post(
+            "/ingest", content="\n".join([NGINX_LINE.format(i=1)] * 4), headers={"Content-Type": "text/plain"}
+        )
+        assert r.status_code == 413 and "INGEST_MAX_LINES=3" in r.json()["detail"]
+        ok = client.post(
+            "/ingest", content="\n".join([NGINX_LINE.format(i=1)] * 3), headers={"Content-Type": "text/plain"}
+        )
+        assert ok.status_code == 202
+    assert len((tmp_path / "spool" / "ingest.log").read_text().splitlines()) == 3
+
+
+def test_a_full_spool_is_507_with_retry_after(tmp_path: Path) -> None:
+    line = NGINX_LINE.format(i=1) + "\n"
+    with make_client(tmp_path, log_format="nginx", ingest_spool_max_bytes=len(line) * 2) as client:
+        for _ in range(2):
+            assert client.post("/ingest", content=line, headers={"Content-Type": "text/plain"}).status_code == 202
+        r = client.post("/ingest", content=line, headers={"Content-Type": "text/plain"})
+    assert r.status_code == 507 and r.headers["Retry-After"].isdigit(), r.text
+    assert "INGEST_SPOOL_MAX_BYTES" in r.json()["detail"]
+    assert (tmp_path / "spool" / "ingest.log").read_text() == line * 2
+
+
+def test_spool_file_is_0600_in_a_0700_directory(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "new" / "spool.log")
+    spool.append(b"a line\n")
+    spool.close()
+    assert (tmp_path / "new" / "spool.log").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+
+
+def test_ingest_api_key_opens_ingest_only(tmp_path: Path) -> None:
+    with make_client(tmp_path, log_format="nginx", ingest_api_key="sender") as client:
+        sender = {"Authorization": "Bearer sender", "Content-Type": "text/plain"}
+        assert client.post("/ingest", content=NGINX_LINE.format(i=1), headers=sender).status_code == 202
+        assert client.get("/customers", headers=sender).status_code == 401
+        assert client.get("/metrics", headers=sender).status_code == 401
+        reader = {"Authorization": "Bearer k", "Content-Type": "text/plain"}
+        assert client.post("/ingest", content=NGINX_LINE.format(i=2), headers=reader).status_code == 202
+        nobody = {"Authorization": "Bearer wrong", "Content-Type": "text/plain"}
+        assert client.post("/ingest", content=NGINX_LINE.format(i=3), headers=nobody).status_code == 401

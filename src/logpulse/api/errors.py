@@ -8,6 +8,7 @@ parameter validation is answered in the same shape, naming the parameter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from logpulse.readmodel.errors import BadRequest as BadRequest
 from logpulse.readmodel.errors import NotFound as NotFound
 from logpulse.storage.influx import InfluxError, InfluxUnavailable
 
+log = logging.getLogger(__name__)
 RETRY_AFTER_S = "5"
 
 
@@ -67,6 +69,8 @@ class Mapping:
     message: Callable[[Exception], str] = str
     headers: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    logged: bool = False
+    """The exception's own text (InfluxDB's words, its URL) goes to the log only, never to the client."""
 
 
 # Order matters only for subclasses: Starlette picks the handler of the closest class in the MRO.
@@ -82,11 +86,14 @@ MAPPINGS: dict[type[Exception], Mapping] = {
     ),
     InfluxUnavailable: Mapping(
         503,
-        lambda e: f"InfluxDB unavailable: {e}",
+        lambda _: "the figures cannot be read now: their database is unreachable; retry later",
         {"Retry-After": RETRY_AFTER_S},
         "InfluxDB unreachable; retry after the Retry-After seconds",
+        logged=True,
     ),
-    InfluxError: Mapping(502, lambda e: f"InfluxDB refused the query: {e}"),
+    InfluxError: Mapping(
+        502, lambda _: "the figures could not be read: their database refused the query (see the API log)", logged=True
+    ),
     PayloadTooLarge: Mapping(413),
     UnsupportedMediaType: Mapping(415),
     EmptyBody: Mapping(400),
@@ -111,6 +118,8 @@ def install(app: FastAPI) -> None:
         for cls in type(exc).__mro__:
             if cls in MAPPINGS:
                 m = MAPPINGS[cls]
+                if m.logged:
+                    log.warning("%s %s answered %d: %s", request.method, request.url.path, m.status, exc)
                 return problem(m.status, m.message(exc), m.headers or None)
         raise exc  # pragma: no cover - only mapped types are registered
 

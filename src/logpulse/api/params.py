@@ -51,13 +51,17 @@ def _instant(name: str, value: str, tz: ZoneInfo, *, end: bool) -> int:
         ) from None
     if t.tzinfo is None:
         raise BadRequest(f"invalid '{name}' {value[:40]!r}: an RFC 3339 time needs an offset (Z or ±hh:mm)")
-    seconds = t.timestamp()
+    try:
+        seconds = t.timestamp()
+    except (OverflowError, ValueError):  # an offset that moves year 1 or 9999 out of datetime's range
+        seconds = -1.0
+    seconds = validation.instant(name, value, seconds)
     if seconds % WINDOW_S:
         raise BadRequest(
             f"'{name}' {value[:40]!r} is not on a 15-minute boundary: rollups are 15-minute windows "
             "(use :00, :15, :30 or :45 and whole seconds)"
         )
-    return int(seconds) * NS
+    return seconds * NS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from logpulse.api.errors import BadRequest
 from logpulse.formats.logpulse import CUSTOMER_ID_PATTERN, CUSTOMER_ID_RE
 from logpulse.readmodel.localtime import DateRange
 
-__all__ = ["BadRequest", "DateRange", "customer_id", "date", "date_range", "zone"]
+__all__ = ["BadRequest", "DateRange", "customer_id", "date", "date_range", "instant", "zone"]
 
 
 def customer_id(value: str) -> str:
@@ -36,13 +36,34 @@ def zone(value: str) -> ZoneInfo:
         ) from None
 
 
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = dt.date(2262, 4, 10)
+"""The days a range may name. Before 1970 there are no logs to count; InfluxDB's int64 nanosecond
+times end at 2262-04-11T23:47:16Z, and the end of 2262-04-10 (local midnight after it) lies before
+that in every zone."""
+LAST_INSTANT_S = int(dt.datetime(2262, 4, 11, tzinfo=dt.UTC).timestamp())
+
+
 def date(name: str, value: str) -> dt.date:
     try:
         if len(value) != 10:
             raise ValueError
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise BadRequest(f"invalid '{name}' date {value[:40]!r}: expected a real date as YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(f"'{name}' date {value} is outside {FIRST_DAY} … {LAST_DAY}, the days logpulse can store")
+    return day
+
+
+def instant(name: str, value: str, seconds: float) -> int:
+    """Whole UTC seconds of an RFC 3339 time, if within 1970-01-01 … 2262-04-11 (422 otherwise)."""
+    if not 0 <= seconds <= LAST_INSTANT_S:
+        raise BadRequest(
+            f"'{name}' {value[:40]!r} is outside 1970-01-01T00:00:00Z … 2262-04-11T00:00:00Z, "
+            "the times logpulse can store"
+        )
+    return int(seconds)
 
 
 def date_range(frm: str | None, to: str | None, tz_name: str, max_days: int) -> DateRange:

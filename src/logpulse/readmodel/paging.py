@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Any
 
 from logpulse.readmodel.errors import BadRequest
@@ -39,11 +40,28 @@ def encode_cursor(row: dict[str, Any], sort: str, order: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _is_sort_key(key: object, sort: object) -> bool:
+    """Whether a decoded cursor key has the shape `_sort_value` makes for `sort`: [customer] by customer_id,
+    else [0|1, finite number, customer] (anything else would fail, or compare wrongly, against the rows' keys)."""
+    if not isinstance(key, list):
+        return False
+    if sort == "customer_id":
+        return len(key) == 1 and isinstance(key[0], str)
+    return (
+        len(key) == 3
+        and key[0] in (0, 1)
+        and type(key[0]) is int
+        and type(key[1]) in (int, float)
+        and math.isfinite(key[1])
+        and isinstance(key[2], str)
+    )
+
+
 def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Any, ...]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
         c_sort, c_order, key = json.loads(raw)
-        if not isinstance(key, list) or not key:
+        if not (isinstance(c_sort, str) and isinstance(c_order, str) and _is_sort_key(key, c_sort)):
             raise ValueError
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         raise BadRequest("invalid 'cursor': pass the next_cursor of a previous page") from None
