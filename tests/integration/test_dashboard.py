@@ -614,5 +614,14 @@ def test_api_key_is_asked_once_and_kept(fleet: Fleet, browser: Any) -> None:
         open_page(browser, url)  # the key is kept: no prompt on the next visit
         errors = console_errors(browser)
         assert all("status of 401" in e["message"] for e in errors), errors  # only the first visit's 401s
-        browser.execute_script("localStorage.removeItem('logpulse-api-key')")
+        browser.execute_script("sessionStorage.removeItem('logpulse-api-key')")
         leave_page(browser)
+
+
+def test_api_docs_render_under_the_content_security_policy(fleet: Fleet, browser: Any) -> None:
+    """Swagger UI runs its one inline start-up script (allowed by hash) and nothing the policy refuses."""
+    leave_page(browser)
+    open_page(browser, f"{fleet.url}/docs", "document.querySelectorAll('.opblock').length > 5")
+    assert "default-src 'self'" in fleet.api.get("/docs").headers["Content-Security-Policy"]
+    assert console_errors(browser) == []
+    leave_page(browser)
