@@ -10,6 +10,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
@@ -122,3 +123,29 @@ def test_crafted_fleet_cursors_are_422(live_api: str, cursor: str) -> None:
     )
     assert r.status_code == 422, (cursor, r.status_code, r.text)
     assert "'cursor'" in r.json()["detail"]
+
+
+@given(
+    day=st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)),
+    moment=st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)),
+    offset_min=st.integers(-14 * 60, 14 * 60).map(lambda m: m - m % 15),
+    tz=st.sampled_from(["UTC", "Asia/Tokyo", "America/Los_Angeles", "Asia/Kathmandu", "Pacific/Kiritimati"]),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_any_date_or_time_is_answered_without_5xx(live_api: str, day, moment, offset_min, tz) -> None:  # type: ignore[no-untyped-def]
+    """Every day of years 1 … 9999 and every RFC 3339 time on a quarter-hour, in zones east and west: an
+    answer or a 422, never a 5xx."""
+    sign = "+" if offset_min >= 0 else "-"
+    stamp = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0).isoformat()
+    rfc3339 = f"{stamp}{sign}{abs(offset_min) // 60:02d}:{abs(offset_min) % 60:02d}"
+    for path, params in [
+        ("/customers/cust_1/stats", {"from": day.isoformat(), "to": day.isoformat(), "tz": tz}),
+        ("/stats", {"from": day.isoformat(), "to": day.isoformat(), "tz": tz}),
+        ("/anomalies", {"from": day.isoformat(), "tz": tz}),
+        ("/customers/cust_1/series", {"from": rfc3339, "tz": tz, "interval": "1d"}),
+        ("/customers/cust_1/series", {"from": "2024-09-29", "to": rfc3339, "tz": tz}),
+    ]:
+        r = httpx.get(live_api + path, params=params, timeout=30)
+        assert r.status_code < 500, (path, params, r.status_code, r.text)
+        if r.status_code == 422:
+            assert "'from'" in r.text or "'to'" in r.text or "range" in r.text, r.text
