@@ -39,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = AnswerCache(settings.stats_cache_s)
     app.state.influx = client
     app.state.service = Service(client, cache)
-    app.state.rollups = RollupService(app.state.service, slo=Slo.from_settings(settings))
+    app.state.rollups = RollupService(client, cache, app.state.service, slo=Slo.from_settings(settings))
     cache.start(client)
     process_tuning.tune_allocator()
     process_tuning.freeze_startup_objects()
