@@ -1,5 +1,6 @@
-"""What each endpoint computes: run the InfluxQL, shape the answer as the response model, use and
-fill the cache. Raises NotFound / BadRequest (see errors.py); InfluxDB errors pass through."""
+"""Customers and their incidents: the known customers (refreshed at most every KNOWN_REFRESH_S), the
+paged customer list, one customer's and the whole fleet's incidents. Raises NotFound / BadRequest
+(`readmodel.errors`); InfluxDB errors pass through."""
 
 from __future__ import annotations
 
