@@ -2,7 +2,9 @@
 
 Where things live: routes per resource in `routes/` (registered in `routes/__init__.py`), shared
 resources and parameter dependencies in `deps.py` (one InfluxDB client and one answer cache per
-lifespan), exception → status mapping in `errors.py`, the answers in `service.py` + `schemas.py`.
+lifespan), exception → status mapping in `errors.py`, parameters in `validation.py` + `params.py`.
+The answers are computed by the read model, `logpulse.readmodel` (InfluxQL in `readmodel/influxql.py`,
+response models in `readmodel/schemas.py`).
 """
 
 from __future__ import annotations

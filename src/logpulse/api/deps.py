@@ -25,6 +25,7 @@ from logpulse.api.validation import DateRange
 from logpulse.config import Settings
 from logpulse.readmodel.cache import AnswerCache
 from logpulse.readmodel.customers import Service
+from logpulse.readmodel.freshness import FreshnessProbe
 from logpulse.readmodel.rollup_service import RollupService
 from logpulse.slo import Slo
 from logpulse.storage.influx import AsyncInfluxQuery, Connection
@@ -32,13 +33,15 @@ from logpulse.storage.influx import AsyncInfluxQuery, Connection
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """One InfluxDB client, one answer cache and the service per application (settings in app.state)."""
+    """One InfluxDB client, one answer cache, the read model's services and the freshness probe per
+    application (settings in app.state)."""
     settings: Settings = app.state.settings
     client = AsyncInfluxQuery(Connection.from_settings(settings))
     cache = AnswerCache(settings.stats_cache_s)
     app.state.influx = client
     app.state.service = Service(client, cache)
-    app.state.rollups = RollupService(app.state.service, slo=Slo.from_settings(settings))
+    app.state.rollups = RollupService(client, cache, app.state.service, slo=Slo.from_settings(settings))
+    app.state.freshness = FreshnessProbe(client)  # one per application: all pages share its memo
     cache.start(client)
     process_tuning.tune_allocator()
     process_tuning.freeze_startup_objects()
@@ -71,6 +74,13 @@ async def get_rollups(request: Request) -> RollupService:
 
 
 RollupsDep = Annotated[RollupService, Depends(get_rollups)]
+
+
+async def get_freshness(request: Request) -> FreshnessProbe:
+    return cast(FreshnessProbe, request.app.state.freshness)
+
+
+FreshnessDep = Annotated[FreshnessProbe, Depends(get_freshness)]
 
 _bearer = HTTPBearer(auto_error=False, description="API_KEY (or INGEST_API_KEY for POST /ingest), when set")
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

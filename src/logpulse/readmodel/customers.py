@@ -1,5 +1,6 @@
-"""What each endpoint computes: run the InfluxQL, shape the answer as the response model, use and
-fill the cache. Raises NotFound / BadRequest (see errors.py); InfluxDB errors pass through."""
+"""Customers and their incidents: the known customers (refreshed at most every KNOWN_REFRESH_S), the
+paged customer list, one customer's and the whole fleet's incidents. Raises NotFound / BadRequest
+(`readmodel.errors`); InfluxDB errors pass through."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from logpulse.formats.logpulse import CUSTOMER_ID_RE
 from logpulse.readmodel import influxql
+from logpulse.readmodel.batch import QueryBatch
 from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
 from logpulse.readmodel.errors import BadRequest, NotFound
 from logpulse.readmodel.localtime import DateRange
@@ -33,7 +35,7 @@ def _iso(ns: int, tz: dt.tzinfo) -> str:
 
 
 def _incident(tags: dict[str, str], row: dict[str, Any], tz: dt.tzinfo) -> dict[str, Any]:
-    """An `anomalies` point as Anomaly fields (points written before issue 17 lack the lifecycle)."""
+    """An `anomalies` point as Anomaly fields (older points lack the lifecycle fields: None)."""
     return {
         "kind": tags["kind"],
         "start": _iso(row["time"], tz),
@@ -84,7 +86,7 @@ class Service:
     async def fleet_anomalies(
         self, r: DateRange, customer: str | None, kind: str | None, status: str | None, limit: int
     ) -> FleetAnomalies:
-        """Incidents of every customer (issue 17), newest filters applied in InfluxDB."""
+        """Incidents of every customer, the filters applied in InfluxDB."""
         res = await self.client.query(influxql.fleet_anomalies(r, customer, kind, status, limit))
         rows = sorted(series_rows(res[0]), key=lambda tr: (tr[1]["time"], tr[0]["customer_id"], tr[0]["kind"]))
         items = [FleetAnomaly(customer_id=tags["customer_id"], **_incident(tags, row, r.tz)) for tags, row in rows]
@@ -98,9 +100,11 @@ class Service:
             page = [c for c in ids if after is None or c > after][:limit]
             out = []
             if page:
-                res = await self.client.query(influxql.customer_summaries(page))
-                for i, c in enumerate(page):
-                    total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
+                batch = QueryBatch()
+                summaries = [batch.add(influxql.customer_summary(c)) for c in page]
+                await batch.send(self.client)
+                for c, summary in zip(page, summaries, strict=True):
+                    total, first, last = (series_rows(result) for result in summary.results)
                     out.append(
                         Customer(
                             customer_id=c,
@@ -123,11 +127,13 @@ class Service:
         bare = [c.customer_id for c in customers if c.total_requests == 0]
         if not bare:
             return customers
-        res = await self.client.query(influxql.rollup_customer_summaries(bare))
+        batch = QueryBatch()
+        summaries = [batch.add(influxql.rollup_customer_summary(c)) for c in bare]
+        await batch.send(self.client)
         window = ROLLUP_LEVELS[0].window_ns
         found: dict[str, Customer] = {}
-        for i, c in enumerate(bare):
-            total, first, last = (series_rows(res[3 * i + j]) for j in range(3))
+        for c, summary in zip(bare, summaries, strict=True):
+            total, first, last = (series_rows(result) for result in summary.results)
             if total and first and last:
                 start, end = int(first[0][1]["time"]), int(last[0][1]["time"])
                 found[c] = Customer(

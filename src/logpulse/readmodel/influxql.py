@@ -79,27 +79,26 @@ def customer_ids() -> str:
     )
 
 
-def customer_summaries(customers: list[str]) -> str:
-    """First and last request time and total requests of each customer (one statement each)."""
-    return "; ".join(
-        f'SELECT COUNT("duration") AS "total" FROM {quote_ident(REQUESTS)} '
-        f"WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; "
-        f'SELECT FIRST("status") FROM {quote_ident(REQUESTS)} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; '
-        f'SELECT LAST("status") FROM {quote_ident(REQUESTS)} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}'
-        for c in customers
-    )
+def customer_summary(customer: str) -> list[str]:
+    """A customer's total requests, first and last request time (three statements)."""
+    where = f"WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
+    return [
+        f'SELECT COUNT("duration") AS "total" FROM {quote_ident(REQUESTS)} {where}',
+        f'SELECT FIRST("status") FROM {quote_ident(REQUESTS)} {where}',
+        f'SELECT LAST("status") FROM {quote_ident(REQUESTS)} {where}',
+    ]
 
 
-def rollup_customer_summaries(customers: list[str]) -> str:
-    """As `customer_summaries`, from the rollups, for customers without raw points (STORE_RAW=false, or
+def rollup_customer_summary(customer: str) -> list[str]:
+    """As `customer_summary`, from the rollups, for a customer without raw points (STORE_RAW=false, or
     raw retention dropped them): total from the 1d level, first and last 15-minute window."""
     fifteen, day = rollup_from(ROLLUP_LEVELS[0]), rollup_from(ROLLUP_LEVELS[-1])
-    return "; ".join(
-        f'SELECT SUM("count") AS "total" FROM {day} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; '
-        f'SELECT FIRST("count") FROM {fifteen} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}; '
-        f'SELECT LAST("count") FROM {fifteen} WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(c)}'
-        for c in customers
-    )
+    where = f"WHERE {quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)}"
+    return [
+        f'SELECT SUM("count") AS "total" FROM {day} {where}',
+        f'SELECT FIRST("count") FROM {fifteen} {where}',
+        f'SELECT LAST("count") FROM {fifteen} {where}',
+    ]
 
 
 _MARKS = f"{quote_ident(MARKS_RP)}.{quote_ident(WRITES)}"

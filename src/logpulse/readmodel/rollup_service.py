@@ -26,7 +26,7 @@ import orjson
 
 from logpulse.readmodel import fleet_tables, influxql
 from logpulse.readmodel.batch import Handle, QueryBatch
-from logpulse.readmodel.cache import EVERY_CUSTOMER
+from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
@@ -36,7 +36,7 @@ from logpulse.readmodel.plan import FIELDS, LEVELS, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
-from logpulse.storage.influx import series_rows
+from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import FLEET_CUSTOMER, TAG_CUSTOMER, RollupLevel
 
 MAX_POINTS = 10_000
@@ -74,13 +74,20 @@ class _WindowsRead:
 
 
 class RollupService:
-    """Reads rollups for the stats, series and fleet routes (the service's InfluxDB client, cache and
-    known customers)."""
+    """Reads rollups for the stats, series and fleet routes. The InfluxDB client and the answer cache are
+    the application's (shared with `customers.Service`, which knows the customers)."""
 
-    def __init__(self, service: Service, levels: tuple[RollupLevel, ...] = LEVELS, slo: Slo | None = None) -> None:
-        self.service = service
-        self.client = service.client
-        self.cache = service.cache
+    def __init__(
+        self,
+        client: AsyncInfluxQuery,
+        cache: AnswerCache,
+        customers: Service,
+        levels: tuple[RollupLevel, ...] = LEVELS,
+        slo: Slo | None = None,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.customers = customers
         self.levels = levels
         self.slo = slo or Slo()
 
@@ -177,7 +184,7 @@ class RollupService:
         target = self.slo.target(customer)
 
         async def compute() -> tuple[Stats, str, int, int]:
-            await self.service.require_customer(customer)
+            await self.customers.require_customer(customer)
             bounds = day_bounds(r)
             # the windows, the incidents and the SLO counts in one /query request
             batch = QueryBatch()
@@ -257,7 +264,7 @@ class RollupService:
             )
 
         async def compute() -> tuple[bytes, str, int, int]:
-            await self.service.require_customer(customer)
+            await self.customers.require_customer(customer)
             bounds = np.append(starts, np.int64(end_ns))
             w = await self.windows(bounds, customer)
             m = merge(w, Decoded.of(w.hist), bucket_of(w.start, bounds), len(starts))
@@ -342,7 +349,7 @@ class RollupService:
         customers' histograms are read after the sums)."""
         if sort != "customer_id":
             return []
-        known = await self.service.known_customers()
+        known = await self.customers.known_customers()
         ordered = known[::-1] if order == "desc" else known
         if after is not None:
             ordered = [c for c in ordered if after_key({"customer_id": c}, sort, order, after)]
