@@ -15,7 +15,8 @@ values it yields are plausible and safe, and it is applied to every parser's out
   control characters and surrogates (a newline would end the point, a surrogate cannot be encoded).
 
 A refused request becomes a `Reject` whose `kind` names the field and whose reason says what was
-wrong, at the byte offset of its line (`POST /ingest` cuts rejected lines out by that offset).
+wrong, at the byte offset of its line (`POST /ingest` cuts rejected lines out by that offset). A
+line on which a format's parser raises is rejected the same way, with the error as its reason.
 
 Cost: batches are columns, so the common case is a handful of C-level passes per column (one
 `min`/`max`, one set comparison, one possessive regex over the joined durations, one `translate`
@@ -27,6 +28,7 @@ without the parsers having to keep per-line offsets.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 import time
@@ -42,6 +44,7 @@ from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
 if TYPE_CHECKING:
     from logpulse.formats.registry import LineParser
 
+log = logging.getLogger(__name__)
 FIELDS = ("time", "status", "duration", "customer_id", "path")
 """The `kind` of a `Reject` refused by this check (the metric label `reason` takes these values)."""
 
@@ -180,24 +183,37 @@ class ValidatedParser:
     check: RequestCheck
 
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
-        parsed = self.inner.parse_chunk(chunk)
+        parsed = self._try_parse(chunk)
         latest = self.check.latest_ns()
-        if all(self.check.batch_ok(b, latest) for b in parsed.batches.values()):
+        if isinstance(parsed, ParsedChunk) and all(self.check.batch_ok(b, latest) for b in parsed.batches.values()):
             return parsed
         out = ParsedChunk({}, [], 0)
         self._collect(chunk, parsed, latest, out)
         return out
 
-    def _collect(self, chunk: Chunk, parsed: ParsedChunk, latest: int, out: ParsedChunk) -> None:
+    def _try_parse(self, chunk: Chunk) -> ParsedChunk | Exception:
+        """The format's parse, or the exception it raised: a parser's bug on one line must cost that
+        line (a reject naming the error), not the processor."""
+        try:
+            return self.inner.parse_chunk(chunk)
+        except Exception as exc:
+            log.debug("the %s parser failed on %s at %d: %r", type(self.inner).__name__, chunk.path, chunk.offset, exc)
+            return exc
+
+    def _collect(self, chunk: Chunk, parsed: ParsedChunk | Exception, latest: int, out: ParsedChunk) -> None:
         """Add `parsed` (the parse of `chunk`) to `out`, minus its invalid requests, which become rejects."""
-        if all(self.check.batch_ok(b, latest) for b in parsed.batches.values()):
+        if isinstance(parsed, ParsedChunk) and all(self.check.batch_ok(b, latest) for b in parsed.batches.values()):
             _merge(out, parsed)
             return
         starts = _line_starts(chunk.data)
-        if len(starts) == 1:  # one line: the invalid request is this line's
-            found = self.check.first_problem(parsed.batches.values(), latest) or ("format", "invalid request")
-            out.lines += parsed.lines
-            out.rejects.extend(parsed.rejects)
+        if len(starts) == 1:  # one line: the invalid request (or the parser's error) is this line's
+            if isinstance(parsed, Exception):
+                found = ("format", f"the parser failed on this line: {type(parsed).__name__}: {parsed}"[:300])
+                out.lines += 1
+            else:
+                found = self.check.first_problem(parsed.batches.values(), latest) or ("format", "invalid request")
+                out.lines += parsed.lines
+                out.rejects.extend(parsed.rejects)
             text = chunk.data[: MAX_LINE_IN_REJECT * 4].decode("utf-8", "replace").rstrip("\r\n")
             out.rejects.append(Reject(chunk.path, chunk.offset, text[:MAX_LINE_IN_REJECT], found[1], found[0]))
             return
@@ -205,7 +221,7 @@ class ValidatedParser:
         for i, start in enumerate(cuts):
             end = cuts[i + 1] if i + 1 < len(cuts) else len(chunk.data)
             piece = Chunk(chunk.path, chunk.file_key, chunk.offset + start, chunk.data[start:end])
-            self._collect(piece, self.inner.parse_chunk(piece), latest, out)
+            self._collect(piece, self._try_parse(piece), latest, out)
 
     def parse_line(self, line: str) -> LineRecord:
         """The format's view of one line; refused with this check's reason when its request is invalid."""
