@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from fixtures import running_api, subprocess_env
+from fixtures import incident_log, running_api, subprocess_env
 from logpulse.config import Settings
-from logpulse.generator import GeneratorOptions, generate
 
 
 def poison(now: dt.datetime) -> list[str]:
@@ -103,23 +102,7 @@ def test_poison_then_canary_through_tailing_spool_and_post(influx_settings: Sett
 
 def test_a_line_from_the_future_does_not_tick_everyone_into_a_drop(influx_settings: Settings, tmp_path: Path) -> None:
     log = tmp_path / "api.log"
-    day = dt.datetime(2024, 10, 1, 12, tzinfo=dt.UTC)
-    generate(
-        GeneratorOptions(
-            out=log,
-            rate=12,
-            customers=4,
-            days=0.15,
-            seed=21,
-            incidents=3,
-            now=day,
-            backfill_max_lines=None,
-            live_seconds=0,
-            latency_factor=3.0,
-            error_rate_increase=0.3,
-        )
-    )
-    truth = json.loads(Path(f"{log}.incidents.json").read_text())
+    truth = incident_log(log)
     future = tmp_path / "future.log"
     now = dt.datetime.now(dt.UTC)
     future.write_text(  # refused (2100), and accepted but two years ahead of the other log (now)
