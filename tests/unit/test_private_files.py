@@ -7,8 +7,8 @@ from pathlib import Path
 
 from logpulse.config import Settings
 from logpulse.flow import cluster
+from logpulse.flow.sinks.deadletter import DeadLetterFile
 from logpulse.model import Reject
-from logpulse.tailing.deadletter import DeadLetterFile
 
 
 def mode(path: Path) -> int:

@@ -42,12 +42,12 @@ from logpulse.flow.outage import (
     retrying_while_unavailable,
     stopped_or,
 )
+from logpulse.flow.sinks.deadletter import DeadLetterFile
 from logpulse.flow.sinks.refused import write_finding_refused
 from logpulse.model import Reject, RollupBatch, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
 from logpulse.storage.points import MARKS_RP, ROLLUP_RP, incident_line, request_lines, rollup_line, write_mark_line
-from logpulse.flow.sinks.deadletter import DeadLetterFile
 
 log = logging.getLogger(__name__)
 
