@@ -33,6 +33,7 @@ from bytewax.inputs import StatefulSourcePartition
 from components import ALERTMANAGER, CHROMEDRIVER, CHROMIUM, GOACCESS, INFLUXD, LOGROTATE, NGINX, requires
 from logpulse.config import Settings
 from logpulse.flow.sinks.influx import InfluxSink
+from logpulse.generator import GeneratorOptions, generate
 from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
 from logpulse.storage import retention
@@ -56,6 +57,7 @@ __all__ = [
     "expected_figures",
     "free_port",
     "generated_rows",
+    "incident_log",
     "ns",
     "p99",
     "requires",
@@ -361,3 +363,28 @@ class Appender(threading.Thread):
                 f.write("".join(self.lines[i : i + self.burst]))
             self.written = min(len(self.lines), i + self.burst)
             time.sleep(self.pause_s)
+
+
+INCIDENT_LOG_DAY = dt.datetime(2024, 10, 1, 12, tzinfo=dt.UTC)
+
+
+def incident_log(log: Path) -> list[dict[str, str]]:
+    """3.6 hours of 4 customers' traffic ending at INCIDENT_LOG_DAY with 3 injected latency / error
+    incidents (clear ones: 3x slower, +30 points of errors); returns the generator's ground truth."""
+    generate(
+        GeneratorOptions(
+            out=log,
+            rate=12,
+            customers=4,
+            days=0.15,
+            seed=21,
+            incidents=3,
+            now=INCIDENT_LOG_DAY,
+            backfill_max_lines=None,
+            live_seconds=0,
+            latency_factor=3.0,
+            error_rate_increase=0.3,
+        )
+    )
+    truth: list[dict[str, str]] = json.loads(Path(f"{log}.incidents.json").read_text())
+    return truth

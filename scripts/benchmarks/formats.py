@@ -11,6 +11,9 @@ The same requests (same seed) are written in every format by `logpulse generate 
                 With scoring off, parsing is the largest share of the processor's own work.
   3. POST /ingest  `logpulse serve` with LOG_FORMAT=nginx, wrk with 32 connections posting bodies of
                 --body-lines nginx lines for --wrk-s seconds: accepted lines/s (every 202 is fsynced)
+  4. validation  CPU µs per line of each format's parser alone and with `formats.validate` (in-process,
+                best of --repeat + 5, interleaved), and that difference as a share of the ingest
+                CPU per line (scoring off)
 
     .venv/bin/python -m scripts.benchmarks.formats --lines 500000 --json docs/bench/bench_formats.json
 """
@@ -130,6 +133,24 @@ def post_ingest(env: dict[str, str], work: Path, nginx_file: Path, body_lines: i
     }  # type: ignore[dict-item]
 
 
+def validation_cpu_us(fmt: str, path: Path, rounds: int) -> tuple[float, float]:
+    """(CPU µs per line of the format's parser alone, of the same with `formats.validate`): best of
+    `rounds`, interleaved; CPU time, which the neighbours' load disturbs less than wall time."""
+    validated = build_parser(FormatOptions(log_format=fmt))
+    inner = validated.inner  # type: ignore[attr-defined]
+    data = path.read_bytes()
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, parse in enumerate((inner.parse_chunk, validated.parse_chunk)):
+            started, offset, lines = time.process_time(), 0, 0
+            while offset < len(data):
+                end = data.rfind(b"\n", offset, offset + CHUNK) + 1 or len(data)
+                lines += parse(Chunk(str(path), 1, offset, data[offset:end])).lines
+                offset = end
+            best[i] = min(best[i], (time.process_time() - started) / lines * 1e6)
+    return best[0], best[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=500_000)
@@ -148,7 +169,13 @@ def main() -> None:
         for fmt in FORMATS:
             parse[fmt] = max(parse.get(fmt, 0.0), parse_rate(fmt, files[fmt]))
     print("parse (lines/s):", {f: round(v) for f, v in parse.items()}, flush=True)
-    results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}, "parse_lines_per_s": parse}
+    validation = {fmt: validation_cpu_us(fmt, files[fmt], args.repeat + 5) for fmt in FORMATS}
+    print("parse alone / validated (CPU µs per line):", validation, flush=True)
+    results: dict[str, object] = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "parse_lines_per_s": parse,
+        "validation_cpu_us_per_line": validation,
+    }
     with LocalInfluxd.start(work / "influxdb") as influx:
         base = {
             **os.environ,
@@ -203,6 +230,12 @@ def main() -> None:
                 rates = table[scoring]
                 cells.append(f"{rates[fmt]:,.0f} ({rates[fmt] / rates['logpulse']:.0%})")
         print(f"| {fmt} | {' | '.join(cells)} |")
+    shares = {f: (v - a) * per_cpu["off"][f] / 1e6 for f, (a, v) in validation.items()}
+    results["validation_share_of_ingest_cpu"] = shares
+    print(
+        "\nformats.validate, share of the ingest CPU per line (scoring off):",
+        {f: f"{s:.1%}" for f, s in shares.items()},
+    )
     pi = results["post_ingest"]
     print(f"\nPOST /ingest (nginx, 32 connections, {args.body_lines} lines per request): {pi}")  # type: ignore[index]
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     dead_letter_path: str = Field(
         "data/rejected.jsonl", description="Where malformed lines are quarantined (JSON lines)"
     )
+    max_future_s: float = Field(
+        300.0, ge=0, description="Lines dated more than this many seconds after this host's clock are rejected"
+    )
+    max_duration_s: float = Field(86400.0, gt=0, description="Lines with a longer duration (seconds) are rejected")
 
     # Log tailing: discovery, descriptors, checkpoint state
     log_exclude: str = Field("", description="Globs of files never read, though LOG_PATH matches them; ',' separated")

@@ -12,6 +12,12 @@ BYTES_READ = Counter("logpulse_bytes_read", "Bytes of complete lines read from l
 LINES_READ = Counter("logpulse_lines_read", "Log lines read from files (accepted + rejected)")
 LINES_WRITTEN = Counter("logpulse_lines_written", "Request points acknowledged by InfluxDB")
 LINES_REJECTED = Counter("logpulse_lines_rejected", "Malformed lines sent to the dead-letter file")
+LINES_REJECTED_BY_CHECK = Counter(
+    "logpulse_lines_rejected_by_check",
+    "Lines sent to the dead-letter file, by what refused them: format, time, status, duration, "
+    "customer_id, path (formats.validate) or influxdb",
+    ["check"],
+)
 LINES_NO_CUSTOMER = Counter(
     "logpulse_lines_no_customer", "Rejected lines without a customer (CUSTOMER_FROM empty, '-' or no match)"
 )

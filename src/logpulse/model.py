@@ -70,12 +70,17 @@ def _unpack_batch(customer_id: str, times: bytes, paths: str, statuses: str, dur
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A line that did not parse: where it is, what it was, and why it was refused."""
+    """A line that was refused: where it is, what it was, why, and which check refused it.
+
+    `kind` is `format` (the line does not fit LOG_FORMAT), a field name (`time`, `status`,
+    `duration`, `customer_id`, `path`: the line parsed but a value is not plausible, see
+    `formats.validate`) or `influxdb` (InfluxDB refused the point; `line` is then the point)."""
 
     path: str
     offset: int
     line: str
     reason: str
+    kind: str = "format"
 
 
 @dataclass(slots=True)

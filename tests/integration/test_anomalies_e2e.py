@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from fixtures import running_api, subprocess_env
-from logpulse.generator import GeneratorOptions, generate
-
-NOW = dt.datetime(2024, 10, 1, 12, tzinfo=dt.UTC)
+from fixtures import incident_log, running_api, subprocess_env
 
 
 def t(s: str) -> float:
@@ -20,22 +16,7 @@ def t(s: str) -> float:
 
 def test_injected_incidents_are_reported(influx_settings, tmp_path: Path) -> None:
     log = tmp_path / "api.log"
-    generate(
-        GeneratorOptions(
-            out=log,
-            rate=12,
-            customers=4,
-            days=0.15,
-            seed=21,
-            incidents=3,
-            now=NOW,
-            backfill_max_lines=None,
-            live_seconds=0,
-            latency_factor=3.0,
-            error_rate_increase=0.3,
-        )
-    )
-    truth = json.loads(Path(f"{log}.incidents.json").read_text())
+    truth = incident_log(log)
     env = subprocess_env(influx_settings)
     done = subprocess.run(
         [sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, capture_output=True, text=True, timeout=300

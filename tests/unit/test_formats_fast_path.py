@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from logpulse.formats.plan import RegexPlan
 from logpulse.formats.registry import FormatError, FormatOptions, build_parser
+from logpulse.formats.validate import ValidatedParser
 from logpulse.model import Chunk, ParsedChunk
 
 
@@ -122,10 +123,12 @@ def chunks(draw: st.DrawFn, kind: str) -> tuple[RegexPlan, list[str]]:
     fmt, fields, opts = draw(formats(kind))
     setting = "nginx_log_format" if kind == "nginx" else "apache_log_format"
     try:
-        parser = build_parser(FormatOptions(log_format=kind, **{setting: fmt}, **opts))  # type: ignore[arg-type]
+        built = build_parser(FormatOptions(log_format=kind, **{setting: fmt}, **opts))  # type: ignore[arg-type]
     except FormatError:
         assume(False)
         raise
+    assert isinstance(built, ValidatedParser)
+    parser = built.inner  # the format's own paths are compared here, before formats.validate
     assert isinstance(parser, RegexPlan)
     lines = []
     for _ in range(draw(st.integers(1, 12))):

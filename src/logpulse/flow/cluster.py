@@ -65,12 +65,19 @@ def local_cluster(workers: int, processes: int) -> list[Member]:
 
 
 def recovery(settings: Settings) -> RecoveryConfig:
-    """Bytewax recovery in RECOVERY_DIR, created with one partition on first start."""
+    """Bytewax recovery in RECOVERY_DIR, created with one partition on first start.
+
+    The snapshots hold customer values (ids, paths, scoring state): the directory is kept 0700 and
+    its database files 0600 (SQLite creates its journal and WAL files with the database's mode)."""
     path = Path(settings.recovery_dir)
     if not path.exists() or not any(path.glob("part-*.sqlite3")):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         init_db_dir(path, 1)
         log.info("created recovery directory %s", path)
+    path.chmod(0o700)
+    for part in path.iterdir():
+        if part.is_file():
+            part.chmod(0o600)
     return RecoveryConfig(str(path), timedelta(0))
 
 

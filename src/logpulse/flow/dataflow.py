@@ -19,6 +19,7 @@ what limits a Python stream processor.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -40,10 +41,11 @@ from logpulse.rollups.aggregate import rollup_part
 from logpulse.rollups.identity import split_at_segments
 from logpulse.rollups.step import RollupLogic
 from logpulse.scoring.baselines import ScoringConfig
-from logpulse.scoring.clock import StreamClock
+from logpulse.scoring.clock import StreamClock, poisoned
 from logpulse.scoring.scorer import CustomerScorer
 from logpulse.tailing.source import LogSource
 
+log = logging.getLogger(__name__)
 X = TypeVar("X")
 S = TypeVar("S")
 INGEST_ROLLUP_FLUSH_S = 30.0
@@ -128,11 +130,20 @@ ScoreItem = RequestBatch | tuple[str, Tick]
 
 
 def _scorer(
-    config: ScoringConfig,
+    config: ScoringConfig, max_future_ns: int
 ) -> Callable[[CustomerScorer | None, ScoreItem], tuple[CustomerScorer | None, ScoredBatch | None]]:
+    bucket_ns = int(config.bucket_s * 1e9)
+
     def step(
         state: CustomerScorer | None, item: RequestBatch | tuple[str, Tick]
     ) -> tuple[CustomerScorer | None, ScoredBatch | None]:
+        if state is not None and poisoned(state.watermark * bucket_ns, max_future_ns):
+            log.warning(
+                "customer %s: its scoring state was beyond now + MAX_FUTURE_S (a line from the future, stored "
+                "in a recovery snapshot); it starts afresh and re-learns its baseline",
+                state.customer_id,
+            )
+            state = None
         if isinstance(item, RequestBatch):
             if state is None:
                 state = CustomerScorer(item.customer_id, config)
@@ -171,7 +182,9 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
         ticks = op.map("tick_keys", clock, _tick_item)
         items: op.KeyedStream[ScoreItem] = op.merge("batches_and_ticks", keyed, ticks)
-        maybe = op.stateful_map("score", items, _scorer(ScoringConfig.from_settings(settings)))
+        maybe = op.stateful_map(
+            "score", items, _scorer(ScoringConfig.from_settings(settings), int(settings.max_future_s * 1e9))
+        )
         scored = op.filter_map("scored", maybe, lambda kv: None if kv[1] is None else (kv[0], kv[1]))
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:

@@ -6,7 +6,8 @@ and reason, the number of lines seen), point times unique and deterministic per 
 offset). So storage, rollups and scoring never know which format a line came from.
 
 `build_parser` checks the format settings and raises `FormatError` with a one-line message naming
-the variable; commands call it before they start anything.
+the variable; commands call it before they start anything. The parser it returns applies
+`formats.validate` to every format's requests, so each path that parses lines refuses the same ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from logpulse.formats import apache, jsonlines, logpulse, nginx
 from logpulse.formats.fields import NO_CUSTOMER, stored_customer_id
 from logpulse.formats.record import LineRecord
 from logpulse.formats.spec import FormatError, FormatOptions
+from logpulse.formats.validate import RequestCheck, ValidatedParser
 from logpulse.model import Chunk, ParsedChunk, RequestBatch
 
 if TYPE_CHECKING:
@@ -73,9 +75,14 @@ _BUILDERS: dict[str, Callable[[FormatOptions], LineParser]] = {
 
 
 def build_parser(opts: FormatOptions | Settings) -> LineParser:
-    """The parser for LOG_FORMAT and its settings; FormatError (one line) when they do not fit."""
+    """The parser for LOG_FORMAT and its settings, its requests validated; FormatError (one line)
+    when the settings do not fit."""
     if not isinstance(opts, FormatOptions):
         opts = FormatOptions.from_settings(opts)
+    return ValidatedParser(_format_parser(opts), RequestCheck(opts.max_future_s, opts.max_duration_s))
+
+
+def _format_parser(opts: FormatOptions) -> LineParser:
     if opts.log_format == "logpulse":
         for name, value in (
             ("CUSTOMER_FROM", opts.customer_from),

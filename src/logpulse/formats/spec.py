@@ -46,6 +46,8 @@ class FormatOptions:
     customer_pattern: str = ""
     customer_hash_key: str = ""
     keep_query_string: bool = False
+    max_future_s: float = 300.0
+    max_duration_s: float = 86400.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> FormatOptions:
@@ -63,6 +65,8 @@ class FormatOptions:
             customer_pattern=s.customer_pattern,
             customer_hash_key=s.customer_hash_key,
             keep_query_string=s.keep_query_string,
+            max_future_s=s.max_future_s,
+            max_duration_s=s.max_duration_s,
         )
 
     def customer_pattern_re(self) -> re.Pattern[str] | None:

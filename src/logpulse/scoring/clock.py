@@ -1,46 +1,119 @@
-"""The stream clock: event time as the logs tell it, sent to every customer as `Tick`s.
+"""The stream clock: event time as the logs agree on it, sent to every customer as `Tick`s.
 
 A customer who stops sending requests sends no batches, so its scorer would never run again and
 its silence would never be seen. The clock (one key, one worker) follows the event time of every
 file and, whenever it passes a new bucket, emits a `Tick` for every customer seen so far; the scorer
 then completes that customer's empty buckets and `traffic_drop` can fire.
 
-The clock is the *earliest* recent chunk start among files that are still moving (a file that fell
-an hour behind the newest is treated as finished, not as holding time back), minus one bucket:
-everything of a chunk reaches the scorer no earlier than the chunk's clock item, so a tick never
-completes a bucket whose requests are still on their way.
+A tick is final (buckets it completes are judged; later lines of them count as late), so the clock
+must never run ahead of what the files agree on. The rule (docs/scoring.md, "The stream clock"):
+
+- a file's clock is the median of the starts (earliest line) of its last `FILE_CHUNKS` chunks, and
+  never goes back: one chunk of outliers (a POST of a single line dated an hour ahead) does not
+  move it;
+- the stream clock is the earliest clock among the files still moving, minus one bucket
+  (everything of a chunk reaches the scorer no earlier than the chunk's clock item, so a tick never
+  completes a bucket whose requests are still on their way);
+- a file stops holding the clock back when it delivered nothing for `IDLE_WALL_S` of wall-clock time,
+  or when it is more than `STALE_FILE_NS` behind the *lower median* of the files' clocks (a finished
+  file of an ingest). Measured against the median, not the newest file: one file running ahead
+  cannot declare every other file finished;
+- the stream clock never passes this host's wall clock: event time cannot be ahead of now (lines
+  dated beyond now + MAX_FUTURE_S are already refused by `formats.validate`).
+
+A clock restored from a snapshot written before these rules (a file or tick beyond now +
+MAX_FUTURE_S) drops what is beyond and goes on from the files' real times.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from logpulse.model import Tick
 
 TICK_S = 30
 STALE_FILE_NS = 3600 * 1_000_000_000
+IDLE_WALL_S = 60.0
+FILE_CHUNKS = 5
+MAX_FUTURE_NS = 300 * 1_000_000_000
+"""How far ahead of this host's clock a restored time may be before it is dropped (MAX_FUTURE_S)."""
+_TICK_NS = TICK_S * 1_000_000_000
+
+
+@dataclass
+class _FileClock:
+    recent: deque[int] = field(default_factory=lambda: deque(maxlen=FILE_CHUNKS))  # starts of its last chunks
+    clock: int = -1  # median of `recent`, never decreasing
+    seen_wall_ns: int = 0  # wall clock of its last chunk (0: restored, not seen since)
+
+    def add(self, earliest_ns: int, wall_ns: int) -> None:
+        self.recent.append(earliest_ns)
+        self.clock = max(self.clock, int(statistics.median_low(self.recent)))
+        self.seen_wall_ns = wall_ns
 
 
 @dataclass
 class StreamClock:
-    files: dict[str, int] = field(default_factory=dict)  # path -> start of its latest chunk (ns)
+    files: dict[str, _FileClock] = field(default_factory=dict)
     customers: set[str] = field(default_factory=set)
     last_tick: int = -1  # bucket index of the last tick sent
 
-    def advance(self, path: str, earliest_ns: int, customers: list[str]) -> list[tuple[str, Tick]]:
-        self.files[path] = max(earliest_ns, self.files.get(path, earliest_ns))
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Snapshots of the earlier clock (`files` as path -> ns) restore; times beyond now + MAX_FUTURE_S
+        (a clock poisoned by a line from the future) are dropped."""
+        latest = time.time_ns() + MAX_FUTURE_NS
+        files: dict[str, _FileClock] = {}
+        for path, value in state.get("files", {}).items():
+            f = (
+                value
+                if isinstance(value, _FileClock)
+                else _FileClock(deque([int(value)], maxlen=FILE_CHUNKS), int(value))
+            )
+            f.seen_wall_ns = 0  # the files get IDLE_WALL_S after the restart to deliver again
+            if f.clock <= latest:
+                files[path] = f
+        self.files = files
+        self.customers = set(state.get("customers", ()))
+        last = int(state.get("last_tick", -1))
+        self.last_tick = last if last * _TICK_NS <= latest else -1
+
+    def advance(self, path: str, earliest_ns: int, customers: list[str], wall_ns: int) -> list[tuple[str, Tick]]:
+        """One chunk of `path` starting at `earliest_ns` reached the clock at wall time `wall_ns`."""
+        f = self.files.get(path)
+        if f is None:
+            f = self.files[path] = _FileClock()
+        f.add(earliest_ns, wall_ns)
         self.customers.update(customers)
-        newest = max(self.files.values())
-        clock = min(t for t in self.files.values() if t >= newest - STALE_FILE_NS)
-        bucket = clock // (TICK_S * 1_000_000_000) - 1
+        for other in self.files.values():
+            if other.seen_wall_ns == 0:
+                other.seen_wall_ns = wall_ns
+        median = statistics.median_low(x.clock for x in self.files.values())
+        idle_ns = int(IDLE_WALL_S * 1_000_000_000)
+        moving = [
+            x.clock
+            for x in self.files.values()
+            if x is f or (wall_ns - x.seen_wall_ns <= idle_ns and x.clock >= median - STALE_FILE_NS)
+        ]
+        clock = min(min(moving), wall_ns)
+        bucket = clock // _TICK_NS - 1
         if bucket <= self.last_tick:
             return []
         self.last_tick = bucket
-        tick = Tick(bucket * TICK_S * 1_000_000_000)
+        tick = Tick(bucket * _TICK_NS)
         return [(c, tick) for c in sorted(self.customers)]
 
     @staticmethod
     def step(state: StreamClock | None, item: tuple[str, int, list[str]]) -> tuple[StreamClock, list[tuple[str, Tick]]]:
         """The Bytewax `stateful_flat_map` step."""
         clock = state or StreamClock()
-        return clock, clock.advance(*item)
+        return clock, clock.advance(*item, wall_ns=time.time_ns())
+
+
+def poisoned(watermark_ns: int, max_future_ns: int = MAX_FUTURE_NS) -> bool:
+    """A scorer whose clock is beyond now + MAX_FUTURE_S (restored from a snapshot written before
+    lines were validated) has completed buckets that have not happened: it must start afresh."""
+    return watermark_ns > time.time_ns() + max_future_ns

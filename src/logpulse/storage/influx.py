@@ -26,6 +26,31 @@ class InfluxError(Exception):
     """InfluxDB answered with an error that retrying will not fix (bad query, bad point, auth)."""
 
 
+class InfluxRefused(InfluxError):
+    """InfluxDB refused points of a write (400: a line it cannot parse, a field type conflict, points
+    beyond the retention policy; 413: a body too large). It wrote the other points of the body."""
+
+    @property
+    def reason(self) -> str:
+        """InfluxDB's own words (the `error` of its JSON answer)."""
+        text = str(self)
+        try:
+            return str(orjson.loads(text.split(": ", 1)[1])["error"])
+        except (IndexError, KeyError, TypeError, orjson.JSONDecodeError):
+            return text
+
+    @property
+    def about_points(self) -> bool:
+        """The refusal is about the points, not about where they go (a database or retention policy
+        that does not exist is a setting to fix, not a bad point)."""
+        return "database not found" not in self.reason and "retention policy not found" not in self.reason
+
+    @property
+    def beyond_retention_only(self) -> bool:
+        """Only points older than the retention policy were dropped: nothing to keep or report."""
+        return self.reason.startswith("partial write: points beyond retention policy dropped=")
+
+
 class InfluxUnavailable(InfluxError):
     """InfluxDB is unreachable, timing out or answering 5xx: retrying later may succeed."""
 
@@ -109,6 +134,8 @@ class Connection:
 def _raise_for(resp: httpx.Response) -> None:
     if resp.status_code >= 500 or resp.status_code in (408, 429):
         raise InfluxUnavailable(f"InfluxDB {resp.status_code}: {resp.text[:300]}")
+    if resp.status_code in (400, 413):
+        raise InfluxRefused(f"InfluxDB {resp.status_code}: {resp.text[:2000]}")
     if resp.status_code >= 400:
         raise InfluxError(f"InfluxDB {resp.status_code}: {resp.text[:300]}")
 

@@ -1,4 +1,9 @@
-"""Quarantine for malformed lines: one JSON object per line (file, offset, line, reason).
+"""Quarantine for refused lines: one JSON object per line (file, offset, line, reason, check).
+
+`check` says what refused the line (`Reject.kind`): `format`, a field name such as `time` or
+`status` (`formats.validate`), or `influxdb` (InfluxDB refused the point, see `flow/sinks/influx.py`; `line`
+is then the point in line protocol). The file holds raw customer values: it is created 0600, and
+its directory, when created here, 0700.
 
 Nothing is dropped silently: every rejected line lands here with its location and is counted in
 `logpulse_lines_rejected`; a warning is logged at most every `WARN_EVERY_S` seconds with the count
@@ -56,28 +61,46 @@ _WARNING = _RateLimitedWarning(WARN_EVERY_S)
 
 
 def to_json_line(r: Reject) -> str:
-    return json.dumps({"file": r.path, "offset": r.offset, "line": r.line, "reason": r.reason}, ensure_ascii=False)
+    return json.dumps(
+        {"file": r.path, "offset": r.offset, "line": r.line, "reason": r.reason, "check": r.kind}, ensure_ascii=False
+    )
 
 
-class _DeadLetterPartition(StatelessSinkPartition[list[Reject]]):
+class DeadLetterFile:
+    """Appends entries to the dead-letter file, one `write()` per batch; counts them by check."""
+
     def __init__(self, path: Path) -> None:
-        self._path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.path = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_mode & 0o077:
+            os.fchmod(self._fd, 0o600)  # a file created by an older version
 
-    def write_batch(self, items: list[list[Reject]]) -> None:
-        rejects = [r for batch in items for r in batch]
+    def append(self, rejects: list[Reject]) -> None:
         if not rejects:
             return
-        data = "".join(to_json_line(r) + "\n" for r in rejects).encode("utf-8")
+        data = "".join(to_json_line(r) + "\n" for r in rejects).encode("utf-8", "backslashreplace")
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
         metrics.LINES_REJECTED.inc(len(rejects))
-        _WARNING.add(rejects, self._path)
+        for r in rejects:
+            metrics.LINES_REJECTED_BY_CHECK.labels(r.kind).inc()
+        _WARNING.add(rejects, self.path)
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class _DeadLetterPartition(StatelessSinkPartition[list[Reject]]):
+    def __init__(self, path: Path) -> None:
+        self._file = DeadLetterFile(path)
+
+    def write_batch(self, items: list[list[Reject]]) -> None:
+        self._file.append([r for batch in items for r in batch])
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class DeadLetterSink(DynamicSink[list[Reject]]):

@@ -10,8 +10,13 @@ While InfluxDB is unreachable or answers 5xx, each request is retried with expon
 jitter (tenacity). After `WRITE_GIVE_UP_S` of failure the sink raises `WriteGaveUp`, the processor
 exits non-zero and a supervisor restarts it from its last snapshot. A stop (SIGINT/SIGTERM) ends the
 retrying and the process at once (`outage.exit_stopped`): the last snapshot does not cover the points
-not written, so the next start reads them again. Errors that retrying cannot fix
-(InfluxDB refuses the points: 4xx) stop the processor at once with InfluxDB's message.
+not written, so the next start reads them again.
+
+A point InfluxDB refuses (400: parse error, field type conflict) never stops the processor: the
+body is split until the refused points are found (`flow/sinks/refused.py`); they go to the dead-letter
+file with InfluxDB's reason, the others are written and the offsets advance. Only an InfluxDB that
+refuses the writer itself (401/403 credentials, 404 no database) stops it, with one line saying
+which setting to check.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from tenacity import RetryCallState
@@ -36,7 +42,9 @@ from logpulse.flow.outage import (
     retrying_while_unavailable,
     stopped_or,
 )
-from logpulse.model import RollupBatch, ScoredBatch
+from logpulse.flow.sinks.deadletter import DeadLetterFile
+from logpulse.flow.sinks.refused import write_finding_refused
+from logpulse.model import Reject, RollupBatch, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
 from logpulse.storage.points import MARKS_RP, ROLLUP_RP, incident_line, request_lines, rollup_line, write_mark_line
@@ -46,6 +54,10 @@ log = logging.getLogger(__name__)
 
 class WriteGaveUp(RuntimeError):
     """InfluxDB stayed unavailable longer than WRITE_GIVE_UP_S."""
+
+
+class WriterRefused(RuntimeError):
+    """InfluxDB refuses this writer (credentials, database): nothing written until settings change."""
 
 
 class _WriteMarks:
@@ -127,6 +139,9 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
         self._create_policies = settings.influxdb_create_database
         self._retention = (settings.raw_retention, settings.rollup_retention)
         self._policies_lock = threading.Lock()
+        self._dead_letter_path = Path(settings.dead_letter_path)
+        self._dead_letter: DeadLetterFile | None = None  # opened on the first refused point
+        self._dead_letter_lock = threading.Lock()
 
     def _ensure_policies(self) -> None:
         with self._policies_lock:
@@ -170,16 +185,41 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
         else:
             self._write_acknowledged(enc)
 
+    def _write_or_refuse(self, lines: Sequence[str], rp: str | None = None) -> None:
+        """Write a body; the points InfluxDB refuses go to the dead-letter file (see the module docstring)."""
+        try:
+            refused = write_finding_refused(lambda part: self._write_durably(part, rp), lines)
+        except InfluxError as exc:
+            if isinstance(exc, InfluxUnavailable):
+                raise
+            raise WriterRefused(
+                f"{exc} (check INFLUXDB_URL, INFLUXDB_DATABASE and the credentials INFLUXDB_USERNAME / "
+                "INFLUXDB_PASSWORD / INFLUXDB_TOKEN)"
+            ) from exc
+        if refused:
+            self._dead_letter_points(refused, rp)
+
+    def _dead_letter_points(self, refused: list[tuple[str, str]], rp: str | None) -> None:
+        where = f"InfluxDB write ({rp or 'raw'} points)"
+        rejects = [Reject(where, -1, point, f"InfluxDB refused the point: {why}", "influxdb") for point, why in refused]
+        with self._dead_letter_lock:
+            if self._dead_letter is None:
+                self._dead_letter = DeadLetterFile(self._dead_letter_path)
+            self._dead_letter.append(rejects)
+        log.warning("InfluxDB refused %d point(s), see %s: %s", len(refused), self._dead_letter_path, refused[0][1])
+
     def _write_acknowledged(self, enc: _Encoded) -> None:
         """Write all points of a batch in parallel requests; then queue its cache-invalidation marks."""
         step = self._batch_points
-        futures = [self._pool.submit(self._write_durably, enc.raw[i : i + step]) for i in range(0, len(enc.raw), step)]
+        futures = [
+            self._pool.submit(self._write_or_refuse, enc.raw[i : i + step]) for i in range(0, len(enc.raw), step)
+        ]
         futures += [
-            self._pool.submit(self._write_durably, enc.rollups[i : i + step], ROLLUP_RP)
+            self._pool.submit(self._write_or_refuse, enc.rollups[i : i + step], ROLLUP_RP)
             for i in range(0, len(enc.rollups), step)
         ]
         for f in futures:
-            f.result()  # re-raises WriteGaveUp / InfluxError from the writer thread
+            f.result()  # re-raises WriteGaveUp / WriterRefused from the writer thread
         metrics.LINES_WRITTEN.inc(enc.requests)
         metrics.INCIDENTS_WRITTEN.inc(enc.incidents)
         metrics.ROLLUP_POINTS_WRITTEN.inc(len(enc.rollups))
@@ -199,6 +239,8 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
             self._batches.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             self._writer.close()
+            if self._dead_letter is not None:
+                self._dead_letter.close()
 
 
 def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
