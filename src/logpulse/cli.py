@@ -1,4 +1,4 @@
-"""The `logpulse` command. Each command's work lives in the module it names (see the README)."""
+"""The `logpulse` command. Each command's work lives in the module it names (docs/architecture.md maps them)."""
 
 from __future__ import annotations
 

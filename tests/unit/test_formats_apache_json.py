@@ -218,3 +218,25 @@ def test_logpulse_format_unchanged_and_hashable() -> None:
     assert rows(parse("logpulse", [line], customer_hash_key="k"))[0][0] == customer_id("cust_1", "k")
     with pytest.raises(FormatError, match="CUSTOMER_FROM is set but LOG_FORMAT=logpulse"):
         build_parser(FormatOptions(customer_from="$remote_user"))
+
+
+@pytest.mark.parametrize(
+    ("raw_time", "why"),
+    [
+        (None, "null"),
+        ([1772359200], "a list"),
+        ({"s": 1}, "an object"),
+        (True, "a bool"),
+        ("١٧٧٢٣٥٩٢٠٠", "Arabic-Indic digits"),
+        ("1772359200²", "a superscript"),
+        ("1772359200\n", "a final newline"),
+        (float("inf"), "Infinity"),
+    ],
+)
+def test_json_time_that_is_no_time_is_a_reject_not_an_exception(raw_time: object, why: str) -> None:
+    line = json.dumps({"time": raw_time, "customer": "c", "path": "/", "status": 200, "duration": 0.1})
+    p = parse(
+        "json", [line, json.dumps({"time": 1772359200, "customer": "c", "path": "/", "status": 200, "duration": 1})]
+    )
+    assert [r.reason.split(" ", 2)[:2] for r in p.rejects] == [["invalid", "time"]], why
+    assert rows(p) == [("c", utc(2026, 3, 1, 10), "/", "200", "1")]

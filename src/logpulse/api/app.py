@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = s = settings or get_settings()
-    # requests and latency by route template, method and status (the README's monitoring section)
+    # requests and latency by route template, method and status (docs/operations.md, monitoring)
     instrumentator = Instrumentator(excluded_handlers=["/metrics"])
     instrumentator.add(metrics.requests()).add(metrics.latency(should_include_status=True))
     instrumentator.instrument(app)

@@ -2,7 +2,7 @@
 
 Routes raise the exceptions below, the read model its own (`readmodel.errors`, re-exported here), and
 InfluxDB's typed errors pass through; `install`
-turns each into the one body shape the README documents, `{"detail": "<one string>"}`. FastAPI's own
+turns each into the one body shape docs/api.md documents, `{"detail": "<one string>"}`. FastAPI's own
 parameter validation is answered in the same shape, naming the parameter.
 """
 

@@ -1,4 +1,4 @@
-"""Process settings of an API worker that its answers' CPU time depends on (issue 14, measured).
+"""Process settings of an API worker that its answers' CPU time depends on (measured).
 
 * **glibc's allocator thresholds.** numpy takes arrays above 128 KB from `mmap` and hands them back
   on free, and glibc trims freed heap above 128 KB as well, so every such array of every request

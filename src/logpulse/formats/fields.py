@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections.abc import Callable
 
@@ -128,12 +129,12 @@ class Iso8601:
         return (minute + sec, frac) if sec < 61 else None
 
 
-_EPOCH_RE = re.compile(r"(\d{1,19})(?:\.(\d{1,9}))?$")
+_EPOCH_RE = re.compile(r"(\d{1,19})(?:\.(\d{1,9}))?", re.ASCII)
 
 
 def epoch_seconds(text: str) -> SecondAndFraction | None:
     """`$msec`, `%{sec}t`: `1696942536.123` (seconds with an optional fraction)."""
-    m = _EPOCH_RE.match(text)
+    m = _EPOCH_RE.fullmatch(text)
     if m is None:
         return None
     return int(m.group(1)), m.group(2)
@@ -144,7 +145,7 @@ def epoch_scaled(digits: int) -> Callable[[str], SecondAndFraction | None]:
     scale = 10**digits
 
     def convert(text: str) -> SecondAndFraction | None:
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             return None
         v = int(text)
         return v // scale, f"{v % scale:0{digits}d}"
@@ -152,16 +153,20 @@ def epoch_scaled(digits: int) -> Callable[[str], SecondAndFraction | None]:
     return convert
 
 
-def epoch_auto(value: float | int | str) -> SecondAndFraction | None:
-    """A JSON epoch number: seconds, or ms / µs / ns told apart by magnitude (documented)."""
-    if isinstance(value, bool):
+def epoch_auto(value: object) -> SecondAndFraction | None:
+    """A JSON epoch number: seconds, or ms / µs / ns told apart by magnitude (documented).
+
+    `value` is whatever the JSON held: null, a list, a bool, `Infinity` or a digit string in another
+    script is no time (None), never an exception.
+    """
+    if isinstance(value, bool) or not isinstance(value, float | int | str):
         return None
     if isinstance(value, str):
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             return epoch_seconds(value)
         value = int(value)
     if isinstance(value, float):
-        if value != value or value < 0:
+        if not math.isfinite(value) or value < 0:
             return None
         if value >= 1e11:  # milliseconds (or finer) as a float
             return epoch_auto(int(value))
@@ -350,7 +355,7 @@ def scaled_text(digits: int) -> Callable[[str], str | None]:
 
     def convert(text: str) -> str | None:
         n = len(text)
-        if n > 15 or not text.isdigit():
+        if n > 15 or not (text.isascii() and text.isdigit()):
             return None
         if n <= digits:  # by slicing, no arithmetic: `1532` µs -> `0.001532`
             return "0." + text.rjust(digits, "0")

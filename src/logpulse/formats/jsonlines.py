@@ -89,7 +89,11 @@ class JsonLines:
         raw_time = _get(obj, k["time"])
         if raw_time is _MISSING:
             return f"no time: key {n['time']!r} is missing"
-        when = self._time(raw_time) if isinstance(raw_time, str) and not raw_time.isdigit() else epoch_auto(raw_time)
+        when = (
+            self._time(raw_time)
+            if isinstance(raw_time, str) and not (raw_time.isascii() and raw_time.isdigit())
+            else epoch_auto(raw_time)
+        )
         if when is None:
             return f"invalid time {str(raw_time)[:60]!r} in {n['time']}: expected RFC 3339 or epoch seconds/ms"
         raw_customer = _get(obj, k["customer"])

@@ -33,7 +33,7 @@ def closest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
 
 @dataclass(frozen=True)
 class FormatOptions:
-    """The settings of issue 16 that shape a parser (see the README's configuration table)."""
+    """The settings that shape a parser (LOG_FORMAT and its options: docs/configuration.md)."""
 
     log_format: str = "logpulse"
     nginx_log_format: str = "combined $request_time"

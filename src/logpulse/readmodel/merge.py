@@ -34,7 +34,7 @@ NO_REQUESTS = Figures(
 def figures(
     total: int, failed: int, average: float | None, median: float | None, p99: float | None, *, exact: bool
 ) -> dict[str, Any]:
-    """The fields of `Figures` by the README's definitions, the one place they are written down: every
+    """The fields of `Figures` by the definitions in docs/api.md, the one place they are written down: every
     answer (a day, an interval, a customer, the fleet, raw points) is built here."""
     if total <= 0:
         return NO_REQUESTS.model_dump()

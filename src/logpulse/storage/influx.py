@@ -175,7 +175,7 @@ class InfluxWriter:
     def write(self, lines: Sequence[str], *, rp: str | None = None) -> None:
         """POST one batch of line-protocol lines (into retention policy `rp`, else the configured one);
         raises InfluxUnavailable / InfluxError. Gzip level 1 when INFLUXDB_GZIP (off by default: on
-        loopback compressing costs the writer more CPU than the bytes it saves, see the README)."""
+        loopback compressing costs the writer more CPU than the bytes it saves, see docs/performance.md)."""
         body = "\n".join(lines).encode("utf-8")
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.conn.gzip:

@@ -1,4 +1,4 @@
-"""Incidents: of one customer, and of the whole fleet with filters (issue 17)."""
+"""Incidents: of one customer, and of the whole fleet with filters."""
 
 from __future__ import annotations
 

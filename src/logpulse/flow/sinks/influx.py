@@ -4,7 +4,7 @@ Delivery (`process`): `write_batch` returns only once InfluxDB acknowledged ever
 closes an epoch (and commits the source offsets of its snapshot) only after every step, this sink
 included, finished the epoch's items, so a resumed processor never skips data that was not
 acknowledged; it may write some points again, and because point identity is deterministic
-(`logformat.point_time`) a rewrite replaces the same point instead of adding one.
+(`storage.points.point_time`) a rewrite replaces the same point instead of adding one.
 
 While InfluxDB is unreachable or answers 5xx, each request is retried with exponential backoff and
 jitter (tenacity). After `WRITE_GIVE_UP_S` of failure the sink raises `WriteGaveUp`, the processor
