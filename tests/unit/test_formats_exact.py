@@ -177,3 +177,18 @@ def test_apache_duration_unit_is_case_insensitive(unit: str) -> None:
 def test_apache_unknown_duration_unit_is_refused() -> None:
     with pytest.raises(FormatError, match=r"^APACHE_LOG_FORMAT: %\{min\}T"):
         apache("%t %>s %u %{min}T")
+
+
+# -- an empty $proxy_protocol_addr (older nginx without the PROXY protocol) ----------------------------------
+@pytest.mark.parametrize("written", ["", "-"])
+def test_proxy_protocol_address_written_empty_or_dash_is_no_customer(written: str) -> None:
+    parser = nginx(
+        '"$proxy_protocol_addr" [$time_local] "$request" $status $request_time',
+        customer_from="$proxy_protocol_addr",
+        customer_hash_key="k",
+    )
+    line = f'"{written}" [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 0.001'
+    got = parser.parse_line(line)
+    assert got.fields["proxy_protocol_addr"] == written
+    assert got.reason is not None and got.reason.startswith("no customer"), got.reason
+    assert chunk(parser, [line]).rejects[0].reason.startswith("no customer")

@@ -51,4 +51,4 @@ def test_peer_case(case: Case) -> None:
 
 def test_enough_peer_cases() -> None:
     """The count docs/log-formats.md states."""
-    assert len(CASES) >= 90
+    assert len(CASES) >= 150

@@ -60,6 +60,10 @@ ARGS_AFTER_IS_ARGS = Shape(
 )
 """`$args` right after `$is_args`: nginx writes a missing `$args` as `-`, so `$uri$is_args$args` of
 `GET /foo` is `/foo-`: the `-` is the empty query, not part of the path."""
+PROXY_PROTOCOL_ADDRESS = Shape(r'[^\s"]*', "an address, or nothing", r'[^\s"]', r'[^\s"]')
+"""Older nginx (1.10 in nielsbasjes/logparser's test line) writes `$proxy_protocol_addr` of a
+connection without the PROXY protocol as nothing (`""` in a quoted format), current versions as `-`:
+both are lines nginx wrote."""
 KNOWN: dict[str, Shape] = {
     "time_local": fixed(TimeLocal.PATTERN, "like 10/Oct/2026:13:55:36 +0200"),
     "time_iso8601": fixed(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", "like 2026-10-10T13:55:36+02:00"),
@@ -78,8 +82,8 @@ KNOWN: dict[str, Shape] = {
     "remote_addr": ADDRESS,
     "realip_remote_addr": ADDRESS,
     "server_addr": ADDRESS,
-    "proxy_protocol_addr": ADDRESS,
-    "proxy_protocol_server_addr": ADDRESS,
+    "proxy_protocol_addr": PROXY_PROTOCOL_ADDRESS,
+    "proxy_protocol_server_addr": PROXY_PROTOCOL_ADDRESS,
     "remote_port": PORT,
     "realip_remote_port": PORT,
     "server_port": PORT,

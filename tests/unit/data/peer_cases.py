@@ -14,6 +14,7 @@ status, request path without the query string); `want=None` is a line the peer r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 
 REFUSED_AT_START = "refused at start"
 APPENDED_DURATION = "0.001042"
@@ -535,4 +536,248 @@ JSON_CASES = [
         ('caddy  | {"level":"info","ts":1761019847.6423035,"msg":"using config from file"}', None),
     )
 ]
+
+
+APACHELOGS_TIMESTAMPS = "jwodder/apachelogs test/test_parse_apache_timestamp.py"
+# the peer's %t values with the local time and offset it reads from each; the peer's three
+# half-bracketed spellings of the first are left out (httpd writes both brackets)
+APACHE_TIMESTAMPS = [
+    ("31/Dec/1969:19:00:00 +0500", (1969, 12, 31, 19, 0, 0), (5, 0)),
+    ("31/Dec/1969:19:00:00 -0500", (1969, 12, 31, 19, 0, 0), (-5, 0)),
+    ("31/Dec/1969:19:00:00 +0130", (1969, 12, 31, 19, 0, 0), (1, 30)),
+    ("31/Dec/1969:19:00:00 +0030", (1969, 12, 31, 19, 0, 0), (0, 30)),
+    ("31/Dec/1969:19:00:00 -0030", (1969, 12, 31, 19, 0, 0), (0, -30)),
+    ("31/Dec/1969:19:00:00 -0130", (1969, 12, 31, 19, 0, 0), (-1, -30)),
+    ("02/Apr/2006:01:59:59 +0800", (2006, 4, 2, 1, 59, 59), (8, 0)),
+    ("02/Apr/2006:01:59:59 -0800", (2006, 4, 2, 1, 59, 59), (-8, 0)),
+    ("02/Apr/2006:02:30:00 +0700", (2006, 4, 2, 2, 30, 0), (7, 0)),
+    ("02/Apr/2006:02:30:00 -0700", (2006, 4, 2, 2, 30, 0), (-7, 0)),
+    ("02/Apr/2006:03:00:01 +0700", (2006, 4, 2, 3, 0, 1), (7, 0)),
+    ("02/Apr/2006:03:00:01 -0700", (2006, 4, 2, 3, 0, 1), (-7, 0)),
+    ("29/Oct/2006:00:59:59 +0700", (2006, 10, 29, 0, 59, 59), (7, 0)),
+    ("29/Oct/2006:00:59:59 -0700", (2006, 10, 29, 0, 59, 59), (-7, 0)),
+    ("29/Oct/2006:01:30:00 +0700", (2006, 10, 29, 1, 30, 0), (7, 0)),
+    ("29/Oct/2006:01:30:00 -0700", (2006, 10, 29, 1, 30, 0), (-7, 0)),
+    ("29/Oct/2006:01:30:00 +0800", (2006, 10, 29, 1, 30, 0), (8, 0)),
+    ("29/Oct/2006:01:30:00 -0800", (2006, 10, 29, 1, 30, 0), (-8, 0)),
+    ("29/Oct/2006:02:00:01 +0800", (2006, 10, 29, 2, 0, 1), (8, 0)),
+    ("29/Oct/2006:02:00:01 -0800", (2006, 10, 29, 2, 0, 1), (-8, 0)),
+    ("13/Feb/2009:18:31:30 +0500", (2009, 2, 13, 18, 31, 30), (5, 0)),
+    ("13/Feb/2009:18:31:30 -0500", (2009, 2, 13, 18, 31, 30), (-5, 0)),
+    ("01/Jan/2016:00:00:00 -0500", (2016, 1, 1, 0, 0, 0), (-5, 0)),
+    ("03/Jan/2016:06:00:00 -0500", (2016, 1, 3, 6, 0, 0), (-5, 0)),
+    ("04/Jan/2016:00:00:00 -0500", (2016, 1, 4, 0, 0, 0), (-5, 0)),
+    ("05/Jan/2016:01:00:00 -0500", (2016, 1, 5, 1, 0, 0), (-5, 0)),
+    ("06/Jan/2016:02:00:00 -0500", (2016, 1, 6, 2, 0, 0), (-5, 0)),
+    ("07/Jan/2016:03:00:00 -0500", (2016, 1, 7, 3, 0, 0), (-5, 0)),
+    ("08/Jan/2016:04:00:00 -0500", (2016, 1, 8, 4, 0, 0), (-5, 0)),
+    ("09/Jan/2016:05:00:00 -0500", (2016, 1, 9, 5, 0, 0), (-5, 0)),
+    ("02/Feb/2016:02:02:02 -0500", (2016, 2, 2, 2, 2, 2), (-5, 0)),
+    ("29/Feb/2016:03:14:15 -0500", (2016, 2, 29, 3, 14, 15), (-5, 0)),
+    ("03/Mar/2016:03:03:03 -0500", (2016, 3, 3, 3, 3, 3), (-5, 0)),
+    ("13/Mar/2016:01:59:59 -0500", (2016, 3, 13, 1, 59, 59), (-5, 0)),
+    ("13/Mar/2016:03:00:01 -0400", (2016, 3, 13, 3, 0, 1), (-4, 0)),
+    ("13/Mar/2016:03:30:00 -0400", (2016, 3, 13, 3, 30, 0), (-4, 0)),
+    ("04/Apr/2016:04:04:04 -0400", (2016, 4, 4, 4, 4, 4), (-4, 0)),
+    ("05/May/2016:05:05:05 -0400", (2016, 5, 5, 5, 5, 5), (-4, 0)),
+    ("13/May/2016:13:13:13 -0400", (2016, 5, 13, 13, 13, 13), (-4, 0)),
+    ("06/Jun/2016:06:06:06 -0400", (2016, 6, 6, 6, 6, 6), (-4, 0)),
+    ("07/Jul/2016:07:07:07 -0400", (2016, 7, 7, 7, 7, 7), (-4, 0)),
+    ("08/Aug/2016:08:08:08 -0400", (2016, 8, 8, 8, 8, 8), (-4, 0)),
+    ("09/Sep/2016:09:09:09 -0400", (2016, 9, 9, 9, 9, 9), (-4, 0)),
+    ("10/Oct/2016:10:10:10 -0400", (2016, 10, 10, 10, 10, 10), (-4, 0)),
+    ("06/Nov/2016:00:59:59 -0400", (2016, 11, 6, 0, 59, 59), (-4, 0)),
+    ("06/Nov/2016:01:30:00 -0400", (2016, 11, 6, 1, 30, 0), (-4, 0)),
+    ("06/Nov/2016:01:59:59 -0400", (2016, 11, 6, 1, 59, 59), (-4, 0)),
+    ("06/Nov/2016:01:00:01 -0500", (2016, 11, 6, 1, 0, 1), (-5, 0)),
+    ("06/Nov/2016:01:30:00 -0500", (2016, 11, 6, 1, 30, 0), (-5, 0)),
+    ("06/Nov/2016:02:00:01 -0500", (2016, 11, 6, 2, 0, 1), (-5, 0)),
+    ("07/Nov/2016:15:29:40 -0500", (2016, 11, 7, 15, 29, 40), (-5, 0)),
+    ("11/Nov/2016:11:11:11 -0500", (2016, 11, 11, 11, 11, 11), (-5, 0)),
+    ("12/Dec/2016:12:12:12 -0500", (2016, 12, 12, 12, 12, 12), (-5, 0)),
+    ("01/Nov/2017:07:28:29 +0000", (2017, 11, 1, 7, 28, 29), (0, 0)),
+    ("01/Nov/2017:07:28:29 -0400", (2017, 11, 1, 7, 28, 29), (-4, 0)),
+    ("05/Nov/2017:01:01:01 -0400", (2017, 11, 5, 1, 1, 1), (-4, 0)),
+    ("05/Nov/2017:01:59:59 -0400", (2017, 11, 5, 1, 59, 59), (-4, 0)),
+    ("05/Nov/2017:02:01:01 -0400", (2017, 11, 5, 2, 1, 1), (-4, 0)),
+    ("05/Nov/2017:01:01:01 -0500", (2017, 11, 5, 1, 1, 1), (-5, 0)),
+    ("05/Nov/2017:01:59:59 -0500", (2017, 11, 5, 1, 59, 59), (-5, 0)),
+    ("05/Nov/2017:02:01:01 -0500", (2017, 11, 5, 2, 1, 1), (-5, 0)),
+]
+
+
+def utc(local: tuple[int, ...], offset: tuple[int, int]) -> str:
+    """The peer's expected local time and offset, in UTC as the cases store it."""
+    zone = timezone(timedelta(hours=offset[0], minutes=offset[1]))
+    return datetime(*local, tzinfo=zone).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+APACHE_CASES += [
+    apache_d(
+        APACHELOGS_TIMESTAMPS,
+        COMMON,
+        f'127.0.0.1 - - [{stamp}] "GET / HTTP/1.1" 200 2326',
+        Want(utc(local, offset), "200", "/", APPENDED_DURATION, "127.0.0.1"),
+    )
+    for stamp, local, offset in APACHE_TIMESTAMPS
+]
+
+LOGPARSER_NGINX = (
+    "nielsbasjes/logparser httpdlog/httpdlog-parser/src/test/java/nl/basjes/parse/httpdlog/NginxLogFormatTest.java"
+)
+LOGPARSER_NGINX_JSON = (
+    "nielsbasjes/logparser httpdlog/httpdlog-parser/src/test/java/nl/basjes/parse/httpdlog/NginxLogFormatJsonTest.java"
+)
+NGINX_CLASSIC = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
+)
+SLICEHOST_LINE = (
+    '123.65.150.10 - - [23/Aug/2010:03:50:59 +0000] "POST /wordpress3/wp-admin/admin-ajax.php HTTP/1.1" 200 2 '
+    '"http://www.example.com/wordpress3/wp-admin/post-new.php" "Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10_6_4; '
+    'en-US) AppleWebKit/534.3 (KHTML, like Gecko) Chrome/6.0.472.25 Safari/534.3"'
+)
+SLICEHOST_WANT = Want("2010-08-23T03:50:59", "200", "/wordpress3/wp-admin/admin-ajax.php", "2", "123.65.150.10")
+COMPARE_LINE = (
+    '1.2.3.4 - - [23/Aug/2010:03:50:59 +0000] "POST /foo.html?aap&noot=mies HTTP/1.1" 200 2 '
+    '"http://www.example.com/bar.html?wim&zus=jet" "Niels Basjes/1.0"'
+)
+NGINX_CASES += [
+    nginx_size(LOGPARSER_NGINX, NGINX_CLASSIC, SLICEHOST_LINE, SLICEHOST_WANT),
+    nginx_size(LOGPARSER_NGINX, "combined", SLICEHOST_LINE, SLICEHOST_WANT),
+    nginx_size(
+        LOGPARSER_NGINX, NGINX_CLASSIC, COMPARE_LINE, Want("2010-08-23T03:50:59", "200", "/foo.html", "2", "1.2.3.4")
+    ),
+]
+APACHE_CASES += [
+    # the same line read by the peer's Apache parser must give what its nginx parser gives
+    apache_d(
+        LOGPARSER_NGINX,
+        '%h - %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+        COMPARE_LINE,
+        Want("2010-08-23T03:50:59", "200", "/foo.html", APPENDED_DURATION, "1.2.3.4"),
+    )
+]
+# testFullTestAllFields: every variable of nginx 1.10 once, each as `# "$name" `
+ALL_FIELDS = (
+    ("status", "200"),
+    ("time_iso8601", "2017-01-03T15:56:36+01:00"),
+    ("time_local", "03/Jan/2017:15:56:36 +0100"),
+    ("arg_name", "-"),
+    ("args", "aap&noot=&mies=wim"),
+    ("query_string", "aap&noot=&mies=wim"),
+    ("binary_remote_addr", "\\x7F\\x00\\x00\\x01"),
+    ("body_bytes_sent", "436"),
+    ("bytes_sent", "694"),
+    ("connection", "5"),
+    ("connection_requests", "4"),
+    ("content_length", "-"),
+    ("content_type", "-"),
+    ("cookie_name", "-"),
+    ("document_root", "/var/www/html"),
+    ("host", "localhost"),
+    ("hostname", "hackbox"),
+    ("http_name", "-"),
+    ("https", ""),
+    ("is_args", "?"),
+    ("limit_rate", "0"),
+    ("msec", "1483455396.639"),
+    ("nginx_version", "1.10.0"),
+    ("pid", "5137"),
+    ("pipe", "."),
+    ("proxy_protocol_addr", ""),  # nginx 1.10 wrote nothing for a connection without the PROXY protocol
+    ("realpath_root", "/var/www/html"),
+    ("remote_addr", "127.0.0.1"),
+    ("remote_port", "44448"),
+    ("remote_user", "-"),
+    ("request", "GET /?aap&noot=&mies=wim HTTP/1.1"),
+    ("request_body", "-"),
+    ("request_body_file", "-"),
+    ("request_completion", "OK"),
+    ("request_filename", "/var/www/html/index.html"),
+    ("request_length", "491"),
+    ("request_method", "GET"),
+    ("request_time", "0.000"),
+    ("request_uri", "/?aap&noot=&mies=wim"),
+    ("scheme", "http"),
+    ("sent_http_etag", "W/\\x22586bbb8b-29e\\x22"),
+    ("sent_http_last_modified", "Tue, 03 Jan 2017 14:56:11 GMT"),
+    ("server_addr", "127.0.0.1"),
+    ("server_name", "_"),
+    ("server_port", "80"),
+    ("server_protocol", "HTTP/1.1"),
+    ("tcpinfo_rtt", "52"),
+    ("tcpinfo_rttvar", "30"),
+    ("tcpinfo_snd_cwnd", "10"),
+    ("tcpinfo_rcv_space", "43690"),
+    ("uri", "/index.html"),
+    ("document_uri", "/index.html"),
+    (
+        "http_user_agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/54.0.2840.100 Safari/537.36",
+    ),
+    ("http_referer", "http://localhost/"),
+)
+BY_ADDRESS = {"customer_from": "$remote_addr"}
+NGINX_CASES += [
+    Case(
+        LOGPARSER_NGINX,
+        "nginx",
+        "".join(f'# "${name}" ' for name, _ in ALL_FIELDS) + "#",
+        "".join(f'# "{value}" ' for _, value in ALL_FIELDS) + "#",
+        # the first time ($time_iso8601) and the path of the request line ($uri is after nginx's index)
+        Want("2017-01-03T14:56:36", "200", "/", "0.000", "127.0.0.1"),
+        BY_ADDRESS,
+    )
+]
+# validateAllFields: the peer's single-variable lines, framed with the other stored values
+NGINX_CASES += [
+    Case(LOGPARSER_NGINX, "nginx", fmt, line, want, BY_ADDRESS)
+    for fmt, line, want in (
+        (
+            '$time_iso8601 $remote_addr "$request" $status $request_time',
+            '2017-01-03T15:56:36+01:00 127.0.0.1 "GET / HTTP/1.1" 200 0.000',
+            Want("2017-01-03T14:56:36", "200", "/", "0.000", "127.0.0.1"),
+        ),
+        (
+            '$msec $remote_addr "$request" $status $request_time',
+            '1483455396.639 127.0.0.1 "GET / HTTP/1.1" 200 0.000',
+            Want("2017-01-03T14:56:36", "200", "/", "0.000", "127.0.0.1"),
+        ),
+        (
+            '[$time_local] $remote_addr "$request" $status $request_time',
+            '[03/Jan/2017:15:56:36 +0100] 127.0.0.1 "GET / HTTP/1.1" 200 123.456',
+            Want("2017-01-03T14:56:36", "200", "/", "123.456", "127.0.0.1"),
+        ),
+        (
+            "[$time_local] $remote_addr $request_uri $status $request_time",
+            "[03/Jan/2017:15:56:36 +0100] 127.0.0.1 /?aap&noot=&mies=wim 200 0.000",
+            Want("2017-01-03T14:56:36", "200", "/", "0.000", "127.0.0.1"),
+        ),
+        (
+            "[$time_local] $remote_addr $uri $status $request_time",
+            "[03/Jan/2017:15:56:36 +0100] 127.0.0.1 /index.html 200 0.000",
+            Want("2017-01-03T14:56:36", "200", "/index.html", "0.000", "127.0.0.1"),
+        ),
+        (
+            '[$time_local] "$remote_addr" "$request" "$status" "$request_time" "$proxy_protocol_addr"',
+            '[03/Jan/2017:15:56:36 +0100] "127.0.0.1" "GET / HTTP/1.1" "200" "0.000" ""',
+            Want("2017-01-03T14:56:36", "200", "/", "0.000", "127.0.0.1"),
+        ),
+    )
+]
+NGINX_CASES += [
+    # the peer's JSON log_format has no time variable: logpulse refuses such a format
+    Case(
+        LOGPARSER_NGINX_JSON,
+        "nginx",
+        '{ "message":"$request_uri","client": "$remote_addr","auth": "$remote_user", "bytes": "$body_bytes_sent", '
+        '"time_in_sec": "$request_time", "response": "$status", "verb":"$request_method","referrer": '
+        '"$http_referer", "site":"$http_host","httpversion":"$server_protocol","logtype":"accesslog","agent": '
+        '"$http_user_agent" }',
+        "",
+        REFUSED_AT_START,
+        BY_ADDRESS,
+    )
+]
+
 CASES = NGINX_CASES + APACHE_CASES + JSON_CASES
