@@ -10,12 +10,19 @@ The same requests (same seed) are written in every format by `logpulse generate 
                 machine); best of --repeat, formats alternating; ratios to the logpulse format.
                 With scoring off, parsing is the largest share of the processor's own work.
   3. POST /ingest  `logpulse serve` with LOG_FORMAT=nginx, wrk with 32 connections posting bodies of
-                --body-lines nginx lines for --wrk-s seconds: accepted lines/s (every 202 is fsynced)
+                --body-lines nginx lines for --wrk-s seconds: accepted lines/s (every 202 is fsynced;
+                --wrk-s 0 skips it)
   4. validation  CPU µs per line of each format's parser alone and with `formats.validate` (in-process,
                 best of --repeat + 5, interleaved), and that difference as a share of the ingest
                 CPU per line (scoring off)
 
+With --baseline-src DIR, steps 1 and 2 also parse and ingest the nginx file in a child process with
+DIR (another checkout's src/) first on its PYTHONPATH, alternating with the current src, and report
+the ratios current/baseline: a parser change against the code before it, in one run. --formats
+narrows steps 1, 2 and 4.
+
     .venv/bin/python -m scripts.benchmarks.formats --lines 500000 --json docs/bench/bench_formats.json
+    .venv/bin/python -m scripts.benchmarks.formats --formats nginx --baseline-src /tmp/base/src --wrk-s 0
 """
 
 from __future__ import annotations
@@ -72,6 +79,17 @@ def parse_rate(fmt: str, path: Path) -> float:
         lines += parsed.lines
         offset = end
     return lines / (time.perf_counter() - started)
+
+
+def baseline_parse_rate(src: Path, path: Path) -> float:
+    """`parse_rate` of the nginx file with another checkout's src/ imported, in a child process."""
+    code = (
+        "from pathlib import Path; from scripts.benchmarks.formats import parse_rate; "
+        f"print(parse_rate('nginx', Path({str(path)!r})))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
 
 
 def _children_cpu_s() -> float:
@@ -160,16 +178,25 @@ def main() -> None:
     ap.add_argument("--wrk-s", type=int, default=10)
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=Path("bench_formats.json"))
+    ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ",".join(FORMATS))
+    ap.add_argument("--baseline-src", type=Path, default=None, help="also ingest nginx with this src/ (alternating)")
     args = ap.parse_args()
+    formats = tuple(f for f in FORMATS if f in args.formats.split(","))
+    kinds = formats + (("nginx baseline",) if args.baseline_src else ())
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="logpulse-formats-"))
     work.mkdir(parents=True, exist_ok=True)
-    files = {fmt: make_file(work, fmt, args.lines, args.seed) for fmt in FORMATS}
+    files = {fmt: make_file(work, fmt, args.lines, args.seed) for fmt in formats}
+    if args.baseline_src:
+        files["nginx baseline"] = make_file(work, "nginx", args.lines, args.seed)
     parse: dict[str, float] = {}
     for _ in range(args.repeat + 1):
-        for fmt in FORMATS:
+        for fmt in formats:
             parse[fmt] = max(parse.get(fmt, 0.0), parse_rate(fmt, files[fmt]))
+        if args.baseline_src:
+            rate = baseline_parse_rate(args.baseline_src, files["nginx baseline"])
+            parse["nginx baseline"] = max(parse.get("nginx baseline", 0.0), rate)
     print("parse (lines/s):", {f: round(v) for f, v in parse.items()}, flush=True)
-    validation = {fmt: validation_cpu_us(fmt, files[fmt], args.repeat + 5) for fmt in FORMATS}
+    validation = {fmt: validation_cpu_us(fmt, files[fmt], args.repeat + 5) for fmt in formats}
     print("parse alone / validated (CPU µs per line):", validation, flush=True)
     results: dict[str, object] = {
         "args": {k: str(v) for k, v in vars(args).items()},
@@ -189,13 +216,15 @@ def main() -> None:
         summaries: dict[str, str] = {}
         for r in range(args.repeat):
             for scoring in ("off", "on"):
-                for fmt in FORMATS:
+                for fmt in kinds:
                     env = {
                         **base,
-                        "LOG_FORMAT": fmt,
+                        "LOG_FORMAT": fmt.split()[0],
                         "SCORING_ENABLED": "true" if scoring == "on" else "false",
-                        "INFLUXDB_DATABASE": f"bench_{fmt}_{scoring}_{r}",
+                        "INFLUXDB_DATABASE": f"bench_{fmt.replace(' ', '_')}_{scoring}_{r}",
                     }
+                    if fmt.endswith("baseline"):
+                        env["PYTHONPATH"] = str(args.baseline_src.resolve())
                     rate, cpu_rate, summary = ingest_rate(env, files[fmt])
                     print(
                         f"ingest {fmt}, scoring {scoring}, round {r + 1}: {rate:,.0f} lines/s, "
@@ -206,29 +235,37 @@ def main() -> None:
                     if rate > ingest[scoring].get(fmt, 0.0):
                         ingest[scoring][fmt], summaries[f"{fmt} scoring {scoring}"] = rate, summary
         results["ingest_lines_per_s"] = ingest
-        results["ingest_ratio_to_logpulse"] = {
-            scoring: {f: rates[f] / rates["logpulse"] for f in FORMATS} for scoring, rates in ingest.items()
-        }
         results["ingest_lines_per_cpu_s"] = per_cpu
-        results["ingest_cpu_ratio_to_logpulse"] = {
-            scoring: {f: rates[f] / rates["logpulse"] for f in FORMATS} for scoring, rates in per_cpu.items()
-        }
+        reference = "logpulse" if "logpulse" in formats else formats[0]
+        for name, table in (("ingest_ratio", ingest), ("ingest_cpu_ratio", per_cpu)):
+            results[f"{name}_to_{reference}"] = {
+                scoring: {f: rates[f] / rates[reference] for f in kinds} for scoring, rates in table.items()
+            }
+        if args.baseline_src:
+            results["baseline_src"] = str(args.baseline_src)
+            results["parse_ratio_nginx_to_baseline"] = parse["nginx"] / parse["nginx baseline"]
+            for name, table in (("ingest_ratio", ingest), ("ingest_cpu_ratio", per_cpu)):
+                results[f"{name}_nginx_to_baseline"] = {
+                    scoring: rates["nginx"] / rates["nginx baseline"] for scoring, rates in table.items()
+                }
         results["ingest_summaries"] = summaries
-        results["post_ingest"] = post_ingest(
-            {**base, "INFLUXDB_DATABASE": "bench_api"}, work, files["nginx"], args.body_lines, args.wrk_s
-        )
+        results["load_average"] = os.getloadavg()
+        if args.wrk_s:
+            results["post_ingest"] = post_ingest(
+                {**base, "INFLUXDB_DATABASE": "bench_api"}, work, files["nginx"], args.body_lines, args.wrk_s
+            )
     print()
     print(
-        "| format | parse lines/s | ingest, scoring off: lines/s (vs logpulse) | lines per CPU s (vs logpulse) "
-        "| ingest, scoring on: lines/s (vs logpulse) | lines per CPU s (vs logpulse) |"
+        f"| format | parse lines/s | ingest, scoring off: lines/s (vs {reference}) | lines per CPU s (vs {reference}) "
+        f"| ingest, scoring on: lines/s (vs {reference}) | lines per CPU s (vs {reference}) |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for fmt in FORMATS:
-        cells = [f"{parse[fmt]:,.0f}"]
+    for fmt in kinds:
+        cells = [f"{parse[fmt]:,.0f}" if fmt in parse else "-"]
         for scoring in ("off", "on"):
             for table in (ingest, per_cpu):
                 rates = table[scoring]
-                cells.append(f"{rates[fmt]:,.0f} ({rates[fmt] / rates['logpulse']:.0%})")
+                cells.append(f"{rates[fmt]:,.0f} ({rates[fmt] / rates[reference]:.0%})")
         print(f"| {fmt} | {' | '.join(cells)} |")
     shares = {f: (v - a) * per_cpu["off"][f] / 1e6 for f, (a, v) in validation.items()}
     results["validation_share_of_ingest_cpu"] = shares
@@ -236,8 +273,13 @@ def main() -> None:
         "\nformats.validate, share of the ingest CPU per line (scoring off):",
         {f: f"{s:.1%}" for f, s in shares.items()},
     )
-    pi = results["post_ingest"]
-    print(f"\nPOST /ingest (nginx, 32 connections, {args.body_lines} lines per request): {pi}")  # type: ignore[index]
+    if args.baseline_src:
+        ratios = {k: results[k] for k in results if k.endswith("to_baseline")}
+        print("\nnginx, current src / baseline src:", json.dumps(ratios, indent=1))
+    print("load average:", results["load_average"])
+    if args.wrk_s:
+        pi = results["post_ingest"]
+        print(f"\nPOST /ingest (nginx, 32 connections, {args.body_lines} lines per request): {pi}")  # type: ignore[index]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
 
