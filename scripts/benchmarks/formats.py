@@ -179,7 +179,9 @@ def main() -> None:
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=Path("bench_formats.json"))
     ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ",".join(FORMATS))
-    ap.add_argument("--baseline-src", type=Path, default=None, help="also ingest nginx with this src/ (alternating)")
+    ap.add_argument(
+        "--baseline-src", type=Path, default=None, help="also parse and ingest nginx with this src/ (alternating)"
+    )
     args = ap.parse_args()
     formats = tuple(f for f in FORMATS if f in args.formats.split(","))
     kinds = formats + (("nginx baseline",) if args.baseline_src else ())
