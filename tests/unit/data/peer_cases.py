@@ -6,9 +6,9 @@ from: the customer is the client address (stored as its HMAC under the key `peer
 addresses are valid ids), and the duration is a number field of the line (nginx
 `DURATION_FROM=$body_bytes_sent`) or, for an Apache format with none, ` %D` appended to the format
 and ` 1042` to the line (stored as `0.001042`). The expected values are the peer's (time in UTC,
-status, request path without the query string); `want=None` is a line the peer refuses too, and
-`REFUSED_AT_START` a format logpulse refuses before reading a line (see docs/log-formats.md,
-"Deliberate refusals").
+status, request path without the query string); `want=None` is a line refused, as the peer refuses
+it or as a deliberate refusal, and `REFUSED_AT_START` a format logpulse refuses before reading a line
+(see docs/log-formats.md, "Deliberate refusals").
 """
 
 from __future__ import annotations
@@ -779,5 +779,54 @@ NGINX_CASES += [
         BY_ADDRESS,
     )
 ]
+
+LOGPARSER_JSON = (
+    "nielsbasjes/logparser httpdlog/httpdlog-parser/src/test/java/nl/basjes/parse/httpdlog/JsonLogFormatTest.java"
+)
+HTTPD_JSON_FORMAT = (
+    '{"@timestamp":"%{%Y-%m-%dT%H:%M:%S %z}t","mod_proxy":{"x-forwarded-for":"%{X-Forwarded-For}i"},'
+    '"mod_headers":{"referer":"%{Referer}i","user-agent":"%{User-Agent}i","host":"%{Host}i"},"mod_log":{'
+    '"server_name":"%V","remote_logname":"%l","remote_user":"%u","first_request":"%r","last_request_status":"%>s",'
+    '"response_size_bytes":%B,"duration_usec":%D,"@version":1 }'
+)
+UA_CHROME_46 = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/46.0.2490.86 Safari/537.36"
+)
+
+
+def httpd_json(referer: str, request: str, status: str, size: str, usec: str) -> str:
+    """A line httpd wrote with the peer's LogFormat: its outer object is never closed (one `}` at the
+    end for two `{`), and its time has a space before the offset."""
+    return (
+        f'{{"@timestamp":"2015-11-25T15:24:45 +0100","mod_proxy":{{"x-forwarded-for":"-"}},"mod_headers":{{'
+        f'"referer":"{referer}","user-agent":"{UA_CHROME_46}","host":"localhost"}},"mod_log":{{'
+        f'"server_name":"localhost","remote_logname":"-","remote_user":"-","first_request":"GET {request} HTTP/1.1",'
+        f'"last_request_status":"{status}","response_size_bytes":{size},"duration_usec":{usec},"@version":1 }}'
+    )
+
+
+HTTPD_JSON_FIELDS = (
+    "time=@timestamp,customer=mod_log.server_name,path=mod_log.first_request,"
+    "status=mod_log.last_request_status,duration=mod_log.duration_usec"
+)
+OPEN_SANS = "http://localhost/noindex/css/open-sans.css"
+JSON_CASES += [
+    # the peer reads them by its format as a template; they are not JSON, and logpulse refuses them
+    Case(LOGPARSER_JSON, "json", HTTPD_JSON_FIELDS, httpd_json(*fields), None, {"duration_unit": "us"})
+    for fields in (
+        ("-", "/", "403", "4897", "909"),
+        ("http://localhost/", "/noindex/css/bootstrap.min.css", "200", "19341", "657"),
+        ("http://localhost/", "/noindex/css/open-sans.css", "200", "5081", "680"),
+        ("http://localhost/", "/images/apache_pb.gif", "200", "2326", "728"),
+        ("http://localhost/", "/images/poweredby.png", "200", "3956", "498"),
+        (OPEN_SANS, "/noindex/css/fonts/Light/OpenSans-Light.woff", "404", "241", "147"),
+        (OPEN_SANS, "/noindex/css/fonts/Bold/OpenSans-Bold.woff", "404", "239", "536"),
+        (OPEN_SANS, "/noindex/css/fonts/Bold/OpenSans-Bold.ttf", "404", "238", "347"),
+        (OPEN_SANS, "/noindex/css/fonts/Light/OpenSans-Light.ttf", "404", "240", "268"),
+        ("http://localhost/", "/favicon.ico", "404", "209", "342"),
+    )
+]
+# read as Apache's own format instead, the strftime time is refused at start
+APACHE_CASES += [Case(LOGPARSER_JSON, "apache", HTTPD_JSON_FORMAT, "", REFUSED_AT_START, {"customer_from": "%V"})]
 
 CASES = NGINX_CASES + APACHE_CASES + JSON_CASES
