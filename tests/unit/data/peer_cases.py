@@ -5,7 +5,10 @@ logpulse needs a customer and a duration that most peers' formats lack, a case s
 from: the customer is the client address (stored as its HMAC under the key `peer`, so that IPv6
 addresses are valid ids), and the duration is a number field of the line (nginx
 `DURATION_FROM=$body_bytes_sent`) or, for an Apache format with none, ` %D` appended to the format
-and ` 1042` to the line (stored as `0.001042`). The expected values are the peer's (time in UTC,
+and ` 1042` to the line (stored as `0.001042`). A fragment or format with no time either (apachelogs'
+directive tests, logparser's single variables, nginx-tests' `$uri:$status`) is framed with a time,
+a client address and a duration of the case's own, written next to it. The expected values are the
+peer's (time in UTC,
 status, request path without the query string); `want=None` is a line refused, as the peer refuses
 it or as a deliberate refusal, and `REFUSED_AT_START` a format logpulse refuses before reading a line
 (see docs/log-formats.md, "Deliberate refusals").
@@ -828,5 +831,56 @@ JSON_CASES += [
 ]
 # read as Apache's own format instead, the strftime time is refused at start
 APACHE_CASES += [Case(LOGPARSER_JSON, "apache", HTTPD_JSON_FORMAT, "", REFUSED_AT_START, {"customer_from": "%V"})]
+
+NGINX_TESTS = "nginx/nginx-tests access_log.t"
+# what nginx itself wrote in its test, after a frame of the stored values the test's formats lack
+NGINX_FRAME = "$remote_addr [$time_local] $request_time "
+FRAME_LINE = "127.0.0.1 [06/Dec/2026:10:00:00 +0000] 0.001 "
+NGINX_CASES += [
+    Case(
+        NGINX_TESTS,
+        "nginx",
+        NGINX_FRAME + fmt,
+        FRAME_LINE + written,
+        Want("2026-12-06T10:00:00", "200", path, "0.001", "127.0.0.1"),
+        BY_ADDRESS,
+    )
+    for fmt, written, path in [
+        ("$uri:$status", f"{uri}:200", uri)
+        for uri in (
+            "/filtered/good",
+            "/filtered/work",
+            "/filtered/complex/one",
+            "/filtered/complex/two",
+            "/filtered/complex/either1",
+            "/filtered/complex/either2",
+            "/filtered/complex/either3",
+            "/filtered/complex/either4",
+            "/filtered/noreuse1/good",
+            "/filtered/noreuse2/good",
+            "/multi",
+            "/varlog",
+        )
+    ]
+    + [("long line $uri:$status", "long line /multi:200", "/multi")]
+]
+NGINX_CASES += [
+    nginx_size(
+        NGINX_TESTS,
+        "combined",
+        '127.0.0.1 - - [06/Dec/2026:10:00:00 +0000] "GET /combined HTTP/1.0" 200 2 "-" "-"',
+        Want("2026-12-06T10:00:00", "200", "/combined", "2", "127.0.0.1"),
+    ),
+    Case(
+        NGINX_TESTS,
+        "nginx",
+        '[$time_local] "$request" $status $request_time $remote_addr:$remote_port:$server_addr:$server_port',
+        '[06/Dec/2026:10:00:00 +0000] "GET /addr HTTP/1.0" 404 0.001 127.0.0.1:40536:127.0.0.1:8080',
+        Want("2026-12-06T10:00:00", "404", "/addr", "0.001", "127.0.0.1"),
+        BY_ADDRESS,
+    ),
+    # `$uri$arg_b$arg_c`: a path touching free text, which no line can split: refused at start
+    Case(NGINX_TESTS, "nginx", NGINX_FRAME + "$status $uri$arg_b$arg_c", "", REFUSED_AT_START, BY_ADDRESS),
+]
 
 CASES = NGINX_CASES + APACHE_CASES + JSON_CASES
