@@ -620,7 +620,9 @@ APACHE_CASES += [
         APACHELOGS_TIMESTAMPS,
         COMMON,
         f'127.0.0.1 - - [{stamp}] "GET / HTTP/1.1" 200 2326',
-        Want(utc(local, offset), "200", "/", APPENDED_DURATION, "127.0.0.1"),
+        # a time before 1970 (five of the peer's six 31/Dec/1969 times) is refused: see
+        # docs/log-formats.md, "Deliberate refusals"
+        None if utc(local, offset) < "1970" else Want(utc(local, offset), "200", "/", APPENDED_DURATION, "127.0.0.1"),
     )
     for stamp, local, offset in APACHE_TIMESTAMPS
 ]
@@ -835,14 +837,14 @@ APACHE_CASES += [Case(LOGPARSER_JSON, "apache", HTTPD_JSON_FORMAT, "", REFUSED_A
 NGINX_TESTS = "nginx/nginx-tests access_log.t"
 # what nginx itself wrote in its test, after a frame of the stored values the test's formats lack
 NGINX_FRAME = "$remote_addr [$time_local] $request_time "
-FRAME_LINE = "127.0.0.1 [06/Dec/2026:10:00:00 +0000] 0.001 "
+FRAME_LINE = "127.0.0.1 [10/Oct/2016:10:00:00 +0000] 0.001 "
 NGINX_CASES += [
     Case(
         NGINX_TESTS,
         "nginx",
         NGINX_FRAME + fmt,
         FRAME_LINE + written,
-        Want("2026-12-06T10:00:00", "200", path, "0.001", "127.0.0.1"),
+        Want("2016-10-10T10:00:00", "200", path, "0.001", "127.0.0.1"),
         BY_ADDRESS,
     )
     for fmt, written, path in [
@@ -868,15 +870,15 @@ NGINX_CASES += [
     nginx_size(
         NGINX_TESTS,
         "combined",
-        '127.0.0.1 - - [06/Dec/2026:10:00:00 +0000] "GET /combined HTTP/1.0" 200 2 "-" "-"',
-        Want("2026-12-06T10:00:00", "200", "/combined", "2", "127.0.0.1"),
+        '127.0.0.1 - - [10/Oct/2016:10:00:00 +0000] "GET /combined HTTP/1.0" 200 2 "-" "-"',
+        Want("2016-10-10T10:00:00", "200", "/combined", "2", "127.0.0.1"),
     ),
     Case(
         NGINX_TESTS,
         "nginx",
         '[$time_local] "$request" $status $request_time $remote_addr:$remote_port:$server_addr:$server_port',
-        '[06/Dec/2026:10:00:00 +0000] "GET /addr HTTP/1.0" 404 0.001 127.0.0.1:40536:127.0.0.1:8080',
-        Want("2026-12-06T10:00:00", "404", "/addr", "0.001", "127.0.0.1"),
+        '[10/Oct/2016:10:00:00 +0000] "GET /addr HTTP/1.0" 404 0.001 127.0.0.1:40536:127.0.0.1:8080',
+        Want("2016-10-10T10:00:00", "404", "/addr", "0.001", "127.0.0.1"),
         BY_ADDRESS,
     ),
     # `$uri$arg_b$arg_c`: a path touching free text, which no line can split: refused at start
