@@ -22,8 +22,9 @@ def make_client(tmp_path: Path, **extra: object) -> TestClient:
         api_key="k",
         influxdb_url="http://127.0.0.1:9",  # nothing here may reach an InfluxDB
         stats_cache_s=0,
-        ingest_spool_path=str(tmp_path / "spool" / "ingest.log"),
-        **({"ingest_max_body_bytes": 2000} | extra),  # type: ignore[arg-type]
+        **(  # type: ignore[arg-type]
+            {"ingest_spool_path": str(tmp_path / "spool" / "ingest.log"), "ingest_max_body_bytes": 2000} | extra
+        ),
     )
     return TestClient(create_app(settings), base_url="http://localhost", headers={"Authorization": "Bearer k"})
 
@@ -174,3 +175,14 @@ def test_ingest_api_key_opens_ingest_only(tmp_path: Path) -> None:
         assert client.post("/ingest", content=NGINX_LINE.format(i=2), headers=reader).status_code == 202
         nobody = {"Authorization": "Bearer wrong", "Content-Type": "text/plain"}
         assert client.post("/ingest", content=NGINX_LINE.format(i=3), headers=nobody).status_code == 401
+
+
+def test_ingest_off_is_404_after_the_key_check_and_creates_no_spool(tmp_path: Path) -> None:
+    with make_client(tmp_path, log_format="nginx", ingest_spool_path="") as client:
+        line = {"Content-Type": "text/plain"}
+        off = client.post("/ingest", content=NGINX_LINE.format(i=1), headers=line)
+        assert off.status_code == 404
+        assert "POST /ingest is off: INGEST_SPOOL_PATH is empty" in off.text
+        stranger = client.post("/ingest", content="x", headers=line | {"Authorization": "Bearer wrong"})
+        assert stranger.status_code == 401
+    assert not (tmp_path / "spool").exists()

@@ -20,7 +20,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from logpulse.api import process_tuning, security, validation
-from logpulse.api.errors import Unauthorized
+from logpulse.api.errors import NotFound, Unauthorized
+from logpulse.api.ingest_service import Ingest, build_ingest
 from logpulse.api.validation import DateRange
 from logpulse.config import Settings
 from logpulse.readmodel.cache import AnswerCache
@@ -33,8 +34,8 @@ from logpulse.storage.influx import AsyncInfluxQuery, Connection
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """One InfluxDB client, one answer cache, the read model's services and the freshness probe per
-    application (settings in app.state)."""
+    """One InfluxDB client, one answer cache, the read model's services, the freshness probe and the
+    ingest parser and spool per application (settings in app.state)."""
     settings: Settings = app.state.settings
     client = AsyncInfluxQuery(Connection.from_settings(settings))
     cache = AnswerCache(settings.stats_cache_s)
@@ -42,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.service = Service(client, cache)
     app.state.rollups = RollupService(client, cache, app.state.service, slo=Slo.from_settings(settings))
     app.state.freshness = FreshnessProbe(client)  # one per application: all pages share its memo
+    app.state.ingest = build_ingest(settings)  # None when POST /ingest is off
     cache.start(client)
     process_tuning.tune_allocator()
     process_tuning.freeze_startup_objects()
@@ -81,6 +83,17 @@ async def get_freshness(request: Request) -> FreshnessProbe:
 
 
 FreshnessDep = Annotated[FreshnessProbe, Depends(get_freshness)]
+
+
+async def get_ingest(request: Request) -> Ingest:
+    """The application's parser and spool for POST /ingest; 404 when INGEST_SPOOL_PATH is empty."""
+    ingest: Ingest | None = request.app.state.ingest
+    if ingest is None:
+        raise NotFound("POST /ingest is off: INGEST_SPOOL_PATH is empty")
+    return ingest
+
+
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
 
 _bearer = HTTPBearer(auto_error=False, description="API_KEY (or INGEST_API_KEY for POST /ingest), when set")
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -13,7 +13,6 @@ body into a list of lines.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -44,7 +43,7 @@ class IngestResult(BaseModel):
 
 
 class Ingest:
-    """The parser, the spool and the bounds of one API process (built on first use)."""
+    """The parser, the spool and the bounds of one API process (built once, in the lifespan)."""
 
     def __init__(self, settings: Settings) -> None:
         self.parser: LineParser = build_parser(settings)
@@ -96,16 +95,6 @@ class Ingest:
         return IngestResult(accepted=accepted, rejected=len(rejects), rejections=listed)
 
 
-_lock = threading.Lock()
-
-
-def ingest_of(state: object, settings: Settings) -> Ingest | None:
-    """The application's `Ingest` (built once, on first use), or None when INGEST_SPOOL_PATH is empty."""
-    if not settings.ingest_spool_path:
-        return None
-    with _lock:
-        ingest: Ingest | None = getattr(state, "ingest", None)
-        if ingest is None:
-            ingest = Ingest(settings)
-            setattr(state, "ingest", ingest)  # noqa: B010 - Starlette's State takes any attribute
-        return ingest
+def build_ingest(settings: Settings) -> Ingest | None:
+    """The application's `Ingest`, or None when INGEST_SPOOL_PATH is empty (POST /ingest is off)."""
+    return Ingest(settings) if settings.ingest_spool_path else None

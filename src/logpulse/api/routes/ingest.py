@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from logpulse.api.deps import INGEST_PROTECTED, SettingsDep
-from logpulse.api.errors import RESPONSES, NotFound, PayloadTooLarge, Problem, UnsupportedMediaType
-from logpulse.api.ingest_service import IngestResult, ingest_of
+from logpulse.api.deps import INGEST_PROTECTED, IngestDep, SettingsDep
+from logpulse.api.errors import RESPONSES, PayloadTooLarge, Problem, UnsupportedMediaType
+from logpulse.api.ingest_service import IngestResult
 
 router = APIRouter(tags=["ingest"], dependencies=INGEST_PROTECTED, responses=RESPONSES)
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -59,10 +59,7 @@ async def _body(request: Request, limit: int) -> bytes:
     summary="Parse log lines in LOG_FORMAT and spool the accepted ones durably for the processor",
     responses=INGEST_RESPONSES,
 )
-async def ingest(request: Request, settings: SettingsDep) -> IngestResult:
-    ingest = ingest_of(request.app.state, settings)
-    if ingest is None:
-        raise NotFound("POST /ingest is off: INGEST_SPOOL_PATH is empty")
+async def ingest(request: Request, ingest: IngestDep, settings: SettingsDep) -> IngestResult:
     _check_type(request.headers.get("content-type", ""), settings.log_format)
     body = await _body(request, settings.ingest_max_body_bytes)
     return await run_in_threadpool(ingest.take, body)
