@@ -119,19 +119,34 @@ PROTECTED = [Depends(require_key)]
 INGEST_PROTECTED = [Depends(require_ingest_key)]
 
 
+ToParam = Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")]
+TZ_DESCRIPTION = "IANA time zone of the calendar days"
+
+
 async def date_range(
     settings: SettingsDep,
     from_: Annotated[
         str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2024-09-29"])
     ] = None,
     from_date: Annotated[str | None, Query(description="Alias of `from`")] = None,
-    to: Annotated[str | None, Query(description="Last day (inclusive), YYYY-MM-DD; default today in tz")] = None,
-    tz: Annotated[
-        str, Query(description="IANA time zone of the calendar days", examples=["UTC", "Europe/Berlin"])
-    ] = "UTC",
+    to: ToParam = None,
+    tz: Annotated[str, Query(description=TZ_DESCRIPTION, examples=["UTC", "Europe/Berlin"])] = "UTC",
 ) -> DateRange:
     """The from/to/tz parameters shared by the per-customer routes, validated (422 otherwise)."""
     return validation.date_range(from_ or from_date, to, tz, settings.max_range_days)
+
+
+async def fleet_date_range(
+    settings: SettingsDep,
+    from_: Annotated[
+        str | None, Query(alias="from", description="First day, YYYY-MM-DD", examples=["2026-11-01"])
+    ] = None,
+    to: ToParam = None,
+    tz: Annotated[str, Query(description=TZ_DESCRIPTION, examples=["UTC"])] = "UTC",
+) -> DateRange:
+    """The fleet's from/to/tz: the same range as `date_range`, documented without the `from_date` alias
+    (the fleet route never had it, and its published parameters stay as they are)."""
+    return await date_range(settings, from_, None, to, tz)
 
 
 async def customer_id(customer_id: str) -> str:
@@ -140,4 +155,5 @@ async def customer_id(customer_id: str) -> str:
 
 
 DateRangeDep = Annotated[DateRange, Depends(date_range)]
+FleetDateRangeDep = Annotated[DateRange, Depends(fleet_date_range)]
 CustomerIdDep = Annotated[str, Depends(customer_id)]
