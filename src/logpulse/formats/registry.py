@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from logpulse.formats import apache, jsonlines, logpulse, nginx
 from logpulse.formats.fields import NO_CUSTOMER, stored_customer_id
 from logpulse.formats.record import LineRecord
-from logpulse.formats.spec import FormatError, FormatOptions
+from logpulse.formats.spec import FormatError, FormatOptions, LineParser
 from logpulse.formats.validate import RequestCheck, ValidatedParser
 from logpulse.model import Chunk, ParsedChunk, RequestBatch
 
@@ -28,14 +28,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("logpulse", "nginx", "apache", "json")
 __all__ = ["FORMATS", "NO_CUSTOMER", "FormatError", "FormatOptions", "LineParser", "build_parser", "customer_id"]
-
-
-class LineParser(Protocol):
-    """What every format provides."""
-
-    def parse_chunk(self, chunk: Chunk) -> ParsedChunk: ...
-
-    def parse_line(self, line: str) -> LineRecord: ...
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""What the format parsers are built from (plain values taken from Settings) and their one error type."""
+"""What the format parsers are built from (plain values taken from Settings), what every one provides
+(`LineParser`) and their one error type."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from logpulse.formats.record import LineRecord
+from logpulse.model import Chunk, ParsedChunk
 
 if TYPE_CHECKING:
     from logpulse.config import Settings
+
+
+class LineParser(Protocol):
+    """What every format provides."""
+
+    def parse_chunk(self, chunk: Chunk) -> ParsedChunk: ...
+
+    def parse_line(self, line: str) -> LineRecord: ...
 
 
 class FormatError(ValueError):

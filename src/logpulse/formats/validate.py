@@ -34,15 +34,12 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from logpulse.formats.lines import MAX_LINE_IN_REJECT
 from logpulse.formats.logpulse import CUSTOMER_ID_PATTERN
 from logpulse.formats.record import LineRecord
+from logpulse.formats.spec import LineParser
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
-
-if TYPE_CHECKING:
-    from logpulse.formats.registry import LineParser
 
 log = logging.getLogger(__name__)
 FIELDS = ("time", "status", "duration", "customer_id", "path")
