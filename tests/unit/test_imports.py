@@ -5,6 +5,7 @@ takes another's private names. Read from the source with `ast`, so nothing is im
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from functools import cache
 
@@ -99,3 +100,21 @@ def _module_imports(name: str) -> Iterator[tuple[str, ast.alias]]:
             target = a.name if isinstance(node, ast.Import) else f"{getattr(node, 'module', '')}.{a.name}"
             if target in modules() and (isinstance(node, ast.ImportFrom) or a.asname):
                 yield target, a
+
+
+def test_no_influxql_in_the_http_layer() -> None:
+    """Statements are written in `readmodel/influxql.py`; `api/` only asks the read model."""
+    statement = re.compile(r"\b(SELECT|SHOW|DROP|CREATE|ALTER|DELETE|GRANT)\s+\S")
+    found = [
+        f"{m}: {node.value[:60]!r}"
+        for m in modules()
+        if m.startswith("logpulse.api")
+        for node in ast.walk(modules()[m])
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and statement.search(node.value)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_no_module_over_500_lines() -> None:
+    long = {p: n for p in (SRC / "logpulse").rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, long
