@@ -79,4 +79,4 @@ cleanup() {
 }
 trap cleanup EXIT
 
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=20 "$@"
