@@ -7,9 +7,6 @@ from fixtures import ROOT
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-PENDING_PAGES = {DOCS / "security.md"}
-"""Pages the README links that are written on another branch at the same time: empty this set once
-they are merged, so that their links are checked like every other."""
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -35,7 +32,7 @@ def test_readme_is_a_front_door_of_at_most_300_lines() -> None:
 
 def test_readme_links_every_page_of_the_manual() -> None:
     linked = {(ROOT / target.split("#")[0]).resolve() for target in LINK.findall(README.read_text())}
-    for page in [*DOCS.glob("*.md"), *PENDING_PAGES]:
+    for page in DOCS.glob("*.md"):
         assert page.resolve() in linked, f"README.md does not link {page.relative_to(ROOT)}"
 
 
@@ -47,8 +44,6 @@ def test_every_relative_link_and_anchor_resolves() -> None:
                 continue  # http(s), mailto: not checked offline
             path, _, anchor = target.partition("#")
             resolved = (page.parent / path).resolve() if path else page
-            if resolved in {p.resolve() for p in PENDING_PAGES}:
-                continue
             if not resolved.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
             elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
