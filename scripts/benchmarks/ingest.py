@@ -46,6 +46,7 @@ from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import request_lines
 
 from .support import CUSTOMERS, measure_stats, write_backfill
+from .workloads import tree_rss_kb
 
 
 def make_files(directory: Path, lines: int, files: int, days: float, seed: int) -> list[Path]:
@@ -134,31 +135,6 @@ def disk_per_million(influx: LocalInfluxd, db: str, lines: int, wait_s: float = 
     }
 
 
-def _tree_rss_kb(pid: int) -> tuple[int, int]:
-    """Resident set size (kB) of a process and all its descendants, and of the largest one, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        m = re.search(r"VmRSS:\s+(\d+)", status)
-        rss[int(entry)] = int(m.group(1)) if m else 0
-    total, largest, todo = 0, 0, [pid]
-    while todo:
-        p = todo.pop()
-        total += rss.get(p, 0)
-        largest = max(largest, rss.get(p, 0))
-        todo += children.get(p, [])
-    return total, largest
-
-
 def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
     """`ingest_once`, tried again once if it failed (a local cluster can fail to connect under load)."""
     try:
@@ -190,7 +166,7 @@ def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes:
     def sample() -> None:
         nonlocal peak, peak_one
         while not stop.wait(0.2):
-            total, largest = _tree_rss_kb(proc.pid)
+            total, largest = tree_rss_kb(proc.pid)
             peak, peak_one = max(peak, total), max(peak_one, largest)
 
     t = threading.Thread(target=sample, daemon=True)
