@@ -49,8 +49,6 @@ def sweep(influx_url: str, work: Path, args: argparse.Namespace, counts: list[in
             print(f"ingest {customers:,} customers, {setting} ...", flush=True)
             env = private_env(influx_url, work, f"c{customers}_{setting}_{time.time_ns()}", **SETTINGS[setting])
             run = ingest_capped(env, [log], args.cap_mb, args.timeout_s)
-            if run["lines_per_s"]:
-                run["lines_per_cpu_s"] = run["lines"] / run["cpu_s"] if run["cpu_s"] else None
             runs[setting][customers] = run
             rate = run.get("stopped") or f"{run['lines_per_s']:,.0f} lines/s"
             print(f"  {rate}, peak RSS {run['peak_rss_mb']:,.0f} MB", flush=True)

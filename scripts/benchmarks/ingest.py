@@ -26,12 +26,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import re
-import resource
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +41,7 @@ from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import request_lines
 
 from .support import CUSTOMERS, measure_stats, write_backfill
-from .workloads import tree_rss_kb
+from .workloads import ingest_capped
 
 
 def make_files(directory: Path, lines: int, files: int, days: float, seed: int) -> list[Path]:
@@ -146,50 +141,12 @@ def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int)
 
 def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
     """Run `logpulse ingest` as users do; wall time until it exits (everything durable), peak RSS."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "logpulse",
-        "ingest",
-        *map(str, paths),
-        "--workers",
-        str(workers),
-        "--processes",
-        str(processes),
-    ]
-    peak = peak_one = 0
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak, peak_one
-        while not stop.wait(0.2):
-            total, largest = tree_rss_kb(proc.pid)
-            peak, peak_one = max(peak, total), max(peak_one, largest)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - started
-    stop.set()
-    t.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"ingest failed ({proc.returncode}): {err[-2000:]}")
-    read = int(re.search(r"read (\d+) lines", out).group(1))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # ingest and its children
-    return {
-        "lines": read,
-        "seconds": seconds,
-        "lines_per_s": read / seconds,
-        "cpu_s": cpu,
-        "lines_per_cpu_s": read / cpu if cpu else None,
-        "peak_rss_mb": peak / 1024,
-        "peak_rss_one_process_mb": peak_one / 1024,
-        "summary": out.strip(),
-    }
+    run = ingest_capped(
+        env, paths, cap_mb=float("inf"), options=["--workers", str(workers), "--processes", str(processes)]
+    )
+    if run.get("stopped"):
+        raise RuntimeError(run["stopped"])
+    return run
 
 
 def api_latency(env: dict[str, str], work: Path) -> dict:

@@ -118,13 +118,15 @@ def tree_rss_kb(pid: int) -> tuple[int, int]:
     return sum(rss), max(rss, default=0)
 
 
-def ingest_capped(env: dict[str, str], paths: list[Path], cap_mb: float, timeout_s: float = 3600.0) -> dict:
-    """`logpulse ingest PATHS` with `env`: wall time until it exits (everything durable), CPU time of
+def ingest_capped(
+    env: dict[str, str], paths: list[Path], cap_mb: float, timeout_s: float = 3600.0, options: list[str] | None = None
+) -> dict:
+    """`logpulse ingest PATHS [OPTIONS]` with `env`: wall time until it exits (everything durable), CPU time of
     the processes, peak RSS of the process tree (sampled every 0.2 s; also `ru_maxrss` of the
     largest child once it exited). A tree above `cap_mb` is killed, so a configuration that would
     swap stops and says so (`"stopped"`) instead of taking the machine down; so is one still running
     after `timeout_s`."""
-    cmd = [sys.executable, "-m", "logpulse", "ingest", *map(str, paths)]
+    cmd = [sys.executable, "-m", "logpulse", "ingest", *map(str, paths), *(options or [])]
     peak = peak_one = 0
     stopped: str | None = None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -156,9 +158,10 @@ def ingest_capped(env: dict[str, str], paths: list[Path], cap_mb: float, timeout
     done.set()
     watcher.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # ingest and its children
     result = {
         "seconds": seconds,
-        "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        "cpu_s": cpu,
         "peak_rss_mb": peak / 1024,
         "peak_rss_one_process_mb": peak_one / 1024,
         "max_child_maxrss_mb": after.ru_maxrss / 1024,  # the largest child so far in this run (Linux: kB)
@@ -168,7 +171,13 @@ def ingest_capped(env: dict[str, str], paths: list[Path], cap_mb: float, timeout
     if proc.returncode != 0:
         raise RuntimeError(f"ingest failed ({proc.returncode}): {err[-2000:]}")
     read = int(re.search(r"read (\d+) lines", out).group(1))  # type: ignore[union-attr]
-    return {**result, "lines": read, "lines_per_s": read / seconds, "summary": out.strip()}
+    return {
+        **result,
+        "lines": read,
+        "lines_per_s": read / seconds,
+        "lines_per_cpu_s": read / cpu if cpu else None,
+        "summary": out.strip(),
+    }
 
 
 def private_env(influx_url: str, work: Path, db: str, **extra: str) -> dict[str, str]:
