@@ -4,9 +4,11 @@ For each --customers count, --lines logpulse-format lines over one day (yesterda
 traffic (`workloads.skewed_requests`), then `logpulse ingest` into an empty database of a private
 influxd in each setting: default; SCORING_ENABLED=false; rollups only (also STORE_RAW=false):
   - lines/s until everything is durable, and lines per CPU second of the processor
-  - the ratio of each count's lines/s to the first count's (the target: >= 0.5 at 10,000 vs 40)
+  - the ratio of each count's lines/s to the first count's (the target: >= 0.5 at 10,000 vs 40), and
+    the same ratio of lines per CPU second (steadier on a shared machine)
   - peak RSS of the processor (all its processes, sampled from /proc every 0.2 s), and the state per
-    customer in KB: (peak RSS at the last count - at the first) / (difference in customers)
+    customer in KB: (peak RSS at the last count - at the first) / (difference in customers), a lower
+    bound ("at least") when that run was stopped
 A setting whose RSS passes --cap-mb is killed and reported as stopped (the machine has no swap to
 spare), as is one still running after --timeout-s.
 
@@ -61,18 +63,16 @@ def summarise(runs: dict[str, dict[int, dict]], counts: list[int]) -> dict:
     out: dict[str, dict] = {}
     for setting, by_count in runs.items():
         base = by_count[first]
-        ratios = {
-            str(n): r["lines_per_s"] / base["lines_per_s"]
-            for n, r in by_count.items()
-            if r["lines_per_s"] and base["lines_per_s"] and n != first
-        }
+        done = {n: r for n, r in by_count.items() if r["lines_per_s"] and base["lines_per_s"] and n != first}
+        ratios = {str(n): r["lines_per_s"] / base["lines_per_s"] for n, r in done.items()}
+        cpu_ratios = {str(n): r["lines_per_cpu_s"] / base["lines_per_cpu_s"] for n, r in done.items()}
         end = by_count[last]
-        per_customer = (
-            (end["peak_rss_mb"] - base["peak_rss_mb"]) * 1024 / (last - first)
-            if last != first and not end.get("stopped")
-            else None
-        )
-        out[setting] = {"ratio_to_first": ratios, f"state_per_customer_kb_at_{last}": per_customer}
+        per_customer = (end["peak_rss_mb"] - base["peak_rss_mb"]) * 1024 / (last - first) if last != first else None
+        out[setting] = {
+            "ratio_to_first": ratios,
+            "cpu_ratio_to_first": cpu_ratios,
+            f"state_per_customer_kb_at_{last}": per_customer,
+        }
     return out
 
 
@@ -111,23 +111,29 @@ def print_table(r: dict, counts: list[int]) -> None:
         f"{r['load_average_before']} -> {r['load_average_after']}"
     )
     head = " | ".join(f"{n:,} customers" for n in counts)
-    ratios = " | ".join(f"{n:,} vs {counts[0]:,}" for n in counts[1:])
+    ratios = " | ".join(f"{n:,} vs {counts[0]:,} (per CPU s)" for n in counts[1:])
     last = counts[-1]
     growth = " → ".join(f"{n:,}" for n in counts)
     print(f"| setting | {head} | {ratios} | peak RSS ({growth}) | KB per customer at {last:,} |")
     print("| --- " * (2 * len(counts) + 2) + "|")
     for setting, by_count in r["runs"].items():
         rates = " | ".join(
-            run["stopped"] if run.get("stopped") else f"{run['lines_per_s']:,.0f} lines/s"
+            run["stopped"]
+            if run.get("stopped")
+            else f"{run['lines_per_s']:,.0f} lines/s ({run['lines_per_cpu_s']:,.0f} per CPU s)"
             for run in (by_count[str(n)] for n in counts)
         )
         s = r["summary"][setting]
         ratio = " | ".join(
-            f"{s['ratio_to_first'][str(n)]:.2f}" if str(n) in s["ratio_to_first"] else "-" for n in counts[1:]
+            f"{s['ratio_to_first'][str(n)]:.2f} ({s['cpu_ratio_to_first'][str(n)]:.2f})"
+            if str(n) in s["ratio_to_first"]
+            else "-"
+            for n in counts[1:]
         )
         rss = " → ".join(f"{by_count[str(n)]['peak_rss_mb']:,.0f} MB" for n in counts)
         kb = s[f"state_per_customer_kb_at_{last}"]
-        print(f"| {NAMES[setting]} | {rates} | {ratio} | {rss} | {f'{kb:,.1f}' if kb is not None else '-'} |")
+        state = "-" if kb is None else f"at least {kb:,.1f}" if by_count[str(last)].get("stopped") else f"{kb:,.1f}"
+        print(f"| {NAMES[setting]} | {rates} | {ratio} | {rss} | {state} |")
 
 
 if __name__ == "__main__":
