@@ -1,7 +1,8 @@
 """The ordinary nginx fleet: `logpulse ingest` beside GoAccess on the same access log, in one run.
 
 The log: nginx `combined` + a quoted customer header + `$request_time` (`workloads.NGINX_FLEET_FORMAT`),
---lines requests over --days days ending today, --customers customers with skewed traffic. Then:
+--lines requests over the --days whole UTC days before today, --customers customers with skewed
+traffic. Then:
   1. GoAccess   /usr/bin/goaccess with the matching --log-format, JSON report: lines/s (wall, until the
                 report is written; GoAccess keeps everything in memory and writes nothing durable)
   2. logpulse   `logpulse ingest` with LOG_FORMAT=nginx into an empty database of a private influxd,
@@ -152,7 +153,7 @@ def main() -> None:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="logpulse-fleet-"))
     work.mkdir(parents=True, exist_ok=True)
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - dt.timedelta(days=args.days - 1)
+    start = today - dt.timedelta(days=args.days)  # whole UTC days up to yesterday: no line is in the future
     log = work / f"access-{args.lines}-{args.customers}-{args.days}d-{start.date()}.log"
     if not log.exists():
         print(f"writing {args.lines:,} nginx lines, {args.customers} customers, {args.days} days ...", flush=True)

@@ -174,6 +174,7 @@ def ingest_capped(
     return {
         **result,
         "lines": read,
+        "rejected": int(re.search(r"rejected (\d+)", out)[1]),  # type: ignore[index]
         "lines_per_s": read / seconds,
         "lines_per_cpu_s": read / cpu if cpu else None,
         "summary": out.strip(),
