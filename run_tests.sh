@@ -79,4 +79,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-.venv/bin/python -m pytest --durations=20 "$@"
+# The suite mostly waits on real processes (influxd, start.sh, kill -9 and restart): its test files run
+# side by side on every core (pytest-xdist; each worker has its own influxd; a file stays on one worker,
+# so a module's fixture is built once). LOGPULSE_TEST_WORKERS=0 runs them one after the other.
+.venv/bin/python -m pytest -n "${LOGPULSE_TEST_WORKERS:-auto}" --maxprocesses=4 --dist loadfile --durations=20 "$@"
