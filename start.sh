@@ -48,6 +48,7 @@ stop_all() {  # stop_all STATUS: stop what was started (api, generator, processo
 stop_one() {  # stop_one PID NAME: SIGTERM, up to 30 s to finish (the processor drains), then SIGKILL
     local pid="$1" name="$2" code=0
     kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true  # a frozen (SIGSTOPped) process gets the TERM only once running
     for _ in $(seq 300); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then
         echo "${name} did not stop within 30 s; killed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -262,6 +263,7 @@ def serve(
         log_level=s.log_level.lower(),
         access_log=False,
         workers=s.api_workers,  # >1: uvicorn's supervisor starts that many processes on one socket
+        timeout_graceful_shutdown=math.ceil(s.stop_grace_s),  # an answer hung on InfluxDB holds no stop
     )
 
 

@@ -133,3 +133,51 @@ def test_second_sigint_ends_the_processor_at_once_while_a_write_hangs(
         if db.pid is not None:
             subprocess.run(["kill", "-CONT", str(db.pid)], check=False)
         db.close()
+
+
+@requires_influxd
+def test_one_sigint_ends_a_drain_hung_on_a_frozen_influxdb_after_the_grace_and_loses_nothing(
+    influx_settings: Settings, tmp_path: Path
+) -> None:
+    first, second, third = (generate(tmp_path / f"{n}.log", n) for n in (4, 5, 6))
+    log = tmp_path / "api.log"
+    log.write_text("".join(first))
+    db = LocalInfluxd.start(tmp_path / "influxd")
+    out = open(tmp_path / "processor.out", "ab")  # noqa: SIM115 - shared by both runs
+    env = subprocess_env(
+        influx_settings, INFLUXDB_URL=db.url, LOG_PATH=str(log), INFLUXDB_TIMEOUT_S="120", STOP_GRACE_S="3",
+        SNAPSHOT_INTERVAL_S="0.5", SCORING_ENABLED="false",
+    )  # fmt: skip
+    database = influx_settings.influxdb_database
+    proc = subprocess.Popen(LOGPULSE, env=env, stdout=out, stderr=out)
+    assert db.pid is not None
+    db_pid = db.pid
+    try:
+        wait_until("the first lines are stored", lambda: sum(stored_per_customer(db.url, database).values()) >= 3000)
+        subprocess.run(["kill", "-STOP", str(db_pid)], check=True)  # frozen: a write now hangs for 120 s
+        with log.open("a") as f:
+            f.write("".join(second))
+        time.sleep(3)  # read, and its write sent into the frozen influxd
+        proc.send_signal(signal.SIGINT)
+        code, took = stopped_within(proc, 10)
+        assert code == 0, (tmp_path / "processor.out").read_text()[-3000:]
+        assert took >= 2.5, f"gone {took:.2f} s after SIGINT: before the grace, with a write in flight?"
+        assert "(STOP_GRACE_S): stopping now" in (tmp_path / "processor.out").read_text()
+
+        # thawed, influxd may still store the write that hung: the restart must not count it twice
+        subprocess.run(["kill", "-CONT", str(db_pid)], check=True)
+        proc = subprocess.Popen(LOGPULSE, env=env, stdout=out, stderr=out)
+        with log.open("a") as f:  # stored only once the restarted processor runs
+            f.write("".join(third))
+        want = Counter(line.split(" ")[2] for line in first + second + third)
+        wait_until("every line is stored", lambda: stored_per_customer(db.url, database) == want)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        assert stored_per_customer(db.url, database) == want  # each line exactly once
+        print(f"one SIGINT with InfluxDB frozen: gone after {took:.2f} s (STOP_GRACE_S=3)")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["kill", "-CONT", str(db_pid)], check=False)
+        out.close()
+        db.close()

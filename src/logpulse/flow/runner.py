@@ -82,7 +82,7 @@ def _prepare_database(settings: Settings) -> None:
 
 def member(settings: Settings, patterns: list[str], *, follow: bool, me: Member) -> int:
     """Run one process of the dataflow; returns the exit code (0 also after a graceful stop)."""
-    supervise.stop_gracefully_on_signals()
+    supervise.stop_gracefully_on_signals(settings.stop_grace_s)
     metrics.serve_metrics(settings.metrics_port + (me.process_id or 0) if settings.metrics_port else 0)
     if settings.log_level != "DEBUG":  # a failing step is reported in one log line, not a Rust backtrace
         os.environ["RUST_BACKTRACE"] = "0"

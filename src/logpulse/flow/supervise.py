@@ -2,9 +2,10 @@
 
 SIGINT/SIGTERM set `STOP`: every input partition ends (`dataflow.StoppableSource`), the dataflow
 drains (everything read is written and acknowledged), takes its last snapshot and returns; while
-InfluxDB is unavailable it does not wait for it (`outage.py`). A second signal ends the process at
-once. A parent of cluster members forwards the signals to them, and stops all of them as soon as
-one fails (a cluster cannot go on without a member).
+InfluxDB is unavailable it does not wait for it (`outage.py`). A drain that hangs (a write sent to an
+InfluxDB that stopped answering without closing the connection) ends after STOP_GRACE_S, and a
+second signal ends the process at once. A parent of cluster members forwards the signals to them,
+and stops all of them as soon as one fails (a cluster cannot go on without a member).
 """
 
 from __future__ import annotations
@@ -28,19 +29,43 @@ so `logpulse process` installs the handlers before its slow imports: a signal du
 stops it cleanly too (exit 0), instead of killing it."""
 
 
+_grace_s: float | None = None  # set by `stop_gracefully_on_signals`: how long a drain may take
+
+
 def _graceful_stop(signum: int, frame: FrameType | None) -> None:
     log.info("signal %d: draining, snapshotting and stopping (a second signal stops at once)", signum)
     STOP.set()
+    if _grace_s is not None:
+        threading.Thread(target=_stop_after, args=(_grace_s,), name="stop-grace", daemon=True).start()
     # the user insists: the default action ends the process in the kernel, even while every thread is
     # blocked outside Python; like kill -9, it loses nothing the last snapshot did not cover
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_DFL)
 
 
-def stop_gracefully_on_signals() -> None:
-    """SIGINT/SIGTERM end this process's dataflow cleanly (see the module docstring)."""
+def _stop_after(grace_s: float) -> None:
+    """End the process if the drain still runs `grace_s` after the signal: as safe as kill -9, which the
+    recovery design covers (the last snapshot holds only acknowledged points; the rest is read again)."""
+    time.sleep(grace_s)
+    log.warning(
+        "still draining %g s after the stop signal (STOP_GRACE_S): stopping now; what the last snapshot "
+        "does not cover is read again at the next start",
+        grace_s,
+    )
+    logging.shutdown()
+    os._exit(0)
+
+
+def stop_gracefully_on_signals(grace_s: float | None = None) -> None:
+    """SIGINT/SIGTERM end this process's dataflow cleanly (see the module docstring); with `grace_s`,
+    a drain still running that long after the signal ends the process."""
+    global _grace_s
+    if grace_s is not None:
+        _grace_s = grace_s
     signal.signal(signal.SIGTERM, _graceful_stop)
     signal.signal(signal.SIGINT, _graceful_stop)
+    if grace_s is not None and STOP.is_set():  # the signal came during start-up
+        threading.Thread(target=_stop_after, args=(grace_s,), name="stop-grace", daemon=True).start()
 
 
 @contextmanager
