@@ -33,11 +33,14 @@ stop_all() {  # stop_all STATUS: stop what was started (api, generator, processo
     trap - EXIT
     if [ "${#pids[@]}" -gt 0 ]; then
         echo; echo "stopping..."
+        # the API, the generator and the processor at once (each ends within STOP_GRACE_S), then
+        # influxd, which the processor's drain writes to until it ends
+        for i in "${!names[@]}"; do [ "${names[i]}" = influxd ] || signal_stop "${pids[i]}"; done
         for name in api generator processor influxd; do
             for i in "${!names[@]}"; do
-                if [ "${names[i]}" = "$name" ] && ! stop_one "${pids[i]}" "$name"; then
-                    [ "$status" != 0 ] || status=1
-                fi
+                [ "${names[i]}" = "$name" ] || continue
+                [ "$name" != influxd ] || signal_stop "${pids[i]}"
+                awaited "${pids[i]}" "$name" || { [ "$status" != 0 ] || status=1; }
             done
         done
         : >.logpulse/pids
@@ -45,10 +48,12 @@ stop_all() {  # stop_all STATUS: stop what was started (api, generator, processo
     fi
     exit "$status"
 }
-stop_one() {  # stop_one PID NAME: SIGTERM, up to 30 s to finish (the processor drains), then SIGKILL
+signal_stop() {  # signal_stop PID: SIGTERM once (a second one would mean "stop at once")
+    kill -TERM "$1" 2>/dev/null || true
+    kill -CONT "$1" 2>/dev/null || true  # a frozen (SIGSTOPped) process gets the TERM only once running
+}
+awaited() {  # awaited PID NAME: up to 30 s to finish after signal_stop, then SIGKILL; false if it failed
     local pid="$1" name="$2" code=0
-    kill -TERM "$pid" 2>/dev/null || true
-    kill -CONT "$pid" 2>/dev/null || true  # a frozen (SIGSTOPped) process gets the TERM only once running
     for _ in $(seq 300); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then
         echo "${name} did not stop within 30 s; killed"

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     write_parallelism: int = Field(2, ge=1, description="Concurrent write requests per worker")
     write_give_up_s: float = Field(300.0, gt=0, description="Exit non-zero after InfluxDB failed this long")
     stop_grace_s: float = Field(
-        10.0, gt=0, description="After Ctrl-C/SIGTERM, a processor drain or API answer still running this long is cut"
+        5.0, gt=0, description="After Ctrl-C/SIGTERM, a processor drain or API answer still running this long is cut"
     )
     metrics_port: int = Field(0, ge=0, description="Processor Prometheus port (0 = off); process i uses port+i")
 

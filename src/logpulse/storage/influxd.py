@@ -129,6 +129,7 @@ class LocalInfluxd:
         if self._proc is None or self._proc.poll() is not None:
             return
         self._proc.terminate()
+        self._proc.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) influxd handles the TERM only once running
         try:
             self._proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
