@@ -254,6 +254,24 @@ def test_ctrl_c_at_random_moments_stops_everything_with_rc_0(demo: Demo) -> None
         assert demo.processes() == [], f"left running after Ctrl-C at {delay:.1f} s"
 
 
+def test_ctrl_c_with_influxd_frozen_stops_everything_within_10_s(demo: Demo) -> None:
+    """InfluxDB that hangs instead of refusing (SIGSTOP: every write and query waits): Ctrl-C still ends
+    the demo within 10 s (STOP_GRACE_S bounds the processor's drain and the API's answers)."""
+    proc = demo.start()
+    demo.wait_running(proc)
+    influxd = [pid for pid in demo.processes() if Path(f"/proc/{pid}/exe").resolve().name == "influxd"]
+    assert len(influxd) == 1, influxd
+    os.kill(influxd[0], signal.SIGSTOP)
+    time.sleep(3)  # the processor's next write and the generator's lines now wait on it
+    started = time.monotonic()
+    rc, out = demo.interrupt(proc, timeout=60)
+    took = time.monotonic() - started
+    assert rc == 0, out
+    assert took < 10, f"start.sh needed {took:.1f} s to stop:\n{out}"
+    assert demo.processes() == [], "left running after Ctrl-C with influxd frozen"
+    print(f"Ctrl-C with influxd frozen: everything stopped in {took:.1f} s")
+
+
 @requires_influxd
 def test_port_taken_fails_before_anything_starts(demo: Demo) -> None:
     """Point 7: API_PORT in use: a clear message at once; nothing started, no history written."""
