@@ -36,7 +36,7 @@ from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.generator import GeneratorOptions, generate
 from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
-from logpulse.storage import retention
+from logpulse.storage import fleet_table, retention
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line
@@ -313,37 +313,58 @@ _WRITES = itertools.count(1)
 
 
 def rollup_lines(
-    records: list[tuple[str, int, int, str]], parts: int = 1, fleet: bool = False, identity: int = 0
+    records: list[tuple[str, int, int, str]],
+    parts: int = 1,
+    fleet: bool = False,
+    identity: int = 0,
+    tables: bool = False,
 ) -> list[str]:
     """Rollup points of every level of raw records (customer, time ns, status, duration text), to be
     written into retention policy ROLLUP_RP.
 
     Built by the test itself as the processor's rollup step would: per customer and window of each
     level, `parts` points with distinct identity offsets that the API must add up; with `fleet`, also
-    the fleet-wide points (customer `*`: every customer's requests together). Points of calls with
-    different `identity` never overwrite each other (as the processor's file segments don't).
+    the fleet-wide points (customer `*`: every customer's requests together), with `tables` carrying
+    the packed per-customer numbers of their identity-window as the processor writes them (without:
+    as points written before the tables existed). Points of calls with different `identity` never
+    overwrite each other (as the processor's file segments don't).
     """
-    if fleet:
-        records = records + [("*", t, s, d) for _, t, s, d in records]
     lines = []
     for level in ROLLUP_LEVELS:
         groups: dict[tuple[str, int, int], list[tuple[int, str]]] = {}
         for i, (customer, t, status, duration) in enumerate(records):
-            groups.setdefault((customer, t - t % level.window_ns, i % parts), []).append((status, duration))
+            for who in (customer, "*") if fleet else (customer,):  # `*` under its customers' identity
+                groups.setdefault((who, t - t % level.window_ns, i % parts), []).append((status, duration))
+        entries: dict[tuple[int, int], list[tuple[str, int, int, int | None, int]]] = {}
         for (customer, window, part), rows in sorted(groups.items()):
+            if customer != "*":
+                entries.setdefault((window, part), []).append((customer, *_numbers(rows)))
+        for (customer, window, part), rows in sorted(groups.items()):
+            count, failed, server, sum_ns = _numbers(rows)
             point = RollupPoint(
                 measurement=level.measurement,
                 customer_id=customer,
                 time_ns=window + part * 1_000_003 + identity * 7_919,
                 window_ns=level.window_ns,
-                count=len(rows),
-                failed=sum(1 for s, _ in rows if s >= 400),
-                server_errors=sum(1 for s, _ in rows if s >= 500),
-                sum_ns=int(sum(Decimal(d) for _, d in rows) * 10**9),
+                count=count,
+                failed=failed,
+                server_errors=server,
+                sum_ns=sum_ns,
                 hist=LatencyHistogram.from_text([d for _, d in rows]).encode(),
+                tables=fleet_table.encode_parts(entries[(window, part)]) if customer == "*" and tables else (),
             )
             lines.append(rollup_line(point))
     return lines
+
+
+def _numbers(rows: list[tuple[int, str]]) -> tuple[int, int, int, int]:
+    """count, failed, server errors and the exact sum of durations (ns) of (status, duration text) rows."""
+    return (
+        len(rows),
+        sum(1 for s, _ in rows if s >= 400),
+        sum(1 for s, _ in rows if s >= 500),
+        int(sum(Decimal(d) for _, d in rows) * 10**9),
+    )
 
 
 class Appender(threading.Thread):

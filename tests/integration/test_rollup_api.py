@@ -8,19 +8,24 @@ up); the end-to-end tests through `logpulse ingest` are in test_pipeline_e2e.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import httpx
+import numpy as np
 import pytest
 
 from fixtures import expected_figures, rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
+from logpulse.readmodel import fleet_tables
+from logpulse.readmodel.localtime import DateRange
+from logpulse.readmodel.plan import LEVELS, plan
 from logpulse.readmodel.schemas import Series
 from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.influx import AsyncInfluxQuery, Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_RP
 
 NS = 10**9
@@ -196,6 +201,74 @@ def test_fleet_sorted_paged_and_total(api: httpx.Client, records: list[Record], 
         "cust_b",
         "cust_c",
     ]
+
+
+def quantile_records(seed: int = 11) -> list[Record]:
+    """Six customers whose latencies differ in scale and spread (exact: 3 decimals), so that medians and
+    p99s order them differently, plus `cust_twin` with exactly cust_3's requests (a tie, broken by id)."""
+    rng = random.Random(seed)
+    records: list[Record] = []
+    for k, (mu, sigma) in enumerate(((-2.0, 0.3), (-1.2, 0.2), (-2.2, 0.9), (-1.6, 0.5), (-2.6, 1.2), (-1.0, 0.1))):
+        for _ in range(500 + 150 * k):
+            t = int(START.timestamp()) * NS + rng.randrange(DAYS * 86_400 * NS)
+            status = rng.choice((200, 200, 204, 404, 503))
+            records.append((f"cust_{k}", t, status, f"{max(0.001, rng.lognormvariate(mu, sigma)):.3f}"))
+    return records + [("cust_twin", t, status, d) for c, t, status, d in records if c == "cust_3"]
+
+
+@pytest.mark.parametrize("tables", [True, False], ids=["fleet-tables", "per-customer-sums"])
+def test_fleet_sorted_by_median_or_p99_equals_the_raw_lines_across_pages(
+    influx_settings: Settings, tables: bool
+) -> None:
+    """Sorted by median_latency or p99_latency, both orders, walked two rows a page with the cursor, in
+    UTC and in a zone whose days end on quarter-hours: the order (ties by id) and every row equal the
+    raw lines' figures. With the `*` points' packed tables, and without them (points written before
+    the tables existed: the sums are read per customer)."""
+    records = quantile_records()
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    writer.write(rollup_lines(records, parts=2, fleet=True, tables=tables), rp=ROLLUP_RP)
+    writer.close()
+    first, last = START.date() + dt.timedelta(days=1), START.date() + dt.timedelta(days=DAYS - 2)
+    # the path under test: the tables hold every request of the range, or they are not used
+    whole = DateRange(first, last, ZoneInfo("UTC"))
+    bounds = np.asarray([whole.start_ns, whole.end_ns], np.int64)
+
+    async def table_sums() -> fleet_tables.CustomerSums | None:
+        client = AsyncInfluxQuery(Connection.from_settings(influx_settings))
+        try:
+            return await fleet_tables.customer_sums(client, plan(bounds), LEVELS)
+        finally:
+            await client.aclose()
+
+    assert (asyncio.run(table_sums()) is not None) == tables
+    with running_api(subprocess_env(influx_settings, STATS_CACHE_S="0")) as api:
+        for zone in ("UTC", "Asia/Kathmandu"):
+            tz = ZoneInfo(zone)
+            mine: dict[str, list[Record]] = {}
+            for r in records:
+                if first <= local_day(r[1], tz) <= last:
+                    mine.setdefault(r[0], []).append(r)
+            want = {c: reference(rows) for c, rows in mine.items()}
+            assert len(want) == 7 and len(mine["cust_0"]) < len([r for r in records if r[0] == "cust_0"])
+            for sort in ("median_latency", "p99_latency"):
+                for order in ("asc", "desc"):
+                    expected = sorted(want, key=lambda c: (float(want[c][sort]) * (1 if order == "asc" else -1), c))
+                    params = {"from": str(first), "to": str(last), "tz": zone, "sort": sort, "order": order}
+                    seen: list[str] = []
+                    cursor = None
+                    while True:
+                        page = api.get(
+                            "/stats", params={**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+                        )
+                        assert page.status_code == 200, page.text
+                        for row in page.json()["customers"]:
+                            assert_figures(row, want[row["customer_id"]], exact=True)
+                        seen += [row["customer_id"] for row in page.json()["customers"]]
+                        cursor = page.json()["next_cursor"]
+                        if cursor is None:
+                            break
+                    assert seen == expected, (zone, sort, order)
+                    assert seen.index("cust_3") + 1 == seen.index("cust_twin")  # a tie: the smaller id first
 
 
 def test_exact_true_recomputes_from_raw_points_or_says_they_are_missing(

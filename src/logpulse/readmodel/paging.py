@@ -10,7 +10,17 @@ from typing import Any
 
 from logpulse.readmodel.errors import BadRequest
 
-SORT_KEYS = ("customer_id", "total_requests", "failed_requests", "uptime", "p99_latency", "error_budget_remaining")
+SORT_KEYS = (
+    "customer_id",
+    "total_requests",
+    "failed_requests",
+    "uptime",
+    "median_latency",
+    "p99_latency",
+    "error_budget_remaining",
+)
+QUANTILE_SORTS = ("median_latency", "p99_latency")
+"""Sort keys that need every customer's merged histogram to order the fleet (the costly reads)."""
 
 
 def _sort_value(row: dict[str, Any], sort: str, order: str) -> tuple[Any, ...]:

@@ -31,7 +31,7 @@ from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
 from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_figures
-from logpulse.readmodel.paging import after_key, decode_cursor, encode_cursor, sort_rows
+from logpulse.readmodel.paging import QUANTILE_SORTS, after_key, decode_cursor, encode_cursor, sort_rows
 from logpulse.readmodel.plan import FIELDS, LEVELS, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
@@ -284,8 +284,9 @@ class RollupService:
 
         Counts, failures and sums of every customer are added up in InfluxDB (numbers only, cheap);
         histograms, the costly part, are read for the page's customers only — for every customer
-        only when sorting by p99_latency. The total's quantiles come from the fleet-wide rollups
-        (customer `*`) when the processor writes them, else from every customer's histograms.
+        when sorting by p99_latency or median_latency, or when the page is a large part of the fleet.
+        The total's quantiles come from the fleet-wide rollups (customer `*`) when the processor
+        writes them, else from every customer's histograms.
         """
         after = decode_cursor(cursor, sort, order) if cursor else None
         bounds = np.asarray([r.start_ns, r.end_ns], np.int64)
@@ -294,31 +295,36 @@ class RollupService:
 
         async def compute() -> tuple[Fleet, str, int, int]:
             # everything that does not depend on the sums runs concurrently with them: the total's
-            # `*` histograms and, for sort=customer_id, the histograms of the page to be expected
-            # from the known customers (rows without requests in the range are fetched afterwards);
-            # for sort=p99_latency every customer's histograms (None: everyone)
-            guess = None if sort == "p99_latency" else await self._page_guess(sort, order, limit, after)
+            # `*` histograms and the histograms the page will need: every customer's when the order
+            # needs every quantile (sort by p99 or median) or the page is a large part of the fleet
+            # (one read of everyone costs less than a statement listing hundreds of ids: InfluxDB
+            # matches such a list per id), else for sort=customer_id the page the known customers
+            # predict (rows without requests in the range are fetched afterwards)
+            by_quantile = sort in QUANTILE_SORTS
+            guess = await self._page_guess(sort, order, limit, after)
+            read_all = by_quantile or limit * 3 > len(await self.customers.known_customers())
             tables = fleet_tables.TableReads(self.client, self.levels)
             sums, slo_sums, fleet_w, guessed = await asyncio.gather(
                 self._customer_sums(plan(bounds, self.levels), tables),
                 self._slo_sums(slo_start, r.end_ns, tables),
                 self._decoded(bounds, FLEET_CUSTOMER),
-                self._decoded(bounds, guess),
+                self._decoded(bounds, None if read_all else guess),
             )
             rows = [
                 _number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET_CUSTOMER
             ]
-            everyone = None
-            if guess is None:  # sort=p99_latency: the order needs every customer's p99
-                everyone = guessed[0]
-                rows = _with_quantiles(everyone, rows, guessed[1])
+            everyone = guessed[0] if read_all else None
+            if by_quantile:  # the order needs every customer's quantiles
+                rows = _with_quantiles(guessed[0], rows, guessed[1])
             ordered = sort_rows(rows, sort, order)
             if after is not None:
                 ordered = [row for row in ordered if after_key(row, sort, order, after)]
             page = ordered[:limit]
-            if everyone is None and page:
-                fetched = set(guess or ())
-                missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
+            if not by_quantile and page:
+                fetched = None if read_all else set(guess)
+                missing = [
+                    row["customer_id"] for row in page if fetched is not None and row["customer_id"] not in fetched
+                ]
                 if missing:
                     w = concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
                     page = _with_quantiles(w, page)

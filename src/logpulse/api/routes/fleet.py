@@ -29,7 +29,10 @@ async def page(
     sort: Annotated[
         str,
         Query(
-            description="customer_id, total_requests, failed_requests, uptime, p99_latency or error_budget_remaining"
+            description=(
+                "customer_id, total_requests, failed_requests, uptime, median_latency, p99_latency or "
+                "error_budget_remaining"
+            )
         ),
     ] = "customer_id",
     order: Annotated[str, Query(description="asc or desc (ties: customer id ascending)")] = "asc",
