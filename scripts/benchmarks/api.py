@@ -15,16 +15,23 @@ and measures with wrk (Lua scripts rotating customers):
   - 30-day stats in America/New_York (hours at the day edges: 1h level), 1 client, big
   - series, 7 days at 15m, 1 client, big
   - GET /stats (fleet), 30 days, 1 client, default sort and sort=p99_latency&order=desc
+  - GET /stats?limit=--fleet-limit (1,000), 30 days, every sort key in both orders (customer_id,
+    total_requests, failed_requests, uptime, median_latency, p99_latency), --fleet-rounds requests
+    of each from one sequential client: p50 and p99 per sort; with --baseline-src the same requests
+    go alternately to an API running that source tree (another revision, in the same run)
 Raw `requests` points are not loaded: these answers never read them (only exact=true does).
 Every wrk row also gives the API processes' CPU time per answer (steadier than latency when the
 machine is shared), and the load average at the start and the end is recorded.
 
     .venv/bin/python -m scripts.benchmarks.api --json docs/bench/bench_api.json
+    git archive main src | tar -x -C /tmp/base     # the fleet view against main, same data, same run
+    .venv/bin/python -m scripts.benchmarks.api --only fleet --baseline-src /tmp/base/src --data-dir /tmp/fleet-data
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -85,14 +92,71 @@ def paired_ratio(env: dict[str, str], work: Path, stats: list[str], rounds: int,
     }
 
 
+FLEET_SORTS = ("customer_id", "total_requests", "failed_requests", "uptime", "median_latency", "p99_latency")
+
+
+def _quantiles_ms(times: list[float]) -> dict:
+    """p50 and p99 by nearest rank (with a few dozen answers p99 is the slowest but at most one)."""
+    ordered = sorted(times)
+
+    def rank(q: float) -> float:
+        return ordered[max(1, int(np.floor(q * len(ordered) + 0.5))) - 1]
+
+    return {"n": len(times), "p50_ms": rank(0.5), "p99_ms": rank(0.99), "max_ms": ordered[-1]}
+
+
+def fleet_sorts(env: dict[str, str], frm: str, to: str, limit: int, rounds: int, baseline_src: Path | None) -> dict:
+    """Cold fleet pages of `limit` rows, every sort key in both orders, from one sequential client: per
+    round every (sort, order) once, each to this tree's API and, with `baseline_src`, to one running that
+    tree (which goes first alternates by round, so a drift of the machine's load favours neither).
+    Every answer is checked (200, `limit` rows or every customer)."""
+    times: dict[str, dict[str, list[float]]] = {"current": {s: [] for s in FLEET_SORTS}}
+    if baseline_src is not None:
+        times["baseline"] = {s: [] for s in FLEET_SORTS}
+    with contextlib.ExitStack() as stack:
+        apis = {"current": stack.enter_context(running_api(env))}
+        if baseline_src is not None:
+            apis["baseline"] = stack.enter_context(running_api({**env, "PYTHONPATH": str(baseline_src)}))
+        for api in apis.values():  # warm-up: imports, connections, the known-customer list
+            assert api.get("/stats", params={"from": frm, "to": to}).status_code == 200
+        rows = len(apis["current"].get("/stats", params={"from": frm, "to": to, "limit": 1000}).json()["customers"])
+        for i in range(rounds):
+            names = list(apis) if i % 2 == 0 else list(apis)[::-1]
+            for sort in FLEET_SORTS:
+                for order in ("asc", "desc"):
+                    for name in names:
+                        params = {"from": frm, "to": to, "sort": sort, "order": order, "limit": limit}
+                        started = time.perf_counter()
+                        r = apis[name].get("/stats", params=params, timeout=120)
+                        elapsed = (time.perf_counter() - started) * 1000
+                        if r.status_code == 422 and name == "baseline":
+                            continue  # a sort key the other revision does not have
+                        assert r.status_code == 200 and len(r.json()["customers"]) == min(limit, rows), r.text[:300]
+                        times[name][sort].append(elapsed)
+            print(f"  round {i + 1}/{rounds} done", flush=True)
+    out: dict = {"limit": limit, "rounds": rounds, "baseline_src": str(baseline_src) if baseline_src else None}
+    for name, by_sort in times.items():
+        out[name] = {sort: _quantiles_ms(t) for sort, t in by_sort.items() if t}
+        out[name]["every sort"] = _quantiles_ms([x for t in by_sort.values() for x in t])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=30_000_000, help="stored requests of the big data set")
     ap.add_argument("--small-requests", type=int, default=1_000_000)
     ap.add_argument("--customers", type=int, default=50)
     ap.add_argument("--days", type=int, default=30)
-    ap.add_argument("--fleet-requests", type=int, default=10_000_000)
-    ap.add_argument("--fleet-customers", type=int, default=1000)
+    ap.add_argument("--fleet-requests", type=int, default=12_000_000)
+    ap.add_argument("--fleet-customers", type=int, default=1200)
+    ap.add_argument("--fleet-limit", type=int, default=1000, help="rows per page of the per-sort fleet measurement")
+    ap.add_argument("--fleet-rounds", type=int, default=5, help="requests per sort and order (cold, sequential)")
+    ap.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="a src/ tree of another revision: its API answers the same fleet requests, alternating",
+    )
     ap.add_argument("--seconds", type=int, default=15, help="wrk duration per measurement")
     ap.add_argument("--settle-s", type=float, default=20, help="pause after loading (influxd compaction)")
     ap.add_argument("--pair-rounds", type=int, default=10, help="alternating small/big rounds for the ratio")
@@ -206,6 +270,15 @@ def main() -> None:
                 [("fleet_1", "fleet", 1), ("fleet_p99_1", "fleet_p99", 1)],
                 args.seconds,
             )
+            print(f"measuring fleet pages of {args.fleet_limit} per sort ...", flush=True)
+            results["fleet_sorts"] = fleet_sorts(
+                {**env, "INFLUXDB_DATABASE": "bench_fleet"},
+                frm,
+                str(today),
+                args.fleet_limit,
+                args.fleet_rounds,
+                args.baseline_src,
+            )
     results["load_average_end"] = load_average()
 
     def row(label: str, r: dict) -> tuple[str, str]:
@@ -247,6 +320,13 @@ def main() -> None:
             row(f"/stats {args.fleet_customers:,} customers 30 d, 1 client", fleet["fleet_1"]),
             row("/stats sort=p99_latency desc limit 20", fleet["fleet_p99_1"]),
         ]
+        sorts = results["fleet_sorts"]
+        for name in ("current", "baseline"):
+            for sort, q in sorts.get(name, {}).items():
+                label = f"/stats limit {sorts['limit']} sort={sort} asc+desc ({name})"
+                rows.append(
+                    (label, f"p50 {q['p50_ms']:.0f} ms  p99 {q['p99_ms']:.0f} ms  max {q['max_ms']:.0f} ms  n {q['n']}")
+                )
     print(
         f"\ncold (STATS_CACHE_S=0), {args.customers} customers, {args.days} days; fleet "
         f"{args.fleet_customers:,} customers; load average {results['load_average_start']} at the start, "

@@ -155,19 +155,25 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(
                 params["cursor"] = page["next_cursor"]
             assert seen == sorted(by_customer), zone
 
-        # sort=p99_latency, small pages walked with the cursor: every customer in the order of the raw
-        # lines' p99 (ties by id), each row equal to the raw lines' figures
-        whole = {c: figures(rows)["p99_latency"] for c, rows in by_customer.items()}
-        for order in ("desc", "asc"):
-            want = sorted(whole, key=lambda c: (-whole[c] if order == "desc" else whole[c], c))
-            params = {"from": str(first), "to": str(last), "sort": "p99_latency", "order": order, "limit": "2"}
-            seen = []
-            while True:
-                page = api.get("/stats", params=params).json()
-                for c in page["customers"]:
-                    check(c, by_customer[c["customer_id"]], f"p99 {order} {c['customer_id']}")
-                seen += [c["customer_id"] for c in page["customers"]]
-                if page["next_cursor"] is None:
-                    break
-                params["cursor"] = page["next_cursor"]
-            assert seen == want, order
+        # sorted by p99_latency or median_latency, small pages walked with the cursor, over all the data in
+        # UTC and over a range inside it in New York (its edges cut days: hours read there): every customer
+        # in the order of the raw lines' figures (ties by id), each row equal to them
+        inner = (end - dt.timedelta(days=26), end - dt.timedelta(days=2))
+        for zone, (lo, hi) in (("UTC", (first, last)), ("America/New_York", inner)):
+            tz = ZoneInfo(zone)
+            inside = {c: [r for r in rows if lo <= r[0].astimezone(tz).date() <= hi] for c, rows in by_customer.items()}
+            for sort in ("p99_latency", "median_latency"):
+                whole = {c: figures(rows)[sort] for c, rows in inside.items() if rows}
+                for order in ("desc", "asc"):
+                    want = sorted(whole, key=lambda c: (-whole[c] if order == "desc" else whole[c], c))
+                    params = {"from": str(lo), "to": str(hi), "tz": zone, "sort": sort, "order": order, "limit": "2"}
+                    seen = []
+                    while True:
+                        page = api.get("/stats", params=params).json()
+                        for c in page["customers"]:
+                            check(c, inside[c["customer_id"]], f"{sort} {order} {zone} {c['customer_id']}")
+                        seen += [c["customer_id"] for c in page["customers"]]
+                        if page["next_cursor"] is None:
+                            break
+                        params["cursor"] = page["next_cursor"]
+                    assert seen == want, (zone, sort, order)

@@ -284,9 +284,9 @@ class RollupService:
 
         Counts, failures and sums of every customer are added up in InfluxDB (numbers only, cheap);
         histograms, the costly part, are read for the page's customers only — for every customer
-        when sorting by p99_latency or median_latency, or when the page is a large part of the fleet.
-        The total's quantiles come from the fleet-wide rollups (customer `*`) when the processor
-        writes them, else from every customer's histograms.
+        only when sorting by median_latency or p99_latency. The total's quantiles come from the
+        fleet-wide rollups (customer `*`) when the processor writes them, else from every customer's
+        histograms.
         """
         after = decode_cursor(cursor, sort, order) if cursor else None
         bounds = np.asarray([r.start_ns, r.end_ns], np.int64)
@@ -295,36 +295,31 @@ class RollupService:
 
         async def compute() -> tuple[Fleet, str, int, int]:
             # everything that does not depend on the sums runs concurrently with them: the total's
-            # `*` histograms and the histograms the page will need: every customer's when the order
-            # needs every quantile (sort by p99 or median) or the page is a large part of the fleet
-            # (one read of everyone costs less than a statement listing hundreds of ids: InfluxDB
-            # matches such a list per id), else for sort=customer_id the page the known customers
-            # predict (rows without requests in the range are fetched afterwards)
-            by_quantile = sort in QUANTILE_SORTS
-            guess = await self._page_guess(sort, order, limit, after)
-            read_all = by_quantile or limit * 3 > len(await self.customers.known_customers())
+            # `*` histograms and, for sort=customer_id, the histograms of the page to be expected
+            # from the known customers (rows without requests in the range are fetched afterwards);
+            # for a sort by median or p99 every customer's histograms (None: everyone)
+            guess = None if sort in QUANTILE_SORTS else await self._page_guess(sort, order, limit, after)
             tables = fleet_tables.TableReads(self.client, self.levels)
             sums, slo_sums, fleet_w, guessed = await asyncio.gather(
                 self._customer_sums(plan(bounds, self.levels), tables),
                 self._slo_sums(slo_start, r.end_ns, tables),
                 self._decoded(bounds, FLEET_CUSTOMER),
-                self._decoded(bounds, None if read_all else guess),
+                self._decoded(bounds, guess),
             )
             rows = [
                 _number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET_CUSTOMER
             ]
-            everyone = guessed[0] if read_all else None
-            if by_quantile:  # the order needs every customer's quantiles
-                rows = _with_quantiles(guessed[0], rows, guessed[1])
+            everyone = None
+            if guess is None:  # a sort by median or p99: the order needs every customer's quantiles
+                everyone = guessed[0]
+                rows = _with_quantiles(everyone, rows, guessed[1])
             ordered = sort_rows(rows, sort, order)
             if after is not None:
                 ordered = [row for row in ordered if after_key(row, sort, order, after)]
             page = ordered[:limit]
-            if not by_quantile and page:
-                fetched = None if read_all else set(guess)
-                missing = [
-                    row["customer_id"] for row in page if fetched is not None and row["customer_id"] not in fetched
-                ]
+            if everyone is None and page:
+                fetched = set(guess or ())
+                missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
                 if missing:
                     w = concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
                     page = _with_quantiles(w, page)
