@@ -263,28 +263,44 @@ def test_a_state_restored_after_long_downtime_waits_for_its_replay() -> None:
     assert discard is True  # an hour without data in this execution: closed
 
 
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+OBJECT_LAYOUT_SPLIT = 7200
+"""`snapshots/rollup_object_layout*.pickle` are states of `rollup_object_layout.log` read up to this byte
+(segments of 1 MB, nothing flushed yet), pickled while a segment held one object per customer-window:
+as it was, with its aggregates stripped of `server_errors` (the layout before that field), and
+without the fleet-wide aggregates (the layout before them). The rest of the log is a later day."""
+
+
+def resume_object_layout(name: str) -> tuple[FakeDb, bytes, bytes]:
+    """Restore an object-layout snapshot, read the rest of the log, and write everything at the end."""
+    data = (SNAPSHOTS / "rollup_object_layout.log").read_bytes()
+    first, later = data[:OBJECT_LAYOUT_SPLIT], data[OBJECT_LAYOUT_SPLIT:]
+    key = file_fingerprint(first.split(b"\n", 1)[0])
+    restored = RollupLogic.builder(1 << 20, 1.0, 3600.0)((SNAPSHOTS / name).read_bytes())
+    assert restored.state.next_offset == OBJECT_LAYOUT_SPLIT
+    db = FakeDb()
+    feed(restored, [Chunk("f.log", key, len(first), later)], 1 << 20, db)
+    db.write(restored.on_eof()[0])
+    return db, first, later
+
+
+def test_a_snapshot_of_one_object_per_customer_window_resumes_exactly() -> None:
+    db, first, later = resume_object_layout("rollup_object_layout.pickle")
+    assert_windows_equal_lines(db, first + later, "resumed from the object-layout snapshot")
+    for level in ROLLUP_LEVELS:
+        want = {k: v[:4] for k, v in expected(first + later, level.window_ns).items() if k[0] != FLEET_CUSTOMER}
+        assert db.tabled(level.measurement, level.window_ns) == want, level.measurement
+
+
 def test_a_snapshot_from_before_server_errors_writes_those_points_without_the_field() -> None:
     """Upgrading a processor restores aggregates pickled without `server_errors`: their 5xx count is
     unknown, so their points leave the field out (readers then null the SLO budget) instead of a
     partial count; aggregates begun after the restart carry it."""
-    rng = random.Random(7)
-    first = make_log(rng, 200, 600)
-    later = make_log(rng, 80, 600).replace(b"2026-09-21", b"2026-09-22")  # other windows, every level
-    key = file_fingerprint(first.split(b"\n", 1)[0])
-    build = RollupLogic.builder(1 << 20, 1.0, 3600.0)
-    logic = build(None)
-    db = FakeDb()
-    feed(logic, [Chunk("f.log", key, 0, first)], 1 << 20, db)
-    for seg in logic.state.segments:
-        assert seg is not None
-        for agg in seg.aggs.values():
-            delattr(agg, "server_errors")  # what unpickling a snapshot of the previous version leaves
-    restored = build(logic.snapshot())
-    feed(restored, [Chunk("f.log", key, len(first), later)], 1 << 20, db)
-    db.write(restored.on_eof()[0])
+    db, first, later = resume_object_layout("rollup_object_layout_no_server_errors.pickle")
     for level in ROLLUP_LEVELS:
         old = expected(first, level.window_ns)
         new = expected(later, level.window_ns)
+        assert not old.keys() & new.keys()  # the later lines are another day: other windows, every level
         got = {
             (c, t - t % level.window_ns): (v[0], v[2]) for (m, c, t), v in db.points.items() if m == level.measurement
         }
@@ -299,26 +315,8 @@ def test_a_snapshot_from_before_fleet_rollups_gets_complete_fleet_points() -> No
     """A state restored from a snapshot without the fleet-wide (`*`) aggregates rebuilds them from the
     customers' aggregates of the open segments: the `*` points then hold every line, not only those
     read after the restart."""
-    rng = random.Random(11)
-    first = make_log(rng, 300, 600)
-    later = make_log(rng, 120, 600)  # the same windows: they grow after the restart
-    data = first + later
-    key = file_fingerprint(first.split(b"\n", 1)[0])
-    build = RollupLogic.builder(1 << 20, 1.0, 3600.0)
-    logic = build(None)
-    db = FakeDb()
-    feed(logic, [Chunk("f.log", key, 0, first)], 1 << 20, db)
-    for seg in logic.state.segments:  # what the previous version kept and wrote
-        assert seg is not None
-        for k in [k for k in seg.aggs if k[0] == FLEET_CUSTOMER]:
-            del seg.aggs[k]
-            seg.dirty.discard(k)
-    db.points = {k: v for k, v in db.points.items() if k[1] != FLEET_CUSTOMER}
-    restored = build(logic.snapshot())
-    feed(restored, [Chunk("f.log", key, len(first), later)], 1 << 20, db)
-    db.write(restored.on_eof()[0])
-    for level in ROLLUP_LEVELS:
-        assert db.windows(level.measurement, level.window_ns) == expected(data, level.window_ns), level.measurement
+    db, first, later = resume_object_layout("rollup_object_layout_no_fleet.pickle")
+    assert_windows_equal_lines(db, first + later, "resumed from a snapshot without fleet aggregates")
 
 
 @pytest.mark.parametrize("scale", [1, 2**40])  # 2**40: the combined key overflows, the sorted-pairs path
@@ -343,9 +341,8 @@ def test_a_recovery_snapshot_of_the_flat_module_layout_resumes() -> None:
     to byte 4968 (segments of 2048 bytes), pickled while the rollup step lived in the single module
     `logpulse.flow.rollups`: a processor upgraded with a recovery store resumes from it and its points
     still sum to the lines."""
-    snapshots = Path(__file__).parent / "snapshots"
-    data = (snapshots / "rollup_flat_layout.log").read_bytes()
-    restored = RollupLogic.builder(2048, 1.0, 3600.0)((snapshots / "rollup_flat_layout.pickle").read_bytes())
+    data = (SNAPSHOTS / "rollup_flat_layout.log").read_bytes()
+    restored = RollupLogic.builder(2048, 1.0, 3600.0)((SNAPSHOTS / "rollup_flat_layout.pickle").read_bytes())
     assert restored.state.next_offset == 4968
     db = FakeDb()
     killed = RollupLogic.builder(2048, 1.0, 3600.0)(None)  # the run that wrote the snapshot, killed later

@@ -1,22 +1,23 @@
 """Aggregation: a parsed chunk's lines as columns (`RollupPart`), added to one level's segment state
-per customer-window and fleet-wide (customer `*`), and the points written from that state.
+(`segment.py`) per customer-window and fleet-wide (customer `*`), and the points written from that state.
 
-Vectorised: a few numpy calls per part plus one small update per customer-window touched; the
-fleet-wide aggregate is added from the customer-window groups and (millisecond, count) runs already
-computed, not by bucketing the lines again. The identity rules the points obey are in `identity.py`.
+Vectorised: a few numpy calls per part whatever the number of customer-windows it touches (no Python
+object or call per customer-window), and the points' histograms encoded in bulk. The fleet-wide
+aggregate is added from the customer-window groups and (millisecond, count) runs already computed,
+not by bucketing the lines again. The identity rules the points obey are in `identity.py`.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from logpulse.model import ParsedChunk, RequestBatch, RollupPoint
+from logpulse.rollups.segment import SegmentColumns
 from logpulse.storage import fleet_table
-from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
 
@@ -72,45 +73,6 @@ def rollup_part(parsed: ParsedChunk) -> tuple[str, RollupPart] | None:
         parsed.path,
     )
     return str(file_key), part
-
-
-@dataclass(slots=True)
-class Aggregate:
-    count: int
-    failed: int
-    sum_ns: int
-    hist: LatencyHistogram
-    server_errors: int | None  # None: restored from a snapshot older than the field (see `_upgrade`)
-
-    def add(
-        self,
-        count: int,
-        failed: int,
-        server_errors: int,
-        sum_ns: int,
-        ms: npt.NDArray[np.int64],
-        ms_counts: npt.NDArray[np.int64],
-    ) -> None:
-        """Add a group of lines: its numbers and the (millisecond, count) runs of its exact durations."""
-        self.count += count
-        self.failed += failed
-        if self.server_errors is not None:  # unknown stays unknown: never a partial 5xx count
-            self.server_errors += server_errors
-        self.sum_ns += sum_ns
-        if len(ms):
-            self.hist.add_ms_counts(ms, ms_counts)
-
-
-@dataclass(slots=True)
-class SegmentAggregates:
-    """One level's aggregates of one file segment, under one identity."""
-
-    index: int
-    ident_ns: int
-    aggs: dict[tuple[str, int], Aggregate] = field(default_factory=dict)
-    customers: dict[int, list[str]] = field(default_factory=dict)
-    """window → the customers with an aggregate in it (the `*` table of a window reads only these)."""
-    dirty: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -173,9 +135,26 @@ def pair_totals(
     return a_s[starts], b_s[starts], totals.astype(np.int64)
 
 
-def aggregate(seg: SegmentAggregates, level: RollupLevel, part: RollupPart, v: LineValues) -> None:
-    """Add a part's lines to a level's segment state (vectorised: a few numpy calls per part plus
-    one small update per customer-window touched)."""
+@dataclass(slots=True)
+class PartGroups:
+    """A part's lines grouped by (customer, window) of one level: the numbers of each group and the
+    (group, millisecond, count) runs of the lines with exact durations, sorted by group."""
+
+    groups: npt.NDArray[np.int64]  # per group: customer code * span + window - first window
+    span: int  # windows from the part's first to its last
+    first_window: int
+    inverse: npt.NDArray[np.int64]  # per line: its group
+    count: npt.NDArray[np.int64]
+    failed: npt.NDArray[np.int64]
+    server_errors: npt.NDArray[np.int64]
+    sum_ns: npt.NDArray[np.int64]
+    run_group: npt.NDArray[np.int64]
+    run_ms: npt.NDArray[np.int64]
+    run_counts: npt.NDArray[np.int64]
+
+
+def part_groups(level: RollupLevel, part: RollupPart, v: LineValues) -> PartGroups:
+    """Group a part's lines per customer-window of `level`: a counting pass, bincounts and one sort."""
     windows = part.times // level.window_ns
     wmin = int(windows.min())
     span = int(windows.max()) - wmin + 1
@@ -189,115 +168,103 @@ def aggregate(seg: SegmentAggregates, level: RollupLevel, part: RollupPart, v: L
         order = np.argsort(inverse, kind="stable")
         starts = np.searchsorted(inverse[order], np.arange(n_groups))
         sums = np.add.reduceat(np.rint(part.durations[order] * 1e9).astype(np.int64), starts)
-    # (group, ms) runs of the exact lines: one sort of a combined key, then per group a slice
+    # (group, ms) runs of the exact lines: one sort of a combined key
     ex_groups, ex_ms = (inverse, v.ms) if v.all_exact else (inverse[v.exact], v.ms[v.exact])
     run_group, run_ms, run_counts = pair_totals(ex_groups, ex_ms)
-    group_runs = np.searchsorted(run_group, np.arange(n_groups + 1)).tolist()
-    names = part.customers
-    counts_l, failed_l, server_l, sums_l = counts.tolist(), failed.tolist(), server.tolist(), sums.tolist()
-    for g, key in enumerate(groups.tolist()):
-        k = (names[key // span], key % span + wmin)
-        agg = seg.aggs.get(k)
-        if agg is None:
-            agg = seg.aggs[k] = Aggregate(0, 0, 0, LatencyHistogram(level.max_exact), 0)
-            seg.customers.setdefault(k[1], []).append(k[0])
-        a, b = group_runs[g], group_runs[g + 1]
-        agg.add(counts_l[g], failed_l[g], server_l[g], sums_l[g], run_ms[a:b], run_counts[a:b])
-        if not v.all_exact:
-            fine = part.durations[(inverse == g) & ~v.exact]
-            if len(fine):
-                agg.hist.add(fine)
-        seg.dirty.add(k)
-    groups_of_part = _GroupSums(
-        groups % span, wmin, counts, failed, server, sums, inverse, run_group, run_ms, run_counts
+    return PartGroups(groups, span, wmin, inverse, counts, failed, server, sums, run_group, run_ms, run_counts)
+
+
+def aggregate(seg: SegmentColumns, level: RollupLevel, part: RollupPart, v: LineValues) -> None:
+    """Add a part's lines to a level's segment state, per customer-window and fleet-wide: a few numpy
+    calls per part, whatever the number of customer-windows it touches."""
+    g = part_groups(level, part, v)
+    group_window = g.groups % g.span + g.first_window
+    numbers = seg.customer_numbers(part.customers)
+    rows = seg.rows_for(SegmentColumns.keys_of(numbers[g.groups // g.span], group_window))
+    bound = (v.ms_max + 1) * 1_000_000 * len(v.ms)  # at least the part's sum of durations (ns)
+    seg.add(rows, g.count, g.failed, g.server_errors, g.sum_ns, bound)
+    seg.hist.add_ms(rows[g.run_group], g.run_ms, g.run_counts)
+    fine = None if v.all_exact else ~v.exact
+    if fine is not None:
+        seg.hist.add_fine(rows[g.inverse[fine]], part.durations[fine])
+    # fleet-wide (customer `*`): per window, the sums of its groups and the merge of their runs
+    fleet_windows, group_fleet = np.unique(group_window, return_inverse=True)
+    n_win = len(fleet_windows)
+    fleet = seg.rows_for(SegmentColumns.keys_of(seg.customer_numbers([FLEET_CUSTOMER]).repeat(n_win), fleet_windows))
+    fleet_sums = np.zeros(n_win, dtype=np.int64)
+    np.add.at(fleet_sums, group_fleet, g.sum_ns)  # integer adds: exact
+    seg.add(
+        fleet,
+        np.bincount(group_fleet, weights=g.count, minlength=n_win).astype(np.int64),
+        np.bincount(group_fleet, weights=g.failed, minlength=n_win).astype(np.int64),
+        np.bincount(group_fleet, weights=g.server_errors, minlength=n_win).astype(np.int64),
+        fleet_sums,
+        0,  # the same lines: `bound` already covers them
     )
-    _add_fleet(seg, level, part, v, groups_of_part)
+    run_window, run_ms, run_counts = pair_totals(group_fleet[g.run_group], g.run_ms, g.run_counts)
+    seg.hist.add_ms(fleet[run_window], run_ms, run_counts)
+    if fine is not None:
+        seg.hist.add_fine(fleet[group_fleet[g.inverse[fine]]], part.durations[fine])
 
 
-@dataclass(slots=True)
-class _GroupSums:
-    """What `aggregate` computed per customer-window group of a part, for the fleet-wide aggregate."""
-
-    window: npt.NDArray[np.int64]  # per group: window index relative to the part's first window
-    first_window: int  # the part's first window (absolute index)
-    count: npt.NDArray[np.int64]
-    failed: npt.NDArray[np.int64]
-    server_errors: npt.NDArray[np.int64]
-    sum_ns: npt.NDArray[np.int64]
-    inverse: npt.NDArray[np.int64]  # per line: its group
-    # the (group, millisecond, count) runs of the lines with exact durations, sorted by group
-    run_group: npt.NDArray[np.int64]
-    run_ms: npt.NDArray[np.int64]
-    run_counts: npt.NDArray[np.int64]
-
-
-def _add_fleet(
-    seg: SegmentAggregates,
-    level: RollupLevel,
-    part: RollupPart,
-    v: LineValues,
-    gs: _GroupSums,
-) -> None:
-    """Add the part to the fleet-wide aggregates (customer `*`) of the segment: per window, the sums of
-    its customer-window groups and the merge of their (millisecond, count) runs, all computed already
-    by `aggregate` — a few numpy calls over groups and runs, no second pass over the lines. The `*`
-    aggregate lives in the same segment state under the same identity, so it is cumulative, survives
-    replays and double ingest exactly as the customers' points do."""
-    n_win = int(gs.window.max()) + 1
-    count = np.bincount(gs.window, weights=gs.count, minlength=n_win).astype(np.int64).tolist()
-    failed = np.bincount(gs.window, weights=gs.failed, minlength=n_win).astype(np.int64).tolist()
-    server = np.bincount(gs.window, weights=gs.server_errors, minlength=n_win).astype(np.int64).tolist()
-    sum_ns = np.zeros(n_win, dtype=np.int64)
-    np.add.at(sum_ns, gs.window, gs.sum_ns)  # integer adds: exact whatever the magnitudes
-    run_window = gs.window[gs.run_group]
-    key_window, key_ms, key_counts = pair_totals(run_window, gs.run_ms, gs.run_counts)
-    bounds = np.searchsorted(key_window, np.arange(n_win + 1)).tolist()
-    sums_l = sum_ns.tolist()
-    line_window = None if v.all_exact else gs.window[gs.inverse]
-    for w in range(n_win):
-        if count[w] == 0:
-            continue
-        k = (FLEET_CUSTOMER, gs.first_window + w)
-        agg = seg.aggs.get(k)
-        if agg is None:
-            agg = seg.aggs[k] = Aggregate(0, 0, 0, LatencyHistogram(level.max_exact), 0)
-        a, b = bounds[w], bounds[w + 1]
-        agg.add(count[w], failed[w], server[w], sums_l[w], key_ms[a:b], key_counts[a:b])
-        if line_window is not None:
-            fine = part.durations[(line_window == w) & ~v.exact]
-            if len(fine):
-                agg.hist.add(fine)
-        seg.dirty.add(k)
-
-
-def _fleet_tables(seg: SegmentAggregates, windows: set[int]) -> dict[int, tuple[str, ...]]:
-    """The packed per-customer tables of the `*` points of `windows`: every customer aggregate of the
+def _fleet_tables(seg: SegmentColumns, windows: npt.NDArray[np.int64]) -> dict[int, tuple[str, ...]]:
+    """The packed per-customer tables of the `*` points of `windows`: every customer row of the
     segment in that window, as it stands (cumulative, like the point). Built when points are written
     (about once a second), from the state, not per line."""
+    if len(windows) == 0:
+        return {}
+    all_rows = np.arange(seg.size, dtype=np.int64)
+    customers, row_windows = seg.customers_windows(all_rows)
+    fleet_number = seg.numbers[FLEET_CUSTOMER]
+    rows = all_rows[np.isin(row_windows, windows) & (customers != fleet_number)]
+    rows = rows[np.argsort(row_windows[rows], kind="stable")]
+    win_l = row_windows[rows].tolist()
+    names = seg.names
+    entries = zip(
+        [names[c] for c in customers[rows].tolist()],
+        seg.count[rows].tolist(),
+        seg.failed[rows].tolist(),
+        [None if s < 0 else s for s in seg.server[rows].tolist()],
+        seg.sum_ns[rows].tolist(),
+        strict=True,
+    )
     out = {}
-    for w in windows:
-        aggs = [(c, seg.aggs[(c, w)]) for c in seg.customers.get(w, ())]
-        out[w] = fleet_table.encode_parts([(c, a.count, a.failed, a.server_errors, a.sum_ns) for c, a in aggs])
+    for w, group in itertools.groupby(zip(win_l, entries, strict=True), key=lambda item: item[0]):
+        out[w] = fleet_table.encode_parts([entry for _, entry in group])
     return out
 
 
-def points(seg: SegmentAggregates, level: RollupLevel, keys: set[tuple[str, int]]) -> list[RollupPoint]:
-    out = []
-    tables = _fleet_tables(seg, {w for c, w in keys if c == FLEET_CUSTOMER})
-    for customer, window in keys:
-        agg = seg.aggs[(customer, window)]
-        out.append(
-            RollupPoint(
-                level.measurement,
-                customer,
-                window * level.window_ns + seg.ident_ns,
-                level.window_ns,
-                agg.count,
-                agg.failed,
-                agg.server_errors,
-                agg.sum_ns,
-                agg.hist.encode(),
-                tables.get(window, ()) if customer == FLEET_CUSTOMER else (),
-            )
+def points(seg: SegmentColumns, level: RollupLevel) -> list[RollupPoint]:
+    """The points of the segment's dirty rows (their cumulative values)."""
+    rows = seg.dirty_rows()
+    if len(rows) == 0:
+        return []
+    customers, windows = seg.customers_windows(rows)
+    fleet_number = seg.numbers[FLEET_CUSTOMER]
+    tables = _fleet_tables(seg, windows[customers == fleet_number])
+    hists = seg.hist.encode(rows, level.max_exact)
+    names, window_ns, ident_ns, measurement = seg.names, level.window_ns, seg.ident_ns, level.measurement
+    return [
+        RollupPoint(
+            measurement,
+            names[c],
+            w * window_ns + ident_ns,
+            window_ns,
+            n,
+            f,
+            None if s < 0 else s,
+            total,
+            h,
+            tables[w] if c == fleet_number else (),
         )
-    return out
+        for c, w, n, f, s, total, h in zip(
+            customers.tolist(),
+            windows.tolist(),
+            seg.count[rows].tolist(),
+            seg.failed[rows].tolist(),
+            seg.server[rows].tolist(),
+            seg.sum_ns[rows].tolist(),
+            hists,
+            strict=True,
+        )
+    ]

@@ -18,17 +18,11 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from logpulse.model import RollupBatch, RollupPoint
-from logpulse.rollups.aggregate import (
-    Aggregate,
-    LineValues,
-    RollupPart,
-    SegmentAggregates,
-    aggregate,
-    points,
-)
+from logpulse.rollups import legacy
+from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, points
 from logpulse.rollups.identity import identity_offset
-from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.points import FLEET_CUSTOMER, ROLLUP_LEVELS, RollupLevel
+from logpulse.rollups.segment import SegmentColumns
+from logpulse.storage.points import ROLLUP_LEVELS
 from logpulse.tailing.fingerprint import identify_fd
 from logpulse.tailing.reader import line_start_before
 
@@ -41,52 +35,21 @@ class FileRollups:
 
     file_key: int
     next_offset: int = -1
-    segments: list[SegmentAggregates | None] = field(default_factory=lambda: [None] * len(ROLLUP_LEVELS))
+    segments: list[SegmentColumns | None] = field(default_factory=lambda: [None] * len(ROLLUP_LEVELS))
     last_data: float = 0.0  # wall time of the last chunk in this execution (idle close)
     flush_at: float | None = None
     path: str = ""  # where the file was last read (a snapshot from before this field restores "")
 
 
 def _upgrade(state: FileRollups) -> FileRollups:
-    """A snapshot taken before `server_errors` existed restores aggregates without it: their 5xx count
-    is unknown, so they keep None (their points are written without the field) rather than count only
-    the lines read after the restart. One taken before the fleet-wide aggregates gets them rebuilt."""
+    """A snapshot of an earlier layout: segments kept as one object per customer-window become columns
+    (`legacy.py`, which also completes snapshots older than `server_errors` or the fleet aggregates)."""
     if not hasattr(state, "path"):
         state.path = ""
-    for seg in state.segments:
-        for agg in seg.aggs.values() if seg is not None else ():
-            if not hasattr(agg, "server_errors"):
-                agg.server_errors = None
     for i, seg in enumerate(state.segments):
-        if seg is not None and not hasattr(seg, "customers"):
-            seg.customers = {}
-            for c, w in seg.aggs:
-                if c != FLEET_CUSTOMER:
-                    seg.customers.setdefault(w, []).append(c)
-        if seg is not None and seg.aggs and not any(c == FLEET_CUSTOMER for c, _ in seg.aggs):
-            _rebuild_fleet(seg, ROLLUP_LEVELS[i])
+        if isinstance(seg, legacy.SegmentAggregates):
+            state.segments[i] = legacy.to_columns(seg, ROLLUP_LEVELS[i])
     return state
-
-
-def _rebuild_fleet(seg: SegmentAggregates, level: RollupLevel) -> None:
-    """A snapshot taken before the fleet-wide aggregates existed: build them from the customers' (which
-    hold every line of the segment so far), so the `*` points of this identity are complete, and mark
-    them for the next flush."""
-    for (_, window), agg in list(seg.aggs.items()):
-        k = (FLEET_CUSTOMER, window)
-        fleet = seg.aggs.get(k)
-        if fleet is None:
-            fleet = seg.aggs[k] = Aggregate(0, 0, 0, LatencyHistogram(level.max_exact), 0)
-            seg.dirty.add(k)
-        fleet.count += agg.count
-        fleet.failed += agg.failed
-        fleet.sum_ns += agg.sum_ns
-        fleet.server_errors = (
-            None
-            if fleet.server_errors is None or agg.server_errors is None
-            else fleet.server_errors + agg.server_errors
-        )
-        fleet.hist.merge(agg.hist)
 
 
 def _file_size(path: str, file_key: int) -> int | None:
@@ -117,23 +80,24 @@ def _file_size(path: str, file_key: int) -> int | None:
         os.close(fd)
 
 
-_SNAPSHOT_CLASSES: dict[str, type] = {
-    "FileRollups": FileRollups,
-    "_Segment": SegmentAggregates,
-    "_Agg": Aggregate,
+_SNAPSHOT_CLASSES: dict[tuple[str, str], type] = {
+    ("logpulse.flow.rollups", "FileRollups"): FileRollups,
+    ("logpulse.flow.rollups", "_Segment"): legacy.SegmentAggregates,
+    ("logpulse.flow.rollups", "_Agg"): legacy.Aggregate,
+    ("logpulse.rollups.aggregate", "SegmentAggregates"): legacy.SegmentAggregates,
+    ("logpulse.rollups.aggregate", "Aggregate"): legacy.Aggregate,
 }
-"""The classes of a snapshot pickled while the rollup step was one module (`logpulse.flow.rollups`),
-by the names they had there."""
+"""The classes of snapshots pickled by earlier layouts (the rollup step as one module
+`logpulse.flow.rollups`; segments as one object per customer-window), by the names they had there."""
 
 
 class _SnapshotUnpickler(pickle.Unpickler):
-    """A snapshot names its classes by module path and name: those of the one-module layout
-    (processors with a recovery store) load as the classes they are now."""
+    """A snapshot names its classes by module path and name: those of earlier layouts (processors
+    with a recovery store) load as the classes that read them now."""
 
     def find_class(self, module: str, name: str, /) -> Any:
-        if module == "logpulse.flow.rollups" and name in _SNAPSHOT_CLASSES:
-            return _SNAPSHOT_CLASSES[name]
-        return super().find_class(module, name)
+        cls = _SNAPSHOT_CLASSES.get((module, name))
+        return cls if cls is not None else super().find_class(module, name)
 
 
 class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
@@ -209,10 +173,10 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                 seg = st.segments[i]
                 if seg is None or seg.index != index:
                     if seg is not None:
-                        out += points(seg, level, seg.dirty)  # the closing segment's last (complete) values
+                        out += points(seg, level)  # the closing segment's last (complete) values
                     seg_start = index * size
                     first = seg_start if (continuous or part.start == seg_start) else part.start
-                    seg = st.segments[i] = SegmentAggregates(index, identity_offset(part.file_key, level, index, first))
+                    seg = st.segments[i] = SegmentColumns(index, identity_offset(part.file_key, level, index, first))
                 aggregate(seg, level, part, line_values)
             st.next_offset = part.end
         st.last_data = time.time()
@@ -228,9 +192,9 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
         out: list[RollupPoint] = []
         for i, level in enumerate(ROLLUP_LEVELS):
             seg = self.state.segments[i]
-            if seg is not None and seg.dirty:
-                out += points(seg, level, seg.dirty)
-                seg.dirty = set()
+            if seg is not None:
+                out += points(seg, level)
+                seg.clear_dirty()
         return out
 
     def on_notify(self) -> tuple[list[RollupBatch], bool]:

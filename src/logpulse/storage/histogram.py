@@ -53,9 +53,9 @@ MAX_ENCODED_CHARS = 60_000
 VERSION = "1"
 
 _EMPTY = np.zeros(0, dtype=np.int64)
-_WIDTHS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-_WIDTH_CODES = {f"{w}{z}" for w in _WIDTHS for z in ("", "z")}
-_COMPRESS_FROM = 192
+WIDTHS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_WIDTH_CODES = {f"{w}{z}" for w in WIDTHS for z in ("", "z")}
+COMPRESS_FROM = 192
 """Payloads of at least this many bytes are zlib-compressed (when that saves a quarter): below it,
 inflating costs more decode time (~4 µs per window) than the bytes it saves are worth."""
 _BINCOUNT_MAX_KEY = 1 << 20  # merge by np.bincount below this key (a direct table of ~8 MB at most)
@@ -86,7 +86,7 @@ def _combine(keys: Int64Array, counts: Int64Array) -> tuple[Int64Array, Int64Arr
     return uniq.astype(np.int64), np.bincount(inverse, weights=counts).astype(np.int64)
 
 
-def _bucket_index(seconds: npt.NDArray[np.float64]) -> Int64Array:
+def bucket_index(seconds: npt.NDArray[np.float64]) -> Int64Array:
     """DDSketch bucket of positive durations: ceil(log_γ(x))."""
     return np.ceil(np.log(seconds) / _LOG_GAMMA).astype(np.int64)
 
@@ -197,7 +197,7 @@ class LatencyHistogram:
                 return
             self._to_approximate()
         positive = x[x > 0]
-        keys, counts = np.unique(_bucket_index(positive), return_counts=True)
+        keys, counts = np.unique(bucket_index(positive), return_counts=True)
         self._merge_arrays(False, keys.astype(np.int64), counts.astype(np.int64), int(x.size - positive.size))
 
     def add_ms_counts(self, keys: Int64Array, counts: Int64Array) -> None:
@@ -206,6 +206,20 @@ class LatencyHistogram:
         self._merge_arrays(True, keys.copy(), counts.copy(), 0)  # never keep a view of the caller's arrays
         if self._exact and len(self._keys) > self._max_exact:
             self._to_approximate()
+
+    def add_buckets(self, keys: Int64Array, counts: Int64Array, zeros: int) -> None:
+        """Add approximate buckets (sorted, unique) with their counts, and zeros: the histogram turns
+        approximate (a writer that keeps many histograms as runs, `histogram_runs.py`)."""
+        self._merge_arrays(False, keys.copy(), counts.copy(), zeros)
+
+    def key_counts(self) -> tuple[Int64Array, Int64Array]:
+        """The stored keys (milliseconds when exact, bucket indices when approximate) and counts."""
+        return self._keys, self._counts
+
+    @property
+    def zeros(self) -> int:
+        """Durations of exactly 0 kept apart from the keys (approximate histograms only)."""
+        return self._zeros
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add every value of `other` (in place). Exact + approximate gives approximate."""
@@ -335,7 +349,7 @@ def _exact_to_buckets(keys: Int64Array, counts: Int64Array) -> tuple[Int64Array,
         keys, counts = keys[1:], counts[1:]
     if len(keys) == 0:
         return _EMPTY, _EMPTY, zeros
-    buckets, c = _combine(_bucket_index(keys / 1000.0), counts)
+    buckets, c = _combine(bucket_index(keys / 1000.0), counts)
     return buckets, c, zeros
 
 
@@ -349,11 +363,11 @@ def _encode_arrays(exact: bool, keys: Int64Array, counts: Int64Array, zeros: int
     deltas[0] = 0
     np.subtract(keys[1:], keys[:-1], out=deltas[1:])
     width = _width(max(int(deltas.max()), int(counts.max())))
-    pairs = np.empty((n, 2), dtype=_WIDTHS[width])
+    pairs = np.empty((n, 2), dtype=WIDTHS[width])
     pairs[:, 0] = deltas
     pairs[:, 1] = counts
     payload = pairs.tobytes()
-    if len(payload) >= _COMPRESS_FROM:
+    if len(payload) >= COMPRESS_FROM:
         packed = zlib.compress(payload, 6)
         if len(packed) * 4 < len(payload) * 3:
             body = base64.b64encode(packed).decode("ascii")
@@ -373,7 +387,7 @@ def _split(text: str) -> tuple[bool, int, int, int, int, bytes]:
             width_s = width_s[:-1]
             raw = zlib.decompress(raw)
         width = int(width_s)
-        if width not in _WIDTHS:
+        if width not in WIDTHS:
             raise HistogramDecodeError(f"bad histogram width in {text[:24]!r}")
         if len(raw) != 2 * n * width:
             raise HistogramDecodeError(f"histogram payload of {len(raw)} bytes, expected {2 * n * width}")
@@ -396,7 +410,7 @@ def _unpack_many(
     ns = np.fromiter((it[1] for it in items), np.int64, len(items))
     firsts = np.fromiter((it[2] for it in items), np.int64, len(items))
     flags = np.fromiter((it[0] for it in items), np.bool_, len(items))
-    pairs = np.frombuffer(b"".join(it[3] for it in items), dtype=_WIDTHS[width]).astype(np.int64).reshape(-1, 2)
+    pairs = np.frombuffer(b"".join(it[3] for it in items), dtype=WIDTHS[width]).astype(np.int64).reshape(-1, 2)
     deltas = pairs[:, 0].copy()
     counts = pairs[:, 1].copy()
     key_start = np.cumsum(ns) - ns
