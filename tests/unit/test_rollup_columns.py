@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from logpulse.model import RollupPoint
 from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, points
 from logpulse.rollups.segment import SegmentColumns
+from logpulse.storage import histogram_runs
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import ROLLUP_LEVELS
 
@@ -66,10 +67,20 @@ def as_tuples(pts: list[RollupPoint]) -> list[tuple[object, ...]]:
     st.lists(st.sampled_from(["sparse", "sparse", "fine", "wide"]), min_size=1, max_size=6),
     st.lists(st.booleans(), min_size=6, max_size=6),
     st.integers(0, 5),
+    st.sampled_from([1, histogram_runs.COMPACT_FROM]),
 )
 def test_columns_write_the_points_of_one_object_per_customer_window(
-    seed: int, shapes: list[str], flushes: list[bool], snapshot_at: int
+    seed: int, shapes: list[str], flushes: list[bool], snapshot_at: int, compact_from: int
 ) -> None:
+    default_compact_from = histogram_runs.COMPACT_FROM
+    histogram_runs.COMPACT_FROM = compact_from  # 1: runs are combined at every add
+    try:
+        check_against_objects(seed, shapes, flushes, snapshot_at)
+    finally:
+        histogram_runs.COMPACT_FROM = default_compact_from
+
+
+def check_against_objects(seed: int, shapes: list[str], flushes: list[bool], snapshot_at: int) -> None:
     rng = np.random.default_rng(seed)
     parts = [random_part(rng, 100 * i, shape) for i, shape in enumerate(shapes)]
     for level in ROLLUP_LEVELS:

@@ -209,28 +209,31 @@ def aggregate(seg: SegmentColumns, level: RollupLevel, part: RollupPart, v: Line
 
 def _fleet_tables(seg: SegmentColumns, windows: npt.NDArray[np.int64]) -> dict[int, tuple[str, ...]]:
     """The packed per-customer tables of the `*` points of `windows`: every customer row of the
-    segment in that window, as it stands (cumulative, like the point). Built when points are written
-    (about once a second), from the state, not per line."""
+    segment in that window, as it stands (cumulative, like the point), in customer order. Built when
+    points are written (about once a second), from the state, not per line."""
     if len(windows) == 0:
         return {}
     all_rows = np.arange(seg.size, dtype=np.int64)
     customers, row_windows = seg.customers_windows(all_rows)
     fleet_number = seg.numbers[FLEET_CUSTOMER]
     rows = all_rows[np.isin(row_windows, windows) & (customers != fleet_number)]
-    rows = rows[np.argsort(row_windows[rows], kind="stable")]
-    win_l = row_windows[rows].tolist()
     names = seg.names
-    entries = zip(
-        [names[c] for c in customers[rows].tolist()],
-        seg.count[rows].tolist(),
-        seg.failed[rows].tolist(),
-        [None if s < 0 else s for s in seg.server[rows].tolist()],
-        seg.sum_ns[rows].tolist(),
-        strict=True,
-    )
+    name_rank = np.empty(len(names), dtype=np.int64)
+    name_rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    rows = rows[np.lexsort((name_rank[customers[rows]], row_windows[rows]))]
+    win = row_windows[rows]
+    bounds = np.flatnonzero(np.diff(win)) + 1
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), len(rows)]
+    row_names = [names[c] for c in customers[rows].tolist()]
+    count, failed, sums = seg.count[rows].tolist(), seg.failed[rows].tolist(), seg.sum_ns[rows].tolist()
+    server = [None if s < 0 else s for s in seg.server[rows].tolist()]
     out = {}
-    for w, group in itertools.groupby(zip(win_l, entries, strict=True), key=lambda item: item[0]):
-        out[w] = fleet_table.encode_parts([entry for _, entry in group])
+    for a, b in zip(starts, ends, strict=True):
+        if a < b:
+            out[int(win[a])] = fleet_table.encode_sorted(
+                row_names[a:b], count[a:b], failed[a:b], server[a:b], sums[a:b]
+            )
     return out
 
 

@@ -125,6 +125,21 @@ def encode_parts(entries: Sequence[tuple[str, int, int, int | None, int]]) -> tu
     return tuple(out)
 
 
+def encode_sorted(
+    customers: Sequence[str],
+    count: Sequence[int],
+    failed: Sequence[int],
+    server: Sequence[int | None],
+    sum_ns: Sequence[int],
+) -> tuple[str, ...]:
+    """`encode_parts` of entries given as columns, already sorted by (distinct) customer id: a writer
+    holding thousands of customers' numbers in arrays builds no tuple per entry."""
+    whole = encode(customers, count, failed, server, sum_ns)
+    if whole != OVERFLOW:
+        return (whole,) + ("",) * (PARTS - 1)
+    return encode_parts(list(zip(customers, count, failed, server, sum_ns, strict=True)))
+
+
 class TableDecodeError(ValueError):
     """Not an encoding this version understands (or an overflow marker)."""
 

@@ -28,13 +28,21 @@ from logpulse.storage.histogram import (
 
 Int64Array = npt.NDArray[np.int64]
 _EMPTY = np.zeros(0, dtype=np.int64)
+COMPACT_FROM = 1 << 16
+"""Appended runs are combined once there are this many (or more than the combined ones)."""
 
 
 def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
-    """The sorted distinct (row, key) pairs with their summed counts (keys may be negative)."""
+    """The sorted distinct (row, key) pairs with their summed counts (keys may be negative): one sort
+    of a combined key while it fits in 62 bits, else a sort of the pairs."""
     if len(rows) == 0:
         return _EMPTY, _EMPTY, _EMPTY
-    order = np.lexsort((keys, rows))
+    low = int(keys.min())
+    base = int(keys.max()) - low + 1
+    if (int(rows.max()) + 1) * base < 1 << 62:
+        order = np.argsort(rows * base + (keys - low))
+    else:
+        order = np.lexsort((keys, rows))
     r, k, c = rows[order], keys[order], counts[order]
     new = np.ones(len(r), dtype=np.bool_)
     new[1:] = (r[1:] != r[:-1]) | (k[1:] != k[:-1])
@@ -45,13 +53,14 @@ def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int
 class RunStore:
     """(row, key, count) runs of many histograms: appended as they come, combined on `compact`."""
 
-    __slots__ = ("_pending", "counts", "keys", "rows")
+    __slots__ = ("_pending", "_pending_runs", "counts", "keys", "rows")
 
     def __init__(self) -> None:
         self.rows: Int64Array = _EMPTY
         self.keys: Int64Array = _EMPTY
         self.counts: Int64Array = _EMPTY
         self._pending: list[tuple[Int64Array, Int64Array, Int64Array]] = []
+        self._pending_runs = 0
 
     def __getstate__(self) -> tuple[Int64Array, Int64Array, Int64Array]:
         self.compact()
@@ -60,15 +69,22 @@ class RunStore:
     def __setstate__(self, state: tuple[Int64Array, Int64Array, Int64Array]) -> None:
         self.rows, self.keys, self.counts = state
         self._pending = []
+        self._pending_runs = 0
 
     def add(self, rows: Int64Array, keys: Int64Array, counts: Int64Array) -> None:
+        """Append runs; combined once the appended ones outnumber the combined ones (so memory stays
+        within twice the distinct runs, and each run is sorted a bounded number of times)."""
         if len(rows):
             self._pending.append((rows, keys, counts))
+            self._pending_runs += len(rows)
+            if self._pending_runs > max(len(self.rows), COMPACT_FROM):
+                self.compact()
 
     def compact(self) -> None:
         if self._pending:
             parts = [(self.rows, self.keys, self.counts), *self._pending]
             self._pending = []
+            self._pending_runs = 0
             self.rows, self.keys, self.counts = _totals(*(np.concatenate(col) for col in zip(*parts, strict=True)))
 
     def of_rows(self, rows: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
