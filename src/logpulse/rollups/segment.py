@@ -87,15 +87,16 @@ class SegmentColumns:
 
     def customer_numbers(self, customers: list[str]) -> Int64Array:
         """The segment's number of each customer id, numbering the new ones."""
-        numbers = self.numbers
-        out = []
-        for c in customers:
-            n = numbers.get(c)
-            if n is None:
-                n = numbers[c] = len(self.names)
-                self.names.append(c)
-            out.append(n)
-        return np.asarray(out, dtype=np.int64)
+        found = list(map(self.numbers.get, customers))
+        if None in found:
+            for i, c in enumerate(customers):
+                if found[i] is None:
+                    n = self.numbers.get(c)
+                    if n is None:
+                        n = self.numbers[c] = len(self.names)
+                        self.names.append(c)
+                    found[i] = n
+        return np.asarray(found, dtype=np.int64)
 
     @staticmethod
     def keys_of(numbers: Int64Array, windows: Int64Array) -> Int64Array:
