@@ -113,3 +113,34 @@ def test_a_row_past_max_exact_and_a_fine_row_are_written_approximate() -> None:
     whole.add(part.durations)
     assert len(part.durations) <= level.max_exact or not whole.exact
     assert written[part.customers[0]] == whole.encode()
+
+
+def test_sums_past_int64_stay_exact() -> None:
+    """Two parts of 60,000 day-long requests in one customer-window: 1.04e19 ns, past int64. The sums
+    column turns to Python integers before any row can overflow, and holds what the objects held."""
+    n = 60_000
+    level = ROLLUP_LEVELS[2]
+    old = by_object.SegmentAggregates(0, 0)
+    new = SegmentColumns(0, 0)
+    for start in (0, 100):
+        part = RollupPart(
+            7,
+            start,
+            start + 100,
+            ["busy"],
+            np.zeros(n, dtype=np.int64),
+            np.full(n, BASE_NS, dtype=np.int64),
+            np.zeros(n, dtype=np.bool_),
+            np.zeros(n, dtype=np.bool_),
+            np.full(n, 86_399.999, dtype=np.float64),
+        )
+        values = LineValues.of(part)
+        by_object.aggregate(old, level, part, values)
+        aggregate(new, level, part, values)
+    # (the points themselves cannot be written: the fleet table packs sums as int64, see fleet_table.encode)
+    rows = new.dirty_rows()
+    customers, windows = new.customers_windows(rows)
+    keys = zip([new.names[c] for c in customers.tolist()], windows.tolist(), strict=True)
+    got = dict(zip(keys, new.sum_ns[rows].tolist(), strict=True))
+    assert got == {k: a.sum_ns for k, a in old.aggs.items()}
+    assert set(got.values()) == {2 * n * 86_399_999_000_000}
