@@ -181,7 +181,8 @@ def aggregate(seg: SegmentColumns, level: RollupLevel, part: RollupPart, v: Line
     group_window = g.groups % g.span + g.first_window
     numbers = seg.customer_numbers(part.customers)
     rows = seg.rows_for(SegmentColumns.keys_of(numbers[g.groups // g.span], group_window))
-    bound = (v.ms_max + 1) * 1_000_000 * len(v.ms)  # at least the part's sum of durations (ns)
+    # at least the part's sum of durations in ns (each is rounded by at most half a millisecond)
+    bound = int(float(part.durations.sum()) * 1e9 * (1 + 1e-6)) + 1_000_000 * len(v.ms)
     seg.add(rows, g.count, g.failed, g.server_errors, g.sum_ns, bound)
     seg.hist.add_ms(rows[g.run_group], g.run_ms, g.run_counts)
     fine = None if v.all_exact else ~v.exact

@@ -29,7 +29,7 @@ from logpulse.storage.histogram import (
 Int64Array = npt.NDArray[np.int64]
 _EMPTY = np.zeros(0, dtype=np.int64)
 COMPACT_FROM = 1 << 16
-"""Appended runs are combined once there are this many (or more than the combined ones)."""
+"""Appended runs are merged once there are this many (or more than a quarter of the merged ones)."""
 
 
 def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
@@ -40,7 +40,7 @@ def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int
     low = int(keys.min())
     base = int(keys.max()) - low + 1
     if (int(rows.max()) + 1) * base < 1 << 62:
-        order = np.argsort(rows * base + (keys - low), kind="stable")  # timsort: the combined runs come sorted
+        order = np.argsort(rows * base + (keys - low))
     else:
         order = np.lexsort((keys, rows))
     r, k, c = rows[order], keys[order], counts[order]
@@ -51,7 +51,8 @@ def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int
 
 
 class RunStore:
-    """(row, key, count) runs of many histograms: appended as they come, combined on `compact`."""
+    """(row, key, count) runs of many histograms, sorted by row and key: appended as they come, merged
+    on `compact` (the appended ones sorted among themselves, then placed by `searchsorted`)."""
 
     __slots__ = ("_pending", "_pending_runs", "counts", "keys", "rows")
 
@@ -72,20 +73,45 @@ class RunStore:
         self._pending_runs = 0
 
     def add(self, rows: Int64Array, keys: Int64Array, counts: Int64Array) -> None:
-        """Append runs; combined once the appended ones outnumber the combined ones (so memory stays
-        within twice the distinct runs, and each run is sorted a bounded number of times)."""
+        """Append runs; merged into the combined ones once they pass a quarter of them (so memory stays
+        within 1.25x the distinct runs, and a merge costs one pass over the combined runs, no sort)."""
         if len(rows):
             self._pending.append((rows, keys, counts))
             self._pending_runs += len(rows)
-            if self._pending_runs > max(len(self.rows), COMPACT_FROM):
+            if self._pending_runs > max(len(self.rows) // 4, COMPACT_FROM):
                 self.compact()
 
     def compact(self) -> None:
-        if self._pending:
-            parts = [(self.rows, self.keys, self.counts), *self._pending]
-            self._pending = []
-            self._pending_runs = 0
-            self.rows, self.keys, self.counts = _totals(*(np.concatenate(col) for col in zip(*parts, strict=True)))
+        if not self._pending:
+            return
+        rows, keys, counts = _totals(*(np.concatenate(col) for col in zip(*self._pending, strict=True)))
+        self._pending = []
+        self._pending_runs = 0
+        if len(self.rows) == 0:
+            self.rows, self.keys, self.counts = rows, keys, counts
+            return
+        low = min(int(self.keys.min()), int(keys.min()))
+        base = max(int(self.keys.max()), int(keys.max())) - low + 1
+        if (max(int(self.rows[-1]), int(rows[-1])) + 1) * base >= 1 << 62:
+            self.rows, self.keys, self.counts = _totals(
+                np.concatenate((self.rows, rows)),
+                np.concatenate((self.keys, keys)),
+                np.concatenate((self.counts, counts)),
+            )
+            return
+        combined = self.rows * base + (self.keys - low)
+        added = rows * base + (keys - low)
+        pos = np.searchsorted(combined, added)
+        found = pos < len(combined)
+        found[found] = combined[pos[found]] == added[found]
+        del combined
+        self.counts[pos[found]] += counts[found]
+        new = ~found
+        if new.any():
+            at = pos[new]
+            self.rows = np.insert(self.rows, at, rows[new])
+            self.keys = np.insert(self.keys, at, keys[new])
+            self.counts = np.insert(self.counts, at, counts[new])
 
     def of_rows(self, rows: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
         """(row index into `rows`, key, count) of every run of the given rows, grouped in their order."""
