@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -212,6 +213,37 @@ def ingest(
     if addresses is None:  # cluster members stay quiet; the parent prints the summary
         typer.echo(summary.line())
     raise typer.Exit(0 if summary.ok else 1)
+
+
+@app.command()
+def compact(
+    every: Annotated[float, typer.Option(help="Seconds between passes; 0 = one pass and exit", min=0)] = 0.0,
+) -> None:
+    """Merge the points of closed rollup windows (COMPACTION_LATENESS_S past their end) into one per
+    customer-window and level, then delete the points merged. Safe to kill at any moment; one at a time."""
+    from logpulse.rollups.compactor import CompactionLocked, single_compactor
+    from logpulse.rollups.compactor import compact as run_compact
+    from logpulse.storage.influx import Connection, InfluxError, InfluxWriter
+
+    _setup_logging()
+    settings = get_settings()
+    writer = InfluxWriter(Connection.from_settings(settings))
+    try:
+        with single_compactor(settings.recovery_dir):
+            while True:
+                summary = run_compact(writer, settings.compaction_lateness_s)
+                typer.echo(summary.line())
+                if every <= 0:
+                    break
+                time.sleep(every)
+    except CompactionLocked as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except InfluxError as exc:
+        typer.echo(f"compaction stopped: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        writer.close()
 
 
 @app.command()

@@ -198,6 +198,13 @@ class Settings(BaseSettings):
     rollup_idle_close_s: float = Field(
         3600.0, gt=0, description="A file's rollup state is dropped after this long without new lines"
     )
+    compaction_lateness_s: float = Field(
+        172800.0,
+        gt=0,
+        description="`logpulse compact` merges a rollup window's points once its end is this many seconds "
+        "past: later lines for it still count, but a line landing in a file segment already compacted is "
+        "not counted (see docs/operations.md)",
+    )
     influxdb_gzip: bool = Field(
         False, description="Gzip write requests (level 1) and query answers; off is faster on loopback"
     )

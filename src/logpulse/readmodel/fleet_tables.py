@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from logpulse.readmodel import influxql
 from logpulse.readmodel.plan import Plan
-from logpulse.storage import fleet_table
+from logpulse.readmodel.windows import counted
+from logpulse.storage import compacted, fleet_table
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
@@ -51,14 +53,13 @@ async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupL
     tables, checks = results[: len(used)], results[len(used) :]
     fleet_count = 0
     texts: list[str] = []
-    for res in tables:
-        for result in res:
-            for _, row in series_rows(result):
-                parts = [row[f] for f in fleet_table.FIELDS if row.get(f)]
-                if row.get("count") and not parts:
-                    return None  # a `*` point without a table (written before tables existed)
-                fleet_count += int(row.get("count") or 0)
-                texts += parts
+    for level, res in zip(used, tables, strict=True):
+        for row in _counted_rows(level, [row for result in res for _, row in series_rows(result)]):
+            parts = [row[f] for f in fleet_table.FIELDS if row.get(f)]
+            if row.get("count") and not parts:
+                return None  # a `*` point without a table (written before tables existed)
+            fleet_count += int(row.get("count") or 0)
+            texts += parts
     customers_count = sum(int(row.get("count") or 0) for res in checks for r in res for _, row in series_rows(r))
     if customers_count != fleet_count:
         return None
@@ -86,6 +87,16 @@ async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupL
         add(np.where(known, table.server_errors, 0)).astype(np.int64)[by_id],
         add(~known).astype(np.int64)[by_id],
     )
+
+
+def _counted_rows(level: RollupLevel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `*` rows a reader counts: compacted points stand for the sources they cover."""
+    if not rows:
+        return rows
+    t = np.asarray([row["time"] for row in rows], np.int64)
+    columns = {f: [row.get(f) for row in rows] for f in (*_FIELDS, compacted.TAG, compacted.FIELD)}
+    keep = counted(columns, [FLEET_CUSTOMER] * len(rows), t, level, _FIELDS)
+    return [row for row, k in zip(rows, keep.tolist(), strict=True) if k]
 
 
 class TableReads:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from logpulse.readmodel.localtime import DateRange
 from logpulse.readmodel.plan import Who
+from logpulse.storage import compacted
 from logpulse.storage.influx import quote_ident, quote_literal
 from logpulse.storage.points import (
     ANOMALIES,
@@ -154,9 +155,11 @@ def _per_range(
 def windows_statements(
     level: RollupLevel, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]
 ) -> list[str]:
-    """The level's rows of `who` in the ranges."""
+    """The level's rows of `who` in the ranges, with the columns that tell compacted points from the
+    sources they cover (`storage/compacted.py`)."""
     where, group = _who(who)
-    return _per_range(level, ranges, ", ".join(quote_ident(f) for f in fields), where, group)
+    columns = (*fields, compacted.TAG, compacted.FIELD)
+    return _per_range(level, ranges, ", ".join(quote_ident(f) for f in columns), where, group)
 
 
 def sums_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:
@@ -184,3 +187,8 @@ def customers_count_statements(level: RollupLevel, runs: list[tuple[int, int]]) 
     runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
     where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET_CUSTOMER)} AND "
     return _per_range(level, runs, 'SUM("count") AS "count"', where)
+
+
+def compacted_count_statements(level: RollupLevel, ranges: list[tuple[int, int]]) -> list[str]:
+    """How many compacted points the ranges hold (`covers` is a field of compacted points only)."""
+    return _per_range(level, ranges, f"COUNT({quote_ident(compacted.FIELD)})")

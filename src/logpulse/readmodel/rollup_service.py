@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
-from logpulse.readmodel import fleet_tables, influxql
+from logpulse.readmodel import fleet_tables, influxql, row_sums
 from logpulse.readmodel.batch import Handle, QueryBatch
 from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
 from logpulse.readmodel.customers import Service
@@ -34,12 +34,14 @@ from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_f
 from logpulse.readmodel.paging import QUANTILE_SORTS, after_key, decode_cursor, encode_cursor, sort_rows
 from logpulse.readmodel.plan import FIELDS, LEVELS, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
-from logpulse.readmodel.windows import Windows, concat, in_pairs, read_rows, take
+from logpulse.readmodel.windows import Windows, concat, counted, in_pairs, read_rows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
+from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import FLEET_CUSTOMER, TAG_CUSTOMER, RollupLevel
 
 MAX_POINTS = 10_000
+_SLO_FIELDS = ("count", "server_errors")
 APPROXIMATE_PREFIX = "1a"
 """How an approximate histogram's encoding starts (storage.histogram: version "1", mode "a")."""
 
@@ -148,13 +150,15 @@ class RollupService:
         bounds = day_bounds(DateRange(self.slo.first_day(r.first), r.last, r.tz))
         p = plan(bounds, self.levels)
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
-        fields = ("count", "server_errors")
-        handles = [(lvl, batch.add(influxql.windows_statements(lvl, p.ranges(lvl), customer, fields))) for lvl in used]
+        handles = [
+            (lvl, batch.add(influxql.windows_statements(lvl, p.ranges(lvl), customer, _SLO_FIELDS))) for lvl in used
+        ]
         return self._SloRead(bounds, p, handles)
 
     def _budgets(self, slo: _SloRead, target: float) -> list[float | None]:
         """The budget left at the end of each day (trailing SLO window) from the `_slo_read` results;
         rollup points lacking `server_errors` (written before rollups counted 5xx) make a window unknown."""
+        fields = _SLO_FIELDS
         n_days = len(slo.bounds) - 1
         out = [np.zeros(n_days, np.int64) for _ in range(3)]
         for level, handle in slo.handles:
@@ -163,7 +167,8 @@ class RollupService:
                 continue
             t = np.asarray([row["time"] for row in rows], np.int64)
             start = t - t % level.window_ns
-            keep = slo.plan.keep(level, start)
+            read = {f: [row.get(f) for row in rows] for f in (*fields, compacted.TAG, compacted.FIELD)}
+            keep = slo.plan.keep(level, start) & counted(read, [""] * len(rows), t, level, fields)
             server = [row.get("server_errors") for row in rows]
             day = bucket_of(start[keep], slo.bounds)
             columns = (
@@ -370,7 +375,10 @@ class RollupService:
         return out
 
     async def _sums(self, p: Plan) -> dict[str, list[float]]:
-        """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level."""
+        """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level (added up
+        here where compacted points are: `row_sums`)."""
+        if await row_sums.holds_compacted(self.client, p, self.levels):
+            return {c: v[:3] for c, v in (await row_sums.sums(self.client, p, self.levels, FIELDS[:3])).items()}
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(
             *(self.client.query("; ".join(influxql.sums_statements(lvl, p.runs[lvl]))) for lvl in used)
@@ -397,6 +405,9 @@ class RollupService:
                     t.customers, t.count.tolist(), t.server_errors.tolist(), t.unknown.tolist(), strict=True
                 )
             }
+        if await row_sums.holds_compacted(self.client, p, self.levels):
+            found = await row_sums.sums(self.client, p, self.levels, _SLO_FIELDS)
+            return {c: [int(v[0]), int(v[1]), int(v[2]), int(v[4])] for c, v in found.items()}
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(
             *(self.client.query("; ".join(influxql.budget_statements(lvl, p.runs[lvl]))) for lvl in used)

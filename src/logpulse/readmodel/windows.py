@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.plan import Plan
+from logpulse.storage import compacted
 from logpulse.storage.points import TAG_CUSTOMER, RollupLevel
 
 FloatArray = npt.NDArray[np.float64]
@@ -39,7 +40,8 @@ class Windows:
 def read_rows(results: list[dict[str, Any]], level: RollupLevel, p: Plan, fields: tuple[str, ...]) -> Windows:
     """Parse the statements' results into arrays; windows outside the plan's runs are dropped."""
     times: list[int] = []
-    cols: dict[str, list[Any]] = {f: [] for f in fields}
+    columns = (*fields, compacted.TAG, compacted.FIELD)
+    cols: dict[str, list[Any]] = {f: [] for f in columns}
     customers: list[str] = []
     for result in results:
         for s in result.get("series", []) or []:
@@ -49,14 +51,14 @@ def read_rows(results: list[dict[str, Any]], level: RollupLevel, p: Plan, fields
             index = {c: i for i, c in enumerate(s["columns"])}
             transposed = list(zip(*values, strict=True))
             times.extend(transposed[index["time"]])
-            for f in fields:
+            for f in columns:
                 cols[f].extend(transposed[index[f]] if f in index else [None] * len(values))
             customers.extend([(s.get("tags") or {}).get(TAG_CUSTOMER, "")] * len(values))
     if not times:
         return Windows.empty()
     t = np.asarray(times, dtype=np.int64)
     start = t - t % level.window_ns
-    keep = p.keep(level, start)
+    keep = p.keep(level, start) & counted(cols, customers, t, level, fields)
 
     def numbers(name: str, dtype: type) -> Any:
         return np.asarray([0 if v is None else v for v in cols.get(name, [])] or [0] * len(t), dtype=dtype)[keep]
@@ -71,6 +73,19 @@ def read_rows(results: list[dict[str, Any]], level: RollupLevel, p: Plan, fields
         [hist[i] for i in idx] if hist is not None else [None] * len(idx),
         [customers[i] for i in idx],
     )
+
+
+def counted(
+    cols: dict[str, list[Any]], customers: list[str], times: IntArray, level: RollupLevel, fields: tuple[str, ...]
+) -> npt.NDArray[np.bool_]:
+    """The rows a reader counts: each window from its newest complete compacted point and the sources
+    that point does not cover (`storage/compacted.py`); a compacted row is complete when every field
+    read is there (a point being written may show some fields before others)."""
+    marks = cols[compacted.TAG]
+    if not any(m is not None for m in marks):
+        return np.ones(len(times), dtype=bool)
+    complete = np.asarray([all(v is not None for v in row) for row in zip(*(cols[f] for f in fields), strict=True)])
+    return compacted.counted_rows(customers, times, level.window_ns, marks, cols[compacted.FIELD], complete)
 
 
 def in_pairs(w: Windows, level: RollupLevel, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:

@@ -1,0 +1,58 @@
+"""Per-customer sums of rollup rows added up here, for ranges holding compacted points.
+
+The fleet view adds every customer's numbers inside InfluxDB (`SUM(...) GROUP BY customer_id`) when the
+fleet-wide tables cannot answer. Such a sum cannot leave out the source points a compacted point
+covers (`storage/compacted.py`: while compaction deletes them, after a crash, after a compacted file is
+ingested again), so where the range holds a compacted point the rows are read and counted as every
+other reader counts them. Ranges without one keep the cheaper sums in InfluxDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from logpulse.readmodel import influxql
+from logpulse.readmodel.plan import Plan
+from logpulse.readmodel.windows import counted
+from logpulse.storage import compacted
+from logpulse.storage.influx import AsyncInfluxQuery, series_rows
+from logpulse.storage.points import TAG_CUSTOMER, RollupLevel
+
+
+async def holds_compacted(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...]) -> bool:
+    """Does any planned range hold a compacted point? (`covers` is a field of compacted points only.)"""
+    statements = [s for lvl in levels for s in influxql.compacted_count_statements(lvl, p.ranges(lvl))]
+    if not statements:
+        return False
+    results = await client.query("; ".join(statements))
+    return any(row for result in results for _, row in series_rows(result))
+
+
+async def sums(
+    client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...], fields: tuple[str, ...]
+) -> dict[str, list[float]]:
+    """{customer: [sum of each field ..., rows, rows with each field ...]} over the plan's runs."""
+    used = [lvl for lvl in levels if p.runs.get(lvl)]
+    results = await asyncio.gather(
+        *(client.query("; ".join(influxql.windows_statements(lvl, p.ranges(lvl), None, fields))) for lvl in used)
+    )
+    out: dict[str, list[float]] = {}
+    for level, level_results in zip(used, results, strict=True):
+        found = [(tags, row) for result in level_results for tags, row in series_rows(result)]
+        if not found:
+            continue
+        customers = [tags.get(TAG_CUSTOMER, "") for tags, _ in found]
+        rows = [row for _, row in found]
+        t = np.asarray([row["time"] for row in rows], np.int64)
+        columns = {f: [row.get(f) for row in rows] for f in (*fields, compacted.TAG, compacted.FIELD)}
+        keep = p.keep(level, t - t % level.window_ns) & counted(columns, customers, t, level, fields)
+        for i in np.flatnonzero(keep).tolist():
+            acc = out.setdefault(customers[i], [0.0] * (2 * len(fields) + 1))
+            for j, f in enumerate(fields):
+                value = rows[i].get(f)
+                acc[j] += value or 0
+                acc[len(fields) + 1 + j] += value is not None
+            acc[len(fields)] += 1
+    return out

@@ -1,0 +1,193 @@
+"""Compaction of closed rollup windows end to end: real `logpulse ingest`, `logpulse compact` and
+`logpulse serve` processes against a real influxd. Every customer-day (UTC, New York, Kathmandu) and the
+fleet view equal numbers computed here from the raw lines, before and after compaction, after late data
+and after a compacted file is ingested again; and while `compact` is killed with SIGKILL at random
+moments, a reader polling the API never sees a window counted twice or not at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+from test_rollup_api_e2e import Row, check, lines_of, run
+from test_rollups_e2e import assert_rollups_equal_raw
+
+from fixtures import running_api, subprocess_env
+from logpulse.config import Settings
+from logpulse.storage.points import ROLLUP_LEVELS, rollup_from
+
+END = dt.date(2026, 10, 20)
+FIRST, LAST = END - dt.timedelta(days=6), END + dt.timedelta(days=1)
+
+
+def generate(path: Path, seed: int, count: int) -> dict[str, list[Row]]:
+    run(
+        {**subprocess_env_base},
+        *("generate", "--out", str(path), "--mode", "classic", "--count", str(count), "--days", "4"),
+        *("--seed", str(seed), "--customers", "5", "--rate", "0", "--end", str(END)),
+    )
+    return lines_of(path)
+
+
+subprocess_env_base: dict[str, str] = {}
+
+
+def merged(*parts: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = defaultdict(list)
+    for part in parts:
+        for customer, rows in part.items():
+            out[customer] += rows
+    return out
+
+
+def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
+    """How many points each (level, customer, window) holds now (sources and compacted together)."""
+    got: Counter[tuple[str, str, int]] = Counter()
+    for level in ROLLUP_LEVELS:
+        r = httpx.post(
+            f"{settings.influxdb_url}/query",
+            data={
+                "db": settings.influxdb_database,
+                "epoch": "ns",
+                "q": f'SELECT "count" FROM {rollup_from(level)} GROUP BY "customer_id"',
+            },
+            timeout=60,
+        )
+        for s in r.json()["results"][0].get("series", []) or []:
+            for t, _ in s["values"]:
+                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)] += 1
+    return got
+
+
+def compact(env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "logpulse", "compact"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def check_api(api: httpx.Client, by_customer: dict[str, list[Row]], zones: tuple[str, ...]) -> None:
+    """Every customer-day and summary in each zone, and the fleet view, against the raw lines."""
+    for zone in zones:
+        tz = ZoneInfo(zone)
+        for customer, rows in sorted(by_customer.items()):
+            body = api.get(
+                f"/customers/{customer}/stats", params={"from": str(FIRST), "to": str(LAST), "tz": zone}
+            ).json()
+            per_day: dict[str, list[Row]] = defaultdict(list)
+            for row in rows:
+                per_day[row[0].astimezone(tz).date().isoformat()].append(row)
+            assert [d["date"] for d in body["days"]] == sorted(per_day), (zone, customer)
+            for day in body["days"]:
+                check(day, per_day[day["date"]], f"{customer} {day['date']} {zone}")
+            check(body["summary"], rows, f"{customer} summary {zone}")
+    fleet = api.get("/stats", params={"from": str(FIRST), "to": str(LAST), "sort": "p99_latency"}).json()
+    check(fleet["total"], [r for rows in by_customer.values() for r in rows], "fleet total")
+    for c in fleet["customers"]:
+        check(c, by_customer[c["customer_id"]], f"fleet {c['customer_id']}")
+
+
+def assert_compacted(settings: Settings) -> None:
+    per_window = rows_per_window(settings)
+    assert per_window and set(per_window.values()) == {1}, Counter(per_window.values())
+
+
+def test_compaction_exact_idempotent_late_data_and_reingest(influx_settings: Settings, tmp_path: Path) -> None:
+    env = subprocess_env(
+        influx_settings,
+        ROLLUP_SEGMENT_BYTES="16384",
+        SCORING_ENABLED="false",
+        STATS_CACHE_S="0",
+        COMPACTION_LATENESS_S="3600",
+    )
+    subprocess_env_base.update(env)
+    a, b, late = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "late.log"
+    lines_a, lines_b, lines_late = generate(a, 1, 9000), generate(b, 2, 7000), generate(late, 3, 3000)
+    run(env, "ingest", str(a), str(b))
+    assert max(rows_per_window(influx_settings).values()) > 4  # many points per window: 2 files, small segments
+    zones = ("UTC", "America/New_York", "Asia/Kathmandu")
+    with running_api(env) as api:
+        check_api(api, merged(lines_a, lines_b), zones)
+        out = compact(env)
+        assert_compacted(influx_settings)
+        assert_rollups_equal_raw(influx_settings, [a, b])  # plain sums of what is stored: sources are gone
+        check_api(api, merged(lines_a, lines_b), zones)
+
+        assert compact(env).startswith("compacted 0 windows, 0 DELETE"), out  # idempotent
+        assert_compacted(influx_settings)
+        assert_rollups_equal_raw(influx_settings, [a, b])
+
+        run(env, "ingest", str(late))  # late lines for the same days: new points beside the compacted ones
+        assert max(rows_per_window(influx_settings).values()) > 1
+        check_api(api, merged(lines_a, lines_b, lines_late), zones)
+        compact(env)
+        assert_compacted(influx_settings)
+        assert_rollups_equal_raw(influx_settings, [a, b, late])
+        check_api(api, merged(lines_a, lines_b, lines_late), zones)
+
+        run(env, "ingest", str(a))  # a compacted file again: its points rewrite covered identities
+        assert max(rows_per_window(influx_settings).values()) > 1
+        check_api(api, merged(lines_a, lines_b, lines_late), zones)
+        compact(env)
+        assert_compacted(influx_settings)
+        assert_rollups_equal_raw(influx_settings, [a, b, late])
+
+
+def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
+    influx_settings: Settings, tmp_path: Path
+) -> None:
+    env = subprocess_env(
+        influx_settings,
+        ROLLUP_SEGMENT_BYTES="16384",
+        SCORING_ENABLED="false",
+        STATS_CACHE_S="0",
+        COMPACTION_LATENESS_S="3600",
+    )
+    subprocess_env_base.update(env)
+    paths = [tmp_path / f"{i}.log" for i in range(3)]
+    by_customer = merged(*(generate(p, 10 + i, 8000) for i, p in enumerate(paths)))
+    run(env, "ingest", *map(str, paths))
+    failures: list[str] = []
+    polls = 0
+    stop = threading.Event()
+
+    def poll(api: httpx.Client) -> None:
+        nonlocal polls
+        while not stop.is_set():
+            try:
+                check_api(api, by_customer, ("UTC", "Asia/Kathmandu"))
+            except AssertionError as exc:
+                failures.append(str(exc))
+            polls += 1
+
+    rnd = random.Random(7)
+    with running_api(env) as api:
+        reader = threading.Thread(target=poll, args=(api,))
+        reader.start()
+        try:
+            kills = 0
+            while kills < 6:
+                proc = subprocess.Popen([sys.executable, "-m", "logpulse", "compact"], env=env)
+                time.sleep(rnd.uniform(1.0, 3.5))  # start-up is ~1 s: killed while reading, writing, deleting
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+                proc.wait()
+            compact(env)
+            time.sleep(1)
+        finally:
+            stop.set()
+            reader.join()
+    assert polls >= 5 and not failures, (polls, failures[:3])
+    assert_compacted(influx_settings)
+    assert_rollups_equal_raw(influx_settings, paths)
