@@ -29,16 +29,21 @@ END = dt.date(2026, 10, 20)
 FIRST, LAST = END - dt.timedelta(days=6), END + dt.timedelta(days=1)
 
 
-def generate(path: Path, seed: int, count: int) -> dict[str, list[Row]]:
+def generate(env: dict[str, str], path: Path, seed: int, count: int) -> dict[str, list[Row]]:
     run(
-        {**subprocess_env_base},
+        env,
         *("generate", "--out", str(path), "--mode", "classic", "--count", str(count), "--days", "4"),
         *("--seed", str(seed), "--customers", "5", "--rate", "0", "--end", str(END)),
     )
     return lines_of(path)
 
 
-subprocess_env_base: dict[str, str] = {}
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Small segments (many points per window), no scoring, no answer cache; windows of the data's days
+    are closed long ago, so `compact` takes them all."""
+    return subprocess_env(
+        settings, ROLLUP_SEGMENT_BYTES="16384", SCORING_ENABLED="false", STATS_CACHE_S="0", COMPACTION_LATENESS_S="3600"
+    )
 
 
 def merged(*parts: dict[str, list[Row]]) -> dict[str, list[Row]]:
@@ -103,16 +108,9 @@ def assert_compacted(settings: Settings) -> None:
 
 
 def test_compaction_exact_idempotent_late_data_and_reingest(influx_settings: Settings, tmp_path: Path) -> None:
-    env = subprocess_env(
-        influx_settings,
-        ROLLUP_SEGMENT_BYTES="16384",
-        SCORING_ENABLED="false",
-        STATS_CACHE_S="0",
-        COMPACTION_LATENESS_S="3600",
-    )
-    subprocess_env_base.update(env)
+    env = settings_env(influx_settings)
     a, b, late = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "late.log"
-    lines_a, lines_b, lines_late = generate(a, 1, 9000), generate(b, 2, 7000), generate(late, 3, 3000)
+    lines_a, lines_b, lines_late = generate(env, a, 1, 9000), generate(env, b, 2, 7000), generate(env, late, 3, 3000)
     run(env, "ingest", str(a), str(b))
     assert max(rows_per_window(influx_settings).values()) > 4  # many points per window: 2 files, small segments
     zones = ("UTC", "America/New_York", "Asia/Kathmandu")
@@ -146,16 +144,9 @@ def test_compaction_exact_idempotent_late_data_and_reingest(influx_settings: Set
 def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
     influx_settings: Settings, tmp_path: Path
 ) -> None:
-    env = subprocess_env(
-        influx_settings,
-        ROLLUP_SEGMENT_BYTES="16384",
-        SCORING_ENABLED="false",
-        STATS_CACHE_S="0",
-        COMPACTION_LATENESS_S="3600",
-    )
-    subprocess_env_base.update(env)
+    env = settings_env(influx_settings)
     paths = [tmp_path / f"{i}.log" for i in range(3)]
-    by_customer = merged(*(generate(p, 10 + i, 8000) for i, p in enumerate(paths)))
+    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
     run(env, "ingest", *map(str, paths))
     failures: list[str] = []
     polls = 0
