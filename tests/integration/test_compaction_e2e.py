@@ -162,23 +162,31 @@ def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
             polls += 1
 
     rnd = random.Random(7)
+    killed_mid_pass = 0
     with running_api(env) as api:
         reader = threading.Thread(target=poll, args=(api,))
         reader.start()
         try:
-            kills = 0
-            while kills < 6:
-                proc = subprocess.Popen([sys.executable, "-m", "logpulse", "compact"], env=env)
-                time.sleep(rnd.uniform(1.0, 3.5))  # start-up is ~1 s: killed while reading, writing, deleting
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGKILL)
-                    kills += 1
+            for _ in range(6):  # killed after a random number of day chunks, a random moment into the next
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "logpulse", "compact"], env=env, stderr=subprocess.PIPE, text=True
+                )
+                assert proc.stderr is not None
+                chunks, wanted = 0, rnd.randrange(0, 12)
+                for line in proc.stderr:
+                    chunks += " day " in line and "windows written" in line
+                    if chunks > wanted:
+                        break
+                time.sleep(rnd.uniform(0.0, 0.3))
+                proc.send_signal(signal.SIGKILL)
                 proc.wait()
+                killed_mid_pass += proc.returncode == -signal.SIGKILL and chunks > wanted
             compact(env)
             time.sleep(1)
         finally:
             stop.set()
             reader.join()
+    assert killed_mid_pass >= 4  # most kills hit a pass with windows left to do
     assert polls >= 5 and not failures, (polls, failures[:3])
     assert_compacted(influx_settings)
     assert_rollups_equal_raw(influx_settings, paths)

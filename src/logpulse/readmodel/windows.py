@@ -84,7 +84,9 @@ def counted(
     marks = cols[compacted.TAG]
     if not any(m is not None for m in marks):
         return np.ones(len(times), dtype=bool)
-    complete = np.asarray([all(v is not None for v in row) for row in zip(*(cols[f] for f in fields), strict=True)])
+    complete = np.ones(len(times), dtype=bool)
+    for i in (i for i, m in enumerate(marks) if m is not None):
+        complete[i] = all(cols[f][i] is not None for f in fields)
     return compacted.counted_rows(customers, times, level.window_ns, marks, cols[compacted.FIELD], complete)
 
 

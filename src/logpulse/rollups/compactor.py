@@ -51,6 +51,9 @@ class PassSummary:
     grown: int = 0
     seconds: float = 0.0
 
+    def counts(self) -> tuple[int, int]:
+        return self.windows_written, self.deletes
+
     def line(self) -> str:
         return (
             f"compacted {self.windows_written} windows, {self.deletes} DELETE statements, "
@@ -181,6 +184,7 @@ def compact(writer: InfluxWriter, lateness_s: float, now_ns: int | None = None) 
         a = first - first % DAY_NS
         while a < last_window:
             s = compact_chunk(writer, level, a, min(a + DAY_NS, last_window), last_window)
+            log.info("%s day %d: %d windows written, %d DELETE statements", level.measurement, a, *s.counts())
             total.windows_written += s.windows_written
             total.deletes += s.deletes
             total.grown += s.grown

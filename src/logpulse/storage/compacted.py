@@ -84,36 +84,37 @@ def counted_rows(
     """Mask of the rows a reader counts (see the module docstring).
 
     `compacted`: the `compacted` tag column (None on source rows); `covers` the field column;
-    `complete`: per row, whether every field the reader needs is present. Fast path: no compacted row
-    at all, or only windows whose single row is their compacted point — the usual state — cost one
-    pass over the tag column and no decoding.
+    `complete`: per row, whether every field the reader needs is present (only read on compacted rows).
+    Vectorised: the usual states — no compacted row, or windows whose only row is their compacted
+    point — decode no `covers` at all.
     """
     n = len(times)
-    keep = np.ones(n, dtype=bool)
-    marked = [i for i, c in enumerate(compacted) if c is not None]
-    if not marked:
+    marked = np.fromiter((c is not None for c in compacted), dtype=bool, count=n)
+    if not marked.any():
+        return np.ones(n, dtype=bool)
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in customers), dtype=np.int64, count=n)
+    starts = times - times % window_ns
+    window = (starts - starts.min()) // window_ns
+    key = codes * (int(window.max()) + 1) + window
+    has_covers = np.fromiter((bool(c) for c in covers), dtype=bool, count=n)
+    candidates = np.flatnonzero(marked & complete & has_covers)
+    keep = ~marked
+    if len(candidates) == 0:
         return keep
-    starts = (times - times % window_ns).tolist()
-    newest: dict[tuple[str, int], int] = {}
-    for i in marked:
-        keep[i] = False
-        if not complete[i] or not covers[i]:
-            continue
-        key = (customers[i], starts[i])
-        j = newest.get(key)
-        if j is None or times[i] > times[j]:
-            newest[key] = i
-    for i in newest.values():
-        keep[i] = True
-    rows_per_window: dict[tuple[str, int], list[int]] = {}
-    for i in range(n):
-        if compacted[i] is None:
-            key = (customers[i], starts[i])
-            if key in newest:
-                rows_per_window.setdefault(key, []).append(i)
-    for key, rows in rows_per_window.items():
-        covered = decode_covers(str(covers[newest[key]]))
-        for i in rows:
-            if int(times[i]) - key[1] in covered:
+    order = candidates[np.lexsort((times[candidates], key[candidates]))]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = key[order][1:] != key[order][:-1]
+    newest = order[last]  # per window, its newest complete generation
+    keep[newest] = True
+    shadowed = np.flatnonzero(~marked & np.isin(key, key[newest]))
+    if len(shadowed):
+        standing = dict(zip(key[newest].tolist(), newest.tolist(), strict=True))
+        decoded: dict[int, dict[int, int]] = {}
+        for i in shadowed.tolist():
+            j = standing[int(key[i])]
+            if j not in decoded:
+                decoded[j] = decode_covers(str(covers[j]))
+            if int(times[i] - starts[i]) in decoded[j]:
                 keep[i] = False
     return keep
