@@ -153,7 +153,9 @@ def compact_chunk(writer: InfluxWriter, level: RollupLevel, a: int, b: int, last
         writer.write(lines[i : i + WRITE_BATCH], rp=ROLLUP_RP)
     summary.windows_written = len(lines)
     for customer in sorted({p.customer for p in plans if p.deletable or p.old_generations}):
-        again = _plans(level, _rows(writer, level, a, b, customer), last_window)
+        # a window that got a new source since the first read is left for the next pass: only windows
+        # whose every source the standing generation covers lose their sources
+        again = [p for p in _plans(level, _rows(writer, level, a, b, customer), last_window) if p.write is None]
         statements = _delete_statements(level, customer, again)
         if statements:
             writer.query("; ".join(statements))
