@@ -15,10 +15,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
-from test_rollup_api_e2e import Row, check, lines_of, run
+from test_rollup_api_e2e import Row, check, check_customer_days, lines_of, run
 from test_rollups_e2e import assert_rollups_equal_raw
 
 from fixtures import running_api, subprocess_env
@@ -84,18 +83,8 @@ def compact(env: dict[str, str]) -> str:
 def check_api(api: httpx.Client, by_customer: dict[str, list[Row]], zones: tuple[str, ...]) -> None:
     """Every customer-day and summary in each zone, and the fleet view, against the raw lines."""
     for zone in zones:
-        tz = ZoneInfo(zone)
         for customer, rows in sorted(by_customer.items()):
-            body = api.get(
-                f"/customers/{customer}/stats", params={"from": str(FIRST), "to": str(LAST), "tz": zone}
-            ).json()
-            per_day: dict[str, list[Row]] = defaultdict(list)
-            for row in rows:
-                per_day[row[0].astimezone(tz).date().isoformat()].append(row)
-            assert [d["date"] for d in body["days"]] == sorted(per_day), (zone, customer)
-            for day in body["days"]:
-                check(day, per_day[day["date"]], f"{customer} {day['date']} {zone}")
-            check(body["summary"], rows, f"{customer} summary {zone}")
+            check_customer_days(api, customer, rows, zone, FIRST, LAST)
     fleet = api.get("/stats", params={"from": str(FIRST), "to": str(LAST), "sort": "p99_latency"}).json()
     check(fleet["total"], [r for rows in by_customer.values() for r in rows], "fleet total")
     for c in fleet["customers"]:

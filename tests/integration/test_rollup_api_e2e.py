@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from fixtures import expected_figures, running_api, subprocess_env
@@ -43,6 +44,21 @@ def check(got: dict[str, object], rows: list[Row], where: str) -> None:
             assert got[key] == pytest.approx(value, rel=1e-9), f"{where} {key}"
         else:
             assert got[key] == value, f"{where} {key}"
+
+
+def check_customer_days(
+    api: httpx.Client, customer: str, rows: list[Row], zone: str, first: dt.date, last: dt.date
+) -> None:
+    """A customer's stats from `first` to `last` in `zone`: every local day and the summary against its lines."""
+    tz = ZoneInfo(zone)
+    body = api.get(f"/customers/{customer}/stats", params={"from": str(first), "to": str(last), "tz": zone}).json()
+    per_day: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        per_day[row[0].astimezone(tz).date().isoformat()].append(row)
+    assert [d["date"] for d in body["days"]] == sorted(per_day), (zone, customer)
+    for day in body["days"]:
+        check(day, per_day[day["date"]], f"{customer} {day['date']} {zone}")
+    check(body["summary"], rows, f"{customer} summary {zone}")
 
 
 def run(env: dict[str, str], *args: str) -> None:
@@ -91,18 +107,8 @@ def test_classic_log_ingested_twice_every_customer_day_in_four_zones(
     first, last = end - dt.timedelta(days=37), end + dt.timedelta(days=1)
     with running_api(env) as api:
         for zone in ZONES:
-            tz = ZoneInfo(zone)
             for customer, rows in sorted(by_customer.items()):
-                body = api.get(
-                    f"/customers/{customer}/stats", params={"from": str(first), "to": str(last), "tz": zone}
-                ).json()
-                per_day: dict[str, list[Row]] = defaultdict(list)
-                for row in rows:
-                    per_day[row[0].astimezone(tz).date().isoformat()].append(row)
-                assert [d["date"] for d in body["days"]] == sorted(per_day), (zone, customer)
-                for day in body["days"]:
-                    check(day, per_day[day["date"]], f"{customer} {day['date']} {zone}")
-                check(body["summary"], rows, f"{customer} summary {zone}")
+                check_customer_days(api, customer, rows, zone, first, last)
 
         # New York's DST day: 23 or 25 local hours (the repeated 1:00 hour told apart by its offset)
         ny = ZoneInfo("America/New_York")

@@ -210,18 +210,23 @@ def test_a_restart_stopped_before_its_replay_caught_up_takes_no_line_out(tmp_pat
 
 
 def test_held_back_points_are_written_at_ingest_end_and_at_an_idle_close(tmp_path: Path) -> None:
-    """Holding back is only while an earlier run may be ahead: `ingest` (no snapshot) writes all at
-    its end, and a state dropped after ROLLUP_IDLE_CLOSE_S writes its last values first."""
+    """Holding back is only while an earlier run may be ahead: `ingest` (no snapshot) read to its end
+    writes all, one stopped before it caught up writes nothing held back (an earlier ingest of the file
+    keeps its complete values), and a state dropped after ROLLUP_IDLE_CLOSE_S writes its last values first."""
     rng = random.Random(5)
     data = make_log(rng, 300, 7200)
     log = tmp_path / "api.log"
     log.write_bytes(data)
     head = chunks_of(data, 0, rng, 700, str(log))[:3]  # the file holds more than was read
-    ingest, db = RollupLogic.builder(2048, 1.0, 3600.0, recoverable=False)(None), FakeDb()
-    feed(ingest, head, 2048, db)
-    assert ingest.on_notify()[0] == []  # held back: the file is longer than what was read
-    db.write(ingest.on_eof()[0])
-    assert_windows_equal_lines(db, data[: head[-1].offset + len(head[-1].data)], "ingest's end")
+    whole, db = RollupLogic.builder(2048, 1.0, 3600.0, recoverable=False)(None), FakeDb()
+    feed(whole, chunks_of(data, 0, rng, 700, str(log)), 2048, db)
+    db.write(whole.on_eof()[0])
+    assert_windows_equal_lines(db, data, "ingest read to its end")
+    again = RollupLogic.builder(2048, 1.0, 3600.0, recoverable=False)(None)
+    feed(again, head, 2048, db)
+    assert again.on_notify()[0] == []  # held back: the file is longer than what was read
+    db.write(again.on_eof()[0])  # stopped by a signal before catching up
+    assert_windows_equal_lines(db, data, "an interrupted second ingest")
     follow, db = RollupLogic.builder(2048, 1.0, 3600.0)(None), FakeDb()
     feed(follow, head, 2048, db)
     assert follow.on_eof()[0] == []  # a stop: kept for the next run (in the snapshot)

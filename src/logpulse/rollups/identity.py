@@ -24,7 +24,8 @@ window start + an offset in [0, window) derived from **(file_key, level, segment
   segments it is still reading until reading has passed the end of the file's complete lines when
   this execution first saw it (which bounds where any earlier run can have got; `step.RollupLogic`); what
   is held back stays dirty in the snapshot. A second `ingest` of a file likewise leaves the first's
-  values alone until it has read the whole file (interrupted, it writes what it has at its end).
+  values alone until it has read the whole file (stopped by a signal before that, it writes none of
+  the held-back points: never a value below what the first ingest stored).
 * **the same file ingested twice** (or a renamed copy): the same `file_key` (fingerprint of the first
   line, the raw points' identity too) gives the same segments and the same cumulative values: rewrites.
   Two readers of the same content in one run share one state (keyed by file_key): a chunk that ends at

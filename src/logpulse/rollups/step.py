@@ -110,8 +110,8 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
     processor is stopped first. So the points of a segment still being read are held back (kept dirty,
     and in the snapshot) until reading has passed the end of the file's complete lines when this
     execution first saw it, which bounds where any earlier run can have got; a segment that closes is
-    written at once (it is complete, so at least what anyone wrote for it). `ingest`'s end and an idle
-    close write everything.
+    written at once (it is complete, so at least what anyone wrote for it). An idle close writes
+    everything; the end of input writes what has caught up (an `ingest` read to its end has).
     """
 
     def __init__(
@@ -203,9 +203,11 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
         return ([RollupBatch(out)] if out else []), idle
 
     def on_eof(self) -> tuple[list[RollupBatch], bool]:
-        # `ingest` read its files to the end and keeps no snapshot: write everything. `process` stops
-        # (a signal): what is held back stays in the final snapshot for the next run
-        out = self._flush(final=not self.recoverable)
+        # an `ingest` that read its files to the end has caught up: everything is written. One stopped
+        # by a signal before it caught up writes nothing held back: an earlier ingest of the same file
+        # may have stored more than this one read, and a partial value would lower it (run it again to
+        # complete). `process` keeps what is held back in its final snapshot for the next run
+        out = self._flush()
         return ([RollupBatch(out)] if out else []), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
