@@ -76,6 +76,9 @@ class CustomerScorer(ScorerState):
         out: list[Incident] = []
         if len(times) == 0:
             return ScoredBatch(batch, scores, out)
+        self.changed = True
+        if self.next_bucket is not None:  # buckets a tick let wait are completed before anything is added
+            self._complete_until(self.watermark - 1, out)
         idx = times // int(cfg.bucket_s * NS)
         top = int(idx.max())
         if self.next_bucket is None:  # first data: at most HISTORY_S before it is judged, older is history
@@ -97,8 +100,24 @@ class CustomerScorer(ScorerState):
         if self.next_bucket is None:
             return out
         self.watermark = max(self.watermark, tick.time_ns // int(self.config.bucket_s * NS))
+        if self.can_wait(self.watermark - 1):
+            return out
+        self.changed = True
         self._complete_until(self.watermark - 1, out)
         return latest_versions(out)
+
+    def can_wait(self, limit: int) -> bool:
+        """May the buckets before `limit` stay uncompleted until the next batch or a later tick?
+
+        Yes when they are all empty, nothing is open or brewing and they all lie before `silent_from`:
+        then completing them can only feed the baselines (no signal's gate opens: `per_bucket.complete`),
+        so doing it later, before anything else touches this customer, decides exactly alike — and a
+        customer that sends a few requests an hour costs a tick almost nothing (and its snapshot is
+        the cached one, `changed` stays False). `score` completes them before adding its requests, so
+        lines of those buckets count as late as they would have."""
+        if limit > self.silent_from or (len(self.pending_keys) and self.pending_keys[0] < limit):
+            return False
+        return self.quiet()
 
     def _request_scores(self, logs: np.ndarray) -> list[float]:
         base = self.latency
@@ -197,7 +216,7 @@ class CustomerScorer(ScorerState):
     def _fast_forward(self, k: int, limit: int) -> int:
         """A customer silent for longer than every window, with nothing open: skip to `limit` (its
         next data or the end) in one step (one by one would cost a Python step per 30 s of silence)."""
-        gap, keep, decay = limit - k, self.windows.keep, self.windows.decay
+        gap, keep, decay = limit - k, self.windows.depth, self.windows.decay
         self.latency.decay(gap, decay)
         self.errors.decay(gap, decay)
         self.traffic.level *= (1.0 - self.config.bucket_s / TrafficBaseline.LEVEL_S) ** gap
