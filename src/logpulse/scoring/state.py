@@ -1,5 +1,8 @@
 """What a customer's scorer keeps between batches (the Bytewax `score` step's state, in recovery
-snapshots), the window sizes derived from the config, and the two forms of the bucket history.
+snapshots), the window sizes derived from the config, and the forms of the bucket history: full rows
+for the last `depth` buckets (a deque for the per-bucket path, numpy for runs) and, for the SLO
+rules' windows of up to 6 h, only the (requests, 5xx) sums where they changed (`CountSteps`) — what a
+customer did not send costs no history.
 
 The per-bucket path (`per_bucket.py`) and the runs of buckets as arrays (`runs.py`) both read and
 update this state; `scorer.CustomerScorer` decides which of them completes which buckets.
