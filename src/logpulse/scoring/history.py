@@ -87,9 +87,19 @@ class CountSteps:
         self.rows = np.zeros(8, dtype=np.int64)  # row numbers of the changes, increasing (row 0: zeros)
         self.sums = np.zeros((8, 2))
         self.size = 1
+        self.recent: list[tuple[int, float, float]] = []  # added one by one, not in the arrays yet
 
     def add(self, rows: np.ndarray, sums: np.ndarray) -> None:
         """Append changes at `rows` (increasing, after every row held) with their cumulative sums."""
+        if self.recent:
+            self._flush()
+        self._append(rows, sums)
+
+    def _flush(self) -> None:
+        recent, self.recent = np.array(self.recent), []
+        self._append(recent[:, 0].astype(np.int64), recent[:, 1:])
+
+    def _append(self, rows: np.ndarray, sums: np.ndarray) -> None:
         need = self.size + len(rows)
         if need > len(self.rows):  # full: first drop the changes no window reaches any more
             oldest = int(rows[-1]) - self.span
@@ -108,15 +118,16 @@ class CountSteps:
         self.size = need
 
     def add_one(self, row: int, requests: float, errors: float) -> None:
-        if self.size == len(self.rows):
-            self.add(np.array([row], dtype=np.int64), np.array([[requests, errors]]))
-            return
-        self.rows[self.size] = row
-        self.sums[self.size] = (requests, errors)
-        self.size += 1
+        """One change (the per-bucket path): kept in a list until read, which costs a busy customer
+        less than writing numpy elements at every bucket."""
+        self.recent.append((row, requests, errors))
+        if len(self.recent) >= 256:
+            self._flush()
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """The cumulative (requests, 5xx) at each of `rows` (none older than `span` before the newest)."""
+        if self.recent:
+            self._flush()
         i = np.searchsorted(self.rows[: self.size], rows, side="right") - 1
         at: np.ndarray = self.sums[np.maximum(i, 0)]
         return at
@@ -132,8 +143,10 @@ class CountSteps:
         return steps
 
     def __getstate__(self) -> dict[str, Any]:
+        if self.recent:
+            self._flush()
         return {"span": self.span, "rows": self.rows[: self.size].copy(), "sums": self.sums[: self.size].copy()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.span, self.rows, self.sums = state["span"], state["rows"], state["sums"]
-        self.size = len(self.rows)
+        self.size, self.recent = len(self.rows), []
