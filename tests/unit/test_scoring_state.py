@@ -11,7 +11,7 @@ from tests.unit.test_scoring import T0, _days_of_traffic, _versions, batches, co
 
 from logpulse.model import Incident, RequestBatch, Tick
 from logpulse.scoring.scorer import CustomerScorer
-from logpulse.scoring.step import ScoreLogic, scorer_step
+from logpulse.scoring.step import ScoreLogic, restore, scorer_step
 
 S = 10**9
 BUCKET = 30
@@ -108,3 +108,14 @@ def test_the_step_snapshot_is_the_cached_pickle_until_the_customer_changes() -> 
     ]
     assert digests[0] == digests[1] == digests[2]
     assert any(o.incidents for o in outputs[0])  # the hours of silence after the last batch: a drop
+
+
+def test_without_a_recovery_store_nothing_is_pickled() -> None:
+    """`ingest` runs without recovery: Bytewax still asks every touched customer for a snapshot each
+    epoch, and the step answers without pickling its state."""
+    logic = ScoreLogic(scorer_step(config(), 300 * S), None, recoverable=False)
+    for b in batches(sparse(4, 2, 120), 20):
+        logic.on_item(b)
+    blob, watermark = logic.snapshot()
+    assert blob == b"" and logic.state is not None and watermark == logic.state.watermark
+    assert restore((blob, watermark)) is None

@@ -152,7 +152,11 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
         ticks = op.map("tick_keys", clock, _tick_item)
         items: op.KeyedStream[ScoreItem] = op.merge("batches_and_ticks", keyed, ticks)
         scored = score_by_customer(
-            "score", items, ScoringConfig.from_settings(settings), int(settings.max_future_s * 1e9)
+            "score",
+            items,
+            ScoringConfig.from_settings(settings),
+            int(settings.max_future_s * 1e9),
+            recoverable=follow,  # `ingest` runs without a recovery store
         )
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:

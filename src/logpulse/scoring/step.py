@@ -63,6 +63,8 @@ def restore(resume: Snapshot | CustomerScorer | None) -> CustomerScorer | None:
     if resume is None or isinstance(resume, CustomerScorer):
         return resume
     blob, watermark = resume
+    if not blob:  # written without a recovery store: nothing to restore
+        return None
     state: CustomerScorer = pickle.loads(blob)
     state.watermark, state.changed = watermark, False
     return state
@@ -71,10 +73,13 @@ def restore(resume: Snapshot | CustomerScorer | None) -> CustomerScorer | None:
 class ScoreLogic(StatefulLogic[ScoreItem, ScoredBatch, Snapshot]):
     """One customer's scorer in the dataflow; its snapshot is re-pickled only after it changed."""
 
-    def __init__(self, step: Callable[..., Any], resume: Snapshot | CustomerScorer | None) -> None:
+    def __init__(
+        self, step: Callable[..., Any], resume: Snapshot | CustomerScorer | None, *, recoverable: bool = True
+    ) -> None:
         self.step = step
         self.state = restore(resume)
         self.pickled = resume[0] if isinstance(resume, tuple) else b""
+        self.recoverable = recoverable
 
     def on_item(self, value: ScoreItem) -> tuple[Iterable[ScoredBatch], bool]:
         state, out = self.step(self.state, value)
@@ -87,6 +92,8 @@ class ScoreLogic(StatefulLogic[ScoreItem, ScoredBatch, Snapshot]):
     def snapshot(self) -> Snapshot:
         state = self.state
         assert state is not None
+        if not self.recoverable:  # `ingest` keeps no recovery store: Bytewax asks anyway, every epoch
+            return b"", state.watermark
         if state.changed or not self.pickled:
             state.changed = False
             self.pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -95,16 +102,17 @@ class ScoreLogic(StatefulLogic[ScoreItem, ScoredBatch, Snapshot]):
 
 @operator
 def score_by_customer(
-    step_id: str, up: op.KeyedStream[ScoreItem], config: ScoringConfig, max_future_ns: int
+    step_id: str, up: op.KeyedStream[ScoreItem], config: ScoringConfig, max_future_ns: int, *, recoverable: bool
 ) -> op.KeyedStream[ScoredBatch]:
-    """Score every customer's batches and ticks (keyed by customer: its state lives on one worker)."""
-    return _recovery_scope("stateful_flat_map", up, scorer_step(config, max_future_ns))
+    """Score every customer's batches and ticks (keyed by customer: its state lives on one worker).
+    `recoverable=False` (`ingest`, no recovery store): snapshots are not pickled at all."""
+    return _recovery_scope("stateful_flat_map", up, scorer_step(config, max_future_ns), recoverable)
 
 
 @operator
 def _recovery_scope(
-    step_id: str, up: op.KeyedStream[ScoreItem], step: Callable[..., Any]
+    step_id: str, up: op.KeyedStream[ScoreItem], step: Callable[..., Any], recoverable: bool
 ) -> op.KeyedStream[ScoredBatch]:
     """Nests the state as `op.stateful_map` did (`<step>.stateful_flat_map.stateful`): the recovery
     store finds the snapshots written before this step under the same id."""
-    return op.stateful("stateful", up, lambda resume: ScoreLogic(step, resume))
+    return op.stateful("stateful", up, lambda resume: ScoreLogic(step, resume, recoverable=recoverable))
