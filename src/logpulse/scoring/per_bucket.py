@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from logpulse.model import Incident
-from logpulse.scoring.baselines import TrafficBaseline
+from logpulse.scoring.baselines import MAX_FACTOR, TrafficBaseline
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import (
     MIN_LATENCY_REQUESTS,
@@ -96,6 +96,20 @@ def complete(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
     slo = trackers["slo_burn"]
     if win.slo_target is not None and (slo.is_open or slo.run_start is not None or b.server_errors):
         _slo(s, k, b, win.slo_target, out)
+
+
+def drop_out_of_reach(s: ScorerState) -> int:
+    """How many empty buckets from now on no traffic window can expect `MIN_EXPECTED_FOR_DROP`
+    requests in (an idle customer, steady level): there `complete`'s drop test computes no evidence,
+    so its buckets may take `skip_empty` even past `silent_from`. Bound: the expected requests the
+    longest window holds now, plus the most each new bucket can add (the level, which only decays
+    while nothing arrives, times the largest time-of-day factor), with a margin for rounding."""
+    cum, w = s.cum, max(*s.windows.traffic, s.windows.hot)
+    held = cum[-1][5] - (cum[-1 - w] if len(cum) > w else cum[0])[5]
+    room, per = 0.999 * (MIN_EXPECTED_FOR_DROP - held), MAX_FACTOR * s.traffic.level
+    if room <= 0:
+        return 0
+    return s.windows.keep if per <= room / s.windows.keep else int(room / per)
 
 
 def skip_empty(s: ScorerState, k: int, end: int) -> int:

@@ -110,15 +110,22 @@ class CustomerScorer(ScorerState):
     def can_wait(self, limit: int) -> bool:
         """May the buckets before `limit` stay uncompleted until the next batch or a later tick?
 
-        Yes when they are all empty, nothing is open or brewing and they all lie before `silent_from`:
+        Yes when they are all empty, nothing is open or brewing and they all lie before `silent_from`
+        or where no drop is within reach (`per_bucket.drop_out_of_reach`):
         then completing them can only feed the baselines (no signal's gate opens: `per_bucket.complete`),
         so doing it later, before anything else touches this customer, decides exactly alike — and a
         customer that sends a few requests an hour costs a tick almost nothing (and its snapshot is
         the cached one, `changed` stays False). `score` completes them before adding its requests, so
         lines of those buckets count as late as they would have."""
-        if limit > self.silent_from or (len(self.pending_keys) and self.pending_keys[0] < limit):
+        if (len(self.pending_keys) and self.pending_keys[0] < limit) or not self.quiet():
             return False
-        return self.quiet()
+        if limit <= self.silent_from:
+            return True
+        if not self.steady() or self.next_bucket is None:
+            return False
+        if self.hist.total > self.cum_total:  # `cum` behind the rows of a run: bring it up to date
+            self.rows_to_deque()
+        return limit <= self.next_bucket + per_bucket.drop_out_of_reach(self)
 
     def _request_scores(self, logs: np.ndarray) -> list[float]:
         base = self.latency
@@ -199,9 +206,11 @@ class CustomerScorer(ScorerState):
                 if ahead:
                     self.rows_to_deque()
                     ahead = False
-                if not has and k < self.silent_from and self.steady():
-                    k = per_bucket.skip_empty(self, k, min(nxt, self.silent_from))
-                    continue
+                if not has and self.steady():  # no drop can be seen yet: before silent_from, or out of reach
+                    end = self.silent_from if k < self.silent_from else k + per_bucket.drop_out_of_reach(self)
+                    if min(nxt, end) > k:
+                        k = per_bucket.skip_empty(self, k, min(nxt, end))
+                        continue
             force = False
             if ahead:
                 self.rows_to_deque()
