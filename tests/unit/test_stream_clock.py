@@ -6,11 +6,11 @@ import pickle
 import time
 
 from logpulse.config import Settings
-from logpulse.flow.dataflow import _scorer
 from logpulse.model import RequestBatch, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import IDLE_WALL_S, TICK_S, StreamClock
 from logpulse.scoring.scorer import CustomerScorer
+from logpulse.scoring.step import scorer_step
 
 S = 10**9
 T = 1_780_000_000 * S  # event time of the logs (2026-05-28), well before the wall clocks below
@@ -74,7 +74,7 @@ def test_a_poisoned_snapshot_recovers() -> None:
 
 def test_a_scorer_beyond_now_starts_afresh() -> None:
     config = ScoringConfig.from_settings(Settings(_env_file=None))
-    step = _scorer(config, 300 * S)
+    step = scorer_step(config, 300 * S)
     state = CustomerScorer("c", config)
     state.score(RequestBatch("c", [YEAR_2100], ["/p"], ["200"], ["0.1"]))  # poisoned, as in an old snapshot
     batch = RequestBatch("c", [T + i * S for i in range(60)], ["/p"] * 60, ["200"] * 60, ["0.1"] * 60)

@@ -6,8 +6,8 @@
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
     by_customer                                       -> (customer_id, RequestBatch)
     clock (one key: the stream's event-time clock)    -> (customer_id, Tick) for every known customer
-    score (stateful_map, keyed: a customer's baseline
-           lives on one worker, in recovery snapshots) -> (customer_id, ScoredBatch)
+    score (keyed: a customer's baseline lives on one
+           worker, in recovery snapshots; scoring/step.py) -> (customer_id, ScoredBatch)
     rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch)   [rollups/]
     influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
     outbox (stateful, keyed: alerts not yet delivered,
@@ -41,8 +41,8 @@ from logpulse.rollups.aggregate import rollup_part
 from logpulse.rollups.identity import split_at_segments
 from logpulse.rollups.step import RollupLogic
 from logpulse.scoring.baselines import ScoringConfig
-from logpulse.scoring.clock import StreamClock, poisoned
-from logpulse.scoring.scorer import CustomerScorer
+from logpulse.scoring.clock import StreamClock
+from logpulse.scoring.step import ScoreItem, score_by_customer
 from logpulse.tailing.source import LogSource
 
 log = logging.getLogger(__name__)
@@ -126,37 +126,6 @@ def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] |
     return "clock", (parsed.path, earliest, list(parsed.batches))
 
 
-ScoreItem = RequestBatch | tuple[str, Tick]
-
-
-def _scorer(
-    config: ScoringConfig, max_future_ns: int
-) -> Callable[[CustomerScorer | None, ScoreItem], tuple[CustomerScorer | None, ScoredBatch | None]]:
-    bucket_ns = int(config.bucket_s * 1e9)
-
-    def step(
-        state: CustomerScorer | None, item: RequestBatch | tuple[str, Tick]
-    ) -> tuple[CustomerScorer | None, ScoredBatch | None]:
-        if state is not None and poisoned(state.watermark * bucket_ns, max_future_ns):
-            log.warning(
-                "customer %s: its scoring state was beyond now + MAX_FUTURE_S (a line from the future, stored "
-                "in a recovery snapshot); it starts afresh and re-learns its baseline",
-                state.customer_id,
-            )
-            state = None
-        if isinstance(item, RequestBatch):
-            if state is None:
-                state = CustomerScorer(item.customer_id, config)
-            return state, state.score(item)
-        customer, tick = item
-        if state is None:  # a customer this worker has not seen data of (yet)
-            return None, None
-        incidents = state.tick(tick)
-        return state, ScoredBatch(RequestBatch(customer), [], incidents) if incidents else None
-
-    return step
-
-
 def _tick_item(kv: tuple[str, tuple[str, Tick]]) -> tuple[str, ScoreItem]:
     return kv[1][0], kv[1]
 
@@ -182,10 +151,13 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
         ticks = op.map("tick_keys", clock, _tick_item)
         items: op.KeyedStream[ScoreItem] = op.merge("batches_and_ticks", keyed, ticks)
-        maybe = op.stateful_map(
-            "score", items, _scorer(ScoringConfig.from_settings(settings), int(settings.max_future_s * 1e9))
+        scored = score_by_customer(
+            "score",
+            items,
+            ScoringConfig.from_settings(settings),
+            int(settings.max_future_s * 1e9),
+            recoverable=follow,  # `ingest` runs without a recovery store
         )
-        scored = op.filter_map("scored", maybe, lambda kv: None if kv[1] is None else (kv[0], kv[1]))
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:
             delivered = op.stateful("outbox", op.filter_map("incidents", scored, _incidents), receivers)

@@ -33,6 +33,8 @@ from logpulse.config import Settings, parse_slo_targets, slo_target_of
 MIN_SIGMA = 0.05
 """The least latency spread a baseline assumes (ln units): a customer whose requests all take the same
 time would otherwise make every slower request infinitely unusual."""
+MAX_FACTOR = 4.0
+"""The most the time-of-day profile scales the level by (and 1/4 the least)."""
 _SLOTS = 96  # quarter-hours per day
 _SLOT_S = 86400 // _SLOTS
 
@@ -206,7 +208,7 @@ class TrafficBaseline:
             now = slot % _SLOTS
             self.factor, self.factor_slot = 1.0, slot
             if self.profile_days[now] and self.profile_days[lag] and self.profile[lag] > 0:
-                self.factor = min(4.0, max(0.25, self.profile[now] / self.profile[lag]))
+                self.factor = min(MAX_FACTOR, max(1 / MAX_FACTOR, self.profile[now] / self.profile[lag]))
         return self.factor
 
     def update(self, k: int, count: int, *, learn: bool) -> None:
@@ -281,9 +283,10 @@ class TrafficBaseline:
             base[idx[0]], base_days[idx[0]] = prof[idx[0]], days[idx[0]]
         now, lag = seg % _SLOTS, (seg - 2) % _SLOTS
         ok = (base_days[now] > 0) & (days[lag] > 0) & (prof[lag] > 0)
-        factors = np.where(ok, np.clip(base[now] / np.where(prof[lag] > 0, prof[lag], 1.0), 0.25, 4.0), 1.0)
+        ratio = base[now] / np.where(prof[lag] > 0, prof[lag], 1.0)
+        factors = np.where(ok, np.clip(ratio, 1 / MAX_FACTOR, MAX_FACTOR), 1.0)
         ok0 = old_days[now[0]] > 0 and old_days[lag[0]] > 0 and old[lag[0]] > 0  # the first: before any close
-        factors[0] = min(4.0, max(0.25, old[now[0]] / old[lag[0]])) if ok0 else 1.0
+        factors[0] = min(MAX_FACTOR, max(1 / MAX_FACTOR, old[now[0]] / old[lag[0]])) if ok0 else 1.0
         if int(seg[0]) == self.factor_slot:
             factors[0] = self.factor
         self.profile, self.profile_days = prof.tolist(), days.tolist()

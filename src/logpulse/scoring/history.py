@@ -50,6 +50,18 @@ class History:
         """Row `number` (counting every row ever appended); it must be one of the kept rows."""
         return tuple(self.buf[number - self.total + self.size].tolist())
 
+    def resized(self, keep: int) -> History:
+        """The same rows in a history of `keep` rows; when it grows, the oldest kept row stands in for the
+        older ones it never held (the caller makes sure no window reads them)."""
+        rows = self.tail()
+        if keep > len(rows) and self.total > len(rows):
+            rows = np.concatenate([np.repeat(rows[:1], min(keep, self.total) - len(rows), axis=0), rows])
+        rows = rows[-keep:]
+        new = History(keep)
+        new.buf[: len(rows)] = rows
+        new.size, new.total, new.last = len(rows), self.total, self.last
+        return new
+
     def __getstate__(self) -> dict[str, Any]:
         """Snapshots hold the last `keep` rows only."""
         return {"keep": self.keep, "rows": self.tail().copy(), "total": self.total}
@@ -60,3 +72,81 @@ class History:
         self.buf[: len(rows)] = rows
         self.size, self.total = len(rows), state["total"]
         self.last = tuple(rows[-1].tolist())
+
+
+class CountSteps:
+    """Cumulative (requests, 5xx) after each completed bucket, kept only at the rows where they changed.
+
+    The SLO rules' long windows reach 6 h back but read only these two sums; they change only at
+    buckets that received requests, so a customer sending a few requests an hour keeps a few rows
+    here instead of 720 (the full rows of `History` are kept only as far back as the other windows
+    read). A row's sums are those of the last change at or before it."""
+
+    def __init__(self, span: int) -> None:
+        self.span = span  # how far back (rows) a window may read
+        self.rows = np.zeros(8, dtype=np.int64)  # row numbers of the changes, increasing (row 0: zeros)
+        self.sums = np.zeros((8, 2))
+        self.size = 1
+        self.recent: list[tuple[int, float, float]] = []  # added one by one, not in the arrays yet
+
+    def add(self, rows: np.ndarray, sums: np.ndarray) -> None:
+        """Append changes at `rows` (increasing, after every row held) with their cumulative sums."""
+        if self.recent:
+            self._flush()
+        self._append(rows, sums)
+
+    def _flush(self) -> None:
+        recent, self.recent = np.array(self.recent), []
+        self._append(recent[:, 0].astype(np.int64), recent[:, 1:])
+
+    def _append(self, rows: np.ndarray, sums: np.ndarray) -> None:
+        need = self.size + len(rows)
+        if need > len(self.rows):  # full: first drop the changes no window reaches any more
+            oldest = int(rows[-1]) - self.span
+            drop = int(np.searchsorted(self.rows[: self.size], oldest, side="right")) - 1
+            if drop > 0:
+                self.rows[: self.size - drop] = self.rows[drop : self.size].copy()
+                self.sums[: self.size - drop] = self.sums[drop : self.size].copy()
+                self.size -= drop
+                need -= drop
+            if need > len(self.rows):
+                grown = max(need, 2 * len(self.rows))
+                self.rows = np.resize(self.rows, grown)
+                self.sums = np.resize(self.sums, (grown, 2))
+        self.rows[self.size : need] = rows
+        self.sums[self.size : need] = sums
+        self.size = need
+
+    def add_one(self, row: int, requests: float, errors: float) -> None:
+        """One change (the per-bucket path): kept in a list until read, which costs a busy customer
+        less than writing numpy elements at every bucket."""
+        self.recent.append((row, requests, errors))
+        if len(self.recent) >= 256:
+            self._flush()
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """The cumulative (requests, 5xx) at each of `rows` (none older than `span` before the newest)."""
+        if self.recent:
+            self._flush()
+        i = np.searchsorted(self.rows[: self.size], rows, side="right") - 1
+        at: np.ndarray = self.sums[np.maximum(i, 0)]
+        return at
+
+    @classmethod
+    def of(cls, history: History, span: int) -> CountSteps:
+        """Built from the full rows a history holds (snapshots written before this was kept)."""
+        steps = cls(span)
+        tail = history.tail()
+        first = history.total - len(tail)
+        changed = np.flatnonzero(np.diff(tail[:, 0], prepend=-1.0))
+        steps.add(changed + first, tail[changed][:, [0, 4]])  # rows before `first`: out of every window
+        return steps
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.recent:
+            self._flush()
+        return {"span": self.span, "rows": self.rows[: self.size].copy(), "sums": self.sums[: self.size].copy()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.span, self.rows, self.sums = state["span"], state["rows"], state["sums"]
+        self.size, self.recent = len(self.rows), []

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from logpulse.model import Incident
-from logpulse.scoring.baselines import TrafficBaseline
+from logpulse.scoring.baselines import MAX_FACTOR, TrafficBaseline
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import (
     MIN_LATENCY_REQUESTS,
@@ -64,6 +64,9 @@ def complete(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
         (c[0] + b.n, c[1] + b.log_sum, c[2] + b.log_sq, c[3] + b.failed, c[4] + b.server_errors, c[5] + expected)
     )
     s.cum_total += 1
+    if b.n:
+        row = cum[-1]
+        s.steps.add_one(s.cum_total - 1, row[0], row[4])
     s.idle = s.idle + 1 if b.n == 0 else 0
     lat, err = trackers["latency"], trackers["errors"]
     recent = cum[-1][0] - (cum[-1 - win.hot] if len(cum) > win.hot else cum[0])[0]
@@ -95,11 +98,25 @@ def complete(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
         _slo(s, k, b, win.slo_target, out)
 
 
+def drop_out_of_reach(s: ScorerState) -> int:
+    """How many empty buckets from now on no traffic window can expect `MIN_EXPECTED_FOR_DROP`
+    requests in (an idle customer, steady level): there `complete`'s drop test computes no evidence,
+    so its buckets may take `skip_empty` even past `silent_from`. Bound: the expected requests the
+    longest window holds now, plus the most each new bucket can add (the level, which only decays
+    while nothing arrives, times the largest time-of-day factor), with a margin for rounding."""
+    cum, w = s.cum, max(*s.windows.traffic, s.windows.hot)
+    held = cum[-1][5] - (cum[-1 - w] if len(cum) > w else cum[0])[5]
+    room, per = 0.999 * (MIN_EXPECTED_FOR_DROP - held), MAX_FACTOR * s.traffic.level
+    if room <= 0:
+        return 0
+    return s.windows.keep if per <= room / s.windows.keep else int(room / per)
+
+
 def skip_empty(s: ScorerState, k: int, end: int) -> int:
     """Complete the empty buckets k..end-1 of an idle customer in closed form: exactly what
     `complete` does for each (no signal can fire: nothing arrived and too little is missing
     to be a drop), without a Python step of signals per 30 s. Returns end."""
-    cfg, traffic, keep = s.config, s.traffic, s.windows.keep
+    cfg, traffic, keep = s.config, s.traffic, s.windows.depth
     keep_t = 1.0 - cfg.bucket_s / TrafficBaseline.LEVEL_S
     per_slot = round(900 / cfg.bucket_s)
     while k < end:
@@ -111,7 +128,7 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
             acc += level * factor
             level *= keep_t
             rows.append((c[0], c[1], c[2], c[3], c[4], acc))
-        if m > keep:  # only the last HISTORY_S of rows are kept anyway
+        if m > keep:  # only the last `depth` rows are kept anyway
             for _ in range(m - keep):
                 acc += level * factor
                 level *= keep_t
@@ -237,9 +254,7 @@ def _slo(s: ScorerState, k: int, b: Bucket, target: float, out: list[Incident]) 
     for long_w, short_w, limit in s.windows.slo:
         if history < long_w:  # a "1 h" rate over the first minutes of a stream is no hour
             continue
-        long_sums, short_sums = s.window(long_w), s.window(short_w)
-        long_n, long_e = long_sums[0], long_sums[4]
-        short_n, short_e = short_sums[0], short_sums[4]
+        (long_n, long_e), (short_n, short_e) = s.counts(long_w), s.counts(short_w)
         if long_n < SLO_MIN_REQUESTS or short_n == 0:
             continue
         long_rate, short_rate = burn_rate(long_n, long_e, target), burn_rate(short_n, short_e, target)

@@ -137,7 +137,14 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     if win.slo_target is not None:
         g = np.flatnonzero(vals[4] > 0)
         if len(g):
-            events[pos[g]] |= _slo_hot(s, at, mine[g], ks[g], win.slo_target)
+
+            def counts_at(row: np.ndarray) -> np.ndarray:  # (requests, 5xx): the run's rows, or older ones
+                older = s.steps.at(row)
+                inside = row >= t0
+                older[inside] = rows[row[inside] - t0][:, [0, 4]]
+                return older
+
+            events[pos[g]] |= _slo_hot(s, counts_at, mine[g], ks[g], win.slo_target)
     hits = np.flatnonzero(events[:stop])
     stop, stopped = (int(hits[0]), True) if len(hits) else (stop, False)
     if stop:  # commit buckets k0 .. k0+stop-1
@@ -153,6 +160,7 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
         tra.level = float(tkeep**stop * (tra.level + tacc[done]))
         tra.buckets += stop
         hist.extend(rows[:stop])
+        s.steps.add(pos[:done] + t0, rows[pos[:done]][:, [0, 4]])
         s.idle = stop - 1 - int(pos[done - 1]) if done else s.idle + stop
         if done:
             s.silent_from = int(silent[done - 1])
@@ -197,15 +205,16 @@ def _traffic_events(
     return events
 
 
-def _slo_hot(s: ScorerState, at: RowsAt, mine: np.ndarray, ks: np.ndarray, target: float) -> np.ndarray:
-    """Would the per-bucket SLO signal find a rule burning (its "hot" condition) at these buckets?"""
+def _slo_hot(s: ScorerState, counts_at: RowsAt, mine: np.ndarray, ks: np.ndarray, target: float) -> np.ndarray:
+    """Would the per-bucket SLO signal find a rule burning (its "hot" condition) at these buckets?
+    (`counts_at`: cumulative requests and 5xx at row numbers.)"""
     hot = np.zeros(len(ks), dtype=bool)
     history = ks - (s.first_bucket or 0) + 1
-    last = at(mine)
+    last = counts_at(mine)
     for long_w, short_w, limit in s.windows.slo:
-        lw, sw = at(np.maximum(mine - long_w, 0)), at(np.maximum(mine - short_w, 0))
-        long_n, long_e = last[:, 0] - lw[:, 0], last[:, 4] - lw[:, 4]
-        short_n, short_e = last[:, 0] - sw[:, 0], last[:, 4] - sw[:, 4]
+        lw, sw = counts_at(np.maximum(mine - long_w, 0)), counts_at(np.maximum(mine - short_w, 0))
+        long_n, long_e = last[:, 0] - lw[:, 0], last[:, 1] - lw[:, 1]
+        short_n, short_e = last[:, 0] - sw[:, 0], last[:, 1] - sw[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             burning = ((long_e / long_n) / (1.0 - target) >= limit) & (
                 (short_e / short_n) / (1.0 - target) >= limit / 2

@@ -17,10 +17,11 @@ it lives in recovery snapshots and a restart does not reset baselines). Per batc
 Each signal tests windows of 30 s to 30 min ending at the completed bucket (a short window finds a
 big change fast, a long one finds a small change surely) and feeds its `Tracker` (incidents.py).
 
-Where things live: the state and its snapshots in `state.py` (the bucket history's numpy form in
-`history.py`), the per-bucket path in `per_bucket.py`, runs of buckets as arrays in `runs.py`, the
-incident lifecycle in `incidents.py`; this module takes batches and ticks and decides which buckets
-go which way.
+Where things live: the state and its pickled form in `state.py` (the bucket history's numpy form and
+the SLO windows' sparse steps in `history.py`), the dataflow step and its snapshots in `step.py`, the
+per-bucket path in `per_bucket.py`, runs of buckets as arrays in `runs.py`, the incident lifecycle in
+`incidents.py`; this module takes batches and ticks and decides which buckets go which way, and which
+ticks may wait (`can_wait`).
 
 Cost. Most buckets of most customers are uneventful: no incident open or brewing, no test passing.
 While that holds, baselines follow closed recurrences, so a run of buckets is completed as arrays
@@ -76,6 +77,9 @@ class CustomerScorer(ScorerState):
         out: list[Incident] = []
         if len(times) == 0:
             return ScoredBatch(batch, scores, out)
+        self.changed = True
+        if self.next_bucket is not None:  # buckets a tick let wait are completed before anything is added
+            self._complete_until(self.watermark - 1, out)
         idx = times // int(cfg.bucket_s * NS)
         top = int(idx.max())
         if self.next_bucket is None:  # first data: at most HISTORY_S before it is judged, older is history
@@ -97,8 +101,31 @@ class CustomerScorer(ScorerState):
         if self.next_bucket is None:
             return out
         self.watermark = max(self.watermark, tick.time_ns // int(self.config.bucket_s * NS))
+        if self.can_wait(self.watermark - 1):
+            return out
+        self.changed = True
         self._complete_until(self.watermark - 1, out)
         return latest_versions(out)
+
+    def can_wait(self, limit: int) -> bool:
+        """May the buckets before `limit` stay uncompleted until the next batch or a later tick?
+
+        Yes when they are all empty, nothing is open or brewing and they all lie before `silent_from`
+        or where no drop is within reach (`per_bucket.drop_out_of_reach`):
+        then completing them can only feed the baselines (no signal's gate opens: `per_bucket.complete`),
+        so doing it later, before anything else touches this customer, decides exactly alike — and a
+        customer that sends a few requests an hour costs a tick almost nothing (and its snapshot is
+        the cached one, `changed` stays False). `score` completes them before adding its requests, so
+        lines of those buckets count as late as they would have."""
+        if (len(self.pending_keys) and self.pending_keys[0] < limit) or not self.quiet():
+            return False
+        if limit <= self.silent_from:
+            return True
+        if not self.steady() or self.next_bucket is None:
+            return False
+        if self.hist.total > self.cum_total:  # `cum` behind the rows of a run: bring it up to date
+            self.rows_to_deque()
+        return limit <= self.next_bucket + per_bucket.drop_out_of_reach(self)
 
     def _request_scores(self, logs: np.ndarray) -> list[float]:
         base = self.latency
@@ -179,9 +206,11 @@ class CustomerScorer(ScorerState):
                 if ahead:
                     self.rows_to_deque()
                     ahead = False
-                if not has and k < self.silent_from and self.steady():
-                    k = per_bucket.skip_empty(self, k, min(nxt, self.silent_from))
-                    continue
+                if not has and self.steady():  # no drop can be seen yet: before silent_from, or out of reach
+                    end = self.silent_from if k < self.silent_from else k + per_bucket.drop_out_of_reach(self)
+                    if min(nxt, end) > k:
+                        k = per_bucket.skip_empty(self, k, min(nxt, end))
+                        continue
             force = False
             if ahead:
                 self.rows_to_deque()
@@ -197,7 +226,7 @@ class CustomerScorer(ScorerState):
     def _fast_forward(self, k: int, limit: int) -> int:
         """A customer silent for longer than every window, with nothing open: skip to `limit` (its
         next data or the end) in one step (one by one would cost a Python step per 30 s of silence)."""
-        gap, keep, decay = limit - k, self.windows.keep, self.windows.decay
+        gap, keep, decay = limit - k, self.windows.depth, self.windows.decay
         self.latency.decay(gap, decay)
         self.errors.decay(gap, decay)
         self.traffic.level *= (1.0 - self.config.bucket_s / TrafficBaseline.LEVEL_S) ** gap

@@ -1,5 +1,8 @@
 """What a customer's scorer keeps between batches (the Bytewax `score` step's state, in recovery
-snapshots), the window sizes derived from the config, and the two forms of the bucket history.
+snapshots), the window sizes derived from the config, and the forms of the bucket history: full rows
+for the last `depth` buckets (a deque for the per-bucket path, numpy for runs) and, for the SLO
+rules' windows of up to 6 h, only the (requests, 5xx) sums where they changed (`CountSteps`) — what a
+customer did not send costs no history.
 
 The per-bucket path (`per_bucket.py`) and the runs of buckets as arrays (`runs.py`) both read and
 update this state; `scorer.CustomerScorer` decides which of them completes which buckets.
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from logpulse.scoring.baselines import ErrorBaseline, LatencyBaseline, ScoringConfig, TrafficBaseline
-from logpulse.scoring.history import History
+from logpulse.scoring.history import CountSteps, History
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import KINDS
 
@@ -34,6 +37,7 @@ HISTORY_S = 21600  # the longest window (6 h)
 MIN_EXPECTED_FOR_DROP = HOT_EVIDENCE * math.log(10)  # below, even silence is not evidence (p(0) = e^-E)
 MIN_SURGE_BUCKET = 2  # a surge needs more than one request in a bucket
 SHORT_ROWS = 64  # rows `cum` gets after a run: more than any window but `window`'s (SLO, relearn)
+IDLE_S = HISTORY_S  # a customer silent this long with nothing open is skipped in one step
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,8 @@ class Windows:
     """Window sizes in buckets and thresholds derived from the config: not in snapshots (a restart
     with other settings uses the new ones)."""
 
-    keep: int  # history rows kept: HISTORY_S of buckets, + the zero row
+    keep: int  # HISTORY_S in buckets, + 1: how far back a first batch is judged, and a silence skipped at once
+    depth: int  # full history rows kept: the longest window but the SLO's (`CountSteps`), + the zero row
     latency: tuple[int, ...]
     traffic: tuple[int, ...]
     hot: int
@@ -56,7 +61,8 @@ class Windows:
     def of(cls, config: ScoringConfig, customer_id: str) -> Windows:
         b = config.buckets
         return cls(
-            keep=b(HISTORY_S) + 1,
+            keep=b(IDLE_S) + 1,
+            depth=max(b(s) for s in (*LATENCY_WINDOWS_S, *TRAFFIC_WINDOWS_S, HOT_WINDOW_S, RELEARN_S)) + 1,
             latency=tuple(sorted({b(s) for s in LATENCY_WINDOWS_S})),
             traffic=tuple(sorted({b(s) for s in TRAFFIC_WINDOWS_S})),
             hot=b(HOT_WINDOW_S),
@@ -93,15 +99,17 @@ class ScorerState:
     cum_total: int = 1  # rows ever appended to `cum`
     cum_from: int = 0  # the oldest row `cum` holds up to date (older ones are read from `hist`)
     vectorised: bool = True
+    changed: bool = True  # since the last recovery snapshot (`scoring.step`): anything but the watermark
 
     def __post_init__(self) -> None:
         cfg = self.config
         bucket_ns = int(cfg.bucket_s * NS)
         self.traffic.bucket_s = cfg.bucket_s
         self.windows = Windows.of(cfg, self.customer_id)
-        keep = self.windows.keep
-        self.cum = deque([(0, 0.0, 0.0, 0, 0, 0.0)], maxlen=keep)
-        self.hist = History(keep)
+        depth = self.windows.depth
+        self.cum = deque([(0, 0.0, 0.0, 0, 0, 0.0)], maxlen=depth)
+        self.hist = History(depth)
+        self.steps = CountSteps(max(b for rule in self.windows.slo for b in rule[:2]))
         quiet, new_normal = cfg.buckets(cfg.quiet_s), cfg.buckets(cfg.new_normal_s) if cfg.new_normal_s else 0
         for kind in KINDS:
             if kind == "slo_burn":
@@ -114,8 +122,8 @@ class ScorerState:
         self.rows_to_numpy()
         state = dict(self.__dict__)
         del state["windows"]
-        state["cum"] = deque(maxlen=self.windows.keep)
-        state["cum_total"] = self.hist.total - min(self.hist.total, self.windows.keep)
+        state["cum"] = deque(maxlen=self.windows.depth)
+        state["cum_total"] = self.hist.total - min(self.hist.total, self.windows.depth)
         state["cum_from"] = 0
         return state
 
@@ -136,10 +144,23 @@ class ScorerState:
             self.__dict__.pop("open_buckets", None)
         self.__dict__.setdefault("vectorised", True)
         self.windows = Windows.of(self.config, self.customer_id)
+        if "steps" not in state:
+            self.steps = CountSteps.of(self.hist, max(b for rule in self.windows.slo for b in rule[:2]))
+        depth = self.windows.depth
+        if self.hist.keep != depth:  # snapshots kept 6 h for every customer, or the SLO target changed
+            if self.hist.keep < depth and self.first_bucket is not None and self.next_bucket is not None:
+                # rows older than those kept are unknown: the SLO's long windows wait for a full history
+                self.first_bucket = max(self.first_bucket, self.next_bucket - self.hist.keep + 1)
+            self.hist = self.hist.resized(depth)
+            self.cum = deque(maxlen=depth)  # rebuilt from `hist` (see `__getstate__`)
+            self.cum_total, self.cum_from = self.hist.total - min(self.hist.total, depth), 0
 
     def quiet(self) -> bool:
         """No incident open or brewing (a run of hot buckets) of any kind."""
-        return not any(t.is_open or t.run_start is not None for t in self.trackers.values())
+        for t in self.trackers.values():  # noqa: SIM110 (asked on every tick: a plain loop is 2x cheaper)
+            if t.current is not None or t.run_start is not None:
+                return False
+        return True
 
     def steady(self) -> bool:
         """The traffic level's weight is constant (past its warm-up): empty runs have a closed form."""
@@ -154,15 +175,22 @@ class ScorerState:
         b = self.hist.row(row) if row < self.cum_from else (cum[-1 - w] if len(cum) > w else cum[0])
         return a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4], a[5] - b[5]
 
+    def counts(self, w: int) -> tuple[float, float]:
+        """(requests, 5xx) over the last w completed buckets (any window up to the SLO's longest)."""
+        last = self.cum[-1]
+        first = self.steps.at(np.array([max(self.cum_total - 1 - w, 0)]))[0]
+        return last[0] - float(first[0]), last[4] - float(first[1])
+
     def rows_to_deque(self) -> None:
         """Bring `cum` up to date with rows appended by runs: the newest `SHORT_ROWS` at most (every
         window but the SLO's long ones, which `window` reads from `hist`); converting all 6 h of rows
         after every run that stops would cost more than the run."""
         behind = self.hist.total - self.cum_total
+        short = min(SHORT_ROWS, self.windows.depth)
         if behind > 0:
-            if behind > SHORT_ROWS:  # what `cum` held is older than the run: of no use (and memory)
-                behind = SHORT_ROWS
-                self.cum_from = self.hist.total - SHORT_ROWS
+            if behind > short:  # what `cum` held is older than the run: of no use (and memory)
+                behind = short
+                self.cum_from = self.hist.total - short
                 self.cum.clear()
             self.cum.extend(zip(*self.hist.tail(behind).T.tolist(), strict=True))
             self.cum_total = self.hist.total
