@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +29,15 @@ def moved_clock(request: pytest.FixtureRequest) -> Iterator[dt.datetime]:
     """The clock of this process stopped at an instant; yields that instant (UTC)."""
     with time_machine.travel(request.param, tick=False):
         yield request.param
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches what the tests start, as it does from a terminal. A shell that runs a command in
+    the background (`nohup`, `cmd &` without job control) starts it with SIGINT ignored; every child
+    inherits that, and a shell script cannot trap a signal ignored on entry, so tests that press Ctrl-C
+    on ./start.sh would test nothing. A handler here resets the children to the default."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 NO_SKIPS = "LOGPULSE_NO_SKIPS"
