@@ -49,6 +49,15 @@ def wait_until(what: str, ready: Callable[[], bool], timeout_s: float = 90) -> N
         time.sleep(0.2)
 
 
+def stop_once_stored_exactly_once(proc: subprocess.Popen[bytes], url: str, database: str, lines: list[str]) -> None:
+    """Wait until every line is stored, stop the processor cleanly, and check each line counts once."""
+    want = Counter(line.split(" ")[2] for line in lines)
+    wait_until("every line is stored", lambda: stored_per_customer(url, database) == want)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    assert stored_per_customer(url, database) == want  # each line exactly once
+
+
 def stopped_within(proc: subprocess.Popen[bytes], limit_s: float) -> tuple[int, float]:
     started = time.monotonic()
     try:
@@ -88,11 +97,7 @@ def test_sigint_with_influxdb_stopped_exits_in_seconds_and_loses_nothing(
 
         db.restart()
         proc = subprocess.Popen(LOGPULSE, env=env, stdout=out, stderr=out)
-        want = Counter(line.split(" ")[2] for line in first + second)
-        wait_until("every line is stored", lambda: stored_per_customer(db.url, database) == want)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
-        assert stored_per_customer(db.url, database) == want  # each line exactly once
+        stop_once_stored_exactly_once(proc, db.url, database, first + second)
         print(f"stopped {took:.2f} s after SIGINT with InfluxDB down")
     finally:
         if proc.poll() is None:
@@ -169,11 +174,7 @@ def test_one_sigint_ends_a_drain_hung_on_a_frozen_influxdb_after_the_grace_and_l
         proc = subprocess.Popen(LOGPULSE, env=env, stdout=out, stderr=out)
         with log.open("a") as f:  # stored only once the restarted processor runs
             f.write("".join(third))
-        want = Counter(line.split(" ")[2] for line in first + second + third)
-        wait_until("every line is stored", lambda: stored_per_customer(db.url, database) == want)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
-        assert stored_per_customer(db.url, database) == want  # each line exactly once
+        stop_once_stored_exactly_once(proc, db.url, database, first + second + third)
         print(f"one SIGINT with InfluxDB frozen: gone after {took:.2f} s (STOP_GRACE_S=3)")
     finally:
         if proc.poll() is None:

@@ -36,11 +36,15 @@ def _graceful_stop(signum: int, frame: FrameType | None) -> None:
     log.info("signal %d: draining, snapshotting and stopping (a second signal stops at once)", signum)
     STOP.set()
     if _grace_s is not None:
-        threading.Thread(target=_stop_after, args=(_grace_s,), name="stop-grace", daemon=True).start()
+        _arm_grace(_grace_s)
     # the user insists: the default action ends the process in the kernel, even while every thread is
     # blocked outside Python; like kill -9, it loses nothing the last snapshot did not cover
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_DFL)
+
+
+def _arm_grace(grace_s: float) -> None:
+    threading.Thread(target=_stop_after, args=(grace_s,), name="stop-grace", daemon=True).start()
 
 
 def _stop_after(grace_s: float) -> None:
@@ -65,7 +69,7 @@ def stop_gracefully_on_signals(grace_s: float | None = None) -> None:
     signal.signal(signal.SIGTERM, _graceful_stop)
     signal.signal(signal.SIGINT, _graceful_stop)
     if grace_s is not None and STOP.is_set():  # the signal came during start-up
-        threading.Thread(target=_stop_after, args=(grace_s,), name="stop-grace", daemon=True).start()
+        _arm_grace(grace_s)
 
 
 @contextmanager
