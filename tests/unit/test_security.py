@@ -4,6 +4,7 @@ receiver URLs in delivery errors."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -128,3 +129,25 @@ def test_delivery_errors_name_receivers_without_credentials() -> None:
         post_json(client, url, "webhook", {"a": 1})  # port 9: connection refused
     assert "hunter2" not in str(err.value) and "t0psecret" not in str(err.value) and "alice" not in str(err.value)
     assert "127.0.0.1:9/hook" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://hooks.slack.com/services/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",
+            "https://hooks.slack.com/services/T0AB12CDE/B0FG34HIJ/***",
+        ),
+        (
+            "https://discord.com/api/webhooks/123456789012345678/" + "x" * 68,
+            "https://discord.com/api/webhooks/***/***",
+        ),
+        ("http://127.0.0.1:9093/api/v2/alerts", "http://127.0.0.1:9093/api/v2/alerts"),
+    ],
+)
+def test_a_token_in_the_receivers_path_is_not_logged(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+    secret = url.rsplit("/", 1)[1]
+    with httpx.Client(timeout=2) as client, pytest.raises(DeliveryError) as err:
+        post_json(client, url.replace(urlsplit(url).netloc, "127.0.0.1:9"), "webhook", {"a": 1})
+    assert (secret not in str(err.value)) == (shown.endswith("***"))

@@ -32,15 +32,22 @@ class DeliveryError(RuntimeError):
     """A receiver did not accept a notification (unreachable, timeout, non-2xx); retried later."""
 
 
+TOKEN_SEGMENT_CHARS = 16
+"""A path segment this long is taken for a secret: webhook receivers (Slack, Discord, Teams) put their
+token in the path (`/services/T0/B0/<24 chars>`, `/webhooks/<id>/<68 chars>`), while route names
+(`/api/v2/alerts`, `/hook`) are short words worth keeping in a log."""
+
+
 def redacted(url: str) -> str:
-    """`url` fit for a log: credentials (`user:pass@`) and every query value replaced by `***`, since
-    receivers are often authenticated by a token in the URL (Slack-style webhooks, `?token=`)."""
+    """`url` fit for a log: credentials (`user:pass@`), every query value and every token-like path
+    segment replaced by `***`, since receivers are often authenticated by a token in the URL."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rpartition("@")[2]
+    path = "/".join("***" if len(s) >= TOKEN_SEGMENT_CHARS else s for s in parts.path.split("/"))
     query = urlencode([(name, "***") for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 def post_json(client: httpx.Client, url: str, receiver: str, body: Any, headers: dict[str, str] | None = None) -> None:
