@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from logpulse.storage.influxd import LocalInfluxd
@@ -44,6 +47,26 @@ def overlaps(a: dict, b: dict) -> bool:
         and ts(a["start"]) < ts(b["end"])
         and ts(b["start"]) < ts(a["end"])
     )
+
+
+def digest(incidents: list[dict]) -> str:
+    """A fingerprint of every reported incident (slo_burn included): two revisions that print the same
+    digest for a scenario decided alike there, end to end through the dataflow and the API."""
+    keys = ("customer", "kind", "start", "end", "detected", "status", "ended", "score", "requests", "summary")
+    rows = sorted(json.dumps([a.get(k) for k in keys]) for a in incidents)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:12]
+
+
+def _anomalies(api: httpx.Client, first: str, attempts: int = 6) -> list[dict]:
+    """GET /anomalies; a 503 (InfluxDB too slow on a loaded machine) is retried after its Retry-After,
+    as the API asks of its clients."""
+    for _ in range(attempts - 1):
+        r = api.get("/anomalies", params={"from": first, "to": NOW.date().isoformat(), "limit": 5000})
+        if r.status_code != 503:
+            break
+        time.sleep(float(r.headers.get("Retry-After", "1")))
+    r.raise_for_status()
+    return r.json()["anomalies"]  # type: ignore[no-any-return]
 
 
 def run(sc: Scenario | Synthetic, influx: LocalInfluxd, work: Path) -> dict:
@@ -62,9 +85,7 @@ def run(sc: Scenario | Synthetic, influx: LocalInfluxd, work: Path) -> dict:
     subprocess.run([sys.executable, "-m", "logpulse", "ingest", str(log)], env=env, check=True, capture_output=True)
     first = (NOW - dt.timedelta(days=sc.days + 1)).date().isoformat()
     with running_api(env) as api:
-        r = api.get("/anomalies", params={"from": first, "to": NOW.date().isoformat(), "limit": 5000})
-        r.raise_for_status()
-        everything = [{**a, "customer": a["customer_id"]} for a in r.json()["anomalies"]]
+        everything = [{**a, "customer": a["customer_id"]} for a in _anomalies(api, first)]
     reported = [a for a in everything if a["kind"] != "slo_burn"]
     hits = [[r for r in reported if overlaps(t, r)] for t in truth]
     found = sum(1 for h in hits if h)
@@ -90,6 +111,7 @@ def run(sc: Scenario | Synthetic, influx: LocalInfluxd, work: Path) -> dict:
         "delays_s": delays,
         "delay_p50_s": float(np.median(delays)) if delays else None,
         "false_examples": false[:5],
+        "digest": digest(everything),
     }
     if isinstance(sc, Synthetic) and sc.effect == "step1.7":
         ok = 0
@@ -123,15 +145,15 @@ def main() -> None:
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     print(
         "| scenario | lines | injected | found | split | reported | false alarms | recall | precision "
-        "| false / customer / day | alert delay p50 |"
+        "| false / customer / day | alert delay p50 | digest |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         delay = "-" if r["delay_p50_s"] is None else f"{r['delay_p50_s'] / 60:.1f} min"
         print(
             f"| {r['scenario']} | {r['lines']:,} | {r['injected']} | {r['found']} | {r['split']} | {r['reported']} "
             f"| {r['false_alarms']} | {fmt(r['recall'])} | {fmt(r['precision'])} "
-            f"| {r['false_per_customer_day']:.3f} | {delay} |"
+            f"| {r['false_per_customer_day']:.3f} | {delay} | {r['digest']} |"
         )
     delays = [d for r in results for d in r["delays_s"]]
     if delays:
