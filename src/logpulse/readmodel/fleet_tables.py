@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from logpulse.readmodel import influxql
+from logpulse.readmodel.counting import Rows, counted
 from logpulse.readmodel.plan import Plan
-from logpulse.readmodel.windows import counted
 from logpulse.storage import compacted, fleet_table
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
@@ -54,11 +53,12 @@ async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupL
     fleet_count = 0
     texts: list[str] = []
     for level, res in zip(used, tables, strict=True):
-        for row in _counted_rows(level, [row for result in res for _, row in series_rows(result)]):
-            parts = [row[f] for f in fleet_table.FIELDS if row.get(f)]
-            if row.get("count") and not parts:
+        rows = await counted(client, level, Rows.parse(res, (*_FIELDS, compacted.TAG)), FLEET_CUSTOMER, _FIELDS)
+        for i, count in enumerate(rows.cols["count"]):
+            parts = [rows.cols[f][i] for f in fleet_table.FIELDS if rows.cols[f][i]]
+            if count and not parts:
                 return None  # a `*` point without a table (written before tables existed)
-            fleet_count += int(row.get("count") or 0)
+            fleet_count += int(count or 0)
             texts += parts
     customers_count = sum(int(row.get("count") or 0) for res in checks for r in res for _, row in series_rows(r))
     if customers_count != fleet_count:
@@ -87,16 +87,6 @@ async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupL
         add(np.where(known, table.server_errors, 0)).astype(np.int64)[by_id],
         add(~known).astype(np.int64)[by_id],
     )
-
-
-def _counted_rows(level: RollupLevel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The `*` rows a reader counts: compacted points stand for the sources they cover."""
-    if not rows:
-        return rows
-    t = np.asarray([row["time"] for row in rows], np.int64)
-    columns = {f: [row.get(f) for row in rows] for f in (*_FIELDS, compacted.TAG, compacted.FIELD)}
-    keep = counted(columns, [FLEET_CUSTOMER] * len(rows), t, level, _FIELDS)
-    return [row for row, k in zip(rows, keep.tolist(), strict=True) if k]
 
 
 class TableReads:

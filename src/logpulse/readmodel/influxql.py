@@ -153,12 +153,13 @@ def _per_range(
 
 
 def windows_statements(
-    level: RollupLevel, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]
+    level: RollupLevel, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...], *, covers: bool = False
 ) -> list[str]:
-    """The level's rows of `who` in the ranges, with the columns that tell compacted points from the
-    sources they cover (`storage/compacted.py`)."""
+    """The level's rows of `who` in the ranges, with the `compacted` tag that tells compacted points from
+    sources, and with `covers` (which sources a compacted point holds) when asked: `counting` asks only
+    for windows that hold both."""
     where, group = _who(who)
-    columns = (*fields, compacted.TAG, compacted.FIELD)
+    columns = (*fields, compacted.TAG, *((compacted.FIELD,) if covers else ()))
     return _per_range(level, ranges, ", ".join(quote_ident(f) for f in columns), where, group)
 
 

@@ -27,6 +27,7 @@ import orjson
 from logpulse.readmodel import fleet_tables, influxql, row_sums
 from logpulse.readmodel.batch import Handle, QueryBatch
 from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
+from logpulse.readmodel.counting import Rows, counted
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
@@ -34,7 +35,7 @@ from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_f
 from logpulse.readmodel.paging import QUANTILE_SORTS, after_key, decode_cursor, encode_cursor, sort_rows
 from logpulse.readmodel.plan import FIELDS, LEVELS, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
-from logpulse.readmodel.windows import Windows, concat, counted, in_pairs, read_rows, take
+from logpulse.readmodel.windows import Windows, concat, in_pairs, read_windows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
 from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
@@ -116,7 +117,7 @@ class RollupService:
             handle = read.handles.get(level)
             if handle is None:
                 continue
-            w = read_rows(handle.results, level, read.plan, read.fields)
+            w = await read_windows(self.client, handle.results, level, read.plan, read.who, read.fields)
             approximate = np.asarray([h is not None and h.startswith(APPROXIMATE_PREFIX) for h in w.hist], bool)
             if i + 1 < len(levels) and approximate.any():
                 pairs = set(
@@ -155,29 +156,24 @@ class RollupService:
         ]
         return self._SloRead(bounds, p, handles)
 
-    def _budgets(self, slo: _SloRead, target: float) -> list[float | None]:
+    async def _budgets(self, customer: str, slo: _SloRead, target: float) -> list[float | None]:
         """The budget left at the end of each day (trailing SLO window) from the `_slo_read` results;
         rollup points lacking `server_errors` (written before rollups counted 5xx) make a window unknown."""
         fields = _SLO_FIELDS
         n_days = len(slo.bounds) - 1
         out = [np.zeros(n_days, np.int64) for _ in range(3)]
         for level, handle in slo.handles:
-            rows = [row for result in handle.results for _, row in series_rows(result)]
-            if not rows:
+            rows = Rows.parse(handle.results, (*fields, compacted.TAG))
+            if not len(rows):
                 continue
-            t = np.asarray([row["time"] for row in rows], np.int64)
-            start = t - t % level.window_ns
-            read = {f: [row.get(f) for row in rows] for f in (*fields, compacted.TAG, compacted.FIELD)}
-            keep = slo.plan.keep(level, start) & counted(read, [""] * len(rows), t, level, fields)
-            server = [row.get("server_errors") for row in rows]
-            day = bucket_of(start[keep], slo.bounds)
-            columns = (
-                [row.get("count") or 0 for row in rows],
-                [e or 0 for e in server],
-                [e is None for e in server],
+            rows = await counted(
+                self.client, level, rows.take(slo.plan.keep(level, rows.starts(level))), customer, fields
             )
+            server = rows.cols["server_errors"]
+            day = bucket_of(rows.starts(level), slo.bounds)
+            columns = ([n or 0 for n in rows.cols["count"]], [e or 0 for e in server], [e is None for e in server])
             for acc, col in zip(out, columns, strict=True):
-                acc += np.bincount(day, weights=np.asarray(col, np.int64)[keep], minlength=n_days).astype(np.int64)
+                acc += np.bincount(day, weights=np.asarray(col, np.int64), minlength=n_days).astype(np.int64)
         requests, errors, unknown = out
         return trailing_budgets(requests, errors, unknown, self.slo.window_days, target)
 
@@ -199,7 +195,7 @@ class RollupService:
             await batch.send(self.client)
             w = await self._collect(windows)
             incidents = self._incidents_per_day(starts.results[0], bounds)
-            budgets = None if slo is None or target is None else self._budgets(slo, target)
+            budgets = None if slo is None or target is None else await self._budgets(customer, slo, target)
             d = Decoded.of(w.hist)
             per_day = merge(w, d, bucket_of(w.start, bounds), len(bounds) - 1)
             whole = merge(w, d, np.zeros(len(w.start), np.int64), 1)

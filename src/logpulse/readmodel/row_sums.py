@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
 from logpulse.readmodel import influxql
+from logpulse.readmodel.counting import Rows, counted
 from logpulse.readmodel.plan import Plan
-from logpulse.readmodel.windows import counted
 from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
-from logpulse.storage.points import TAG_CUSTOMER, RollupLevel
+from logpulse.storage.points import RollupLevel
 
 
 async def holds_compacted(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...]) -> bool:
@@ -40,18 +38,15 @@ async def sums(
     )
     out: dict[str, list[float]] = {}
     for level, level_results in zip(used, results, strict=True):
-        found = [(tags, row) for result in level_results for tags, row in series_rows(result)]
-        if not found:
+        rows = Rows.parse(level_results, (*fields, compacted.TAG))
+        if not len(rows):
             continue
-        customers = [tags.get(TAG_CUSTOMER, "") for tags, _ in found]
-        rows = [row for _, row in found]
-        t = np.asarray([row["time"] for row in rows], np.int64)
-        columns = {f: [row.get(f) for row in rows] for f in (*fields, compacted.TAG, compacted.FIELD)}
-        keep = p.keep(level, t - t % level.window_ns) & counted(columns, customers, t, level, fields)
-        for i in np.flatnonzero(keep).tolist():
-            acc = out.setdefault(customers[i], [0.0] * (2 * len(fields) + 1))
-            for j, f in enumerate(fields):
-                value = rows[i].get(f)
+        rows = await counted(client, level, rows.take(p.keep(level, rows.starts(level))), None, fields)
+        columns = [rows.cols[f] for f in fields]
+        for i, customer in enumerate(rows.customers):
+            acc = out.setdefault(customer, [0.0] * (2 * len(fields) + 1))
+            for j, column in enumerate(columns):
+                value = column[i]
                 acc[j] += value or 0
                 acc[len(fields) + 1 + j] += value is not None
             acc[len(fields)] += 1

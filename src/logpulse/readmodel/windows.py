@@ -1,8 +1,9 @@
 """Rollup rows as arrays: parsing a read's results, keeping only the planned windows, combining reads.
 
-A read returns one row per stored rollup point; `read_rows` turns the statements' results into
-columns (numpy for numbers, lists for histogram texts and customers) and drops the windows that lie
-between two planned runs (`Plan.keep`: coalesced statements read them too).
+A read returns one row per stored rollup point; `read_windows` turns the statements' results into
+columns (numpy for numbers, lists for histogram texts and customers), drops the windows that lie
+between two planned runs (`Plan.keep`: coalesced statements read them too) and keeps the rows a
+reader counts where compacted points are (`counting`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from logpulse.readmodel import counting
+from logpulse.readmodel.counting import Rows
 from logpulse.readmodel.localtime import IntArray
-from logpulse.readmodel.plan import Plan
+from logpulse.readmodel.plan import Plan, Who
 from logpulse.storage import compacted
-from logpulse.storage.points import TAG_CUSTOMER, RollupLevel
+from logpulse.storage.influx import AsyncInfluxQuery
+from logpulse.storage.points import RollupLevel
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -37,57 +41,31 @@ class Windows:
         return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), [], [])
 
 
-def read_rows(results: list[dict[str, Any]], level: RollupLevel, p: Plan, fields: tuple[str, ...]) -> Windows:
-    """Parse the statements' results into arrays; windows outside the plan's runs are dropped."""
-    times: list[int] = []
-    columns = (*fields, compacted.TAG, compacted.FIELD)
-    cols: dict[str, list[Any]] = {f: [] for f in columns}
-    customers: list[str] = []
-    for result in results:
-        for s in result.get("series", []) or []:
-            values = s.get("values") or []
-            if not values:
-                continue
-            index = {c: i for i, c in enumerate(s["columns"])}
-            transposed = list(zip(*values, strict=True))
-            times.extend(transposed[index["time"]])
-            for f in columns:
-                cols[f].extend(transposed[index[f]] if f in index else [None] * len(values))
-            customers.extend([(s.get("tags") or {}).get(TAG_CUSTOMER, "")] * len(values))
-    if not times:
+async def read_windows(
+    client: AsyncInfluxQuery,
+    results: list[dict[str, Any]],
+    level: RollupLevel,
+    p: Plan,
+    who: Who,
+    fields: tuple[str, ...],
+) -> Windows:
+    """The counted rows of a windows read (`counting`) inside the plan's runs, as arrays."""
+    rows = Rows.parse(results, (*fields, compacted.TAG))
+    if not len(rows):
         return Windows.empty()
-    t = np.asarray(times, dtype=np.int64)
-    start = t - t % level.window_ns
-    keep = p.keep(level, start) & counted(cols, customers, t, level, fields)
+    rows = await counting.counted(client, level, rows.take(p.keep(level, rows.starts(level))), who, fields)
 
     def numbers(name: str, dtype: type) -> Any:
-        return np.asarray([0 if v is None else v for v in cols.get(name, [])] or [0] * len(t), dtype=dtype)[keep]
+        return np.asarray([0 if v is None else v for v in rows.cols.get(name, [])] or [0] * len(rows), dtype=dtype)
 
-    idx = np.flatnonzero(keep).tolist()
-    hist = cols.get("hist")
     return Windows(
-        start[keep],
+        rows.starts(level),
         numbers("count", np.int64),
         numbers("failed", np.int64),
         numbers("sum", np.float64),
-        [hist[i] for i in idx] if hist is not None else [None] * len(idx),
-        [customers[i] for i in idx],
+        rows.cols.get("hist") or [None] * len(rows),
+        rows.customers,
     )
-
-
-def counted(
-    cols: dict[str, list[Any]], customers: list[str], times: IntArray, level: RollupLevel, fields: tuple[str, ...]
-) -> npt.NDArray[np.bool_]:
-    """The rows a reader counts: each window from its newest complete compacted point and the sources
-    that point does not cover (`storage/compacted.py`); a compacted row is complete when every field
-    read is there (a point being written may show some fields before others)."""
-    marks = cols[compacted.TAG]
-    if not any(m is not None for m in marks):
-        return np.ones(len(times), dtype=bool)
-    complete = np.ones(len(times), dtype=bool)
-    for i in (i for i, m in enumerate(marks) if m is not None):
-        complete[i] = all(cols[f][i] is not None for f in fields)
-    return compacted.counted_rows(customers, times, level.window_ns, marks, cols[compacted.FIELD], complete)
 
 
 def in_pairs(w: Windows, level: RollupLevel, pairs: set[tuple[str, int]]) -> npt.NDArray[np.bool_]:

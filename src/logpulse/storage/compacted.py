@@ -20,7 +20,9 @@ exact before, during and after those deletes, and after a crash anywhere in betw
   source row whose offset it covers. So a window counts each source exactly once while the compacted
   point is written, while its sources are deleted, when a crash left both, when the same file is
   ingested again (its points rewrite covered identities: ignored), and when late lines add a new
-  identity (not covered: counted, and merged by the next compaction).
+  identity (not covered: counted, and merged by the next compaction). `covers` only matters in a
+  window holding sources beside its compacted points: readers ask for it only there
+  (`readmodel/counting.py`).
 * A covered identity rewritten with a *larger* count after compaction (lines later than the lateness
   bound that land in a file segment still being read) cannot be added exactly: its old lines are in
   the compacted histogram and cannot be subtracted. Readers ignore it (never counted twice); the
@@ -73,6 +75,28 @@ def decode_covers(text: str) -> dict[int, int]:
     return dict(zip(pairs["offset"].tolist(), pairs["count"].tolist(), strict=True))
 
 
+def window_keys(customers: Sequence[str], times: npt.NDArray[np.int64], window_ns: int) -> npt.NDArray[np.int64]:
+    """Per row, a number naming its (customer, window): equal for the rows of one customer-window."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in customers), dtype=np.int64, count=len(times))
+    if not len(times):
+        return codes
+    starts = times - times % window_ns
+    window: npt.NDArray[np.int64] = (starts - starts.min()) // window_ns
+    return codes * (int(window.max()) + 1) + window
+
+
+def newest(
+    keys: npt.NDArray[np.int64], times: npt.NDArray[np.int64], candidates: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.intp]:
+    """Indices of each window's newest candidate row (the latest time among its candidates)."""
+    rows = np.flatnonzero(candidates)
+    order = rows[np.lexsort((times[rows], keys[rows]))]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = keys[order][1:] != keys[order][:-1]
+    return order[last]
+
+
 def counted_rows(
     customers: Sequence[str],
     times: npt.NDArray[np.int64],
@@ -92,27 +116,20 @@ def counted_rows(
     marked = np.fromiter((c is not None for c in compacted), dtype=bool, count=n)
     if not marked.any():
         return np.ones(n, dtype=bool)
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(c, len(index)) for c in customers), dtype=np.int64, count=n)
-    starts = times - times % window_ns
-    window = (starts - starts.min()) // window_ns
-    key = codes * (int(window.max()) + 1) + window
+    key = window_keys(customers, times, window_ns)
     has_covers = np.fromiter((bool(c) for c in covers), dtype=bool, count=n)
-    candidates = np.flatnonzero(marked & complete & has_covers)
     keep = ~marked
-    if len(candidates) == 0:
+    standing = newest(key, times, marked & complete & has_covers)  # per window, its newest complete generation
+    if len(standing) == 0:
         return keep
-    order = candidates[np.lexsort((times[candidates], key[candidates]))]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = key[order][1:] != key[order][:-1]
-    newest = order[last]  # per window, its newest complete generation
-    keep[newest] = True
-    shadowed = np.flatnonzero(~marked & np.isin(key, key[newest]))
+    keep[standing] = True
+    shadowed = np.flatnonzero(~marked & np.isin(key, key[standing]))
     if len(shadowed):
-        standing = dict(zip(key[newest].tolist(), newest.tolist(), strict=True))
+        starts = times - times % window_ns
+        of_window = dict(zip(key[standing].tolist(), standing.tolist(), strict=True))
         decoded: dict[int, dict[int, int]] = {}
         for i in shadowed.tolist():
-            j = standing[int(key[i])]
+            j = of_window[int(key[i])]
             if j not in decoded:
                 decoded[j] = decode_covers(str(covers[j]))
             if int(times[i] - starts[i]) in decoded[j]:
