@@ -10,7 +10,14 @@ measures again; runs `logpulse compact` (timed) and measures again, with the ser
 data directory of the `rollups` retention policy is measured with `du` after each step (after a pause
 for influxd to write its cache to disk).
 
+Besides wrk's latencies, each measurement states the CPU time per answer of the API and of influxd:
+on a shared machine other work delays answers but does not add to their CPU time. With
+--before-src (the `src` folder of another revision, e.g. `git archive main src | tar -x -C /tmp/main`)
+every step is measured twice, by the API of that revision and then by this one, on the same data
+at the same moment, and the ratios are given for both.
+
     .venv/bin/python -m scripts.benchmarks.compaction --json docs/bench/bench_compaction.json
+    .venv/bin/python -m scripts.benchmarks.compaction --before-src /tmp/main/src --json bench.json
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ def _shifted(batches: Iterator[list[str]], offset_ns: int) -> Iterator[list[str]
         yield out
 
 
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds so far of one process."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _du_mb(path: Path) -> float:
     return int(subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True).stdout.split()[0]) / 1024
 
@@ -55,6 +68,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--settle-s", type=float, default=15)
     ap.add_argument("--json", type=Path, default=Path("bench_compaction.json"))
+    ap.add_argument("--before-src", type=Path, help="also measure the API of this `src` folder (another revision)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="logpulse-bench-compaction-"))
     out: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "load_start": load_average()}
@@ -82,17 +96,29 @@ def main() -> None:
             f"/customers/cust_{c}/series?from={week}&to={today}&interval=15m" for c in range(1, args.customers + 1)
         ]
 
+        apis = {"": env}
+        if args.before_src:
+            apis = {"before": {**env, "PYTHONPATH": str(args.before_src.resolve())}, "": env}
+
+        def timed(base: str, name: str, paths: list[str]) -> dict:
+            cpu = _cpu_s(db.pid)
+            r = wrk_urls(base, work, name, paths, 1, args.seconds)
+            answered = r["requests_per_s"] * args.seconds
+            r["influxd_cpu_ms_per_request"] = (_cpu_s(db.pid) - cpu) * 1000 / answered if answered else None
+            return r
+
         def measure(name: str) -> None:
             time.sleep(args.settle_s)
             print(f"{name} ...", flush=True)
-            with running_api(env) as api:
-                base = str(api.base_url).rstrip("/")
-                out[name] = {
-                    "stats_30d": wrk_urls(base, work, "stats", stats, 1, args.seconds),
-                    "series_7d_15m": wrk_urls(base, work, "series", series, 1, args.seconds),
-                    "rollups_dir_mb": _du_mb(rp_dir),
-                    "load": load_average(),
-                }
+            out[name] = {"rollups_dir_mb": _du_mb(rp_dir)}
+            for revision, api_env in apis.items():
+                with running_api(api_env) as api:
+                    base = str(api.base_url).rstrip("/")
+                    out[name] |= {
+                        f"{revision}stats_30d": timed(base, "stats", stats),
+                        f"{revision}series_7d_15m": timed(base, "series", series),
+                        f"{revision}load": load_average(),
+                    }
             print(json.dumps(out[name]), flush=True)
 
         measure("base")
@@ -115,10 +141,12 @@ def main() -> None:
         measure("compacted")
         stored = args.requests + per * args.identities
         out["stored_requests"] = stored
-        out["stats_p50_ratio_late_vs_base"] = out["late"]["stats_30d"]["p50_ms"] / out["base"]["stats_30d"]["p50_ms"]
-        out["stats_p50_ratio_compacted_vs_base"] = (
-            out["compacted"]["stats_30d"]["p50_ms"] / out["base"]["stats_30d"]["p50_ms"]
-        )
+        for revision in apis:
+            for step in ("late", "compacted"):
+                for figure in ("p50_ms", "api_cpu_ms_per_request", "influxd_cpu_ms_per_request"):
+                    out[f"{revision}stats_{figure}_ratio_{step}_vs_base"] = (
+                        out[step][f"{revision}stats_30d"][figure] / out["base"][f"{revision}stats_30d"][figure]
+                    )
         out["rollups_mb_per_million_requests"] = {
             k: out[k]["rollups_dir_mb"] / (stored / 1e6) for k in ("late", "compacted")
         }
@@ -126,7 +154,7 @@ def main() -> None:
         out["load_end"] = load_average()
         db.close()
         args.json.write_text(json.dumps(out, indent=2))
-    print(json.dumps({k: v for k, v in out.items() if k.startswith(("stats_p50", "rollups_mb"))}, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if "_ratio_" in k or k.startswith("rollups_mb")}, indent=2))
 
 
 if __name__ == "__main__":

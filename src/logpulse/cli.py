@@ -215,9 +215,26 @@ def ingest(
     raise typer.Exit(0 if summary.ok else 1)
 
 
+def _utc_ns(text: str, option: str) -> int:
+    """An ISO 8601 time with its UTC offset (`Z` or `+hh:mm`) as UTC ns; a clear error otherwise."""
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from exc
+    if t.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} has no UTC offset: add Z or +hh:mm", param_hint=option)
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1) * 1000
+
+
 @app.command()
 def compact(
     every: Annotated[float, typer.Option(help="Seconds between passes; 0 = one pass and exit", min=0)] = 0.0,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="Compact as if it were this UTC time (ISO 8601, e.g. 2026-10-21T12:00:00Z); default: the clock"
+        ),
+    ] = None,
 ) -> None:
     """Merge the points of closed rollup windows (COMPACTION_LATENESS_S past their end) into one per
     customer-window and level, then delete the points merged. Safe to kill at any moment; one at a time."""
@@ -225,13 +242,14 @@ def compact(
     from logpulse.rollups.compactor import compact as run_compact
     from logpulse.storage.influx import Connection, InfluxError, InfluxWriter
 
+    now_ns = None if now is None else _utc_ns(now, "--now")
     _setup_logging()
     settings = get_settings()
     writer = InfluxWriter(Connection.from_settings(settings))
     try:
         with single_compactor(settings.recovery_dir):
             while True:
-                summary = run_compact(writer, settings.compaction_lateness_s)
+                summary = run_compact(writer, settings.compaction_lateness_s, now_ns)
                 typer.echo(summary.line())
                 if every <= 0:
                     break

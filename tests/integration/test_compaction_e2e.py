@@ -72,9 +72,9 @@ def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
     return got
 
 
-def compact(env: dict[str, str]) -> str:
+def compact(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "logpulse", "compact"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "logpulse", "compact", *args], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -179,3 +179,29 @@ def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
     assert polls >= 5 and not failures, (polls, failures[:3])
     assert_compacted(influx_settings)
     assert_rollups_equal_raw(influx_settings, paths)
+
+
+def test_compact_now_takes_only_windows_closed_by_then(influx_settings: Settings, tmp_path: Path) -> None:
+    env = settings_env(influx_settings)  # COMPACTION_LATENESS_S=3600
+    path = tmp_path / "a.log"
+    by_customer = generate(env, path, 4, 9000)
+    run(env, "ingest", str(path))
+    now = dt.datetime(2026, 10, 19, 0, 30, tzinfo=dt.UTC)
+    closed_ns = int((now - dt.timedelta(hours=1)).timestamp()) * 10**9
+    for bad in ("2026-10-19", "2026-10-19T00:30:00", "yesterday"):
+        done = subprocess.run([sys.executable, "-m", "logpulse", "compact", "--now", bad], env=env, capture_output=True)
+        assert done.returncode == 2 and b"--now" in done.stderr, done.stderr
+    before = rows_per_window(influx_settings)
+    out = compact(env, "--now", now.isoformat())
+    after = rows_per_window(influx_settings)
+    windows = {lvl.measurement: lvl.window_ns for lvl in ROLLUP_LEVELS}
+    for key, n in after.items():
+        level, _, start = key
+        if start + windows[level] <= closed_ns:
+            assert n == 1, (key, n)  # closed by then: merged
+        else:
+            assert n == before[key], (key, n)  # still open then: untouched
+    assert any(n > 1 for n in after.values())  # the open windows hold several points
+    assert compact(env, "--now", now.isoformat()).startswith("compacted 0 windows, 0 DELETE"), out
+    with running_api(env) as api:
+        check_api(api, by_customer, ("UTC", "America/New_York"))

@@ -2,6 +2,10 @@
 
 Per chunk, in this order (each step is safe to be killed after, at any moment):
 
+0. read the chunk's `count` column alone and stop there when no window holds more than one point: a
+   window holding one point (a lone source, or its compacted point once its sources are gone) has
+   nothing to merge or delete, and that is every closed window once a pass went over it. So a pass
+   over days with nothing to do reads numbers, not the histograms, tables and `covers` of every row;
 1. read every row of the chunk (sources and compacted points, every customer and `*`);
 2. write the new compacted generations (`compaction.plan_window`) — once InfluxDB acknowledges them,
    readers count each window from its newest complete generation and the sources it does not cover
@@ -31,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from logpulse.rollups.compaction import Row, WindowPlan, plan_window
 from logpulse.storage import compacted, fleet_table
@@ -143,9 +149,24 @@ def _delete_statements(level: RollupLevel, customer: str, plans: list[WindowPlan
     return out
 
 
+def _holds_work(writer: InfluxWriter, level: RollupLevel, a: int, b: int) -> bool:
+    """Does a window starting in [a, b) hold more than one point (step 0 of the module docstring)?"""
+    where = f"time >= {a} AND time < {b}"
+    q = f'SELECT "count" FROM {rollup_from(level)} WHERE {where} GROUP BY {quote_ident(TAG_CUSTOMER)}'
+    for result in writer.query(q):
+        for s in result.get("series", []) or []:
+            times = np.asarray([row[0] for row in s.get("values") or []], np.int64)
+            starts = times - times % level.window_ns
+            if len(np.unique(starts)) < len(starts):
+                return True
+    return False
+
+
 def compact_chunk(writer: InfluxWriter, level: RollupLevel, a: int, b: int, last_window: int) -> PassSummary:
     """Compact the windows of [a, b) that start before `last_window` (see the module docstring)."""
     summary = PassSummary()
+    if not _holds_work(writer, level, a, b):
+        return summary
     plans = _plans(level, _rows(writer, level, a, b), last_window)
     summary.grown = sum(len(p.grown) for p in plans)
     lines = [compacted.compacted_line(p.write, p.covers) for p in plans if p.write is not None]
