@@ -89,7 +89,7 @@ class Rows:
 def complete(rows: Rows, fields: tuple[str, ...]) -> npt.NDArray[np.bool_]:
     """Per row, whether every field read is there (a point being written may show some before others)."""
     present = np.ones(len(rows), dtype=bool)
-    for f in fields:
+    for f in (f for f in fields if None in rows.cols[f]):
         present &= np.fromiter((v is not None for v in rows.cols[f]), dtype=bool, count=len(rows))
     return present
 
@@ -101,7 +101,9 @@ async def counted(client: AsyncInfluxQuery, level: RollupLevel, rows: Rows, who:
     if not marked.any():
         return rows
     keys = compacted.window_keys(rows.customers, rows.times, level.window_ns)
-    mixed = np.isin(keys, np.intersect1d(keys[marked], keys[~marked]))
+    mixed = np.zeros(len(rows), dtype=bool)
+    if not marked.all():
+        mixed = np.isin(keys, np.intersect1d(keys[marked], keys[~marked]))
     keep = ~marked & ~mixed
     keep[compacted.newest(keys, rows.times, marked & ~mixed & complete(rows, fields))] = True
     if not mixed.any():

@@ -77,11 +77,13 @@ def decode_covers(text: str) -> dict[int, int]:
 
 def window_keys(customers: Sequence[str], times: npt.NDArray[np.int64], window_ns: int) -> npt.NDArray[np.int64]:
     """Per row, a number naming its (customer, window): equal for the rows of one customer-window."""
+    if not len(times):
+        return np.zeros(0, np.int64)
+    starts = times - times % window_ns
+    if len(set(customers)) == 1:  # a one-customer read
+        return starts // window_ns
     index: dict[str, int] = {}
     codes = np.fromiter((index.setdefault(c, len(index)) for c in customers), dtype=np.int64, count=len(times))
-    if not len(times):
-        return codes
-    starts = times - times % window_ns
     window: npt.NDArray[np.int64] = (starts - starts.min()) // window_ns
     return codes * (int(window.max()) + 1) + window
 
