@@ -13,9 +13,9 @@ import pytest
 
 from logpulse.config import Settings
 from logpulse.model import RollupPoint
-from logpulse.readmodel import counting, influxql
+from logpulse.readmodel import counting, influxql, row_sums
 from logpulse.readmodel.counting import Rows
-from logpulse.readmodel.plan import Who
+from logpulse.readmodel.plan import Who, plan_ranges
 from logpulse.storage import compacted
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.influx import AsyncInfluxQuery, Connection, InfluxWriter
@@ -140,3 +140,17 @@ def test_reread_ranges_join_adjacent_windows_and_bridge_the_narrowest_gaps() -> 
     ranges = counting.reread_ranges(starts, LEVEL)
     assert len(ranges) == n and ranges[-1] == (100 * n * W, (100 * n + 1) * W)
     assert all(any(a <= s < b for a, b in ranges) for s in starts)
+
+
+def test_holds_compacted_finds_compacted_points_only(client: RecordingQuery) -> None:
+    async def scenario() -> None:
+        try:
+            sources_only = plan_ranges([(FIRST, FIRST + W)], (LEVEL,))
+            with_compacted = plan_ranges([(FIRST, FIRST + 2 * W)], (LEVEL,))
+            assert not await row_sums.holds_compacted(client, sources_only, (LEVEL,))
+            assert await row_sums.holds_compacted(client, with_compacted, (LEVEL,))
+            assert all(compacted.FIELD not in q for q in client.sent)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())

@@ -191,5 +191,7 @@ def customers_count_statements(level: RollupLevel, runs: list[tuple[int, int]]) 
 
 
 def compacted_count_statements(level: RollupLevel, ranges: list[tuple[int, int]]) -> list[str]:
-    """How many compacted points the ranges hold (`covers` is a field of compacted points only)."""
-    return _per_range(level, ranges, f"COUNT({quote_ident(compacted.FIELD)})")
+    """How many compacted points the ranges hold: their `count` (an integer) counted in the compacted
+    series only, so InfluxDB reads no `covers` text."""
+    where = f"{quote_ident(compacted.TAG)} = {quote_literal(compacted.TAG_VALUE)} AND "
+    return _per_range(level, ranges, 'COUNT("count")', where)

@@ -20,7 +20,7 @@ from logpulse.storage.points import RollupLevel
 
 
 async def holds_compacted(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...]) -> bool:
-    """Does any planned range hold a compacted point? (`covers` is a field of compacted points only.)"""
+    """Does any planned range hold a compacted point?"""
     statements = [s for lvl in levels for s in influxql.compacted_count_statements(lvl, p.ranges(lvl))]
     if not statements:
         return False
