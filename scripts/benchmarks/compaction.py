@@ -8,7 +8,7 @@ client, STATS_CACHE_S=0); then writes --late-requests more for the same customer
 its own fleet-wide `*` point and table) at the 1d level — the level a UTC 30-day range reads — and
 measures again; runs `logpulse compact` (timed) and measures again, with the series (7 days at 15m). The
 data directory of the `rollups` retention policy is measured with `du` after each step (after a pause
-for influxd to write its cache to disk).
+for influxd to write its cache to disk), and answers are measured once influxd is quiet again.
 
 Besides wrk's latencies, each measurement states the CPU time per answer of the API and of influxd:
 on a shared machine other work delays answers but does not add to their CPU time. With
@@ -52,6 +52,18 @@ def _cpu_s(pid: int | None) -> float:
     """CPU seconds so far of one process."""
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_quiet(pid: int | None, limit_s: float = 180.0) -> float:
+    """Wait until influxd uses less than 10 % of a core over 5 s (its own compactions after a bulk write
+    or many DELETEs run for minutes and would be measured as the answers' cost); the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        cpu = _cpu_s(pid)
+        time.sleep(5)
+        if _cpu_s(pid) - cpu < 0.5:
+            break
+    return time.perf_counter() - started
 
 
 def _du_mb(path: Path) -> float:
@@ -110,7 +122,7 @@ def main() -> None:
         def measure(name: str) -> None:
             time.sleep(args.settle_s)
             print(f"{name} ...", flush=True)
-            out[name] = {"rollups_dir_mb": _du_mb(rp_dir)}
+            out[name] = {"rollups_dir_mb": _du_mb(rp_dir), "waited_for_quiet_influxd_s": _wait_quiet(db.pid)}
             for revision, api_env in apis.items():
                 with running_api(api_env) as api:
                     base = str(api.base_url).rstrip("/")
