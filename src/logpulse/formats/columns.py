@@ -199,17 +199,13 @@ def batches_of(
     else:
         time_column = [times[i] for i in ordered]
     pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
-    path_column, status_column, duration_column = pick(paths), pick(statuses), pick(durations)
+    path_column, status_column, duration_column = list(pick(paths)), list(pick(statuses)), list(pick(durations))
+    run_starts, run_ends, run_codes = starts.tolist(), ends.tolist(), code_sorted[starts].tolist()
     out: dict[str, RequestBatch] = {}
     for run in np.argsort(first_line, kind="stable").tolist():
-        a, b = int(starts[run]), int(ends[run])
-        out[names[int(code_sorted[a])]] = RequestBatch(
-            names[int(code_sorted[a])],
-            time_column[a:b],
-            list(path_column[a:b]),
-            list(status_column[a:b]),
-            list(duration_column[a:b]),
-        )
+        a, b = run_starts[run], run_ends[run]
+        name = names[run_codes[run]]
+        out[name] = RequestBatch(name, time_column[a:b], path_column[a:b], status_column[a:b], duration_column[a:b])
     return out
 
 
