@@ -1,7 +1,8 @@
-"""The column path of the parsers gives exactly what their per-line path gives.
+"""The column path of the nginx and Apache parsers gives exactly what their per-line path gives.
 
 A chunk is split into columns by one expression, times are converted as a whole column and the
-batches are cut from one sort by customer (`formats.columns`, `formats.bulk_times`). These tests
+batches are cut from one sort by customer (`formats.columns`, `formats.bulk_times`); the logpulse
+format's own chunk loop is held to its per-line path on the same kinds of chunks. These tests
 hold each of those pieces to its one-at-a-time counterpart, on values drawn to include the hostile
 and the unusual: days that do not exist, month names in the wrong case, offsets of 99 minutes,
 years 0001 and 9999 (whose nanoseconds do not fit int64), empty lines, CRLF line ends, no final
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpulse.formats import logpulse
-from logpulse.formats.bulk_times import date_minute_seconds, point_times, time_local_seconds
+from logpulse.formats.bulk_times import point_times, time_local_seconds
 from logpulse.formats.columns import ascii_digits
 from logpulse.formats.fields import TimeLocal
 from logpulse.formats.plan import RegexPlan
@@ -79,18 +80,6 @@ DATE_MINUTES = st.builds(
     two(0, 23),
     two(0, 59),
 )
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(DATE_MINUTES, two(0, 59)), min_size=1, max_size=20))
-def test_date_minute_column_equals_one_at_a_time(times: list[tuple[str, str]]) -> None:
-    got = date_minute_seconds([m for m, _ in times], [s for _, s in times])
-    assert got is not None
-    for (minute, second), s, ok in zip(times, got[0].tolist(), got[1].tolist(), strict=True):
-        expected = logpulse._minute_epoch(minute)
-        assert ok == (expected is not None), minute
-        if expected is not None:
-            assert s == expected + int(second)
 
 
 @settings(max_examples=300, deadline=None)
@@ -178,7 +167,7 @@ def test_nginx_columns_equal_lines(lines: list[str], crlf: bool, final_newline: 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(LOGPULSE_LINES, min_size=1, max_size=12), st.booleans(), st.booleans())
-def test_logpulse_columns_equal_lines(lines: list[str], crlf: bool, final_newline: bool) -> None:
+def test_logpulse_chunk_loop_equals_lines(lines: list[str], crlf: bool, final_newline: bool) -> None:
     chunk = chunk_of(lines, crlf, final_newline)
     assert logpulse.parse_chunk(chunk) == logpulse.parse_chunk_by_line(chunk)
 

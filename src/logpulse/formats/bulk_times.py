@@ -1,15 +1,14 @@
 """Many time texts at once: epoch seconds for a whole column of fixed-width times, with numpy.
 
 A chunk of a million bytes holds thousands of lines and almost as many distinct seconds, so even a
-per-minute cache leaves a few Python steps per line. The fixed-width times (nginx `$time_local`,
-Apache `%t`, logpulse's `YYYY-MM-DD HH:MM:SS`) are converted here as one byte matrix instead: each
-digit is a column, the calendar is arithmetic on whole columns.
+per-minute cache leaves a few Python steps per line. The fixed-width `$time_local` (nginx) and `%t`
+(Apache) times are converted here as one byte matrix instead: each digit is a column, the calendar
+is arithmetic on whole columns.
 
-Each function gives exactly what its per-line converter gives (`fields.TimeLocal`,
-`logpulse._minute_epoch`; property tests compare them), as `(seconds, valid)`: int64 epoch seconds
-and a mask of the texts that are real times (a day that exists, hour 0-23, minute 0-59). A text
-that is not of the expected shape at all makes the function return None, and the caller converts
-one text at a time.
+`time_local_seconds` gives exactly what `fields.TimeLocal` gives for each text (a property test
+compares them), as `(seconds, valid)`: int64 epoch seconds and a mask of the texts that are real
+times (a day that exists, hour 0-23, minute 0-59). A text that is not of the expected shape at all
+makes it return None, and the caller converts one text at a time.
 """
 
 from __future__ import annotations
@@ -99,20 +98,6 @@ def time_local_seconds(texts: list[str]) -> tuple[Ints, Mask] | None:
     seconds, valid = _seconds(year, month, day, hour, minute, second)
     offset = (tz_hours * 3_600 + tz_minutes * 60) * np.where(m[:, 21] == 45, -1, 1)
     return seconds - offset, valid & (second < 61)
-
-
-def date_minute_seconds(minutes: list[str], seconds: list[str]) -> tuple[Ints, Mask] | None:
-    """`YYYY-MM-DD HH:MM` and `SS` texts (logpulse's own format, UTC) -> epoch seconds."""
-    m = _matrix(minutes, 16)
-    s = _matrix(seconds, 2)
-    if m is None or s is None:
-        return None
-    fields = _numbers(m, ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2)))
-    second = _numbers(s, ((0, 2),))
-    if fields is None or second is None:
-        return None
-    year, month, day, hour, minute = fields
-    return _seconds(year, month, day, hour, minute, second[0])
 
 
 def point_times(seconds: Ints, fractions: list[str | None] | None, offsets: Ints, file_key: int) -> tuple[Ints, Mask]:

@@ -4,10 +4,10 @@
 
 Timestamps are UTC. Fields are separated by single spaces; `\\r\\n` line ends are accepted.
 
-Parsing is the hottest loop of the processor, so a chunk of many lines is split by one compiled
-regular expression into columns (`formats.columns`; times converted as a column) and only lines the
-expression refuses go through the per-line parser, whose only job is to say precisely *why* a line
-is refused. Both parsers implement the same grammar (a property test checks they agree).
+Parsing is the hottest loop of the processor, so a chunk of many lines is matched by one compiled
+regular expression (`finditer` over the whole chunk) and only lines the regex skips go through the
+slow per-line parser, whose only job is to say precisely *why* a line is refused. Both parsers
+implement the same grammar (a property test checks they agree).
 
 Point identity: InfluxDB keys a point by (measurement, tags, time), so two requests of one customer
 in the same second would overwrite each other. Each line's time gets a deterministic offset below the
@@ -24,8 +24,6 @@ import calendar
 import datetime as dt
 import re
 
-from logpulse.formats.bulk_times import date_minute_seconds, point_times
-from logpulse.formats.columns import ChunkColumns, Customers, present, rows_pattern, split_lines, spread
 from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
 
@@ -40,10 +38,10 @@ _TIME = rf"({_HM}):{_SECONDS}"
 _PATH = r"(\S{1,4096})"
 _STATUS = r"([1-5]\d\d)"
 _DURATION = r"(\d{1,9}(?:\.\d{1,9})?)"
-_LINE = rf"({_DATE} {_HM}):{_SECONDS} ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}"
-LINE_RE = re.compile(rf"^{_LINE}\r?$")
-"""Groups: minute ("YYYY-MM-DD HH:MM"), seconds, fraction, customer, path, status, duration."""
-_ROWS = rows_pattern(_LINE)
+LINE_RE = re.compile(  # groups: minute ("YYYY-MM-DD HH:MM"), seconds, fraction, customer, path, status, duration
+    rf"^({_DATE} {_HM}):{_SECONDS} ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}\r?$",
+    re.MULTILINE,
+)
 
 _NS_PER_UNIT: list[int] = [10 ** (9 - digits) for digits in range(10)]  # ns per unit of a fraction with `digits` digits
 _minute_cache: dict[str, int | None] = {}
@@ -101,17 +99,6 @@ def explain(line: str) -> str | None:
     return None
 
 
-def _one_line(line: str, offset: int, file_key: int) -> tuple[str, int, str, str, str] | str:
-    """One line as (customer, time, path, status, duration), or why it is refused."""
-    m = LINE_RE.match(line)
-    if m is not None:
-        key, ss, frac, customer, path, status, dur = m.groups()
-        minute = _minute_epoch(key)
-        if minute is not None:
-            return customer, point_time(minute + int(ss), frac, offset, file_key), path, status, dur
-    return explain(line) or "unparseable line"
-
-
 def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestBatch], rejects: list[Reject]) -> int:
     """Parse `raw` (lines starting at byte `base` of the chunk) one by one; returns lines seen."""
     seen = 0
@@ -119,34 +106,62 @@ def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestB
         seen += 1
         if line is None:
             continue
-        got = _one_line(line, offset, chunk.file_key)
-        if isinstance(got, str):
-            reject(rejects, chunk, offset, line, got)
-        else:
-            add_request(batches, *got)
+        m = LINE_RE.match(line)
+        if m is not None:
+            key, ss, frac, customer, path, status, dur = m.groups()
+            minute = _minute_epoch(key)
+            if minute is not None:
+                t = point_time(minute + int(ss), frac, offset, chunk.file_key)
+                add_request(batches, customer, t, path, status, dur)
+                continue
+        reject(rejects, chunk, offset, line, explain(line) or "unparseable line")
     return seen
 
 
 def parse_chunk(chunk: Chunk) -> ParsedChunk:
-    """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets):
-    as columns (`formats.columns`) when the chunk is ASCII, else line by line."""
+    """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets)."""
     data = chunk.data
-    cols = split_lines(_ROWS, data.decode("ascii"), 7) if data.isascii() else None
-    if cols is None:  # byte and character offsets differ, or no lines: the careful path
-        return parse_chunk_by_line(chunk)
-    minutes, seconds, fractions, customer, paths, statuses, durations = cols.fields
-    matched = cols.matched()
-    got = date_minute_seconds(present(minutes, matched), present(seconds, matched))  # type: ignore[arg-type]
-    if got is None:  # not reached: the expression admits ASCII digits only
-        return parse_chunk_by_line(chunk)
-    epoch, valid = spread(got, matched)
-    offsets = cols.starts + chunk.offset
-    times, fits = point_times(epoch, fractions, offsets, chunk.file_key)
-    customers = Customers()
-    codes = customers.codes(customer, str)
-    accepted = valid & fits & (codes >= 0)
-    columns = ChunkColumns(chunk, cols, accepted, codes, customers, times, paths, statuses, durations)
-    return columns.parsed(lambda line, offset: _one_line(line, offset, chunk.file_key))
+    batches: dict[str, RequestBatch] = {}
+    rejects: list[Reject] = []
+    if not data.isascii():  # byte and character offsets differ: take the careful path
+        return ParsedChunk(batches, rejects, _slow_lines(chunk, data, 0, batches, rejects))
+
+    text = data.decode("ascii")
+    base_offset = chunk.offset
+    file_key = chunk.file_key
+    minute_cache = _minute_cache
+    lines = 0
+    expected = 0  # where the next line should start
+    for m in LINE_RE.finditer(text):
+        start = m.start()
+        if start != expected:
+            lines += _slow_lines(chunk, data[expected:start], expected, batches, rejects)
+        expected = m.end() + 1
+        lines += 1
+        key, ss, frac, customer, path, status, dur = m.groups()
+        minute = minute_cache.get(key)
+        if minute is None:
+            minute = _minute_epoch(key)
+            if minute is None:
+                rejects.append(
+                    Reject(chunk.path, base_offset + start, m.group(0), explain(m.group(0)) or "unparseable line")
+                )
+                continue
+        offset = base_offset + start
+        if frac is None:
+            t = (minute + int(ss)) * 1_000_000_000 + (offset + file_key) % 1_000_000_000
+        else:
+            t = point_time(minute + int(ss), frac, offset, file_key)
+        b = batches.get(customer)  # add_request, inlined: the hottest loop of the processor
+        if b is None:
+            b = batches[customer] = RequestBatch(customer)
+        b.times.append(t)
+        b.paths.append(path)
+        b.statuses.append(status)
+        b.durations.append(dur)
+    if expected < len(text):
+        lines += _slow_lines(chunk, data[expected:], expected, batches, rejects)
+    return ParsedChunk(batches, rejects, lines)
 
 
 def parse_chunk_by_line(chunk: Chunk) -> ParsedChunk:
