@@ -1,8 +1,9 @@
 """The chunk fast path gives exactly what the per-line path gives, for generated formats and lines.
 
-A chunk of ASCII lines is matched by one expression in which the path has a stricter pattern and
-conversions are cached per chunk; a line it refuses, the first line of each customer and every line
-of a chunk with non-ASCII text go through the general expression one line at a time. Whichever way
+A chunk of ASCII lines is split into columns by one expression in which the path has a stricter
+pattern, and its values are converted once per distinct value or as a whole column; a line it
+refuses (or whose values a converter refuses) and every line of a chunk with non-ASCII text go
+through the general expression one line at a time. Whichever way
 a line goes, it must be stored the same: these properties draw formats (fields in any order, with
 literals or nothing between them), lines (plain, escaped, hostile, non-ASCII) and their positions in
 a chunk, and compare `parse_chunk` with `parse_chunk_by_line` and with `parse_line` (check-format).

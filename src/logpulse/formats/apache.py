@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from logpulse.formats.bulk_times import time_local_seconds
 from logpulse.formats.fields import (
     CustomerRule,
     SecondAndFraction,
@@ -208,6 +209,7 @@ def build(opts: FormatOptions) -> RegexPlan:
     roles = Roles(
         time=time_field,
         time_conv=times[time_field],
+        time_bulk=time_local_seconds if time_field == "%t" else None,
         customer=CustomerRule(
             customer, opts.customer_pattern_re(), opts.customer_hash_key, unescape_apache, ("", "-", '""')
         ),

@@ -162,3 +162,10 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
     if expected < len(text):
         lines += _slow_lines(chunk, data[expected:], expected, batches, rejects)
     return ParsedChunk(batches, rejects, lines)
+
+
+def parse_chunk_by_line(chunk: Chunk) -> ParsedChunk:
+    """The chunk parsed one line at a time: what `parse_chunk` must give for every chunk."""
+    batches: dict[str, RequestBatch] = {}
+    rejects: list[Reject] = []
+    return ParsedChunk(batches, rejects, _slow_lines(chunk, chunk.data, 0, batches, rejects))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from logpulse.formats.bulk_times import time_local_seconds
 from logpulse.formats.fields import (
     CustomerRule,
     Iso8601,
@@ -269,6 +270,7 @@ def build(opts: FormatOptions) -> RegexPlan:
     roles = Roles(
         time=time_var,
         time_conv=time_conv,
+        time_bulk=time_local_seconds if time_var == "time_local" else None,
         customer=CustomerRule("$" + customer, opts.customer_pattern_re(), opts.customer_hash_key, unescape),
         customer_field=customer,
         status="status",

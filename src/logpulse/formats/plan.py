@@ -5,9 +5,9 @@ specific one for the fields whose shape is known, such as a time or a status, el
 the next literal character"). From that list, `RegexPlan` compiles once:
 
 - the *fast* expression: one regex for the whole line in which only the five fields logpulse stores
-  (time, customer, path, status, duration) capture; a chunk of lines is matched by `finditer` over
-  the whole chunk, and per line only those five groups are converted (converters cache by minute
-  and by customer value, so most lines cost a few dict lookups);
+  (time, customer, path, status, duration) capture; a chunk of lines is split by it into columns
+  (`formats.columns`), converted per distinct value (customers, statuses, paths) or as a whole
+  column (`$time_local` / `%t` times, `formats.bulk_times`), so no Python step runs per line;
 - the *general* expression: the same five captures with every field's general pattern, for the
   lines the fast one refuses (escaped or unusual request lines) and for single lines;
 - the *full* expression: every field captured by name, for `logpulse check-format`;
@@ -18,12 +18,26 @@ Point identity and batches follow the contract of `logpulse.formats.logpulse` (s
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
+from logpulse.formats.bulk_times import SAFE_SECONDS, Ints, Mask, point_times
+from logpulse.formats.columns import (
+    ChunkColumns,
+    Customers,
+    Request,
+    among,
+    converted,
+    present,
+    rows_pattern,
+    split_lines,
+    spread,
+)
 from logpulse.formats.fields import CustomerRule, FieldError, SecondAndFraction
 from logpulse.formats.lines import add_request, lines_of, reject
 from logpulse.formats.logpulse import point_time
@@ -118,6 +132,8 @@ class Roles:
     duration_conv: Callable[[str], str | None] | None  # None: the field's regex already validates it
     path: str | None
     path_conv: Callable[[str], str]
+    time_bulk: Callable[[list[str]], tuple[Ints, Mask] | None] | None = None
+    """The time converter for a whole column (`bulk_times`), when the time field has one."""
 
 
 def fast_path_pattern(kind: str, keep_query: bool) -> str:
@@ -194,13 +210,14 @@ class RegexPlan:
                 continue
             general.append(f"(?:{e.pattern})")
             fast.append(f"(?:{e.pattern})")
-        self._fast = re.compile("^" + "".join(fast) + r"\r?$", re.MULTILINE)
+        self._rows = rows_pattern("".join(fast))
+        self._groups = n
         self._general = re.compile("^" + "".join(general) + r"\r?$")
         self._full = re.compile("^" + "".join(full) + r"\r?$")
         self._idx = (
             group_of[roles.time],
             group_of[roles.customer_field],
-            group_of[roles.path] if roles.path is not None else 0,  # 0: the whole line, ignored
+            group_of[roles.path] if roles.path is not None else group_of[roles.time],  # no path: ignored
             group_of[roles.status],
             group_of[roles.duration],
         )
@@ -210,63 +227,64 @@ class RegexPlan:
 
     # -- fast path ---------------------------------------------------------------------------
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
-        """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets)."""
+        """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets):
+        as columns (`formats.columns`) when the chunk is ASCII, else line by line."""
         data = chunk.data
-        batches: dict[str, RequestBatch] = {}
-        rejects: list[Reject] = []
-        if not data.isascii():  # byte and character offsets differ: line by line
-            return ParsedChunk(batches, rejects, self._by_line(chunk, data, 0, batches, rejects))
-        text = data.decode("ascii")
+        cols = split_lines(self._rows, data.decode("ascii"), self._groups) if data.isascii() else None
+        if cols is None:  # byte and character offsets differ, or no lines: the careful path
+            return self.parse_chunk_by_line(chunk)
         r = self.roles
-        base = chunk.offset
-        key = chunk.file_key
-        idx = self._idx
-        time_conv, customer_rule, path_conv, duration_conv = r.time_conv, r.customer, r.path_conv, r.duration_conv
-        customers: dict[str, str] = {}  # raw customer text -> stored id, for this chunk
-        path_in_fast = self._path_in_fast
-        last_time: str | None = None
-        when: SecondAndFraction | None = None
-        lines = 0
-        expected = 0
-        for m in self._fast.finditer(text):
-            start = m.start()
-            if start != expected:
-                lines += self._by_line(chunk, data[expected:start], expected, batches, rejects)
-            expected = m.end() + 1
-            lines += 1
-            raw_time, raw_customer, raw_path, status, dur = m.group(*idx)
-            if raw_time != last_time:  # logs are in time order: consecutive lines share a second
-                last_time, when = raw_time, time_conv(raw_time)
-            customer = customers.get(raw_customer)
-            if duration_conv is not None:
-                dur = duration_conv(dur)
-            if when is None or customer is None or status[0] not in "12345" or dur is None:
-                # the uncommon cases (and converted durations) take the careful, explaining path
-                line = m.group(0)
-                general = self._general.match(line)
-                reason = self._accept(general, base + start, key, batches) if general else self.explain(line)
-                if reason is not None:
-                    reject(rejects, chunk, base + start, line, reason)
-                elif customer is None:
-                    with contextlib.suppress(FieldError):  # refused: explained per line above
-                        customers[raw_customer] = customer_rule(raw_customer)
-                continue
-            offset = base + start
-            second, fraction = when
-            if fraction is None:
-                t = second * 1_000_000_000 + (offset + key) % 1_000_000_000
-            else:
-                t = point_time(second, fraction, offset, key)
-            b = batches.get(customer)
-            if b is None:
-                b = batches[customer] = RequestBatch(customer)
-            b.times.append(t)
-            b.paths.append(raw_path if path_in_fast else path_conv(raw_path))
-            b.statuses.append(status)
-            b.durations.append(dur)
-        if expected < len(text):
-            lines += self._by_line(chunk, data[expected:], expected, batches, rejects)
-        return ParsedChunk(batches, rejects, lines)
+        n = len(cols)
+        raw_time, raw_customer, raw_path, statuses, durations = (cols.fields[g - 1] for g in self._idx)
+        seconds, valid, fractions = self._seconds(raw_time, cols.matched())  # unmatched lines: invalid
+        times, fits = point_times(seconds, fractions, cols.starts + chunk.offset, chunk.file_key)
+        customers = Customers()
+        codes = customers.codes(raw_customer, self._customer_or_none)
+        ok = valid & fits & (codes >= 0)
+        bad_statuses = {s for s in dict.fromkeys(statuses) if s is not None and s[0] not in "12345"}
+        if bad_statuses:
+            ok &= ~among(statuses, bad_statuses, n)
+        if r.duration_conv is not None:
+            durations, refused = converted(durations, r.duration_conv)
+            if refused:
+                ok &= np.fromiter((d is not None for d in durations), np.bool_, n)
+        if r.path is None:
+            paths: list[str | None] = ["-"] * n
+        elif self._path_in_fast:
+            paths = raw_path
+        else:
+            paths = converted(raw_path, r.path_conv)[0]
+        columns = ChunkColumns(chunk, cols, ok, codes, customers, times, paths, statuses, durations)
+        return columns.parsed(lambda line, offset: self._one_line(line, offset, chunk.file_key))
+
+    def _one_line(self, line: str, offset: int, file_key: int) -> Request | str:
+        """One line by the general expression: its request, or why it is refused."""
+        general = self._general.match(line)
+        return self._convert(general, offset, file_key) if general else self.explain(line)
+
+    def _seconds(
+        self, texts: list[str | None], matched: npt.NDArray[np.bool_] | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], list[str | None] | None]:
+        """Epoch seconds of each line's time text, which are valid, and the fractions as written
+        (None: no line has one). Unmatched lines (no text) count as invalid."""
+        n = len(texts)
+        bulk = self.roles.time_bulk
+        got = None if bulk is None else bulk(present(texts, matched))  # type: ignore[arg-type]
+        if got is not None:
+            return *spread(got, matched), None
+        convert = self.roles.time_conv
+        seen = {t: convert(t) for t in dict.fromkeys(texts) if t is not None}
+        whens = [seen.get(t) if t is not None else None for t in texts]
+        usable = [w is not None and -SAFE_SECONDS < w[0] < SAFE_SECONDS for w in whens]
+        seconds = np.fromiter((w[0] if u else 0 for w, u in zip(whens, usable, strict=True)), np.int64, n)  # type: ignore[index]
+        fractions = [w[1] if w is not None else None for w in whens]
+        return seconds, np.array(usable, dtype=np.bool_), fractions
+
+    def _customer_or_none(self, raw: str) -> str | None:
+        try:
+            return self.roles.customer(raw)
+        except FieldError:
+            return None  # refused: the line takes the per-line path, which says why
 
     def parse_chunk_by_line(self, chunk: Chunk) -> ParsedChunk:
         """The chunk parsed one line at a time with the general expression: what `parse_chunk` must
@@ -275,9 +293,9 @@ class RegexPlan:
         rejects: list[Reject] = []
         return ParsedChunk(batches, rejects, self._by_line(chunk, chunk.data, 0, batches, rejects))
 
-    def _accept(self, m: re.Match[str], offset: int, file_key: int, batches: dict[str, RequestBatch]) -> str | None:
-        """Convert one line matched by the general expression and append it to its customer's batch;
-        or say why not."""
+    def _convert(self, m: re.Match[str], offset: int, file_key: int) -> Request | str:
+        """One line matched by the general expression as (customer, time, path, status, duration),
+        or why it is refused."""
         r = self.roles
         raw_time, raw_customer, raw_path, status, dur = m.group(*self._idx)
         when = r.time_conv(raw_time)
@@ -290,12 +308,19 @@ class RegexPlan:
         if status[0] not in "12345":
             return f"invalid status {status!r} in {self._shown[1]}: expected 100-599"
         if r.duration_conv is not None:
-            converted = r.duration_conv(dur)
-            if converted is None:
+            converted_duration = r.duration_conv(dur)
+            if converted_duration is None:
                 return f"no duration: {self._shown[2]} is {dur[:40]!r}"
-            dur = converted
-        path = r.path_conv(raw_path)
-        add_request(batches, customer, point_time(when[0], when[1], offset, file_key), path, status, dur)
+            dur = converted_duration
+        return customer, point_time(when[0], when[1], offset, file_key), r.path_conv(raw_path), status, dur
+
+    def _accept(self, m: re.Match[str], offset: int, file_key: int, batches: dict[str, RequestBatch]) -> str | None:
+        """Convert one line matched by the general expression and append it to its customer's batch;
+        or say why not."""
+        got = self._convert(m, offset, file_key)
+        if isinstance(got, str):
+            return got
+        add_request(batches, *got)
         return None
 
     def _by_line(
