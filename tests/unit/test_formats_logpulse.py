@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logpulse.formats.lines import MAX_LINE_IN_REJECT
 from logpulse.formats.logpulse import explain, parse_chunk
 from logpulse.model import Chunk
 
@@ -63,6 +64,15 @@ def test_rejects_say_why_and_where(line: str, reason: str) -> None:
     r = p.rejects[0]
     assert reason in r.reason
     assert r.offset == 1000 + len(GOOD) + 1 and r.line == line and r.path == "test.log"
+
+
+def test_a_refused_line_is_kept_bounded_on_the_fast_path_too() -> None:
+    """A line of the fast path's grammar with a day that does not exist is refused there, and its
+    dead-letter copy is cut like every other refused line's."""
+    line = "2024-02-30 00:00:00 c /" + "p" * 4095 + " 200 1"
+    p = parse_chunk(chunk(GOOD + "\n" + line + "\n"))
+    assert len(p.rejects) == 1 and "no such day" in p.rejects[0].reason
+    assert p.rejects[0].line == line[:MAX_LINE_IN_REJECT] and len(line) > MAX_LINE_IN_REJECT
 
 
 def test_invalid_utf8_is_rejected_with_byte_offset() -> None:

@@ -143,9 +143,8 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
         if minute is None:
             minute = _minute_epoch(key)
             if minute is None:
-                rejects.append(
-                    Reject(chunk.path, base_offset + start, m.group(0), explain(m.group(0)) or "unparseable line")
-                )
+                line = m.group(0)
+                reject(rejects, chunk, base_offset + start, line, explain(line) or "unparseable line")
                 continue
         offset = base_offset + start
         if frac is None:
