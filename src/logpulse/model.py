@@ -178,7 +178,57 @@ class RollupPoint:
 
 
 @dataclass(slots=True)
-class RollupBatch:
-    """Rollup points emitted together (one flush of one file's rollup state)."""
+class RollupRows:
+    """Rollup points of one level as columns, one entry per point: what the rollup step emits.
 
-    points: list[RollupPoint]
+    Columns rather than a `RollupPoint` per point: one flush at 10,000 customers holds ~700,000 points,
+    and building an object per point cost more than encoding its line (profiled); the sink encodes all
+    of them in one pass (`storage.points.rollup_rows_lines`). The step emits them grouped by series
+    (customer) and in time order within each, the order in which InfluxDB stores points cheapest.
+    `server_errors` is -1 where unknown (the point is then written without the field, see
+    `RollupPoint`); `tables` holds the packed tables of the fleet-wide (`*`) points, by index."""
+
+    measurement: str
+    window_ns: int
+    customers: list[str]
+    time_ns: list[int]
+    count: list[int]
+    failed: list[int]
+    server_errors: list[int]
+    sum_ns: list[int]
+    hists: list[str]
+    tables: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    bounds: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per customer: the first and the last nanosecond of the windows of its points (for the sink's
+    cache-invalidation marks)."""
+
+    def __len__(self) -> int:
+        return len(self.customers)
+
+    def point(self, i: int) -> RollupPoint:
+        server = self.server_errors[i]
+        return RollupPoint(
+            self.measurement,
+            self.customers[i],
+            self.time_ns[i],
+            self.window_ns,
+            self.count[i],
+            self.failed[i],
+            None if server < 0 else server,
+            self.sum_ns[i],
+            self.hists[i],
+            self.tables.get(i, ()),
+        )
+
+
+@dataclass(slots=True)
+class RollupBatch:
+    """Rollup points emitted together (one flush of one file's rollup state), one `RollupRows` per
+    level and segment flushed."""
+
+    rows: list[RollupRows]
+
+    @property
+    def points(self) -> list[RollupPoint]:
+        """The points as objects (for readers that want one value per point, not the sink)."""
+        return [r.point(i) for r in self.rows for i in range(len(r))]

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from logpulse.model import Incident, RequestBatch, ScoredBatch
-from logpulse.storage.points import incident_line, request_lines, write_mark_line
+import random
+
+from logpulse.model import Incident, RequestBatch, RollupRows, ScoredBatch
+from logpulse.storage.points import (
+    chunk_request_lines,
+    incident_line,
+    request_lines,
+    rollup_line,
+    rollup_rows_lines,
+    write_mark_line,
+)
 
 
 def test_request_fields_and_failed_flag() -> None:
@@ -44,3 +53,55 @@ def test_request_batch_pickles_compactly_and_exactly() -> None:
     b = RequestBatch("c", [1, 2**62], ["/a", "/é b"], ["200", "503"], ["0.5", "12"])
     assert pickle.loads(pickle.dumps(b)) == b
     assert pickle.loads(pickle.dumps(RequestBatch("empty"))) == RequestBatch("empty")
+
+
+def test_a_chunk_encodes_the_lines_of_each_of_its_batches() -> None:
+    """The unscored path encodes a whole chunk at once: the same lines, in batch order, escaping
+    decided over the chunk (one batch's quote must not change another's bytes, and must be escaped)."""
+    batches = [
+        RequestBatch("a", [3, 1], ["/x", "/y"], ["200", "503"], ["0.5", "1.250"]),
+        RequestBatch("b", [2], ['/q"x'], ["404"], ["0"]),
+        RequestBatch("c", [7, 8, 9], ["/a\\b", "/", "/z"], ["301", "500", "200"], ["9", "0.001", "12"]),
+        RequestBatch("empty"),
+    ]
+    expected = [line for b in batches for line in request_lines(ScoredBatch(b))]
+    assert chunk_request_lines(batches) == expected
+    assert chunk_request_lines(batches[:1]) == request_lines(ScoredBatch(batches[0]))
+    assert chunk_request_lines([]) == []
+
+
+def random_rows(rng: random.Random, n: int, measurement: str, window_ns: int) -> RollupRows:
+    customers = [rng.choice(["a", "b-1", "c.d", "*"]) for _ in range(n)]
+    sums = [rng.choice([0, 1_000_000, rng.randrange(10**15), rng.randrange(2**53, 2**80)]) for _ in range(n)]
+    tables = {
+        i: tuple(rng.choice(["", "1;2;1111;m;AAAA"]) for _ in range(rng.randrange(0, 9)))
+        for i, c in enumerate(customers)
+        if c == "*"
+    }
+    return RollupRows(
+        measurement,
+        window_ns,
+        customers,
+        [rng.randrange(2**62) for _ in range(n)],
+        [rng.randrange(1, 10**6) for _ in range(n)],
+        [rng.randrange(0, 10**3) for _ in range(n)],
+        [rng.choice([-1, 0, 7, 10**6]) for _ in range(n)],
+        sums,
+        [rng.choice(["2e;1;5;0;1;AAE=", "2a;x"]) for _ in range(n)],
+        tables,
+    )
+
+
+def test_rollup_rows_encode_byte_for_byte_as_each_point() -> None:
+    """The bulk encoding of the rollup step's columns is `rollup_line` of every point: unknown
+    server errors left out, sums past 2**53 and int64, fleet points with their tables."""
+    rng = random.Random(5)
+    for n in (0, 1, 2, 50):
+        for known in (True, False):
+            rows = random_rows(rng, n, "rollups_1h", 3600 * 10**9)
+            if known:
+                rows.server_errors = [max(e, 0) for e in rows.server_errors]
+            expected = [rollup_line(rows.point(i)) for i in range(n)]
+            assert rollup_rows_lines(rows) == expected
+            for line, errors in zip(expected, rows.server_errors, strict=True):
+                assert (",server_errors=" in line) == (errors >= 0)

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpulse.model import RollupPoint
-from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, points
+from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, rollup_rows
 from logpulse.rollups.segment import SegmentColumns
 from logpulse.storage import histogram_runs
 from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.points import ROLLUP_LEVELS
+from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel, rollup_line, rollup_rows_lines
 
 DAY_NS = 86400 * 10**9
 BASE_NS = 20_000 * DAY_NS + 12_345
@@ -61,6 +61,17 @@ def as_tuples(pts: list[RollupPoint]) -> list[tuple[object, ...]]:
     return sorted(dataclasses.astuple(p) for p in pts)
 
 
+def written_lines(seg: SegmentColumns, level: RollupLevel) -> list[str]:
+    """The line protocol the sink writes for the segment's dirty rows (as `rollup_rows_lines` builds it)."""
+    rows = rollup_rows(seg, level)
+    return [] if rows is None else rollup_rows_lines(rows)
+
+
+def points(seg: SegmentColumns, level: RollupLevel) -> list[RollupPoint]:
+    rows = rollup_rows(seg, level)
+    return [] if rows is None else [rows.point(i) for i in range(len(rows))]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(0, 2**32),
@@ -93,12 +104,14 @@ def check_against_objects(seed: int, shapes: list[str], flushes: list[bool], sna
             if i == snapshot_at:
                 new = pickle.loads(pickle.dumps(new))
             if flush or i == len(parts) - 1:
-                expected = as_tuples(by_object.points(old, level, old.dirty))
+                expected = by_object.points(old, level, old.dirty)
                 old.dirty = set()
-                got = as_tuples(points(new, level))
+                got = points(new, level)
+                lines = written_lines(new, level)
                 new.clear_dirty()
-                assert got == expected, level.measurement
-        assert points(new, level) == []  # nothing dirty after the last flush
+                assert as_tuples(got) == as_tuples(expected), level.measurement
+                assert sorted(lines) == sorted(map(rollup_line, expected)), level.measurement
+        assert rollup_rows(new, level) is None  # nothing dirty after the last flush
 
 
 def test_a_row_past_max_exact_and_a_fine_row_are_written_approximate() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from logpulse.model import ParsedChunk, RequestBatch, RollupPoint
+from logpulse.model import ParsedChunk, RequestBatch, RollupRows
 from logpulse.rollups.segment import SegmentColumns
 from logpulse.storage import fleet_table
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
@@ -58,7 +58,7 @@ def rollup_part(parsed: ParsedChunk) -> tuple[str, RollupPart] | None:
     if n == 0:
         return None
     file_key, start, end = parsed.span
-    lens = np.fromiter((len(b) for b in batches), np.int64, len(batches))
+    lens = np.fromiter(map(len, batches), np.int64, len(batches))
     failed, server_errors = _failed(batches, n)
     part = RollupPart(
         file_key,
@@ -238,37 +238,39 @@ def _fleet_tables(seg: SegmentColumns, windows: npt.NDArray[np.int64]) -> dict[i
     return out
 
 
-def points(seg: SegmentColumns, level: RollupLevel) -> list[RollupPoint]:
-    """The points of the segment's dirty rows (their cumulative values)."""
+def rollup_rows(seg: SegmentColumns, level: RollupLevel) -> RollupRows | None:
+    """The points of the segment's dirty rows (their cumulative values), as columns, ordered by
+    series and time: grouped so, InfluxDB stored ~700,000 rollup points with half the CPU and in half
+    the time as in the order rows were first seen, windows of all customers interleaved (measured
+    writing the same lines both ways). None when no row is dirty."""
     rows = seg.dirty_rows()
     if len(rows) == 0:
-        return []
+        return None
+    rows = rows[np.argsort(seg.key[rows])]  # customer number, then window: one series after the other
     customers, windows = seg.customers_windows(rows)
-    fleet_number = seg.numbers[FLEET_CUSTOMER]
-    tables = _fleet_tables(seg, windows[customers == fleet_number])
-    hists = seg.hist.encode(rows, level.max_exact)
-    names, window_ns, ident_ns, measurement = seg.names, level.window_ns, seg.ident_ns, level.measurement
-    return [
-        RollupPoint(
-            measurement,
-            names[c],
-            w * window_ns + ident_ns,
-            window_ns,
-            n,
-            f,
-            None if s < 0 else s,
-            total,
-            h,
-            tables[w] if c == fleet_number else (),
-        )
-        for c, w, n, f, s, total, h in zip(
-            customers.tolist(),
-            windows.tolist(),
-            seg.count[rows].tolist(),
-            seg.failed[rows].tolist(),
-            seg.server[rows].tolist(),
-            seg.sum_ns[rows].tolist(),
-            hists,
+    fleet = np.flatnonzero(customers == seg.numbers[FLEET_CUSTOMER])
+    tables = _fleet_tables(seg, windows[fleet])
+    names, window_ns = seg.names, level.window_ns
+    starts = windows * window_ns
+    first = np.flatnonzero(np.concatenate(([True], customers[1:] != customers[:-1])))
+    last = np.append(first[1:], len(rows)) - 1
+    bounds = dict(
+        zip(
+            [names[c] for c in customers[first].tolist()],
+            zip(starts[first].tolist(), (starts[last] + (window_ns - 1)).tolist(), strict=True),
             strict=True,
         )
-    ]
+    )
+    return RollupRows(
+        level.measurement,
+        window_ns,
+        [names[c] for c in customers.tolist()],
+        (starts + seg.ident_ns).tolist(),
+        seg.count[rows].tolist(),
+        seg.failed[rows].tolist(),
+        seg.server[rows].tolist(),
+        seg.sum_ns[rows].tolist(),
+        seg.hist.encode(rows, level.max_exact),
+        {i: tables[w] for i, w in zip(fleet.tolist(), windows[fleet].tolist(), strict=True)},
+        bounds,
+    )

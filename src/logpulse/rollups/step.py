@@ -17,9 +17,9 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
-from logpulse.model import RollupBatch, RollupPoint
+from logpulse.model import RollupBatch, RollupRows
 from logpulse.rollups import legacy
-from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, points
+from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, rollup_rows
 from logpulse.rollups.identity import identity_offset
 from logpulse.rollups.segment import SegmentColumns
 from logpulse.storage.points import ROLLUP_LEVELS
@@ -148,7 +148,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
 
     def on_batch(self, values: list[RollupPart]) -> tuple[list[RollupBatch], bool]:
         st = self.state
-        out: list[RollupPoint] = []
+        out: list[RollupRows] = []
         for part in values:
             if part.end <= st.next_offset:
                 continue  # the same content read again in this run (a copy): already aggregated
@@ -172,8 +172,8 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                 index = part.start // size
                 seg = st.segments[i]
                 if seg is None or seg.index != index:
-                    if seg is not None:
-                        out += points(seg, level)  # the closing segment's last (complete) values
+                    if seg is not None and (closing := rollup_rows(seg, level)) is not None:
+                        out.append(closing)  # the closing segment's last (complete) values
                     seg_start = index * size
                     first = seg_start if (continuous or part.start == seg_start) else part.start
                     seg = st.segments[i] = SegmentColumns(index, identity_offset(part.file_key, level, index, first))
@@ -184,16 +184,16 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
             st.flush_at = st.last_data + self.flush_s
         return ([RollupBatch(out)] if out else []), StatefulBatchLogic.RETAIN
 
-    def _flush(self, *, final: bool = False) -> list[RollupPoint]:
+    def _flush(self, *, final: bool = False) -> list[RollupRows]:
         """The dirty points of the segments being read; none while catching up unless `final`."""
         self.state.flush_at = None
         if not (final or self.caught_up):
             return []  # held back (still dirty): the next batch schedules the next try
-        out: list[RollupPoint] = []
+        out: list[RollupRows] = []
         for i, level in enumerate(ROLLUP_LEVELS):
             seg = self.state.segments[i]
-            if seg is not None:
-                out += points(seg, level)
+            if seg is not None and (dirty := rollup_rows(seg, level)) is not None:
+                out.append(dirty)
                 seg.clear_dirty()
         return out
 

@@ -44,10 +44,18 @@ from logpulse.flow.outage import (
 )
 from logpulse.flow.sinks.deadletter import DeadLetterFile
 from logpulse.flow.sinks.refused import write_finding_refused
-from logpulse.model import Reject, RollupBatch, ScoredBatch
+from logpulse.model import ParsedChunk, Reject, RollupBatch, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
-from logpulse.storage.points import MARKS_RP, ROLLUP_RP, incident_line, request_lines, rollup_line, write_mark_line
+from logpulse.storage.points import (
+    MARKS_RP,
+    ROLLUP_RP,
+    chunk_request_lines,
+    incident_line,
+    request_lines,
+    rollup_rows_lines,
+    write_mark_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +113,9 @@ class _WriteMarks:
                 self._timer.cancel()
 
 
-SinkItem = tuple[str, ScoredBatch | RollupBatch]
-"""What the sink writes: a customer's scored requests (and incidents), or rollup points."""
+SinkItem = tuple[str, ScoredBatch | ParsedChunk | RollupBatch]
+"""What the sink writes: a customer's scored requests (and incidents), a chunk's unscored requests
+(scoring off: one item per chunk, not per customer), or rollup points."""
 
 
 @dataclass(slots=True)
@@ -248,21 +257,28 @@ def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
     enc = _Encoded()
     for key, item in items:
         if isinstance(item, RollupBatch):
-            for p in item.points:
-                enc.rollups.append(rollup_line(p))
-                start = p.time_ns - p.time_ns % p.window_ns
-                enc.widen(p.customer_id, start, start + p.window_ns - 1)
-            continue
-        times = item.batch.times
-        enc.requests += len(times)
-        if store_raw:
-            enc.raw += request_lines(item)
-            if times:
-                enc.widen(key, min(times), max(times))
-        for inc in item.incidents:
-            enc.raw.append(incident_line(inc))
-            enc.widen(key, inc.start_ns, inc.end_ns)
-        enc.incidents += len(item.incidents)
+            for rows in item.rows:
+                enc.rollups += rollup_rows_lines(rows)
+                for customer, (lo, hi) in rows.bounds.items():
+                    enc.widen(customer, lo, hi)
+        elif isinstance(item, ParsedChunk):
+            batches = item.batches
+            enc.requests += sum(map(len, batches.values()))
+            if store_raw:
+                enc.raw += chunk_request_lines(batches.values())
+                for customer, b in batches.items():
+                    enc.widen(customer, min(b.times), max(b.times))
+        else:
+            times = item.batch.times
+            enc.requests += len(times)
+            if store_raw:
+                enc.raw += request_lines(item)
+                if times:
+                    enc.widen(key, min(times), max(times))
+            for inc in item.incidents:
+                enc.raw.append(incident_line(inc))
+                enc.widen(key, inc.start_ns, inc.end_ns)
+            enc.incidents += len(item.incidents)
     return enc
 
 
