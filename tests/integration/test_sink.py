@@ -9,7 +9,7 @@ import pytest
 
 from logpulse.config import Settings
 from logpulse.flow.sinks.influx import InfluxSink, WriteGaveUp
-from logpulse.model import RequestBatch, ScoredBatch
+from logpulse.model import ParsedChunk, RequestBatch, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
@@ -54,6 +54,39 @@ def test_writes_all_points_in_parallel_batches_and_marks(private_influxd: LocalI
     marks = writer.query('SELECT "min_time", "max_time" FROM "marks"."writes" GROUP BY "customer_id"')[0]["series"]
     assert {m["tags"]["customer_id"] for m in marks} == {"a", "b"}
     writer.close()
+
+
+def stored(writer: InfluxWriter) -> tuple[list[object], dict[str, tuple[int, int]]]:
+    """Every request point (customer, time, fields) and each customer's marked time range."""
+    res = writer.query('SELECT * FROM "requests" GROUP BY "customer_id"')[0]["series"]
+    points = sorted((m["tags"]["customer_id"], *row) for m in res for row in m["values"])
+    marks = writer.query('SELECT MIN("min_time"), MAX("max_time") FROM "marks"."writes" GROUP BY "customer_id"')
+    return points, {m["tags"]["customer_id"]: tuple(m["values"][0][1:]) for m in marks[0]["series"]}
+
+
+def test_a_whole_unscored_chunk_writes_what_one_item_per_customer_writes(private_influxd: LocalInfluxd) -> None:
+    """Scoring off, the dataflow hands the sink a chunk's batches in one item: the same points and
+    the same marked time ranges as one item per customer (times out of order within a batch)."""
+    t0 = 1_700_000_000 * 10**9
+    batches = {c: batch(c, n, t0 + 1000 * i)[1].batch for i, (c, n) in enumerate([("a", 3), ("b", 1), ("c", 250)])}
+    batches["a"].times.reverse()
+    batches["c"].paths[7] = '/quote"d'
+    results = []
+    for db, items in (
+        ("per_customer", [(c, ScoredBatch(b)) for c, b in batches.items()]),
+        ("per_chunk", [("7", ParsedChunk(batches, [], 254))]),
+    ):
+        s = Settings(_env_file=None, influxdb_url=private_influxd.url, influxdb_database=db, write_batch_points=100)
+        writer = InfluxWriter(Connection.from_settings(s))
+        retention.ensure_database(writer)
+        part = InfluxSink(s).build("out", 0, 1)
+        part.write_batch(items)
+        part.close()
+        results.append(stored(writer))
+        writer.close()
+    assert len(results[0][0]) == 254
+    assert results[0][1]["a"] == (t0, t0 + 2)
+    assert results[1] == results[0]
 
 
 def test_retries_through_an_outage_and_loses_nothing(private_influxd: LocalInfluxd) -> None:

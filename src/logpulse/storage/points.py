@@ -164,7 +164,7 @@ def chunk_request_lines(batches: Collection[RequestBatch]) -> list[str]:
     same lines as `request_lines` of each. With 10,000 customers a chunk holds thousands of batches
     of one or two requests, where the per-batch work was most of the cost."""
     chain = itertools.chain.from_iterable
-    heads = chain(itertools.repeat(_request_head(b.customer_id), len(b)) for b in batches)
+    heads = chain(itertools.repeat(_request_head(b.customer_id), len(b.times)) for b in batches)
     return _request_lines(
         heads,
         chain(b.times for b in batches),

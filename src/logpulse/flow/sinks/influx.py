@@ -21,6 +21,7 @@ which setting to check.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -30,6 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from tenacity import RetryCallState
 
@@ -58,6 +61,7 @@ from logpulse.storage.points import (
 )
 
 log = logging.getLogger(__name__)
+Int64Array = npt.NDArray[np.int64]
 
 
 class WriteGaveUp(RuntimeError):
@@ -129,6 +133,13 @@ class _Encoded:
     def widen(self, customer: str, lo: int, hi: int) -> None:
         old = self.bounds.get(customer)
         self.bounds[customer] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+
+    def widen_all(self, bounds: dict[str, tuple[int, int]]) -> None:
+        if not self.bounds:
+            self.bounds = bounds
+            return
+        for customer, (lo, hi) in bounds.items():
+            self.widen(customer, lo, hi)
 
 
 class _InfluxPartition(StatelessSinkPartition[SinkItem]):
@@ -259,15 +270,9 @@ def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
         if isinstance(item, RollupBatch):
             for rows in item.rows:
                 enc.rollups += rollup_rows_lines(rows)
-                for customer, (lo, hi) in rows.bounds.items():
-                    enc.widen(customer, lo, hi)
+                enc.widen_all(dict(rows.bounds))
         elif isinstance(item, ParsedChunk):
-            batches = item.batches
-            enc.requests += sum(map(len, batches.values()))
-            if store_raw:
-                enc.raw += chunk_request_lines(batches.values())
-                for customer, b in batches.items():
-                    enc.widen(customer, min(b.times), max(b.times))
+            _encode_chunk(enc, item, store_raw=store_raw)
         else:
             times = item.batch.times
             enc.requests += len(times)
@@ -280,6 +285,30 @@ def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
                 enc.widen(key, inc.start_ns, inc.end_ns)
             enc.incidents += len(item.incidents)
     return enc
+
+
+def _encode_chunk(enc: _Encoded, chunk: ParsedChunk, *, store_raw: bool) -> None:
+    """A chunk's unscored requests: counted, and encoded (if `store_raw`) in one pass over the chunk."""
+    times = [b.times for b in chunk.batches.values()]
+    lengths = np.fromiter(map(len, times), np.int64, len(times))
+    enc.requests += int(lengths.sum())
+    if store_raw:
+        enc.raw += chunk_request_lines(chunk.batches.values())
+        enc.widen_all(_time_ranges(list(chunk.batches), times, lengths))
+
+
+def _time_ranges(customers: list[str], times: list[list[int]], lengths: Int64Array) -> dict[str, tuple[int, int]]:
+    """Each customer's earliest and latest request time in a chunk (`times` per customer, `lengths`
+    their lengths): a few numpy calls for the whole chunk, which holds thousands of customers'
+    batches when there are 10,000 customers."""
+    present = np.flatnonzero(lengths)
+    if not len(present):
+        return {}
+    flat = np.fromiter(itertools.chain.from_iterable(times), np.int64, int(lengths.sum()))
+    starts = (np.cumsum(lengths) - lengths)[present]
+    lo, hi = np.minimum.reduceat(flat, starts).tolist(), np.maximum.reduceat(flat, starts).tolist()
+    names = customers if len(present) == len(customers) else [customers[i] for i in present.tolist()]
+    return dict(zip(names, zip(lo, hi, strict=True), strict=True))
 
 
 class InfluxSink(DynamicSink[SinkItem]):
