@@ -8,7 +8,8 @@
     clock (one key: the stream's event-time clock)    -> (customer_id, Tick) for every known customer
     score (keyed: a customer's baseline lives on one
            worker, in recovery snapshots; scoring/step.py) -> (customer_id, ScoredBatch)
-    rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch)   [rollups/]
+      or, scoring off: unscored                       -> (file, ParsedChunk): whole chunks, no key per customer
+    rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch: columns)   [rollups/]
     influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
     outbox (stateful, keyed: alerts not yet delivered,
             in recovery snapshots)                    -> Alertmanager / webhook
