@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         1800.0, ge=0, description="A change lasting this long is resolved as the new normal (0 = never)"
     )
     scoring_bucket_s: float = Field(30.0, gt=0, description="Event-time bucket length of the incident tests")
+    scoring_shards: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Customers are scored in this many shards (spread over workers); changing it re-learns baselines",
+    )
 
     # SLOs and alert delivery
     slo_targets: str = Field(

@@ -1,5 +1,5 @@
-"""What a customer's scorer keeps and what a tick or a snapshot costs: the SLO windows from sparse
-steps, ticks that wait, the step's snapshots — each checked against the straightforward result."""
+"""What a customer's scorer keeps and what a tick costs: the SLO windows from sparse steps, ticks that
+wait — each checked against the straightforward result (the step's snapshots: test_scoring_shard)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from tests.unit.test_scoring import T0, _days_of_traffic, _versions, batches, config
 
-from logpulse.model import Incident, RequestBatch, Tick
+from logpulse.model import Incident
 from logpulse.scoring.scorer import CustomerScorer
-from logpulse.scoring.step import ScoreLogic, restore, scorer_step
 
 S = 10**9
 BUCKET = 30
@@ -81,41 +80,3 @@ def test_ticks_that_wait_decide_exactly_as_ticks_that_complete(seed: int, monkey
     assert waiting.latency.s0 == pytest.approx(eager.latency.s0, rel=1e-9)
     assert waiting.errors.failed == pytest.approx(eager.errors.failed, rel=1e-9)
     assert waiting.traffic.profile == pytest.approx(eager.traffic.profile, rel=1e-9)
-
-
-def test_the_step_snapshot_is_the_cached_pickle_until_the_customer_changes() -> None:
-    """An unchanged customer's snapshot is the pickle taken before (a tick that waits moves only the
-    watermark beside it); restoring any snapshot goes on exactly like the logic that never stopped."""
-    cfg = config(slo_targets=(("default", 0.99),))
-    step = scorer_step(cfg, 300 * S)
-    logic = ScoreLogic(step, None)
-    bs = batches(sparse(3, 6, 120), 20)
-    for b in bs[:20]:
-        logic.on_item(b)
-    assert logic.state is not None and logic.state.next_bucket is not None
-    last = max(bs[19].times) // (BUCKET * S)
-    logic.on_item(("c", Tick((last + 3) * BUCKET * S)))  # completes the last request's bucket
-    first = logic.snapshot()
-    logic.on_item(("c", Tick((last + 4) * BUCKET * S)))  # nothing to complete: waits
-    second = logic.snapshot()
-    assert second[0] is first[0] and second[1] == first[1] + 1
-    restored = ScoreLogic(step, pickle.loads(pickle.dumps(second)))
-    old_layout = ScoreLogic(step, pickle.loads(pickle.dumps(logic.state)))  # the earlier step's snapshot
-    rest: list[RequestBatch | tuple[str, Tick]] = [*bs[20:], ("c", Tick(T0 * S + 8 * 3600 * S))]
-    outputs = [[out for item in rest for out in one.on_item(item)[0]] for one in (logic, restored, old_layout)]
-    digests = [
-        [(len(o.scores), [(i.kind, i.start_ns, i.end_ns, i.status) for i in o.incidents]) for o in x] for x in outputs
-    ]
-    assert digests[0] == digests[1] == digests[2]
-    assert any(o.incidents for o in outputs[0])  # the hours of silence after the last batch: a drop
-
-
-def test_without_a_recovery_store_nothing_is_pickled() -> None:
-    """`ingest` runs without recovery: Bytewax still asks every touched customer for a snapshot each
-    epoch, and the step answers without pickling its state."""
-    logic = ScoreLogic(scorer_step(config(), 300 * S), None, recoverable=False)
-    for b in batches(sparse(4, 2, 120), 20):
-        logic.on_item(b)
-    blob, watermark = logic.snapshot()
-    assert blob == b"" and logic.state is not None and watermark == logic.state.watermark
-    assert restore((blob, watermark)) is None

@@ -4,18 +4,21 @@
     segments (cut at rollup segment boundaries)       -> Chunk
     parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
-    by_customer                                       -> (customer_id, RequestBatch)
-    clock (one key: the stream's event-time clock)    -> (customer_id, Tick) for every known customer
-    score (keyed: a customer's baseline lives on one
-           worker, in recovery snapshots; scoring/step.py) -> (customer_id, ScoredBatch)
+    by_shard (SCORING_SHARDS, a stable hash of the
+              customer id; scoring/shard.py)          -> (shard, [RequestBatch of each customer])
+    clock (one key: the stream's event-time clock)    -> (shard, Tick) for every shard
+    score (keyed by shard: its customers' baselines
+           live on one worker, in recovery snapshots;
+           a tick completes only customers it is due
+           for; scoring/step.py)                      -> (customer_id, ScoredBatch)
       or, scoring off: unscored                       -> (file, ParsedChunk): whole chunks, no key per customer
     rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch: columns)   [rollups/]
     influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
     outbox (stateful, keyed: alerts not yet delivered,
             in recovery snapshots)                    -> Alertmanager / webhook
 
-Items are whole chunks and per-customer batches, never single lines: per-item engine overhead is
-what limits a Python stream processor.
+Items are whole chunks, per-shard lists of batches and per-customer batches, never single lines:
+per-item engine overhead is what limits a Python stream processor.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from logpulse.flow.sinks.deadletter import DeadLetterSink
 from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
-from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RequestBatch, RollupBatch, ScoredBatch, Tick
+from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RollupBatch, ScoredBatch
 from logpulse.rollups.aggregate import rollup_part
 from logpulse.rollups.identity import split_at_segments
 from logpulse.rollups.step import RollupLogic
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
-from logpulse.scoring.step import ScoreItem, score_by_customer
+from logpulse.scoring.shard import by_shard
+from logpulse.scoring.step import ShardItem, score_by_shard
 from logpulse.tailing.source import LogSource
 
 log = logging.getLogger(__name__)
@@ -108,10 +112,6 @@ def _rejects(parsed: ParsedChunk) -> list[Reject] | None:
     return parsed.rejects or None
 
 
-def _batches(parsed: ParsedChunk) -> list[tuple[str, RequestBatch]]:
-    return list(parsed.batches.items())
-
-
 def _unscored(parsed: ParsedChunk) -> tuple[str, ParsedChunk] | None:
     """Scoring off: a chunk's requests go to the sink whole (keyed by file), one item per chunk:
     per-customer items cost an engine item, an object and a sink call for each customer of each chunk
@@ -123,16 +123,16 @@ def _unscored(parsed: ParsedChunk) -> tuple[str, ParsedChunk] | None:
 # --- alerting: the stream clock, scoring of batches and ticks, the outbox ---------------
 
 
-def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:
-    """What the clock needs of a chunk: its file, its earliest event time, its customers."""
+def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int]] | None:
+    """What the clock needs of a chunk: its file and its earliest event time."""
     if not parsed.batches:
         return None
     earliest = min(min(b.times) for b in parsed.batches.values() if b.times)
-    return "clock", (parsed.path, earliest, list(parsed.batches))
+    return "clock", (parsed.path, earliest)
 
 
-def _tick_item(kv: tuple[str, tuple[str, Tick]]) -> tuple[str, ScoreItem]:
-    return kv[1][0], kv[1]
+def _by_customer(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, ScoredBatch]]:
+    return [(s.batch.customer_id, s) for s in kv[1]]
 
 
 def _incidents(item: tuple[str, ScoredBatch]) -> tuple[str, list[Incident]] | None:
@@ -153,17 +153,20 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     )
     scored: op.KeyedStream[ScoredBatch] | op.KeyedStream[ParsedChunk]  # per customer, or whole chunks unscored
     if settings.scoring_enabled:
-        keyed = op.flat_map("by_customer", parsed, _batches)
+        shards = settings.scoring_shards
+        keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, shards))
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
-        ticks = op.map("tick_keys", clock, _tick_item)
-        items: op.KeyedStream[ScoreItem] = op.merge("batches_and_ticks", keyed, ticks)
-        scored = score_by_customer(
+        ticks = op.flat_map("tick_shards", clock, lambda kv: [(str(i), kv[1]) for i in range(shards)])
+        items: op.KeyedStream[ShardItem] = op.merge("batches_and_ticks", keyed, ticks)
+        scored_lists = score_by_shard(
             "score",
             items,
             ScoringConfig.from_settings(settings),
+            shards,
             int(settings.max_future_s * 1e9),
             recoverable=follow,  # `ingest` runs without a recovery store
         )
+        scored = op.flat_map("scored_by_customer", scored_lists, _by_customer)
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:
             delivered = op.stateful("outbox", op.filter_map("incidents", scored, _incidents), receivers)

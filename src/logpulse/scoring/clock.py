@@ -1,9 +1,10 @@
-"""The stream clock: event time as the logs agree on it, sent to every customer as `Tick`s.
+"""The stream clock: event time as the logs agree on it, sent to every scoring shard as `Tick`s.
 
 A customer who stops sending requests sends no batches, so its scorer would never run again and
 its silence would never be seen. The clock (one key, one worker) follows the event time of every
-file and, whenever it passes a new bucket, emits a `Tick` for every customer seen so far; the scorer
-then completes that customer's empty buckets and `traffic_drop` can fire.
+file and, whenever it passes a new bucket, emits a `Tick`, which goes to every shard of customers
+(`scoring.shard`); the shard completes the empty buckets of each customer whose silence could now
+matter, and `traffic_drop` can fire.
 
 A tick is final (buckets it completes are judged; later lines of them count as late), so the clock
 must never run ahead of what the files agree on. The rule (docs/scoring.md, "The stream clock"):
@@ -59,12 +60,11 @@ class _FileClock:
 @dataclass
 class StreamClock:
     files: dict[str, _FileClock] = field(default_factory=dict)
-    customers: set[str] = field(default_factory=set)
     last_tick: int = -1  # bucket index of the last tick sent
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Snapshots of the earlier clock (`files` as path -> ns) restore; times beyond now + MAX_FUTURE_S
-        (a clock poisoned by a line from the future) are dropped."""
+        """Snapshots of the earlier clock (`files` as path -> ns, the customers it ticked) restore; times
+        beyond now + MAX_FUTURE_S (a clock poisoned by a line from the future) are dropped."""
         latest = time.time_ns() + MAX_FUTURE_NS
         files: dict[str, _FileClock] = {}
         for path, value in state.get("files", {}).items():
@@ -77,17 +77,16 @@ class StreamClock:
             if f.clock <= latest:
                 files[path] = f
         self.files = files
-        self.customers = set(state.get("customers", ()))
         last = int(state.get("last_tick", -1))
         self.last_tick = last if last * _TICK_NS <= latest else -1
 
-    def advance(self, path: str, earliest_ns: int, customers: list[str], wall_ns: int) -> list[tuple[str, Tick]]:
-        """One chunk of `path` starting at `earliest_ns` reached the clock at wall time `wall_ns`."""
+    def advance(self, path: str, earliest_ns: int, wall_ns: int) -> Tick | None:
+        """One chunk of `path` starting at `earliest_ns` reached the clock at wall time `wall_ns`: the
+        tick it passes, if any."""
         f = self.files.get(path)
         if f is None:
             f = self.files[path] = _FileClock()
         f.add(earliest_ns, wall_ns)
-        self.customers.update(customers)
         for other in self.files.values():
             if other.seen_wall_ns == 0:
                 other.seen_wall_ns = wall_ns
@@ -101,16 +100,16 @@ class StreamClock:
         clock = min(min(moving), wall_ns)
         bucket = clock // _TICK_NS - 1
         if bucket <= self.last_tick:
-            return []
+            return None
         self.last_tick = bucket
-        tick = Tick(bucket * _TICK_NS)
-        return [(c, tick) for c in sorted(self.customers)]
+        return Tick(bucket * _TICK_NS)
 
     @staticmethod
-    def step(state: StreamClock | None, item: tuple[str, int, list[str]]) -> tuple[StreamClock, list[tuple[str, Tick]]]:
-        """The Bytewax `stateful_flat_map` step."""
+    def step(state: StreamClock | None, item: tuple[str, int]) -> tuple[StreamClock, list[Tick]]:
+        """The Bytewax `stateful_flat_map` step: (file, earliest event time of its chunk) -> its tick."""
         clock = state or StreamClock()
-        return clock, clock.advance(*item, wall_ns=time.time_ns())
+        tick = clock.advance(*item, wall_ns=time.time_ns())
+        return clock, [tick] if tick is not None else []
 
 
 def poisoned(watermark_ns: int, max_future_ns: int = MAX_FUTURE_NS) -> bool:

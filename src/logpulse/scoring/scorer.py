@@ -36,6 +36,7 @@ customer's batch of ~40 buckets goes bucket by bucket, where the tests themselve
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -65,15 +66,41 @@ class CustomerScorer(ScorerState):
     vectorised runs are tested against)."""
 
     def score(self, batch: RequestBatch) -> ScoredBatch:
-        cfg = self.config
         times = np.asarray(batch.times, dtype=np.int64)
         logs = np.log(np.maximum(np.asarray(batch.durations, dtype=np.float64), 1e-6))
         failed = np.fromiter(map("400".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
         server = np.fromiter(map("500".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
-        scores = self._request_scores(logs)
-        if self.latency.warm(cfg.warmup_buckets):  # winsorized: one very slow request is not a trend
-            mu, sigma = self.latency.mu, self.latency.sigma
-            logs = np.minimum(logs, mu + max(WINSOR_SIGMAS * sigma, math.log(3.0)))
+        scale = self.latency_scale()
+        if scale is None:
+            scores = [0.0] * len(logs)
+        else:  # winsorized: one very slow request is not a trend
+            mu, sigma, clip = scale
+            scores = np.round(np.maximum((logs - mu) / sigma, 0.0), 2).tolist()
+            logs = np.minimum(logs, clip)
+        return self.score_columns(batch, times, logs, failed, server, scores)
+
+    def latency_scale(self) -> tuple[float, float, float] | None:
+        """(mu, sigma, clip) of the latency baseline once warm: a request's score is
+        `max(0, (ln d - mu) / sigma)`, rounded to 0.01, and bucket sums clip ln d at `clip`."""
+        base = self.latency
+        if not base.warm(self.config.warmup_buckets):
+            return None
+        mu, sigma = base.mu, base.sigma
+        return mu, sigma, mu + max(WINSOR_SIGMAS * sigma, math.log(3.0))
+
+    def score_columns(
+        self,
+        batch: RequestBatch,
+        times: np.ndarray,
+        logs: np.ndarray,
+        failed: np.ndarray,
+        server: np.ndarray,
+        scores: list[float],
+    ) -> ScoredBatch:
+        """`score` on the batch's columns: event times (ns), ln(duration) already clipped, failed and
+        5xx flags, the requests' scores (`latency_scale` as of before this batch). A shard of
+        customers computes these for all its batches of a chunk at once (`scoring.shard`)."""
+        cfg = self.config
         out: list[Incident] = []
         if len(times) == 0:
             return ScoredBatch(batch, scores, out)
@@ -117,22 +144,22 @@ class CustomerScorer(ScorerState):
         customer that sends a few requests an hour costs a tick almost nothing (and its snapshot is
         the cached one, `changed` stays False). `score` completes them before adding its requests, so
         lines of those buckets count as late as they would have."""
-        if (len(self.pending_keys) and self.pending_keys[0] < limit) or not self.quiet():
-            return False
-        if limit <= self.silent_from:
-            return True
-        if not self.steady() or self.next_bucket is None:
-            return False
-        if self.hist.total > self.cum_total:  # `cum` behind the rows of a run: bring it up to date
-            self.rows_to_deque()
-        return limit <= self.next_bucket + per_bucket.drop_out_of_reach(self)
+        wait = self.wait_limit()
+        return wait is not None and limit <= wait
 
-    def _request_scores(self, logs: np.ndarray) -> list[float]:
-        base = self.latency
-        if not base.warm(self.config.warmup_buckets):
-            return [0.0] * len(logs)
-        z = (logs - base.mu) / base.sigma
-        return np.round(np.maximum(z, 0.0), 2).tolist()  # type: ignore[no-any-return]
+    def wait_limit(self) -> int | None:
+        """The largest `limit` for which `can_wait(limit)` holds (None: none, something is open or
+        brewing). The state alone decides it, so a shard of customers (`scoring.shard`) knows from it
+        at which tick each customer must next be completed, and leaves the others be."""
+        if not self.quiet():
+            return None
+        first_pending = int(self.pending_keys[0]) if len(self.pending_keys) else sys.maxsize
+        reach = self.silent_from
+        if self.steady() and self.next_bucket is not None:
+            if self.hist.total > self.cum_total:  # `cum` behind the rows of a run: bring it up to date
+                self.rows_to_deque()
+            reach = max(reach, self.next_bucket + per_bucket.drop_out_of_reach(self))
+        return min(first_pending, reach)
 
     def _learn_late(self, logs: np.ndarray, failed: np.ndarray) -> None:
         if not self.trackers["latency"].is_open:

@@ -1,20 +1,26 @@
-"""The `score` step of the dataflow: Bytewax keyed state per customer (`ScoreLogic`) and its snapshots.
+"""The `score` step of the dataflow: Bytewax keyed state per shard of customers (`ShardLogic`) and its
+snapshots.
 
-Bytewax asks every customer touched in an epoch for a snapshot, and the stream clock touches every
-known customer whenever it passes a bucket. Most of them have nothing to do then (`CustomerScorer.
-can_wait`: the tick only moves their watermark), so a snapshot must not cost what a customer holds:
-the state is pickled once after it changed and that pickle is handed out again until it changes
-(with the watermark beside it) — never a deep copy of every customer's baselines and history per
-epoch. A restart restores `(pickle, watermark)`; snapshots of the earlier step (a `CustomerScorer`
-itself) restore too, under the same step id (`score_by_customer`).
+Bytewax asks every shard touched in an epoch for a snapshot, and every tick touches every shard.
+Most customers of a shard did not change since the last one (a tick that waits changes nothing but
+the watermark), so a snapshot must not cost what the shard holds: each customer's state is pickled
+once after it changed and that pickle is handed out again until it changes (with the customer's
+watermark beside it) — never a deep copy of every customer's baselines and history per epoch.
+Without a recovery store (`ingest`) nothing is pickled at all.
+
+A restart restores each customer from `(pickle, watermark)`, drops a state beyond now +
+MAX_FUTURE_S (a line from the future, stored before lines were validated: it re-learns), and keeps
+only customers that still belong to this shard (SCORING_SHARDS changed: the others re-learn).
+Snapshots of the per-customer step (`score_by_customer`, before scoring was sharded) are under
+another step id and are not read: after that upgrade every baseline re-learns (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import bytewax.operators as op
 from bytewax.dataflow import operator
@@ -24,95 +30,97 @@ from logpulse.model import RequestBatch, ScoredBatch, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import poisoned
 from logpulse.scoring.scorer import CustomerScorer
+from logpulse.scoring.shard import ShardScorer, shard_of
+from logpulse.scoring.state import NS
 
 log = logging.getLogger(__name__)
-ScoreItem = RequestBatch | tuple[str, Tick]
-Snapshot = tuple[bytes, int]
-"""A customer's pickled `CustomerScorer` and its watermark (which alone moves on most ticks)."""
+ShardItem = list[RequestBatch] | Tick
 
 
-def scorer_step(
-    config: ScoringConfig, max_future_ns: int
-) -> Callable[[CustomerScorer | None, ScoreItem], tuple[CustomerScorer | None, ScoredBatch | None]]:
-    """One item of one customer: a batch is scored, a tick completes buckets (`None` state: forget it)."""
-    bucket_ns = int(config.bucket_s * 1e9)
+@dataclass
+class ShardSnapshot:
+    """A shard's recovery snapshot: each customer's pickled `CustomerScorer` and its watermark (which
+    alone moves on most ticks), the shard's last tick, its customers not ticked yet, and the shard
+    count it was keyed under."""
 
-    def step(state: CustomerScorer | None, item: ScoreItem) -> tuple[CustomerScorer | None, ScoredBatch | None]:
-        if state is not None and poisoned(state.watermark * bucket_ns, max_future_ns):
-            log.warning(
-                "customer %s: its scoring state was beyond now + MAX_FUTURE_S (a line from the future, stored "
-                "in a recovery snapshot); it starts afresh and re-learns its baseline",
-                state.customer_id,
-            )
-            state = None
-        if isinstance(item, RequestBatch):
-            if state is None:
-                state = CustomerScorer(item.customer_id, config)
-            return state, state.score(item)
-        customer, tick = item
-        if state is None:  # a customer this worker has not seen data of (yet)
-            return None, None
-        incidents = state.tick(tick)
-        return state, ScoredBatch(RequestBatch(customer), [], incidents) if incidents else None
-
-    return step
+    shards: int
+    watermark: int = -1
+    customers: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    fresh: list[str] = field(default_factory=list)
 
 
-def restore(resume: Snapshot | CustomerScorer | None) -> CustomerScorer | None:
-    """The state a snapshot holds (a `CustomerScorer` itself when written by the earlier step)."""
-    if resume is None or isinstance(resume, CustomerScorer):
-        return resume
-    blob, watermark = resume
-    if not blob:  # written without a recovery store: nothing to restore
-        return None
-    state: CustomerScorer = pickle.loads(blob)
-    state.watermark, state.changed = watermark, False
-    return state
-
-
-class ScoreLogic(StatefulLogic[ScoreItem, ScoredBatch, Snapshot]):
-    """One customer's scorer in the dataflow; its snapshot is re-pickled only after it changed."""
+class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
+    """One shard's scorers in the dataflow; a customer's pickle is re-taken only after it changed."""
 
     def __init__(
-        self, step: Callable[..., Any], resume: Snapshot | CustomerScorer | None, *, recoverable: bool = True
+        self, config: ScoringConfig, shards: int, max_future_ns: int, resume: ShardSnapshot | None, *, recoverable: bool
     ) -> None:
-        self.step = step
-        self.state = restore(resume)
-        self.pickled = resume[0] if isinstance(resume, tuple) else b""
+        self.shard = ShardScorer(config)
+        self.shards = shards
         self.recoverable = recoverable
+        self.pickled: dict[str, bytes] = {}
+        if resume is not None:
+            self._restore(resume, max_future_ns)
 
-    def on_item(self, value: ScoreItem) -> tuple[Iterable[ScoredBatch], bool]:
-        state, out = self.step(self.state, value)
-        if state is None:
+    def on_item(self, value: ShardItem) -> tuple[Iterable[list[ScoredBatch]], bool]:
+        out = self.shard.tick(value) if isinstance(value, Tick) else self.shard.score(value)
+        if not self.shard.scorers:  # a tick to a shard with no customers on this worker
             return ((), StatefulLogic.DISCARD)
-        if state is not self.state:
-            self.state, self.pickled = state, b""
-        return ((out,) if out is not None else (), StatefulLogic.RETAIN)
+        return ((out,) if out else (), StatefulLogic.RETAIN)
 
-    def snapshot(self) -> Snapshot:
-        state = self.state
-        assert state is not None
+    def snapshot(self) -> ShardSnapshot:
+        shard = self.shard
+        snap = ShardSnapshot(self.shards, shard.watermark)
         if not self.recoverable:  # `ingest` keeps no recovery store: Bytewax asks anyway, every epoch
-            return b"", state.watermark
-        if state.changed or not self.pickled:
-            state.changed = False
-            self.pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        return self.pickled, state.watermark
+            return snap
+        pickled = self.pickled
+        for customer, s in shard.scorers.items():
+            if s.changed or customer not in pickled:
+                s.changed = False
+                pickled[customer] = pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL)
+            # the watermark beside the pickle: the shard's, where a tick let this customer wait
+            wm = s.watermark
+            if s.next_bucket is not None and customer not in shard.fresh:
+                wm = max(wm, shard.watermark)
+            snap.customers[customer] = (pickled[customer], wm)
+        snap.fresh = sorted(shard.fresh)
+        return snap
+
+    def _restore(self, snap: ShardSnapshot, max_future_ns: int) -> None:
+        shard = self.shard
+        shard.watermark = snap.watermark
+        here = shard_of(next(iter(snap.customers), ""), snap.shards)  # the key it was written under
+        for customer, (blob, watermark) in snap.customers.items():
+            if snap.shards != self.shards and shard_of(customer, self.shards) != here:
+                log.warning("customer %s: SCORING_SHARDS changed, its scoring state starts afresh", customer)
+                continue
+            s: CustomerScorer = pickle.loads(blob)
+            s.watermark, s.changed = watermark, False
+            if poisoned(s.watermark * int(s.config.bucket_s * NS), max_future_ns):
+                log.warning(
+                    "customer %s: its scoring state was beyond now + MAX_FUTURE_S (a line from the future, stored "
+                    "in a recovery snapshot); it starts afresh and re-learns its baseline",
+                    customer,
+                )
+                continue
+            shard.scorers[customer] = s
+            self.pickled[customer] = blob
+        shard.fresh = set(snap.fresh) & set(shard.scorers)
+        shard.reschedule_all()
 
 
 @operator
-def score_by_customer(
-    step_id: str, up: op.KeyedStream[ScoreItem], config: ScoringConfig, max_future_ns: int, *, recoverable: bool
-) -> op.KeyedStream[ScoredBatch]:
-    """Score every customer's batches and ticks (keyed by customer: its state lives on one worker).
-    `recoverable=False` (`ingest`, no recovery store): snapshots are not pickled at all."""
-    return _recovery_scope("stateful_flat_map", up, scorer_step(config, max_future_ns), recoverable)
-
-
-@operator
-def _recovery_scope(
-    step_id: str, up: op.KeyedStream[ScoreItem], step: Callable[..., Any], recoverable: bool
-) -> op.KeyedStream[ScoredBatch]:
-    """Nests the state as `op.stateful_map` did (`<step>.stateful_flat_map.stateful`): the recovery
-    store finds the snapshots written before this step under the same id."""
-    return op.stateful("stateful", up, lambda resume: ScoreLogic(step, resume, recoverable=recoverable))
+def score_by_shard(
+    step_id: str,
+    up: op.KeyedStream[ShardItem],
+    config: ScoringConfig,
+    shards: int,
+    max_future_ns: int,
+    *,
+    recoverable: bool,
+) -> op.KeyedStream[list[ScoredBatch]]:
+    """Score every shard's batches and ticks (keyed by shard: its customers' state lives on one
+    worker). `recoverable=False` (`ingest`, no recovery store): snapshots are not pickled at all."""
+    return op.stateful(
+        "stateful", up, lambda resume: ShardLogic(config, shards, max_future_ns, resume, recoverable=recoverable)
+    )

@@ -1,0 +1,166 @@
+"""A shard of customers: the state of the `score` step, which is keyed by shard, not by customer.
+
+Why shards. Keyed by customer, every chunk became one dataflow item per customer present in it
+(thousands, most holding a line or two), and every clock advance one tick per known customer; at
+10,000 customers the engine's per-item cost and the ticks of customers with nothing to do were most
+of the scorer's time. A shard (`shard_of`: a stable hash of the customer id modulo SCORING_SHARDS,
+so that it spreads over workers and survives restarts) takes one item per chunk — the list of its
+customers' batches — and one per tick.
+
+What a tick costs. `CustomerScorer.wait_limit` says, from a customer's state alone, up to which
+bucket its completion may wait; the shard keeps a due-queue (a heap of (watermark, customer)) and a
+tick completes only the customers whose due watermark it reached. The others get the shard's
+watermark when they are next touched (a batch, or the tick at which they fall due), which is all a
+tick that waits does to them (`CustomerScorer.tick`): decisions are those of ticking every customer.
+A customer whose first batch arrived after the last tick has seen no tick yet (`fresh`): it does
+not get the shard's watermark until the next one, as a per-customer tick would not have reached it.
+
+Per batch item, the request columns of all its batches are built, scored and clipped with a few
+numpy calls (`_Columns`), each customer's baseline as of before its batch (a customer has at most
+one batch per chunk); the buckets are then completed per customer (`CustomerScorer.score_columns`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+
+from logpulse.model import RequestBatch, ScoredBatch, Tick
+from logpulse.scoring.baselines import ScoringConfig
+from logpulse.scoring.scorer import CustomerScorer
+from logpulse.scoring.state import NS
+
+
+def shard_of(customer_id: str, shards: int) -> str:
+    """The shard key of a customer: CRC-32 of its id modulo `shards` (Python's str hash is salted
+    per process, so it would move customers between restarts)."""
+    return str(zlib.crc32(customer_id.encode("utf-8", "surrogatepass")) % shards)
+
+
+def by_shard(batches: dict[str, RequestBatch], shards: int) -> list[tuple[str, list[RequestBatch]]]:
+    """A chunk's per-customer batches grouped into one item per shard."""
+    grouped: dict[str, list[RequestBatch]] = {}
+    for customer, batch in batches.items():
+        grouped.setdefault(shard_of(customer, shards), []).append(batch)
+    return list(grouped.items())
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The request columns of several customers' batches, concatenated: ln(duration), failed and 5xx
+    flags, event times, and each batch's offset (`bounds[i]:bounds[i + 1]`)."""
+
+    times: np.ndarray
+    logs: np.ndarray
+    failed: np.ndarray
+    server: np.ndarray
+    bounds: list[int]
+
+    @classmethod
+    def of(cls, batches: list[RequestBatch]) -> _Columns:
+        sizes = [len(b.times) for b in batches]
+        n = sum(sizes)
+        statuses = list(chain.from_iterable(b.statuses for b in batches))
+        durations = np.asarray(list(chain.from_iterable(b.durations for b in batches)), dtype=np.float64)
+        return cls(
+            np.fromiter(chain.from_iterable(b.times for b in batches), dtype=np.int64, count=n),
+            np.log(np.maximum(durations.reshape(n), 1e-6)),
+            np.fromiter(map("400".__le__, statuses), dtype=bool, count=n),
+            np.fromiter(map("500".__le__, statuses), dtype=bool, count=n),
+            np.concatenate([[0], np.cumsum(sizes)]).tolist(),
+        )
+
+    def scored(self, scorers: list[CustomerScorer]) -> list[float]:
+        """Every request's score (0 while its customer's baseline warms up), and `logs` clipped where
+        the baseline is warm — `CustomerScorer.score`'s formulas, once for all the batches."""
+        scales = [s.latency_scale() for s in scorers]
+        if all(x is None for x in scales):
+            return [0.0] * len(self.logs)
+        sizes = np.diff(self.bounds)
+        mu, sigma, clip = (
+            np.repeat(np.array([x[i] if x is not None else v for x in scales]), sizes)
+            for i, v in ((0, 0.0), (1, 1.0), (2, np.inf))
+        )
+        warm = np.repeat(np.array([x is not None for x in scales]), sizes)
+        scores = np.where(warm, np.round(np.maximum((self.logs - mu) / sigma, 0.0), 2), 0.0)
+        self.logs = np.minimum(self.logs, clip)
+        return scores.tolist()  # type: ignore[no-any-return]
+
+
+@dataclass
+class ShardScorer:
+    """The customers of one shard: their scorers, when each must next be ticked, the last tick."""
+
+    config: ScoringConfig
+    scorers: dict[str, CustomerScorer] = field(default_factory=dict)
+    watermark: int = -1  # bucket of the last tick
+    fresh: set[str] = field(default_factory=set)  # first batch after the last tick: no tick seen yet
+    due: list[tuple[int, str]] = field(default_factory=list)  # heap; entries not in `due_at` are stale
+    due_at: dict[str, int] = field(default_factory=dict)
+
+    def score(self, batches: list[RequestBatch]) -> list[ScoredBatch]:
+        """One chunk's batches of this shard's customers (one per customer)."""
+        scorers = [self._touch(b.customer_id) for b in batches]
+        cols = _Columns.of(batches)
+        scores = cols.scored(scorers)
+        out = []
+        for i, (batch, s) in enumerate(zip(batches, scorers, strict=True)):
+            a, b = cols.bounds[i], cols.bounds[i + 1]
+            out.append(
+                s.score_columns(batch, cols.times[a:b], cols.logs[a:b], cols.failed[a:b], cols.server[a:b], scores[a:b])
+            )
+            self._schedule(batch.customer_id, s)
+        return out
+
+    def tick(self, tick: Tick) -> list[ScoredBatch]:
+        """The stream clock moved on: complete the customers whose buckets can no longer wait."""
+        self.watermark = max(self.watermark, tick.time_ns // int(self.config.bucket_s * NS))
+        self.fresh.clear()
+        out = []
+        due = self.due
+        while due and due[0][0] <= self.watermark:
+            at, customer = heapq.heappop(due)
+            if self.due_at.get(customer) != at:
+                continue  # rescheduled since
+            del self.due_at[customer]
+            s = self._touch(customer)
+            incidents = s.tick(tick)
+            if incidents:
+                out.append(ScoredBatch(RequestBatch(customer), [], incidents))
+            self._schedule(customer, s)
+        if len(due) > 2 * len(self.due_at) + 64:  # drop stale entries
+            self.due = [(at, c) for c, at in self.due_at.items()]
+            heapq.heapify(self.due)
+        return out
+
+    def _touch(self, customer: str) -> CustomerScorer:
+        """The customer's scorer, with the ticks it let wait applied (a new one if it has none)."""
+        s = self.scorers.get(customer)
+        if s is None:
+            s = self.scorers[customer] = CustomerScorer(customer, self.config)
+            self.fresh.add(customer)
+        elif s.next_bucket is not None and s.watermark < self.watermark and customer not in self.fresh:
+            s.watermark = self.watermark
+        return s
+
+    def _schedule(self, customer: str, s: CustomerScorer) -> None:
+        """Queue the customer for the first tick at which `can_wait` no longer holds for it: the
+        watermark w with w - 1 > `wait_limit` (the next tick when something is open or brewing)."""
+        if s.next_bucket is None:  # no data yet: ticks do nothing to it
+            self.due_at.pop(customer, None)
+            return
+        wait = s.wait_limit()
+        at = self.watermark + 1 if wait is None else max(wait + 2, self.watermark + 1)
+        if self.due_at.get(customer) != at:
+            self.due_at[customer] = at
+            heapq.heappush(self.due, (at, customer))
+
+    def reschedule_all(self) -> None:
+        """Rebuild the due-queue from the scorers (after a restore)."""
+        self.due, self.due_at = [], {}
+        for customer, s in self.scorers.items():
+            self._schedule(customer, s)
