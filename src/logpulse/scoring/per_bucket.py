@@ -122,12 +122,12 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
     while k < end:
         m = min(end, (k // per_slot + 1) * per_slot) - k if 900 % cfg.bucket_s == 0 else 1
         factor = traffic.expected(k) / traffic.level if traffic.level > 0 else 1.0
-        c = s.cum[-1]
-        level, acc, rows = traffic.level, c[5], []
+        c0, c1, c2, c3, c4, acc = s.cum[-1]
+        level, rows = traffic.level, []
         for _ in range(min(m, keep)):
             acc += level * factor
             level *= keep_t
-            rows.append((c[0], c[1], c[2], c[3], c[4], acc))
+            rows.append((c0, c1, c2, c3, c4, acc))
         if m > keep:  # only the last `depth` rows are kept anyway
             for _ in range(m - keep):
                 acc += level * factor

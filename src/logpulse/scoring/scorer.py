@@ -171,7 +171,7 @@ class CustomerScorer(ScorerState):
         """Sum the requests into their (not yet completed) buckets, as arrays."""
         order = np.argsort(idx, kind="stable")
         idx, logs = idx[order], logs[order]
-        starts = np.flatnonzero(np.diff(idx, prepend=idx[0] - 1))
+        starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))  # np.diff(prepend=): 5x slower
         keys = idx[starts]
         sums = np.add.reduceat(
             np.vstack([np.ones(len(idx)), logs, logs * logs, failed[order], server[order]]), starts, axis=1
