@@ -49,7 +49,7 @@ class RequestBatch:
         return len(self.times)
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Compact pickling for the exchange between cluster processes (keyed by customer): one
+        """Compact pickling for the exchange between cluster processes (keyed by shard or customer): one
         string per text column and the times as raw int64 bytes, not one object per value."""
         return _unpack_batch, (
             self.customer_id,
@@ -141,7 +141,7 @@ class ScoredBatch:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """The stream clock reached `time_ns` (event time): sent to every known customer, so that a
+    """The stream clock reached `time_ns` (event time): sent to every scoring shard, so that a
     customer who went silent is still scored (its empty buckets complete) while others' logs move on."""
 
     time_ns: int

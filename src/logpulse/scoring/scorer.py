@@ -1,7 +1,8 @@
 """One customer's scoring: request scores, event-time buckets, the signals and their incidents.
 
-`CustomerScorer` is the state of the Bytewax `score` step (keyed by customer; small and picklable, so
-it lives in recovery snapshots and a restart does not reset baselines). Per batch:
+`CustomerScorer` is one customer's part of the Bytewax `score` step's state (keyed by shard of
+customers, `shard.py`; small and picklable, so it lives in recovery snapshots and a restart does not
+reset baselines). Per batch:
 
 * every request gets `anomaly_score` = how many baseline standard deviations slower than usual it
   is, `max(0, (ln d - mu) / sigma)` (0 while the baseline warms up);
@@ -169,13 +170,17 @@ class CustomerScorer(ScorerState):
 
     def _add(self, idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray) -> None:
         """Sum the requests into their (not yet completed) buckets, as arrays."""
-        order = np.argsort(idx, kind="stable")
-        idx, logs = idx[order], logs[order]
-        starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))  # np.diff(prepend=): 5x slower
-        keys = idx[starts]
-        sums = np.add.reduceat(
-            np.vstack([np.ones(len(idx)), logs, logs * logs, failed[order], server[order]]), starts, axis=1
-        )
+        if len(idx) == 1:  # most batches of a sparse customer: the same sums without sorting and reducing
+            keys, x = idx, float(logs[0])
+            sums = np.array([[1.0], [x], [x * x], [float(failed[0])], [float(server[0])]])
+        else:
+            order = np.argsort(idx, kind="stable")
+            idx, logs = idx[order], logs[order]
+            starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))  # np.diff(prepend=): 5x slower
+            keys = idx[starts]
+            sums = np.add.reduceat(
+                np.vstack([np.ones(len(idx)), logs, logs * logs, failed[order], server[order]]), starts, axis=1
+            )
         old_keys, old = self.pending_keys, self.pending
         if len(old_keys) and keys[0] >= old_keys[-1]:  # in order (the usual case): append
             if keys[0] == old_keys[-1]:
