@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,6 +166,7 @@ def main() -> None:
     finally:
         out["load_end"] = load_average()
         db.close()
+        shutil.rmtree(work, ignore_errors=True)  # the influxd data of millions of requests
         args.json.write_text(json.dumps(out, indent=2))
     print(json.dumps({k: v for k, v in out.items() if "_ratio_" in k or k.startswith("rollups_mb")}, indent=2))
 
