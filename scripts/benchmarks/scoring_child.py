@@ -137,10 +137,13 @@ def _sharded(
             outs += shard.score(batches)
         if p.batches:
             earliest = min(min(b.times) for b in p.batches.values() if b.times)
-            tick = clock.advance(path, earliest, wall_ns=time.time_ns())
-            if tick is not None:
-                for shard in shards.values():
-                    outs += shard.tick(tick)
+            tick = clock.advance(path, earliest, wall_ns=time.time_ns(), seen=list(p.batches))
+            if tick is not None:  # each shard's share of the customers the clock met (`tick_per_shard`)
+                mine: dict[str, list[str]] = {}
+                for customer in tick.joined:
+                    mine.setdefault(by_shard({customer: None}, SHARDS)[0][0], []).append(customer)
+                for key, shard in shards.items():
+                    outs += shard.tick(type(tick)(tick.time_ns, tuple(mine.get(key, ()))))
         for out in outs:
             for inc in out.incidents:
                 final[(inc.customer_id, inc.kind, inc.start_ns)] = inc

@@ -142,9 +142,14 @@ class ScoredBatch:
 @dataclass(frozen=True, slots=True)
 class Tick:
     """The stream clock reached `time_ns` (event time): sent to every scoring shard, so that a
-    customer who went silent is still scored (its empty buckets complete) while others' logs move on."""
+    customer who went silent is still scored (its empty buckets complete) while others' logs move on.
+
+    `joined`: the customers the clock met since its previous tick (a shard's share of them once fanned
+    out): a tick completes only customers the clock had met when it passed, as chunks and ticks reach
+    a shard by different paths and a tick may overtake the chunk that made it."""
 
     time_ns: int
+    joined: tuple[str, ...] = ()
 
 
 # ----- rollups ---------------------------------------------------------------------------------

@@ -59,10 +59,13 @@ def chunks(data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[d
     return out
 
 
-def tick_of(batches: dict[str, RequestBatch]) -> Tick:
-    """As the stream clock: the chunk's earliest line, minus one bucket."""
+def tick_of(batches: dict[str, RequestBatch], met: set[str]) -> Tick:
+    """As the stream clock: the chunk's earliest line, minus one bucket, naming the customers it met
+    first in this chunk (`met`: those it met before, updated)."""
     earliest = min(min(b.times) for b in batches.values())
-    return Tick((earliest // (BUCKET * S) - 1) * BUCKET * S)
+    joined = tuple(c for c in batches if c not in met)
+    met.update(joined)
+    return Tick((earliest // (BUCKET * S) - 1) * BUCKET * S, joined)
 
 
 Outputs = dict[str, list[tuple[object, ...]]]
@@ -82,7 +85,7 @@ def oracle(stream: list[dict[str, RequestBatch]], cfg: object) -> tuple[Outputs,
         for c, b in batches.items():
             s = scorers.setdefault(c, CustomerScorer(c, cfg))  # type: ignore[arg-type]
             record(out, [s.score(b)])
-        tick = tick_of(batches)
+        tick = tick_of(batches, set(scorers))
         for c, s in scorers.items():
             incidents = s.tick(tick)
             if incidents:
@@ -102,13 +105,14 @@ def test_a_shard_decides_exactly_as_customers_ticked_one_by_one(monkeypatch: pyt
     )
     shard = ShardScorer(cfg)
     got: Outputs = {}
+    met: set[str] = set()
     for i, batches in enumerate(stream):
         record(got, shard.score(list(batches.values())))
         if i == len(stream) // 2:  # a restart mid-stream: the snapshot restored goes on alike
             logic = ShardLogic(cfg, 1, 300 * S, None, recoverable=True)
             logic.shard = shard
             shard = ShardLogic(cfg, 1, 300 * S, pickle.loads(pickle.dumps(logic.snapshot())), recoverable=True).shard
-        record(got, shard.tick(tick_of(batches)))
+        record(got, shard.tick(tick_of(batches, met)))
 
     assert got == want
     for c, s in scorers.items():
@@ -148,9 +152,10 @@ def test_a_snapshot_repickles_only_changed_customers() -> None:
     cfg = config()
     logic = ShardLogic(cfg, 1, 300 * S, None, recoverable=True)
     stream = chunks({c: sparse(i, 6, 120) for i, c in enumerate("abc")})[:30]
+    met: set[str] = set()
     for batches in stream:
         logic.on_item(list(batches.values()))
-        logic.on_item(tick_of(batches))
+        logic.on_item(tick_of(batches, met))
     first = logic.snapshot()
     last = max(t for b in stream[-1].values() for t in b.times) // (BUCKET * S)
     logic.on_item(Tick((last + 3) * BUCKET * S))  # completes the last requests' buckets
@@ -180,3 +185,24 @@ def test_changing_the_shard_count_keeps_only_customers_still_in_the_shard() -> N
     restored = ShardLogic(cfg, 8, 300 * S, logic.snapshot(), recoverable=True)
     assert set(restored.shard.scorers) == {c for c in customers if shard_of(c, 8) == "1"}
     assert 0 < len(restored.shard.scorers) < len(customers)
+
+
+def test_a_tick_passes_by_customers_the_clock_had_not_met() -> None:
+    """A tick can reach a shard after a chunk the clock had not seen when it passed (chunks and ticks
+    travel by different paths): run far ahead by one file (a line dated now while the other logs are
+    two years behind), it must not complete the buckets of a customer it never named, which would
+    judge that customer silent up to now (a false traffic_drop) and make its next lines late."""
+    cfg = config()
+    shard = ShardScorer(cfg)
+    day = chunks({"steady": sparse(0, 200, 120)})
+    shard.score(list(day[0].values()))  # the first chunk of the 2024 log, before the clock saw it
+    now_bucket = (T0 + 2 * 365 * 86400) // BUCKET
+    assert shard.tick(Tick(now_bucket * BUCKET * S, ("intruder",))) == []  # the clock met only the intruder
+    for batches in day[1:40]:
+        for sb in shard.score(list(batches.values())):
+            assert not sb.incidents
+    steady = shard.scorers["steady"]
+    assert steady.watermark < now_bucket - 1000 and steady.next_bucket is not None
+    assert steady.next_bucket < now_bucket - 1000  # its buckets were judged from its own lines only
+    shard.tick(Tick((now_bucket + 1) * BUCKET * S, ("steady",)))  # named: from now on it is ticked
+    assert shard.scorers["steady"].watermark >= now_bucket

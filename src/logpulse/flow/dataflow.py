@@ -46,7 +46,7 @@ from logpulse.rollups.identity import split_at_segments
 from logpulse.rollups.step import RollupLogic
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
-from logpulse.scoring.shard import by_shard
+from logpulse.scoring.shard import by_shard, tick_per_shard
 from logpulse.scoring.step import ShardItem, score_by_shard
 from logpulse.tailing.source import LogSource
 
@@ -123,12 +123,12 @@ def _unscored(parsed: ParsedChunk) -> tuple[str, ParsedChunk] | None:
 # --- alerting: the stream clock, scoring of batches and ticks, the outbox ---------------
 
 
-def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int]] | None:
-    """What the clock needs of a chunk: its file and its earliest event time."""
+def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:
+    """What the clock needs of a chunk: its file, its earliest event time, its customers."""
     if not parsed.batches:
         return None
     earliest = min(min(b.times) for b in parsed.batches.values() if b.times)
-    return "clock", (parsed.path, earliest)
+    return "clock", (parsed.path, earliest, list(parsed.batches))
 
 
 def _by_customer(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, ScoredBatch]]:
@@ -156,7 +156,7 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
         shards = settings.scoring_shards
         keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, shards))
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
-        ticks = op.flat_map("tick_shards", clock, lambda kv: [(str(i), kv[1]) for i in range(shards)])
+        ticks = op.flat_map("tick_shards", clock, lambda kv: tick_per_shard(kv[1], shards))
         items: op.KeyedStream[ShardItem] = op.merge("batches_and_ticks", keyed, ticks)
         scored_lists = score_by_shard(
             "score",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ class _FileClock:
 class StreamClock:
     files: dict[str, _FileClock] = field(default_factory=dict)
     last_tick: int = -1  # bucket index of the last tick sent
+    customers: set[str] = field(default_factory=set)  # every customer met
+    joined: list[str] = field(default_factory=list)  # met since the last tick: the next tick names them
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Snapshots of the earlier clock (`files` as path -> ns, the customers it ticked) restore; times
@@ -77,12 +80,18 @@ class StreamClock:
             if f.clock <= latest:
                 files[path] = f
         self.files = files
+        self.customers = set(state.get("customers", ()))
+        self.joined = list(state.get("joined", ()))
         last = int(state.get("last_tick", -1))
         self.last_tick = last if last * _TICK_NS <= latest else -1
 
-    def advance(self, path: str, earliest_ns: int, wall_ns: int) -> Tick | None:
-        """One chunk of `path` starting at `earliest_ns` reached the clock at wall time `wall_ns`: the
-        tick it passes, if any."""
+    def advance(self, path: str, earliest_ns: int, wall_ns: int, seen: Iterable[str] = ()) -> Tick | None:
+        """One chunk of `path` starting at `earliest_ns`, with the customers `seen` in it, reached the
+        clock at wall time `wall_ns`: the tick it passes, if any."""
+        for customer in seen:
+            if customer not in self.customers:
+                self.customers.add(customer)
+                self.joined.append(customer)
         f = self.files.get(path)
         if f is None:
             f = self.files[path] = _FileClock()
@@ -102,13 +111,17 @@ class StreamClock:
         if bucket <= self.last_tick:
             return None
         self.last_tick = bucket
-        return Tick(bucket * _TICK_NS)
+        tick = Tick(bucket * _TICK_NS, tuple(self.joined))
+        self.joined = []
+        return tick
 
     @staticmethod
-    def step(state: StreamClock | None, item: tuple[str, int]) -> tuple[StreamClock, list[Tick]]:
-        """The Bytewax `stateful_flat_map` step: (file, earliest event time of its chunk) -> its tick."""
+    def step(state: StreamClock | None, item: tuple[str, int, list[str]]) -> tuple[StreamClock, list[Tick]]:
+        """The Bytewax `stateful_flat_map` step: (file, earliest event time of its chunk, its customers)
+        -> its tick."""
         clock = state or StreamClock()
-        tick = clock.advance(*item, wall_ns=time.time_ns())
+        path, earliest, seen = item
+        tick = clock.advance(path, earliest, wall_ns=time.time_ns(), seen=seen)
         return clock, [tick] if tick is not None else []
 
 

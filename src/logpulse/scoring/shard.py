@@ -12,8 +12,12 @@ bucket its completion may wait; the shard keeps a due-queue (a heap of (watermar
 tick completes only the customers whose due watermark it reached. The others get the shard's
 watermark when they are next touched (a batch, or the tick at which they fall due), which is all a
 tick that waits does to them (`CustomerScorer.tick`): decisions are those of ticking every customer.
-A customer whose first batch arrived after the last tick has seen no tick yet (`fresh`): it does
-not get the shard's watermark until the next one, as a per-customer tick would not have reached it.
+A customer is ticked only once the clock has met it (`announced`: each tick names the customers the
+clock met since the one before, `Tick.joined`) and only by ticks after its scorer exists here: until
+then it is `fresh` and the shard's watermark passes it by, as a per-customer tick would have. Chunks
+and ticks reach a shard by different paths, so a tick can arrive before the chunk that made it, or
+after a chunk of a customer the clock had not met yet when it passed: without this, a tick moved far
+ahead by one file (another file not yet read) would later be applied to every customer of the shard.
 
 Per batch item, the request columns of all its batches are built, scored and clipped with a few
 numpy calls (`_Columns`), each customer's baseline as of before its batch (a customer has at most
@@ -39,6 +43,14 @@ def shard_of(customer_id: str, shards: int) -> str:
     """The shard key of a customer: CRC-32 of its id modulo `shards` (Python's str hash is salted
     per process, so it would move customers between restarts)."""
     return str(zlib.crc32(customer_id.encode("utf-8", "surrogatepass")) % shards)
+
+
+def tick_per_shard(tick: Tick, shards: int) -> list[tuple[str, Tick]]:
+    """The tick for every shard, each naming only its own customers of those the clock met."""
+    joined: dict[str, list[str]] = {}
+    for customer in tick.joined:
+        joined.setdefault(shard_of(customer, shards), []).append(customer)
+    return [(str(i), Tick(tick.time_ns, tuple(joined.get(str(i), ())))) for i in range(shards)]
 
 
 def by_shard(batches: dict[str, RequestBatch], shards: int) -> list[tuple[str, list[RequestBatch]]]:
@@ -98,7 +110,8 @@ class ShardScorer:
     config: ScoringConfig
     scorers: dict[str, CustomerScorer] = field(default_factory=dict)
     watermark: int = -1  # bucket of the last tick
-    fresh: set[str] = field(default_factory=set)  # first batch after the last tick: no tick seen yet
+    fresh: set[str] = field(default_factory=set)  # no tick has reached it yet (see the module's docstring)
+    announced: set[str] = field(default_factory=set)  # met by the clock as of the last tick
     due: list[tuple[int, str]] = field(default_factory=list)  # heap; entries not in `due_at` are stale
     due_at: dict[str, int] = field(default_factory=dict)
 
@@ -119,19 +132,26 @@ class ShardScorer:
     def tick(self, tick: Tick) -> list[ScoredBatch]:
         """The stream clock moved on: complete the customers whose buckets can no longer wait."""
         self.watermark = max(self.watermark, tick.time_ns // int(self.config.bucket_s * NS))
-        self.fresh.clear()
+        self.announced.update(tick.joined)
+        self.fresh -= self.announced
         out = []
         due = self.due
+        waiting: list[str] = []
         while due and due[0][0] <= self.watermark:
             at, customer = heapq.heappop(due)
             if self.due_at.get(customer) != at:
                 continue  # rescheduled since
             del self.due_at[customer]
+            if customer in self.fresh:  # the clock has not met it yet: this tick is not for it
+                waiting.append(customer)
+                continue
             s = self._touch(customer)
             incidents = s.tick(tick)
             if incidents:
                 out.append(ScoredBatch(RequestBatch(customer), [], incidents))
             self._schedule(customer, s)
+        for customer in waiting:
+            self._schedule(customer, self.scorers[customer])
         if len(due) > 2 * len(self.due_at) + 64:  # drop stale entries
             self.due = [(at, c) for c, at in self.due_at.items()]
             heapq.heapify(self.due)

@@ -47,6 +47,7 @@ class ShardSnapshot:
     watermark: int = -1
     customers: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     fresh: list[str] = field(default_factory=list)
+    announced: list[str] = field(default_factory=list)
 
 
 class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
@@ -84,6 +85,7 @@ class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
                 wm = max(wm, shard.watermark)
             snap.customers[customer] = (pickled[customer], wm)
         snap.fresh = sorted(shard.fresh)
+        snap.announced = sorted(shard.announced)
         return snap
 
     def _restore(self, snap: ShardSnapshot, max_future_ns: int) -> None:
@@ -106,6 +108,7 @@ class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
             shard.scorers[customer] = s
             self.pickled[customer] = blob
         shard.fresh = set(snap.fresh) & set(shard.scorers)
+        shard.announced = set(snap.announced)
         shard.reschedule_all()
 
 
