@@ -10,7 +10,7 @@
     score (keyed by shard: its customers' baselines
            live on one worker, in recovery snapshots;
            a tick completes only customers it is due
-           for; scoring/step.py)                      -> (customer_id, ScoredBatch)
+           for; scoring/step.py)                      -> (shard, [ScoredBatch of each customer])
       or, scoring off: unscored                       -> (file, ParsedChunk): whole chunks, no key per customer
     rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch: columns)   [rollups/]
     influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
@@ -131,12 +131,9 @@ def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] |
     return "clock", (parsed.path, earliest, list(parsed.batches))
 
 
-def _by_customer(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, ScoredBatch]]:
-    return [(s.batch.customer_id, s) for s in kv[1]]
-
-
-def _incidents(item: tuple[str, ScoredBatch]) -> tuple[str, list[Incident]] | None:
-    return (item[0], item[1].incidents) if item[1].incidents else None
+def _incidents(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, list[Incident]]]:
+    """A shard's incidents, keyed by customer (the outbox's key); most items carry none."""
+    return [(s.batch.customer_id, s.incidents) for s in kv[1] if s.incidents]
 
 
 def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards: int = 1) -> Dataflow:
@@ -151,7 +148,8 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     op.output(
         "dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path))
     )
-    scored: op.KeyedStream[ScoredBatch] | op.KeyedStream[ParsedChunk]  # per customer, or whole chunks unscored
+    # one item per shard and chunk (its customers' scored batches), or whole chunks unscored
+    scored: op.KeyedStream[list[ScoredBatch]] | op.KeyedStream[ParsedChunk]
     if settings.scoring_enabled:
         shards = settings.scoring_shards
         keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, shards))
@@ -166,10 +164,10 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
             int(settings.max_future_s * 1e9),
             recoverable=follow,  # `ingest` runs without a recovery store
         )
-        scored = op.flat_map("scored_by_customer", scored_lists, _by_customer)
+        scored = scored_lists
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:
-            delivered = op.stateful("outbox", op.filter_map("incidents", scored, _incidents), receivers)
+            delivered = op.stateful("outbox", op.flat_map("incidents", scored, _incidents), receivers)
             op.inspect("alerts_delivered", delivered, log_delivered)
     else:
         scored = op.filter_map("unscored", parsed, _unscored)
@@ -186,6 +184,6 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
             recoverable=follow,
         ),
     )
-    to_write: op.KeyedStream[ScoredBatch | ParsedChunk | RollupBatch] = op.merge("to_influxdb", scored, rollups)
+    to_write: op.KeyedStream[list[ScoredBatch] | ParsedChunk | RollupBatch] = op.merge("to_influxdb", scored, rollups)
     op.output("influxdb", to_write, InfluxSink(settings, pipelined=not follow))
     return flow

@@ -117,7 +117,8 @@ class _WriteMarks:
                 self._timer.cancel()
 
 
-SinkItem = tuple[str, ScoredBatch | ParsedChunk | RollupBatch]
+SinkItem = tuple[str, ScoredBatch | list[ScoredBatch] | ParsedChunk | RollupBatch]
+"""A customer's scored batch, a scoring shard's batches of one chunk, an unscored chunk, or rollups."""
 """What the sink writes: a customer's scored requests (and incidents), a chunk's unscored requests
 (scoring off: one item per chunk, not per customer), or rollup points."""
 
@@ -266,7 +267,7 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
 def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
     """Line protocol of all items (request points only if `store_raw`), and each customer's time range."""
     enc = _Encoded()
-    for key, item in items:
+    for _key, item in items:
         if isinstance(item, RollupBatch):
             for rows in item.rows:
                 enc.rollups += rollup_rows_lines(rows)
@@ -274,17 +275,23 @@ def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
         elif isinstance(item, ParsedChunk):
             _encode_chunk(enc, item, store_raw=store_raw)
         else:
-            times = item.batch.times
-            enc.requests += len(times)
-            if store_raw:
-                enc.raw += request_lines(item)
-                if times:
-                    enc.widen(key, min(times), max(times))
-            for inc in item.incidents:
-                enc.raw.append(incident_line(inc))
-                enc.widen(key, inc.start_ns, inc.end_ns)
-            enc.incidents += len(item.incidents)
+            for scored in item if isinstance(item, list) else (item,):
+                _encode_scored(enc, scored, store_raw=store_raw)
     return enc
+
+
+def _encode_scored(enc: _Encoded, item: ScoredBatch, *, store_raw: bool) -> None:
+    """One customer's scored requests (if `store_raw`) and incidents."""
+    customer, times = item.batch.customer_id, item.batch.times
+    enc.requests += len(times)
+    if store_raw:
+        enc.raw += request_lines(item)
+        if times:
+            enc.widen(customer, min(times), max(times))
+    for inc in item.incidents:
+        enc.raw.append(incident_line(inc))
+        enc.widen(customer, inc.start_ns, inc.end_ns)
+    enc.incidents += len(item.incidents)
 
 
 def _encode_chunk(enc: _Encoded, chunk: ParsedChunk, *, store_raw: bool) -> None:
