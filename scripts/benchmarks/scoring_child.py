@@ -39,8 +39,8 @@ def child(log: Path, repeat: int, mode: str = "") -> dict[str, Any]:
 
         StreamClock = None  # type: ignore[assignment,misc]
     try:  # scoring keyed by shard of customers: the dataflow's `score` step state
-        from logpulse.scoring.shard import ShardScorer, by_shard
-    except ImportError:
+        from logpulse.scoring.shard import ShardScorer, by_shard, tick_per_shard
+    except ImportError:  # (or sharded before ticks named the customers the clock met: scored per customer)
         ShardScorer = None  # type: ignore[assignment,misc]
 
     data = log.read_bytes()
@@ -60,7 +60,7 @@ def child(log: Path, repeat: int, mode: str = "") -> dict[str, Any]:
     if ShardScorer is not None and mode != "per-bucket":
         for _ in range(repeat):
             t0 = time.process_time()
-            final, versions = _sharded(parsed, str(log), config, ShardScorer, by_shard, StreamClock())
+            final, versions = _sharded(parsed, str(log), config, ShardScorer, by_shard, tick_per_shard, StreamClock())
             best = min(best, time.process_time() - t0)
             incidents = final
     for _ in range(repeat if ShardScorer is None or mode == "per-bucket" else 0):
@@ -122,7 +122,7 @@ def _ticks(clock: Any, path: str, earliest: int, customers: list[str], wall: dic
 
 
 def _sharded(
-    parsed: list[Any], path: str, config: Any, shard_scorer: Any, by_shard: Any, clock: Any
+    parsed: list[Any], path: str, config: Any, shard_scorer: Any, by_shard: Any, tick_per_shard: Any, clock: Any
 ) -> tuple[dict[tuple[str, str, int], Any], int]:
     """As the dataflow scores: each chunk's batches grouped by shard, then its tick to every shard."""
     shards: dict[str, Any] = {}
@@ -138,12 +138,9 @@ def _sharded(
         if p.batches:
             earliest = min(min(b.times) for b in p.batches.values() if b.times)
             tick = clock.advance(path, earliest, wall_ns=time.time_ns(), seen=list(p.batches))
-            if tick is not None:  # each shard's share of the customers the clock met (`tick_per_shard`)
-                mine: dict[str, list[str]] = {}
-                for customer in tick.joined:
-                    mine.setdefault(by_shard({customer: None}, SHARDS)[0][0], []).append(customer)
-                for key, shard in shards.items():
-                    outs += shard.tick(type(tick)(tick.time_ns, tuple(mine.get(key, ()))))
+            for key, shard_tick in tick_per_shard(tick, SHARDS) if tick is not None else ():
+                if key in shards:
+                    outs += shards[key].tick(shard_tick)
         for out in outs:
             for inc in out.incidents:
                 final[(inc.customer_id, inc.kind, inc.start_ns)] = inc
