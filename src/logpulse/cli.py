@@ -243,6 +243,8 @@ def compact(
     from logpulse.storage.influx import Connection, InfluxError, InfluxWriter
 
     now_ns = None if now is None else _utc_ns(now, "--now")
+    if now_ns is not None and now_ns > time.time_ns():  # would close (and merge) windows still open
+        raise typer.BadParameter(f"{now!r} is in the future", param_hint="--now")
     _setup_logging()
     settings = get_settings()
     writer = InfluxWriter(Connection.from_settings(settings))

@@ -188,7 +188,7 @@ def test_compact_now_takes_only_windows_closed_by_then(influx_settings: Settings
     run(env, "ingest", str(path))
     now = dt.datetime(2026, 10, 19, 0, 30, tzinfo=dt.UTC)
     closed_ns = int((now - dt.timedelta(hours=1)).timestamp()) * 10**9
-    for bad in ("2026-10-19", "2026-10-19T00:30:00", "yesterday"):
+    for bad in ("2026-10-19", "2026-10-19T00:30:00", "yesterday", "9999-01-01T00:00:00Z"):
         done = subprocess.run([sys.executable, "-m", "logpulse", "compact", "--now", bad], env=env, capture_output=True)
         assert done.returncode == 2 and b"--now" in done.stderr, done.stderr
     before = rows_per_window(influx_settings)
