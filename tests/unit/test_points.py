@@ -105,3 +105,15 @@ def test_rollup_rows_encode_byte_for_byte_as_each_point() -> None:
             assert rollup_rows_lines(rows) == expected
             for line, errors in zip(expected, rows.server_errors, strict=True):
                 assert (",server_errors=" in line) == (errors >= 0)
+
+
+def test_rollup_rows_encode_a_range_as_those_points() -> None:
+    """The sink encodes a large flush one write request at a time: each range is the same bytes
+    as those points of the whole encoding, fleet points (and their tables) in any range included."""
+    rng = random.Random(11)
+    rows = random_rows(rng, 60, "rollups", 900 * 10**9)
+    whole = rollup_rows_lines(rows)
+    assert rows.tables, "the sample holds fleet points"
+    for start, stop in ((0, 60), (0, 7), (7, 31), (31, 60), (59, 60), (60, 60), (13, 200)):
+        assert rollup_rows_lines(rows, start, stop) == whole[start:stop]
+    assert [line for i in range(0, 60, 7) for line in rollup_rows_lines(rows, i, i + 7)] == whole

@@ -79,16 +79,18 @@ def points(seg: SegmentColumns, level: RollupLevel) -> list[RollupPoint]:
     st.lists(st.booleans(), min_size=6, max_size=6),
     st.integers(0, 5),
     st.sampled_from([1, histogram_runs.COMPACT_FROM]),
+    st.sampled_from([3, histogram_runs.ENCODE_ROWS]),
 )
 def test_columns_write_the_points_of_one_object_per_customer_window(
-    seed: int, shapes: list[str], flushes: list[bool], snapshot_at: int, compact_from: int
+    seed: int, shapes: list[str], flushes: list[bool], snapshot_at: int, compact_from: int, encode_rows: int
 ) -> None:
-    default_compact_from = histogram_runs.COMPACT_FROM
+    default_compact_from, default_encode_rows = histogram_runs.COMPACT_FROM, histogram_runs.ENCODE_ROWS
     histogram_runs.COMPACT_FROM = compact_from  # 1: runs are combined at every add
+    histogram_runs.ENCODE_ROWS = encode_rows  # 3: histograms encoded a few rows at a time
     try:
         check_against_objects(seed, shapes, flushes, snapshot_at)
     finally:
-        histogram_runs.COMPACT_FROM = default_compact_from
+        histogram_runs.COMPACT_FROM, histogram_runs.ENCODE_ROWS = default_compact_from, default_encode_rows
 
 
 def check_against_objects(seed: int, shapes: list[str], flushes: list[bool], snapshot_at: int) -> None:

@@ -30,6 +30,8 @@ Int64Array = npt.NDArray[np.int64]
 _EMPTY = np.zeros(0, dtype=np.int64)
 COMPACT_FROM = 1 << 16
 """Appended runs are merged once there are this many (or more than a quarter of the merged ones)."""
+ENCODE_ROWS = 1 << 16
+"""Histograms encoded per piece (`HistogramColumns.encode`)."""
 
 
 def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
@@ -161,7 +163,15 @@ class HistogramColumns:
             self.zeros[row] = self.zeros.get(row, 0) + hist.zeros
 
     def encode(self, rows: Int64Array, max_exact: int) -> list[str]:
-        """`LatencyHistogram.encode()` of each row's histogram, in the order of `rows`."""
+        """`LatencyHistogram.encode()` of each row's histogram, in the order of `rows`: ENCODE_ROWS at
+        a time, so the runs and buffers of one piece are in memory at once, not those of a whole
+        flush (~700,000 rows and 2 million runs at 10,000 customers, tens of MB; measured)."""
+        out: list[str] = []
+        for i in range(0, len(rows), ENCODE_ROWS):
+            out += self._encode_piece(rows[i : i + ENCODE_ROWS], max_exact)
+        return out
+
+    def _encode_piece(self, rows: Int64Array, max_exact: int) -> list[str]:
         owner, keys, counts = self.exact.of_rows(rows)
         n = np.bincount(owner, minlength=len(rows)).astype(np.int64)
         bounds = np.concatenate(([0], np.cumsum(n)))

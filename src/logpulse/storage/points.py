@@ -104,30 +104,31 @@ def rollup_line(p: RollupPoint) -> str:
     )
 
 
-def rollup_rows_lines(rows: RollupRows) -> list[str]:
-    """Line protocol of every point of `rows`, byte for byte `rollup_line` of each, in one pass:
-    one f-string per point and no object (the fleet-wide points, a few per window, through
-    `rollup_line`)."""
+def rollup_rows_lines(rows: RollupRows, start: int = 0, stop: int | None = None) -> list[str]:
+    """Line protocol of the points `start:stop` of `rows` (default: all), byte for byte `rollup_line`
+    of each, in one pass: one f-string per point and no object (the fleet-wide points, a few per
+    window, through `rollup_line`). A range lets the sink encode a large flush one write request at
+    a time rather than hold the text of every point at once."""
+    span = slice(start, len(rows) if stop is None else stop)
     head = f"{rows.measurement},{TAG_CUSTOMER}="
-    sums = [s / 1e9 for s in rows.sum_ns]
-    servers = rows.server_errors
+    sums = [s / 1e9 for s in rows.sum_ns[span]]
+    servers = rows.server_errors[span]
+    columns = (rows.customers[span], rows.count[span], rows.failed[span])
+    hists, times = rows.hists[span], rows.time_ns[span]
     if min(servers, default=0) >= 0:
         lines = [
             f'{head}{c} count={n}i,failed={f}i,server_errors={e}i,sum={x!r},hist="{h}" {t}'
-            for c, n, f, e, x, h, t in zip(
-                rows.customers, rows.count, rows.failed, servers, sums, rows.hists, rows.time_ns, strict=True
-            )
+            for c, n, f, e, x, h, t in zip(*columns, servers, sums, hists, times, strict=True)
         ]
     else:
         server_text = ["" if e < 0 else f"server_errors={e}i," for e in servers]
         lines = [
             f'{head}{c} count={n}i,failed={f}i,{e}sum={x!r},hist="{h}" {t}'
-            for c, n, f, e, x, h, t in zip(
-                rows.customers, rows.count, rows.failed, server_text, sums, rows.hists, rows.time_ns, strict=True
-            )
+            for c, n, f, e, x, h, t in zip(*columns, server_text, sums, hists, times, strict=True)
         ]
     for i in rows.tables:
-        lines[i] = rollup_line(rows.point(i))
+        if span.start <= i < span.stop:
+            lines[i - span.start] = rollup_line(rows.point(i))
     return lines
 
 
