@@ -220,8 +220,11 @@ def test_held_back_points_are_written_at_ingest_end_and_at_an_idle_close(tmp_pat
     head = chunks_of(data, 0, rng, 700, str(log))[:3]  # the file holds more than was read
     whole, db = RollupLogic.builder(2048, 1.0, 3600.0, recoverable=False)(None), FakeDb()
     feed(whole, chunks_of(data, 0, rng, 700, str(log)), 2048, db)
-    db.write(whole.on_eof()[0])
+    written, discard = whole.on_eof()
+    db.write(written)
     assert_windows_equal_lines(db, data, "ingest read to its end")
+    # nothing follows an ingest's end, not even a snapshot: each level's state is let go once written
+    assert discard is True and whole.state.segments == [None] * len(ROLLUP_LEVELS)
     again = RollupLogic.builder(2048, 1.0, 3600.0, recoverable=False)(None)
     feed(again, head, 2048, db)
     assert again.on_notify()[0] == []  # held back: the file is longer than what was read
