@@ -10,6 +10,7 @@ not by bucketing the lines again. The identity rules the points obey are in `ide
 from __future__ import annotations
 
 import itertools
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,6 +239,13 @@ def _fleet_tables(seg: SegmentColumns, windows: npt.NDArray[np.int64]) -> dict[i
     return out
 
 
+def _int64s(values: npt.NDArray[np.int64]) -> array[int]:
+    """An int64 column as `array("q")`: 8 bytes a number, indexed as Python ints (`RollupRows`)."""
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
+
+
 def rollup_rows(seg: SegmentColumns, level: RollupLevel) -> RollupRows | None:
     """The points of the segment's dirty rows (their cumulative values), as columns, ordered by
     series and time: grouped so, InfluxDB stored ~700,000 rollup points with half the CPU and in half
@@ -261,15 +269,16 @@ def rollup_rows(seg: SegmentColumns, level: RollupLevel) -> RollupRows | None:
             strict=True,
         )
     )
+    sums = seg.sum_ns[rows]
     return RollupRows(
         level.measurement,
         window_ns,
         [names[c] for c in customers.tolist()],
-        (starts + seg.ident_ns).tolist(),
-        seg.count[rows].tolist(),
-        seg.failed[rows].tolist(),
-        seg.server[rows].tolist(),
-        seg.sum_ns[rows].tolist(),
+        _int64s(starts + seg.ident_ns),
+        _int64s(seg.count[rows]),
+        _int64s(seg.failed[rows]),
+        _int64s(seg.server[rows]),
+        sums.tolist() if sums.dtype == object else _int64s(sums),
         seg.hist.encode(rows, level.max_exact),
         {i: tables[w] for i, w in zip(fleet.tolist(), windows[fleet].tolist(), strict=True)},
         bounds,

@@ -30,7 +30,7 @@ Int64Array = npt.NDArray[np.int64]
 _EMPTY = np.zeros(0, dtype=np.int64)
 COMPACT_FROM = 1 << 16
 """Appended runs are merged once there are this many (or more than a quarter of the merged ones)."""
-ENCODE_ROWS = 1 << 16
+ENCODE_ROWS = 1 << 14
 """Histograms encoded per piece (`HistogramColumns.encode`)."""
 
 
