@@ -18,11 +18,15 @@ COLUMNS = 6
 
 class History:
     """The rows of the last `keep` buckets (HISTORY_S). `total` counts every row ever appended; row 0
-    is the zero row."""
+    is the zero row.
+
+    The buffer grows with the rows it is given, up to `2 * keep` (then the rows older than `keep` are
+    dropped to make room): a customer whose buckets are all completed one by one never writes rows
+    here between snapshots, and a new customer's first rows cost what they hold, not 2 * keep rows."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
-        self.buf = np.zeros((2 * keep, COLUMNS))
+        self.buf = np.zeros((1, COLUMNS))
         self.size = 1  # rows of buf in use
         self.total = 1
         self.last: tuple[float, ...] = (0.0,) * COLUMNS
@@ -33,10 +37,16 @@ class History:
             return
         self.total += len(rows) if count is None else count
         rows = rows[-self.keep :]  # older rows are out of every window: never read
-        if self.size + len(rows) > len(self.buf):
+        need = self.size + len(rows)
+        if need > 2 * self.keep:  # full: drop the rows older than `keep`
             start = max(0, self.size - self.keep)
             self.buf[: self.size - start] = self.buf[start : self.size].copy()
             self.size -= start
+            need -= start
+        if need > len(self.buf):
+            grown = np.zeros((min(2 * self.keep, max(need, 2 * len(self.buf))), COLUMNS))
+            grown[: self.size] = self.buf[: self.size]
+            self.buf = grown
         self.buf[self.size : self.size + len(rows)] = rows
         self.size += len(rows)
         self.last = tuple(rows[-1].tolist())
@@ -58,7 +68,7 @@ class History:
             rows = np.concatenate([np.repeat(rows[:1], min(keep, self.total) - len(rows), axis=0), rows])
         rows = rows[-keep:]
         new = History(keep)
-        new.buf[: len(rows)] = rows
+        new.buf = rows.copy()
         new.size, new.total, new.last = len(rows), self.total, self.last
         return new
 
@@ -68,8 +78,7 @@ class History:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.keep, rows = state["keep"], state["rows"]
-        self.buf = np.zeros((2 * self.keep, COLUMNS))
-        self.buf[: len(rows)] = rows
+        self.buf = np.array(rows, dtype=np.float64).reshape(len(rows), COLUMNS)
         self.size, self.total = len(rows), state["total"]
         self.last = tuple(rows[-1].tolist())
 
@@ -121,7 +130,7 @@ class CountSteps:
         """One change (the per-bucket path): kept in a list until read, which costs a busy customer
         less than writing numpy elements at every bucket."""
         self.recent.append((row, requests, errors))
-        if len(self.recent) >= 256:
+        if len(self.recent) >= 32:  # a list of tuples costs ~70 B a change: a sparse customer keeps few
             self._flush()
 
     def at(self, rows: np.ndarray) -> np.ndarray:

@@ -148,6 +148,8 @@ class Tracker:
 
 def latest_versions(incidents: list[Incident]) -> list[Incident]:
     """Keep the latest version of each incident (same kind and start) from one batch, in order."""
+    if len(incidents) < 2:  # most batches: nothing to merge
+        return incidents
     latest: dict[tuple[str, int], Incident] = {}
     for inc in incidents:
         latest.pop((inc.kind, inc.start_ns), None)

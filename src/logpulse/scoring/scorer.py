@@ -219,11 +219,15 @@ class CustomerScorer(ScorerState):
         )
         i, force = 0, False
         ahead = self.hist.total > self.cum_total  # runs appended rows `cum` has not got yet
+        quiet: bool | None = None  # `self.quiet()`, asked again only after a step that may move a tracker
         while k < limit:
             while i < len(keys) and keys[i] < k:
                 i += 1
             has = i < len(keys) and keys[i] == k
-            if not force and (use_runs or not has) and self.quiet():
+            may_skip = not force and (use_runs or not has)
+            if may_skip and quiet is None:
+                quiet = self.quiet()
+            if may_skip and quiet:
                 nxt = keys[i] if i < len(keys) else limit
                 if not has and self.idle >= self.windows.keep:
                     k = self._fast_forward(k, nxt)
@@ -234,6 +238,7 @@ class CustomerScorer(ScorerState):
                     self.rows_to_numpy()
                     k, force = runs.run(self, k, end, keys_a[i:j], vals[:, i:j])
                     ahead = self.hist.total > self.cum_total
+                    quiet = None
                     continue
                 if ahead:
                     self.rows_to_deque()
@@ -252,6 +257,7 @@ class CustomerScorer(ScorerState):
                 per_bucket.complete(self, k, Bucket(int(n), a, b, int(f), int(e)), out)
             else:
                 per_bucket.complete(self, k, EMPTY, out)
+            quiet = None
             k += 1
         self.next_bucket = max(k, self.next_bucket)
 

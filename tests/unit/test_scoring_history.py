@@ -1,0 +1,111 @@
+"""The bucket history's forms against straightforward references on random inputs: the numpy rows
+(`History`, a buffer that grows with what it holds) against a plain list of every row, and the
+closed form that completes an idle customer's empty buckets (`per_bucket.skip_empty`) against the
+bucket-by-bucket loop it stands for, float for float."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.unit.test_scoring import batches, config, traffic
+
+from logpulse.scoring import per_bucket
+from logpulse.scoring.baselines import TrafficBaseline
+from logpulse.scoring.history import COLUMNS, History
+from logpulse.scoring.scorer import CustomerScorer
+from logpulse.scoring.state import ScorerState
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keep=st.integers(1, 40),
+    steps=st.lists(st.tuples(st.integers(1, 90), st.integers(0, 3)), min_size=1, max_size=25),
+    seed=st.integers(0, 2**31),
+)
+def test_history_holds_the_last_rows_as_a_list_of_every_row_does(
+    keep: int, steps: list[tuple[int, int]], seed: int
+) -> None:
+    """Rows appended in random amounts (some extends standing for more buckets than rows they hold,
+    as a long silence does): the tail is the last `keep` rows given, each row of the last extend is
+    found by its number, a pickled copy holds the same; the buffer never exceeds 2 * keep rows."""
+    rng = np.random.default_rng(seed)
+    h = History(keep)
+    given_rows: list[list[float]] = [[0.0] * COLUMNS]  # every row handed over, in order
+    total = 1
+    for size, extra in steps:
+        rows = rng.random((size, COLUMNS))
+        h.extend(rows, size + extra)
+        given_rows.extend(rows.tolist())
+        total += size + extra
+        assert len(h.buf) <= 2 * keep
+        assert h.total == total
+        assert np.array_equal(h.tail(), np.array(given_rows[-keep:]))
+        for j in range(min(size, keep)):
+            assert h.row(total - 1 - j) == tuple(rows[size - 1 - j])
+        assert h.last == tuple(given_rows[-1])
+        back = pickle.loads(pickle.dumps(h))
+        assert np.array_equal(back.tail(), h.tail()) and back.total == h.total and back.last == h.last
+
+
+def _reference_skip_empty(s: ScorerState, k: int, end: int) -> int:
+    """`skip_empty` as a plain loop over the buckets: what its iterators must compute exactly."""
+    cfg, traffic_ = s.config, s.traffic
+    keep_t = 1.0 - cfg.bucket_s / TrafficBaseline.LEVEL_S
+    per_slot = round(900 / cfg.bucket_s)
+    while k < end:
+        m = min(end, (k // per_slot + 1) * per_slot) - k if 900 % cfg.bucket_s == 0 else 1
+        factor = traffic_.expected(k) / traffic_.level if traffic_.level > 0 else 1.0
+        c0, c1, c2, c3, c4, acc = s.cum[-1]
+        level = traffic_.level
+        for _ in range(m):
+            acc += level * factor
+            level *= keep_t
+            s.cum.append((c0, c1, c2, c3, c4, acc))
+        s.cum_total += m
+        s.latency.decay(m, s.windows.decay)
+        s.errors.decay(m, s.windows.decay)
+        traffic_.skip_empty(k, m, keep_t)
+        s.idle += m
+        k += m
+    return end
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    hours=st.integers(1, 8),
+    rps=st.sampled_from([0.01, 0.2, 1.0]),
+    gap=st.integers(1, 400),
+    bucket_s=st.sampled_from([30, 60, 40]),
+)
+def test_skip_empty_computes_the_loop_s_floats(seed: int, hours: int, rps: float, gap: int, bucket_s: int) -> None:
+    """After random traffic (so that the level, the profile and its quarter-hour factor are learnt),
+    completing `gap` empty buckets leaves every history row, the traffic baseline and the decayed
+    latency and error sums exactly as the bucket-by-bucket loop does."""
+    s = CustomerScorer("c", config(bucket_s=bucket_s))
+    for b in batches(traffic(seed, hours * 60, rps), 50):
+        s.score(b)
+    assert s.next_bucket is not None
+    s, ref = copy.deepcopy(s), copy.deepcopy(s)  # (a copy rebuilds its deque of rows from the numpy rows)
+    s.rows_to_deque()
+    ref.rows_to_deque()
+    k = s.next_bucket
+    assert per_bucket.skip_empty(s, k, k + gap) == _reference_skip_empty(ref, k, k + gap)
+    assert list(s.cum) == list(ref.cum) and s.cum_total == ref.cum_total
+    assert vars(s.traffic) == vars(ref.traffic)
+    assert (s.latency.s0, s.latency.s1, s.errors.n, s.idle) == (ref.latency.s0, ref.latency.s1, ref.errors.n, ref.idle)
+
+
+def test_a_new_customer_s_history_costs_what_it_holds() -> None:
+    """A customer completed bucket by bucket holds no buffer of 2 * keep rows; after a snapshot its
+    numpy rows hold at most `keep` rows."""
+    s = CustomerScorer("c", config())
+    for b in batches(traffic(3, 20, 0.05), 5):
+        s.score(b)
+    assert s.hist.buf.nbytes <= 8 * COLUMNS
+    back = pickle.loads(pickle.dumps(s))
+    assert len(back.hist.buf) <= back.windows.depth
