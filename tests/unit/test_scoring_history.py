@@ -1,7 +1,8 @@
 """The bucket history's forms against straightforward references on random inputs: the numpy rows
 (`History`, a buffer that grows with what it holds) against a plain list of every row, and the
 closed form that completes an idle customer's empty buckets (`per_bucket.skip_empty`) against the
-bucket-by-bucket loop it stands for, float for float."""
+bucket-by-bucket loop it stands for, and a small batch's bucket sums added up in Python against
+numpy's: float for float."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import copy
 import pickle
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.test_scoring import batches, config, traffic
 
 from logpulse.scoring import per_bucket
+from logpulse.scoring import scorer as scorer_module
 from logpulse.scoring.baselines import TrafficBaseline
 from logpulse.scoring.history import COLUMNS, History
 from logpulse.scoring.scorer import CustomerScorer
@@ -109,3 +112,31 @@ def test_a_new_customer_s_history_costs_what_it_holds() -> None:
     assert s.hist.buf.nbytes <= 8 * COLUMNS
     back = pickle.loads(pickle.dumps(s))
     assert len(back.hist.buf) <= back.windows.depth
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.lists(st.integers(0, 12), min_size=0, max_size=20),
+    second=st.lists(st.integers(0, 12), min_size=1, max_size=20),
+    seed=st.integers(0, 2**31),
+)
+def test_small_batches_sum_buckets_as_numpy_does(first: list[int], second: list[int], seed: int) -> None:
+    """Two batches of random buckets (repeats, out of order, some merging into pending buckets): the
+    sums added up in Python for small batches are numpy's floats, bit for bit."""
+    rng = np.random.default_rng(seed)
+
+    def columns(keys: list[int]) -> tuple[np.ndarray, ...]:
+        n = len(keys)
+        logs = np.log(rng.lognormal(-1.5, 1.5, n))
+        return np.array(keys, dtype=np.int64), logs, rng.random(n) < 0.3, rng.random(n) < 0.2
+
+    batches_ = [columns(first), columns(second)] if first else [columns(second)]
+    python, numpy_only = CustomerScorer("c", config()), CustomerScorer("c", config())
+    for cols in batches_:
+        python._add(*cols)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(scorer_module, "SMALL_BATCH", 0)
+            numpy_only._add(*cols)
+        assert np.array_equal(python.pending_keys, numpy_only.pending_keys)
+        assert python.pending.shape == numpy_only.pending.shape
+        assert [float(x).hex() for x in python.pending.ravel()] == [float(x).hex() for x in numpy_only.pending.ravel()]
