@@ -1,7 +1,8 @@
 """The values that flow through the dataflow, in the order they flow.
 
-source  --Chunk-->  LOG_FORMAT parser  --ParsedChunk--> (customer_id, RequestBatch) keyed stream
-        --scoring--> ScoredBatch --> sink (line protocol to InfluxDB)
+source  --Chunk-->  LOG_FORMAT parser  --ParsedChunk (RequestColumns across customers)-->
+        rollups, and the sink (scoring off) or (shard, [RequestBatch per customer]) --scoring-->
+        ScoredBatch --> sink (line protocol to InfluxDB)
 Rejected lines leave as `Reject` to the dead-letter file.
 
 Batches are columnar (one list per field) because per-item engine overhead and per-line Python calls
@@ -11,9 +12,14 @@ dominate the cost of a stream processor written in Python: a few items of many l
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +90,125 @@ class Reject:
     kind: str = "format"
 
 
+@dataclass(slots=True, eq=False)
+class RequestColumns:
+    """A chunk's accepted requests across all its customers, as columns in line order.
+
+    Why across customers: with 10,000 customers a chunk holds thousands of customers of one or two
+    lines each, and a `RequestBatch` per customer cost more than parsing their lines (profiled). The
+    rollups and the raw points' encoder read these columns whole; per-customer batches are built
+    (`batches`) only for the scorer.
+
+    `customers` are the distinct stored customer ids, numbered in the order of their first request
+    here; `codes` gives each request's customer number. `times` are Python ints (a time beyond int64
+    nanoseconds is possible until `formats.validate` refuses it); the text columns are as in
+    `RequestBatch`."""
+
+    customers: list[str] = field(default_factory=list)
+    codes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    times: list[int] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    durations: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestColumns):
+            return NotImplemented
+        return (
+            self.customers == other.customers
+            and np.array_equal(self.codes, other.codes)
+            and (self.times, self.paths, self.statuses, self.durations)
+            == (other.times, other.paths, other.statuses, other.durations)
+        )
+
+    @classmethod
+    def of_lines(
+        cls, customers: list[str], times: list[int], paths: list[str], statuses: list[str], durations: list[str]
+    ) -> RequestColumns:
+        """From one customer id per request: numbered in order of first request, in C-level passes."""
+        numbers: dict[str, int] = dict.fromkeys(customers, 0)
+        for i, name in enumerate(numbers):
+            numbers[name] = i
+        codes = np.fromiter(map(numbers.__getitem__, customers), np.int64, len(customers))
+        return cls(list(numbers), codes, times, paths, statuses, durations)
+
+    @classmethod
+    def of_batches(cls, batches: Iterable[RequestBatch]) -> RequestColumns:
+        """Per-customer batches as columns (one batch after the other)."""
+        batches = [b for b in batches if b.times]
+        chain = itertools.chain.from_iterable
+        return cls.of_lines(
+            list(chain(itertools.repeat(b.customer_id, len(b.times)) for b in batches)),
+            list(chain(b.times for b in batches)),
+            list(chain(b.paths for b in batches)),
+            list(chain(b.statuses for b in batches)),
+            list(chain(b.durations for b in batches)),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[RequestColumns]) -> RequestColumns:
+        """The requests of `parts` one after the other, customers numbered again in order of first request."""
+        if len(parts) == 1:
+            return parts[0]
+        chain = itertools.chain.from_iterable
+        return cls.of_lines(
+            list(chain(map(p.customers.__getitem__, p.codes.tolist()) for p in parts)),
+            list(chain(p.times for p in parts)),
+            list(chain(p.paths for p in parts)),
+            list(chain(p.statuses for p in parts)),
+            list(chain(p.durations for p in parts)),
+        )
+
+    def renamed(self, names: list[str]) -> RequestColumns:
+        """The same requests with customer i called `names[i]` (two numbers may get one name)."""
+        if len(set(names)) == len(names):
+            return RequestColumns(names, self.codes, self.times, self.paths, self.statuses, self.durations)
+        return RequestColumns.of_lines(
+            list(map(names.__getitem__, self.codes.tolist())), self.times, self.paths, self.statuses, self.durations
+        )
+
+    def customer_order(self) -> tuple[npt.NDArray[np.int64], list[int]]:
+        """The requests sorted by customer, each customer's in line order (a stable sort), and where
+        each customer's run starts in that order (customers all have one, in number order)."""
+        order = np.argsort(self.codes, kind="stable")
+        sorted_codes = self.codes[order]
+        starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
+        return order, starts.tolist()
+
+    def batches(self) -> dict[str, RequestBatch]:
+        """One `RequestBatch` per customer, in line order, in order of the customers' first requests:
+        what appending each line to its customer's batch gives."""
+        if not self.times:
+            return {}
+        order, starts = self.customer_order()
+        ordered = order.tolist()
+        pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
+        times, paths = list(pick(self.times)), list(pick(self.paths))
+        statuses, durations = list(pick(self.statuses)), list(pick(self.durations))
+        ends = [*starts[1:], len(ordered)]
+        return {
+            name: RequestBatch(name, times[a:b], paths[a:b], statuses[a:b], durations[a:b])
+            for name, a, b in zip(self.customers, starts, ends, strict=True)
+        }
+
+
 @dataclass(slots=True)
 class ParsedChunk:
-    """The result of parsing one chunk: accepted lines grouped by customer, and the rejects."""
+    """The result of parsing one chunk: accepted lines as columns across customers, and the rejects."""
 
-    batches: dict[str, RequestBatch]
+    requests: RequestColumns
     rejects: list[Reject]
     lines: int  # lines seen (accepted + rejected)
     path: str = ""  # the file read (set by the dataflow; the stream clock is kept per file)
     span: tuple[int, int, int] = (0, 0, 0)  # (file_key, first byte, end byte) of the chunk: rollup identity
+
+    @property
+    def batches(self) -> dict[str, RequestBatch]:
+        """The accepted lines grouped by customer, built on each call (the scorer's input)."""
+        return self.requests.batches()
 
 
 INCIDENT_KINDS = ("latency", "errors", "traffic_drop", "traffic_surge", "slo_burn")

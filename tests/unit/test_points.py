@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from logpulse.model import Incident, RequestBatch, RollupRows, ScoredBatch
+from logpulse.model import Incident, RequestBatch, RequestColumns, RollupRows, ScoredBatch
 from logpulse.storage.points import (
-    chunk_request_lines,
+    columns_request_lines,
     incident_line,
     request_lines,
     rollup_line,
@@ -55,19 +55,27 @@ def test_request_batch_pickles_compactly_and_exactly() -> None:
     assert pickle.loads(pickle.dumps(RequestBatch("empty"))) == RequestBatch("empty")
 
 
-def test_a_chunk_encodes_the_lines_of_each_of_its_batches() -> None:
-    """The unscored path encodes a whole chunk at once: the same lines, in batch order, escaping
-    decided over the chunk (one batch's quote must not change another's bytes, and must be escaped)."""
-    batches = [
-        RequestBatch("a", [3, 1], ["/x", "/y"], ["200", "503"], ["0.5", "1.250"]),
-        RequestBatch("b", [2], ['/q"x'], ["404"], ["0"]),
-        RequestBatch("c", [7, 8, 9], ["/a\\b", "/", "/z"], ["301", "500", "200"], ["9", "0.001", "12"]),
-        RequestBatch("empty"),
-    ]
-    expected = [line for b in batches for line in request_lines(ScoredBatch(b))]
-    assert chunk_request_lines(batches) == expected
-    assert chunk_request_lines(batches[:1]) == request_lines(ScoredBatch(batches[0]))
-    assert chunk_request_lines([]) == []
+def test_a_chunk_encodes_its_columns_as_the_lines_of_each_customers_batch() -> None:
+    """The unscored path encodes a whole chunk's columns at once: the lines of each customer's batch,
+    one customer after the other in order of first request, escaping decided over the chunk (one
+    customer's quote must not change another's bytes, and must be escaped)."""
+    requests = RequestColumns.of_lines(
+        ["a", "b", "c", "a", "c", "c"],
+        [3, 2, 7, 1, 8, 9],
+        ["/x", '/q"x', "/a\\b", "/y", "/", "/z"],
+        ["200", "404", "301", "503", "500", "200"],
+        ["0.5", "0", "9", "1.250", "0.001", "12"],
+    )
+    batches = requests.batches()
+    assert list(batches) == ["a", "b", "c"] and batches["a"].times == [3, 1]
+    expected = [line for b in batches.values() for line in request_lines(ScoredBatch(b))]
+    order, starts = requests.customer_order()
+    assert columns_request_lines(requests, order) == expected
+    assert starts == [0, 2, 3]
+    one = RequestColumns.of_lines(["a"], [3], ["/x"], ["200"], ["0.5"])
+    assert columns_request_lines(one, one.customer_order()[0]) == request_lines(ScoredBatch(one.batches()["a"]))
+    empty = RequestColumns()
+    assert columns_request_lines(empty, empty.customer_order()[0]) == []
 
 
 def random_rows(rng: random.Random, n: int, measurement: str, window_ns: int) -> RollupRows:

@@ -113,11 +113,11 @@ def _rejects(parsed: ParsedChunk) -> list[Reject] | None:
 
 
 def _unscored(parsed: ParsedChunk) -> tuple[str, ParsedChunk] | None:
-    """Scoring off: a chunk's requests go to the sink whole (keyed by file), one item per chunk:
-    per-customer items cost an engine item, an object and a sink call for each customer of each chunk
-    (with 10,000 customers, thousands per chunk), even with STORE_RAW=false, when they carry nothing
-    to write but their count."""
-    return (str(parsed.span[0]), parsed) if parsed.batches else None
+    """Scoring off: a chunk's requests go to the sink whole (keyed by file), one item per chunk, as
+    the columns the parser made: per-customer items or batches cost an engine item or an object for
+    each customer of each chunk (with 10,000 customers, thousands per chunk), even with
+    STORE_RAW=false, when they carry nothing to write but their count."""
+    return (str(parsed.span[0]), parsed) if parsed.requests.times else None
 
 
 # --- alerting: the stream clock, scoring of batches and ticks, the outbox ---------------
@@ -125,10 +125,10 @@ def _unscored(parsed: ParsedChunk) -> tuple[str, ParsedChunk] | None:
 
 def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:
     """What the clock needs of a chunk: its file, its earliest event time, its customers."""
-    if not parsed.batches:
+    requests = parsed.requests
+    if not requests.times:
         return None
-    earliest = min(min(b.times) for b in parsed.batches.values() if b.times)
-    return "clock", (parsed.path, earliest, list(parsed.batches))
+    return "clock", (parsed.path, min(requests.times), list(requests.customers))
 
 
 def _incidents(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, list[Incident]]]:
@@ -152,6 +152,7 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     scored: op.KeyedStream[list[ScoredBatch]] | op.KeyedStream[ParsedChunk]
     if settings.scoring_enabled:
         shards = settings.scoring_shards
+        # the scorer's input: per-customer batches, built here only (`ParsedChunk.batches`)
         keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, shards))
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
         ticks = op.flat_map("tick_shards", clock, lambda kv: tick_per_shard(kv[1], shards))

@@ -1,15 +1,15 @@
 """A chunk's lines as columns: one regular expression over the whole chunk gives each line's fields
-(one list per field, one entry per line), and the accepted lines become per-customer
-`RequestBatch`es in a few C-level passes.
+(one list per field, one entry per line), and the accepted lines become the chunk's
+`RequestColumns` (one column per field across all customers, a customer number per line).
 
 Why: in a loop of one Python step per line, the step (five groups taken from a match, a time and
 a customer looked up in caches, four appends) cost as much as matching the line. Here the match
 is `Pattern.split` over the chunk, which returns every line's groups in one flat list without a
 match object or a tuple per line; the columns are slices of that list; values that repeat
 (customers, statuses, paths) are converted once per distinct value; times are converted as a
-column (`bulk_times`); and the batches are cut from one stable sort of the lines by customer, so
-each batch keeps its lines in file order. Only a line the expression refuses, or whose values a
-converter refuses, takes the per-line path of its format, which explains the refusal.
+column (`bulk_times`); and the columns stay in line order across customers, so nothing is done
+per customer. Only a line the expression refuses, or whose values a converter refuses, takes the
+per-line path of its format, which explains the refusal.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
 from logpulse.formats.lines import reject
-from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+from logpulse.model import Chunk, ParsedChunk, Reject, RequestColumns
 
 Request = tuple[str, int, str, str, str]
 """One accepted line: (stored customer id, point time, path, status, duration)."""
@@ -172,7 +173,7 @@ class Customers:
         return np.fromiter(map(number.__getitem__, raw), np.int64, len(raw))
 
 
-def batches_of(
+def accepted_columns(
     accepted: Mask,
     codes: npt.NDArray[np.int64],
     customers: Customers,
@@ -180,33 +181,40 @@ def batches_of(
     paths: list[str | None] | list[str],
     statuses: list[str | None],
     durations: list[str | None],
-) -> dict[str, RequestBatch]:
-    """The accepted lines' requests by customer, each batch in line order, the batches in the order
-    of their customers' first accepted lines (what appending line by line gives)."""
+    *,
+    numbered_in_order: bool,
+) -> RequestColumns:
+    """The accepted lines' requests as columns, in line order, customers numbered again in the order
+    of their first accepted line. `numbered_in_order`: `codes` already number customers so and every
+    line is accepted (the usual chunk), then the columns are taken as they are."""
+    if numbered_in_order:
+        names = list(customers.ids)
+        all_times: list[int] = times.tolist() if isinstance(times, np.ndarray) else times
+        return RequestColumns(names, codes, all_times, *_text_columns(paths, statuses, durations))
     lines = np.flatnonzero(accepted)
     if not len(lines):
-        return {}
-    order = lines[np.argsort(codes[lines], kind="stable")]
-    code_sorted = codes[order]
-    cuts = np.flatnonzero(code_sorted[1:] != code_sorted[:-1]) + 1
-    starts = np.concatenate(([0], cuts))
-    ends = np.concatenate((cuts, [len(order)]))
-    first_line = order[starts]  # stable: a customer's first line heads its run
-    names = {code: name for name, code in customers.ids.items()}
-    ordered = order.tolist()
+        return RequestColumns()
+    kept = codes[lines]
+    present, first = np.unique(kept, return_index=True)
+    by_first = present[np.argsort(first, kind="stable")]
+    number = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+    number[by_first] = np.arange(len(by_first))
+    names_by_code = {code: name for name, code in customers.ids.items()}
+    names = [names_by_code[c] for c in by_first.tolist()]
+    ordered = lines.tolist()
     if isinstance(times, np.ndarray):
-        time_column: list[int] = times[order].tolist()
+        time_column: list[int] = times[lines].tolist()
     else:
         time_column = [times[i] for i in ordered]
     pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
-    path_column, status_column, duration_column = list(pick(paths)), list(pick(statuses)), list(pick(durations))
-    run_starts, run_ends, run_codes = starts.tolist(), ends.tolist(), code_sorted[starts].tolist()
-    out: dict[str, RequestBatch] = {}
-    for run in np.argsort(first_line, kind="stable").tolist():
-        a, b = run_starts[run], run_ends[run]
-        name = names[run_codes[run]]
-        out[name] = RequestBatch(name, time_column[a:b], path_column[a:b], status_column[a:b], duration_column[a:b])
-    return out
+    return RequestColumns(
+        names, number[kept], time_column, *_text_columns(list(pick(paths)), list(pick(statuses)), list(pick(durations)))
+    )
+
+
+def _text_columns(*columns: list[str | None] | list[str]) -> list[list[str]]:
+    """Columns of accepted lines only, which hold no None (for the type checker)."""
+    return cast(list[list[str]], list(columns))
 
 
 @dataclass
@@ -224,12 +232,13 @@ class ChunkColumns:
     durations: list[str | None]
 
     def parsed(self, one_line: Callable[[str, int], Request | str]) -> ParsedChunk:
-        """The batches and rejects: each line not accepted so far is given to `one_line` (its text
+        """The requests and rejects: each line not accepted so far is given to `one_line` (its text
         and byte offset in the file), the format's per-line path, which accepts it or says why not."""
         rejects: list[Reject] = []
         offsets = self.lines.starts + self.chunk.offset
         times: Ints | list[int] = self.times
-        for i in np.flatnonzero(~self.accepted).tolist():
+        refused = np.flatnonzero(~self.accepted).tolist()
+        for i in refused:
             line = self.lines.line(i)
             got = one_line(line, int(offsets[i]))
             if isinstance(got, str):
@@ -241,7 +250,14 @@ class ChunkColumns:
                 times = times.tolist()  # a time beyond int64 (refused later, by formats.validate)
             times[i] = t
             self.accepted[i] = True
-        batches = batches_of(
-            self.accepted, self.codes, self.customers, times, self.paths, self.statuses, self.durations
+        requests = accepted_columns(
+            self.accepted,
+            self.codes,
+            self.customers,
+            times,
+            self.paths,
+            self.statuses,
+            self.durations,
+            numbered_in_order=not refused,
         )
-        return ParsedChunk(batches, rejects, len(self.lines))
+        return ParsedChunk(requests, rejects, len(self.lines))

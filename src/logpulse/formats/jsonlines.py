@@ -24,11 +24,11 @@ from logpulse.formats.fields import (
     number_seconds,
     target_of_request,
 )
-from logpulse.formats.lines import add_request, lines_of, reject
+from logpulse.formats.lines import RequestLines, lines_of, reject
 from logpulse.formats.logpulse import point_time
 from logpulse.formats.record import LineRecord
 from logpulse.formats.spec import FormatError, FormatOptions, closest
-from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+from logpulse.model import Chunk, ParsedChunk, Reject
 
 ROLES = ("time", "customer", "path", "status", "duration")
 _MISSING = object()
@@ -137,8 +137,8 @@ class JsonLines:
         return self._convert(obj)
 
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
-        """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets)."""
-        batches: dict[str, RequestBatch] = {}
+        """Parse a chunk of complete lines into columns of requests and rejects (with byte offsets)."""
+        requests = RequestLines()
         rejects: list[Reject] = []
         lines = 0
         for offset, line in lines_of(chunk, chunk.data, 0, rejects):
@@ -150,8 +150,8 @@ class JsonLines:
                 reject(rejects, chunk, offset, line, got)
                 continue
             (second, fraction), customer, path, status, duration = got
-            add_request(batches, customer, point_time(second, fraction, offset, chunk.file_key), path, status, duration)
-        return ParsedChunk(batches, rejects, lines)
+            requests.add(customer, point_time(second, fraction, offset, chunk.file_key), path, status, duration)
+        return ParsedChunk(requests.columns(), rejects, lines)
 
     def parse_line(self, line: str) -> LineRecord:
         line = line.removesuffix("\n")

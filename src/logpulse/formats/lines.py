@@ -1,6 +1,6 @@
 """What every parser does around its own grammar: split a chunk into lines with their byte offsets
 (a line that is not UTF-8 is rejected there, with its location), keep a bounded copy of a refused
-line, and add an accepted request to its customer's batch.
+line, and collect accepted requests one line at a time (`RequestLines`).
 
 The fast paths (one regular expression over a whole ASCII chunk) stay inline in each format for
 speed; these helpers serve the per-line paths.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from logpulse.model import Chunk, Reject, RequestBatch
+from logpulse.model import Chunk, Reject, RequestColumns
 
 MAX_LINE_IN_REJECT = 4096
 """Characters of a refused line kept in its dead-letter record."""
@@ -49,12 +49,24 @@ def decode_line(raw: bytes) -> tuple[str, str | None]:
         return text, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
 
 
-def add_request(batches: dict[str, RequestBatch], customer: str, t: int, path: str, status: str, duration: str) -> None:
-    """Append one accepted request to its customer's batch (created on first use)."""
-    b = batches.get(customer)
-    if b is None:
-        b = batches[customer] = RequestBatch(customer)
-    b.times.append(t)
-    b.paths.append(path)
-    b.statuses.append(status)
-    b.durations.append(duration)
+class RequestLines:
+    """Accepted requests appended one line at a time (the per-line paths), then taken as columns."""
+
+    __slots__ = ("customers", "durations", "paths", "statuses", "times")
+
+    def __init__(self) -> None:
+        self.customers: list[str] = []
+        self.times: list[int] = []
+        self.paths: list[str] = []
+        self.statuses: list[str] = []
+        self.durations: list[str] = []
+
+    def add(self, customer: str, t: int, path: str, status: str, duration: str) -> None:
+        self.customers.append(customer)
+        self.times.append(t)
+        self.paths.append(path)
+        self.statuses.append(status)
+        self.durations.append(duration)
+
+    def columns(self) -> RequestColumns:
+        return RequestColumns.of_lines(self.customers, self.times, self.paths, self.statuses, self.durations)

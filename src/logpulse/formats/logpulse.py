@@ -4,9 +4,9 @@
 
 Timestamps are UTC. Fields are separated by single spaces; `\\r\\n` line ends are accepted.
 
-Parsing is the hottest loop of the processor, so a chunk of many lines is matched by one compiled
-regular expression (`finditer` over the whole chunk) and only lines the regex skips go through the
-slow per-line parser, whose only job is to say precisely *why* a line is refused. Both parsers
+Parsing is the hottest loop of the processor, so a chunk of many lines is split by one compiled
+regular expression into columns (`formats.columns`), and only lines the expression refuses go
+through the per-line parser, whose only job is to say precisely *why* a line is refused. Both
 implement the same grammar (a property test checks they agree).
 
 Point identity: InfluxDB keys a point by (measurement, tags, time), so two requests of one customer
@@ -24,8 +24,12 @@ import calendar
 import datetime as dt
 import re
 
-from logpulse.formats.lines import add_request, lines_of, reject
-from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+import numpy as np
+
+from logpulse.formats.bulk_times import Ints, Mask, point_times
+from logpulse.formats.columns import ChunkColumns, Customers, Request, rows_pattern, split_lines
+from logpulse.formats.lines import RequestLines, lines_of, reject
+from logpulse.model import Chunk, ParsedChunk, Reject
 
 CUSTOMER_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
 """Customer ids: ASCII letters, digits, `_`, `.`, `-`; 1 to 64 characters (also the API's rule)."""
@@ -99,72 +103,80 @@ def explain(line: str) -> str | None:
     return None
 
 
-def _slow_lines(chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestBatch], rejects: list[Reject]) -> int:
+def _slow_lines(chunk: Chunk, raw: bytes, base: int, requests: RequestLines, rejects: list[Reject]) -> int:
     """Parse `raw` (lines starting at byte `base` of the chunk) one by one; returns lines seen."""
     seen = 0
     for offset, line in lines_of(chunk, raw, base, rejects):
         seen += 1
         if line is None:
             continue
-        m = LINE_RE.match(line)
-        if m is not None:
-            key, ss, frac, customer, path, status, dur = m.groups()
-            minute = _minute_epoch(key)
-            if minute is not None:
-                t = point_time(minute + int(ss), frac, offset, chunk.file_key)
-                add_request(batches, customer, t, path, status, dur)
-                continue
-        reject(rejects, chunk, offset, line, explain(line) or "unparseable line")
+        got = _one_line(line, offset, chunk.file_key)
+        if isinstance(got, str):
+            reject(rejects, chunk, offset, line, got)
+        else:
+            requests.add(*got)
     return seen
 
 
-def parse_chunk(chunk: Chunk) -> ParsedChunk:
-    """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets)."""
-    data = chunk.data
-    batches: dict[str, RequestBatch] = {}
-    rejects: list[Reject] = []
-    if not data.isascii():  # byte and character offsets differ: take the careful path
-        return ParsedChunk(batches, rejects, _slow_lines(chunk, data, 0, batches, rejects))
-
-    text = data.decode("ascii")
-    base_offset = chunk.offset
-    file_key = chunk.file_key
-    minute_cache = _minute_cache
-    lines = 0
-    expected = 0  # where the next line should start
-    for m in LINE_RE.finditer(text):
-        start = m.start()
-        if start != expected:
-            lines += _slow_lines(chunk, data[expected:start], expected, batches, rejects)
-        expected = m.end() + 1
-        lines += 1
+def _one_line(line: str, offset: int, file_key: int) -> Request | str:
+    """One line's request, or why it is refused."""
+    m = LINE_RE.match(line)
+    if m is not None:
         key, ss, frac, customer, path, status, dur = m.groups()
-        minute = minute_cache.get(key)
-        if minute is None:
-            minute = _minute_epoch(key)
-            if minute is None:
-                line = m.group(0)
-                reject(rejects, chunk, base_offset + start, line, explain(line) or "unparseable line")
-                continue
-        offset = base_offset + start
-        if frac is None:
-            t = (minute + int(ss)) * 1_000_000_000 + (offset + file_key) % 1_000_000_000
-        else:
-            t = point_time(minute + int(ss), frac, offset, file_key)
-        b = batches.get(customer)  # add_request, inlined: the hottest loop of the processor
-        if b is None:
-            b = batches[customer] = RequestBatch(customer)
-        b.times.append(t)
-        b.paths.append(path)
-        b.statuses.append(status)
-        b.durations.append(dur)
-    if expected < len(text):
-        lines += _slow_lines(chunk, data[expected:], expected, batches, rejects)
-    return ParsedChunk(batches, rejects, lines)
+        minute = _minute_epoch(key)
+        if minute is not None:
+            return customer, point_time(minute + int(ss), frac, offset, file_key), path, status, dur
+    return explain(line) or "unparseable line"
+
+
+_ROWS = rows_pattern(  # groups: second ("YYYY-MM-DD HH:MM:SS"), fraction, customer, path, status, duration
+    rf"({_DATE} {_HM}:[0-5]\d)(?:\.(\d{{1,9}}))? ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}"
+)
+_NO_SECOND = -(2**62)  # the value of a time text whose day does not exist (or of no text)
+
+
+def _second_epoch(text: str) -> int:
+    """Epoch seconds of 'YYYY-MM-DD HH:MM:SS' (UTC); `_NO_SECOND` for an unreal day."""
+    minute = _minute_epoch(text[:16])
+    return _NO_SECOND if minute is None else minute + int(text[17:19])
+
+
+def _seconds(texts: list[str | None]) -> tuple[Ints, Mask]:
+    """Epoch seconds of each line's time text (converted once per distinct text), and which are real."""
+    known: dict[str | None, int] = {None: _NO_SECOND}
+    for text in dict.fromkeys(texts):
+        if text is not None:
+            known[text] = _second_epoch(text)
+    seconds = np.fromiter(map(known.__getitem__, texts), np.int64, len(texts))
+    return seconds, seconds != _NO_SECOND
+
+
+def parse_chunk(chunk: Chunk) -> ParsedChunk:
+    """Parse a chunk of complete lines into columns of requests and rejects (with byte offsets).
+
+    As columns (`formats.columns`) when the chunk is ASCII: one split by the line's expression, the
+    times converted per distinct second and as a column, the customers numbered per distinct id.
+    A line the expression refuses (or whose time is not real, or beyond int64 nanoseconds) takes
+    `_one_line`, which says why."""
+    data = chunk.data
+    cols = split_lines(_ROWS, data.decode("ascii"), 6) if data.isascii() else None
+    if cols is None:  # byte and character offsets differ, or no lines: the careful path
+        return parse_chunk_by_line(chunk)
+    second, fraction, customer, path, status, duration = cols.fields
+    seconds, real = _seconds(second)
+    fractions = None if fraction.count(None) == len(fraction) else fraction
+    times, fits = point_times(seconds, fractions, cols.starts + chunk.offset, chunk.file_key)
+    customers = Customers()
+    codes = customers.codes(customer, str)
+    matched = cols.matched()
+    accepted = real & fits if matched is None else real & fits & matched
+    columns = ChunkColumns(chunk, cols, accepted, codes, customers, times, path, status, duration)
+    return columns.parsed(lambda line, offset: _one_line(line, offset, chunk.file_key))
 
 
 def parse_chunk_by_line(chunk: Chunk) -> ParsedChunk:
     """The chunk parsed one line at a time: what `parse_chunk` must give for every chunk."""
-    batches: dict[str, RequestBatch] = {}
+    requests = RequestLines()
     rejects: list[Reject] = []
-    return ParsedChunk(batches, rejects, _slow_lines(chunk, chunk.data, 0, batches, rejects))
+    lines = _slow_lines(chunk, chunk.data, 0, requests, rejects)
+    return ParsedChunk(requests.columns(), rejects, lines)

@@ -13,7 +13,7 @@ the next literal character"). From that list, `RegexPlan` compiles once:
 - the *full* expression: every field captured by name, for `logpulse check-format`;
 - prefixes of the format, tried only for a line that did not match, to say where and why.
 
-Point identity and batches follow the contract of `logpulse.formats.logpulse` (see `point_time`).
+Point identity and the parsed requests follow the contract of `logpulse.formats.logpulse` (see `point_time`).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from logpulse.formats.columns import (
     spread,
 )
 from logpulse.formats.fields import CustomerRule, FieldError, SecondAndFraction
-from logpulse.formats.lines import add_request, lines_of, reject
+from logpulse.formats.lines import RequestLines, lines_of, reject
 from logpulse.formats.logpulse import point_time
 from logpulse.formats.record import LineRecord
 from logpulse.formats.spec import FormatError
-from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+from logpulse.model import Chunk, ParsedChunk, Reject
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ class RegexPlan:
 
     # -- fast path ---------------------------------------------------------------------------
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
-        """Parse a chunk of complete lines into per-customer batches and rejects (with byte offsets):
+        """Parse a chunk of complete lines into columns of requests and rejects (with byte offsets):
         as columns (`formats.columns`) when the chunk is ASCII, else line by line."""
         data = chunk.data
         cols = split_lines(self._rows, data.decode("ascii"), self._groups) if data.isascii() else None
@@ -289,9 +289,10 @@ class RegexPlan:
     def parse_chunk_by_line(self, chunk: Chunk) -> ParsedChunk:
         """The chunk parsed one line at a time with the general expression: what `parse_chunk` must
         give for every chunk (the property test holds the fast path to it)."""
-        batches: dict[str, RequestBatch] = {}
+        requests = RequestLines()
         rejects: list[Reject] = []
-        return ParsedChunk(batches, rejects, self._by_line(chunk, chunk.data, 0, batches, rejects))
+        lines = self._by_line(chunk, chunk.data, 0, requests, rejects)
+        return ParsedChunk(requests.columns(), rejects, lines)
 
     def _convert(self, m: re.Match[str], offset: int, file_key: int) -> Request | str:
         """One line matched by the general expression as (customer, time, path, status, duration),
@@ -314,18 +315,15 @@ class RegexPlan:
             dur = converted_duration
         return customer, point_time(when[0], when[1], offset, file_key), r.path_conv(raw_path), status, dur
 
-    def _accept(self, m: re.Match[str], offset: int, file_key: int, batches: dict[str, RequestBatch]) -> str | None:
-        """Convert one line matched by the general expression and append it to its customer's batch;
-        or say why not."""
+    def _accept(self, m: re.Match[str], offset: int, file_key: int, requests: RequestLines) -> str | None:
+        """Convert one line matched by the general expression and append its request; or say why not."""
         got = self._convert(m, offset, file_key)
         if isinstance(got, str):
             return got
-        add_request(batches, *got)
+        requests.add(*got)
         return None
 
-    def _by_line(
-        self, chunk: Chunk, raw: bytes, base: int, batches: dict[str, RequestBatch], rejects: list[Reject]
-    ) -> int:
+    def _by_line(self, chunk: Chunk, raw: bytes, base: int, requests: RequestLines, rejects: list[Reject]) -> int:
         """Lines of `raw` (starting at byte `base` of the chunk) one at a time; returns lines seen."""
         seen = 0
         for offset, line in lines_of(chunk, raw, base, rejects):
@@ -333,7 +331,7 @@ class RegexPlan:
             if line is None:
                 continue
             m = self._general.match(line)
-            reason = self._accept(m, offset, chunk.file_key, batches) if m is not None else self.explain(line)
+            reason = self._accept(m, offset, chunk.file_key, requests) if m is not None else self.explain(line)
             if reason is not None:
                 reject(rejects, chunk, offset, line, reason)
         return seen
@@ -379,6 +377,6 @@ class RegexPlan:
         m = self._general.match(line)
         if m is None:
             return LineRecord(fields, None, self.explain(line))
-        batches: dict[str, RequestBatch] = {}
-        reason = self._accept(m, 0, 0, batches)
-        return LineRecord.from_batches(fields, batches, reason)
+        requests = RequestLines()
+        reason = self._accept(m, 0, 0, requests)
+        return LineRecord.from_batches(fields, requests.columns().batches(), reason)

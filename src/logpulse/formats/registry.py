@@ -1,8 +1,8 @@
 """LOG_FORMAT -> parser: the one place that knows which formats exist and builds the configured one.
 
 Every parser keeps the contract of `logpulse.formats.logpulse.parse_chunk`: a `Chunk` of complete
-lines in, a `ParsedChunk` out (per-customer columnar `RequestBatch`es, `Reject`s with byte offset
-and reason, the number of lines seen), point times unique and deterministic per (file, byte
+lines in, a `ParsedChunk` out (the accepted requests as `RequestColumns` across customers, `Reject`s with
+byte offset and reason, the number of lines seen), point times unique and deterministic per (file, byte
 offset). So storage, rollups and scoring never know which format a line came from.
 
 `build_parser` checks the format settings and raises `FormatError` with a one-line message naming
@@ -21,7 +21,7 @@ from logpulse.formats.fields import NO_CUSTOMER, stored_customer_id
 from logpulse.formats.record import LineRecord
 from logpulse.formats.spec import FormatError, FormatOptions, LineParser
 from logpulse.formats.validate import RequestCheck, ValidatedParser
-from logpulse.model import Chunk, ParsedChunk, RequestBatch
+from logpulse.model import Chunk, ParsedChunk
 
 if TYPE_CHECKING:
     from logpulse.config import Settings
@@ -32,19 +32,15 @@ __all__ = ["FORMATS", "NO_CUSTOMER", "FormatError", "FormatOptions", "LineParser
 
 @dataclass
 class _LogpulseFormat:
-    """Today's format; CUSTOMER_HASH_KEY renames whole batches (no per-line cost)."""
+    """Today's format; CUSTOMER_HASH_KEY renames each distinct customer of a chunk (no per-line cost)."""
 
     hash_key: bytes | None
 
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
         parsed = logpulse.parse_chunk(chunk)
         key = self.hash_key
-        if key is not None and parsed.batches:
-            renamed: dict[str, RequestBatch] = {}
-            for customer, b in parsed.batches.items():
-                b.customer_id = stored_customer_id(customer, key)
-                renamed[b.customer_id] = b
-            parsed.batches = renamed
+        if key is not None and parsed.requests.customers:
+            parsed.requests = parsed.requests.renamed([stored_customer_id(c, key) for c in parsed.requests.customers])
         return parsed
 
     def parse_line(self, line: str) -> LineRecord:

@@ -18,8 +18,9 @@ A refused request becomes a `Reject` whose `kind` names the field and whose reas
 wrong, at the byte offset of its line (`POST /ingest` cuts rejected lines out by that offset). A
 line on which a format's parser raises is rejected the same way, with the error as its reason.
 
-Cost: batches are columns, so the common case is a handful of C-level passes per column (one
-`min`/`max`, one set comparison, one possessive regex over the joined durations, one `translate`
+Cost: a chunk's requests are columns across customers, so the common case is a handful of C-level
+passes per column whatever the number of customers (one `min`/`max`, one set comparison, one
+possessive regex over the joined customer ids and one over the joined durations, one `translate`
 over the joined paths). Only a chunk that holds an invalid request is looked at line by line: it is
 parsed again in halves until each invalid request is alone in its piece, which locates its line
 without the parsers having to keep per-line offsets.
@@ -32,14 +33,14 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from logpulse.formats.lines import MAX_LINE_IN_REJECT
 from logpulse.formats.logpulse import CUSTOMER_ID_PATTERN
 from logpulse.formats.record import LineRecord
 from logpulse.formats.spec import LineParser
-from logpulse.model import Chunk, ParsedChunk, Reject, RequestBatch
+from logpulse.model import Chunk, ParsedChunk, Reject, RequestColumns
 
 log = logging.getLogger(__name__)
 FIELDS = ("time", "status", "duration", "customer_id", "path")
@@ -48,6 +49,8 @@ FIELDS = ("time", "status", "duration", "customer_id", "path")
 _NS = 1_000_000_000
 _STATUSES = frozenset(str(s) for s in range(100, 600))
 _CUSTOMER = re.compile(CUSTOMER_ID_PATTERN, re.ASCII)
+_CUSTOMERS = re.compile(rf"(?:{CUSTOMER_ID_PATTERN}\n)*+", re.ASCII)
+"""Newline-terminated customer ids, each valid (a chunk's distinct customers at once)."""
 _DURATION = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,30})?", re.ASCII)
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 _BAD_PATH_CHAR = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
@@ -86,26 +89,28 @@ class RequestCheck:
         """The latest request time accepted now."""
         return self.now_ns() + int(self.max_future_s * _NS)
 
-    # -- one batch, as columns ---------------------------------------------------------------------
-    def batch_ok(self, b: RequestBatch, latest_ns: int) -> bool:
-        """True when every request of the batch passes (the fast path: whole columns at once)."""
-        if not b.times:
+    # -- a chunk's requests, as columns ---------------------------------------------------------
+    def columns_ok(self, r: RequestColumns, latest_ns: int) -> bool:
+        """True when every request passes (the fast path: whole columns at once, all customers
+        together, so the cost does not grow with the number of customers)."""
+        if not r.times:
             return True
-        if min(b.times) < 0 or max(b.times) > latest_ns:
+        if min(r.times) < 0 or max(r.times) > latest_ns:
             return False
-        if not _STATUSES.issuperset(b.statuses):
+        if not _STATUSES.issuperset(r.statuses):
             return False
-        if _CUSTOMER.fullmatch(b.customer_id) is None:
+        customers = "\n".join(r.customers) + "\n"
+        if customers.count("\n") != len(r.customers) or _CUSTOMERS.fullmatch(customers) is None:
             return False
-        joined = "".join(b.paths)
+        joined = "".join(r.paths)
         if joined.isascii():
             if joined.encode("ascii").translate(None, _PRINTABLE_ASCII):
                 return False
         elif _BAD_PATH_CHAR.search(joined):
             return False
-        durations = "\n".join(b.durations) + "\n"
-        if durations.count("\n") != len(b.durations) or self._short_durations.fullmatch(durations) is None:
-            return all(self.duration_problem(d) is None for d in b.durations)
+        durations = "\n".join(r.durations) + "\n"
+        if durations.count("\n") != len(r.durations) or self._short_durations.fullmatch(durations) is None:
+            return all(self.duration_problem(d) is None for d in r.durations)
         return True
 
     # -- one request: the reason ---------------------------------------------------------------------
@@ -139,12 +144,12 @@ class RequestCheck:
             return "path", f"invalid path {path[:80]!r}: control character U+{ord(bad.group(0)):04X}"
         return None
 
-    def first_problem(self, batches: Iterable[RequestBatch], latest_ns: int) -> tuple[str, str] | None:
-        for b in batches:
-            for t, p, s, d in zip(b.times, b.paths, b.statuses, b.durations, strict=True):
-                found = self.problem(b.customer_id, t, p, s, d, latest_ns)
-                if found is not None:
-                    return found
+    def first_problem(self, r: RequestColumns, latest_ns: int) -> tuple[str, str] | None:
+        customers = map(r.customers.__getitem__, r.codes.tolist())
+        for c, t, p, s, d in zip(customers, r.times, r.paths, r.statuses, r.durations, strict=True):
+            found = self.problem(c, t, p, s, d, latest_ns)
+            if found is not None:
+                return found
         return None
 
 
@@ -158,20 +163,6 @@ def _line_starts(data: bytes) -> list[int]:
     return starts
 
 
-def _merge(into: ParsedChunk, part: ParsedChunk) -> None:
-    into.lines += part.lines
-    into.rejects.extend(part.rejects)
-    for customer, b in part.batches.items():
-        have = into.batches.get(customer)
-        if have is None:
-            into.batches[customer] = b
-        else:
-            have.times.extend(b.times)
-            have.paths.extend(b.paths)
-            have.statuses.extend(b.statuses)
-            have.durations.extend(b.durations)
-
-
 @dataclass
 class ValidatedParser:
     """A format's parser whose accepted requests all passed `RequestCheck` (the others are rejects)."""
@@ -182,10 +173,12 @@ class ValidatedParser:
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
         parsed = self._try_parse(chunk)
         latest = self.check.latest_ns()
-        if isinstance(parsed, ParsedChunk) and all(self.check.batch_ok(b, latest) for b in parsed.batches.values()):
+        if isinstance(parsed, ParsedChunk) and self.check.columns_ok(parsed.requests, latest):
             return parsed
-        out = ParsedChunk({}, [], 0)
-        self._collect(chunk, parsed, latest, out)
+        parts: list[RequestColumns] = []
+        out = ParsedChunk(RequestColumns(), [], 0)
+        self._collect(chunk, parsed, latest, out, parts)
+        out.requests = RequestColumns.concat(parts) if parts else RequestColumns()
         return out
 
     def _try_parse(self, chunk: Chunk) -> ParsedChunk | Exception:
@@ -197,10 +190,16 @@ class ValidatedParser:
             log.debug("the %s parser failed on %s at %d: %r", type(self.inner).__name__, chunk.path, chunk.offset, exc)
             return exc
 
-    def _collect(self, chunk: Chunk, parsed: ParsedChunk | Exception, latest: int, out: ParsedChunk) -> None:
-        """Add `parsed` (the parse of `chunk`) to `out`, minus its invalid requests, which become rejects."""
-        if isinstance(parsed, ParsedChunk) and all(self.check.batch_ok(b, latest) for b in parsed.batches.values()):
-            _merge(out, parsed)
+    def _collect(
+        self, chunk: Chunk, parsed: ParsedChunk | Exception, latest: int, out: ParsedChunk, parts: list[RequestColumns]
+    ) -> None:
+        """Add `parsed` (the parse of `chunk`) to `out` (its requests to `parts`), minus its invalid
+        requests, which become rejects."""
+        if isinstance(parsed, ParsedChunk) and self.check.columns_ok(parsed.requests, latest):
+            out.lines += parsed.lines
+            out.rejects.extend(parsed.rejects)
+            if parsed.requests.times:
+                parts.append(parsed.requests)
             return
         starts = _line_starts(chunk.data)
         if len(starts) == 1:  # one line: the invalid request (or the parser's error) is this line's
@@ -208,7 +207,7 @@ class ValidatedParser:
                 found = ("format", f"the parser failed on this line: {type(parsed).__name__}: {parsed}"[:300])
                 out.lines += 1
             else:
-                found = self.check.first_problem(parsed.batches.values(), latest) or ("format", "invalid request")
+                found = self.check.first_problem(parsed.requests, latest) or ("format", "invalid request")
                 out.lines += parsed.lines
                 out.rejects.extend(parsed.rejects)
             text = chunk.data[: MAX_LINE_IN_REJECT * 4].decode("utf-8", "replace").rstrip("\r\n")
@@ -218,7 +217,7 @@ class ValidatedParser:
         for i, start in enumerate(cuts):
             end = cuts[i + 1] if i + 1 < len(cuts) else len(chunk.data)
             piece = Chunk(chunk.path, chunk.file_key, chunk.offset + start, chunk.data[start:end])
-            self._collect(piece, self._try_parse(piece), latest, out)
+            self._collect(piece, self._try_parse(piece), latest, out, parts)
 
     def parse_line(self, line: str) -> LineRecord:
         """The format's view of one line; refused with this check's reason when its request is invalid."""

@@ -9,14 +9,13 @@ not by bucketing the lines again. The identity rules the points obey are in `ide
 
 from __future__ import annotations
 
-import itertools
 from array import array
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from logpulse.model import ParsedChunk, RequestBatch, RollupRows
+from logpulse.model import ParsedChunk, RollupRows
 from logpulse.rollups.segment import SegmentColumns
 from logpulse.storage import fleet_table
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
@@ -38,14 +37,14 @@ class RollupPart:
     path: str = ""  # the file read (its size bounds what an earlier run may have written: `RollupLogic`)
 
 
-def _failed(batches: list[RequestBatch], n: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+def _failed(statuses: list[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """(status >= 400, status >= 500) per line: statuses are 3 digits, so the first byte of each decides
     (one join and numpy comparisons instead of a Python call per line; measured 9x faster)."""
-    joined = "".join(itertools.chain.from_iterable(b.statuses for b in batches)).encode("ascii", "replace")
+    n = len(statuses)
+    joined = "".join(statuses).encode("ascii", "replace")
     if len(joined) == 3 * n:
         first = np.frombuffer(joined, dtype=np.uint8)[0::3]
         return first >= ord("4"), first >= ord("5")
-    statuses = list(itertools.chain.from_iterable(b.statuses for b in batches))
     return (
         np.fromiter(map("400".__le__, statuses), np.bool_, n),
         np.fromiter(map("500".__le__, statuses), np.bool_, n),
@@ -53,24 +52,24 @@ def _failed(batches: list[RequestBatch], n: int) -> tuple[npt.NDArray[np.bool_],
 
 
 def rollup_part(parsed: ParsedChunk) -> tuple[str, RollupPart] | None:
-    """Columns of a parsed chunk keyed by its file (the rollup state's key), or None if it has no lines."""
-    batches = list(parsed.batches.values())
-    n = sum(len(b) for b in batches)
+    """Columns of a parsed chunk keyed by its file (the rollup state's key), or None if it has no lines:
+    the parser's columns as they are (customers numbered, one entry per line), no step per customer."""
+    r = parsed.requests
+    n = len(r.times)
     if n == 0:
         return None
     file_key, start, end = parsed.span
-    lens = np.fromiter(map(len, batches), np.int64, len(batches))
-    failed, server_errors = _failed(batches, n)
+    failed, server_errors = _failed(r.statuses)
     part = RollupPart(
         file_key,
         start,
         end,
-        [b.customer_id for b in batches],
-        np.repeat(np.arange(len(batches), dtype=np.int64), lens),
-        np.fromiter(itertools.chain.from_iterable(b.times for b in batches), np.int64, n),
+        r.customers,
+        r.codes,
+        np.fromiter(r.times, np.int64, n),
         failed,
         server_errors,
-        np.fromiter(map(float, itertools.chain.from_iterable(b.durations for b in batches)), np.float64, n),
+        np.fromiter(map(float, r.durations), np.float64, n),
         parsed.path,
     )
     return str(file_key), part

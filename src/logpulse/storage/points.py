@@ -42,14 +42,17 @@ cached answer could be stale, so they must not grow forever.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from logpulse.model import Incident, RequestBatch, RollupPoint, RollupRows, ScoredBatch
+from logpulse.model import Incident, RequestColumns, RollupPoint, RollupRows, ScoredBatch
 from logpulse.storage import fleet_table
 
+Int64Array = npt.NDArray[np.int64]
 REQUESTS = "requests"
 ANOMALIES = "anomalies"
 TAG_CUSTOMER = "customer_id"
@@ -160,20 +163,34 @@ def request_lines(scored: ScoredBatch) -> list[str]:
     return _request_lines(heads, b.times, b.paths, b.statuses, b.durations, scored.scores)
 
 
-def chunk_request_lines(batches: Collection[RequestBatch]) -> list[str]:
-    """Line protocol for every request of a chunk's unscored batches: one pass over all of them, the
-    same lines as `request_lines` of each. With 10,000 customers a chunk holds thousands of batches
-    of one or two requests, where the per-batch work was most of the cost."""
-    chain = itertools.chain.from_iterable
-    heads = chain(itertools.repeat(_request_head(b.customer_id), len(b.times)) for b in batches)
+def columns_request_lines(requests: RequestColumns, order: Int64Array) -> list[str]:
+    """Line protocol for every request of a chunk's unscored columns, taken in `order` (by customer,
+    see `RequestColumns.customer_order`: the order per-customer batches give, one series after the
+    other): the same lines as `request_lines` of each customer's batch. One pass over the chunk with
+    no step per customer but its tag's text, looked up."""
+    ordered = order.tolist()
+    if not ordered:
+        return []
+    pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
+    heads = _HEADS
+    if len(heads) > 200_000:  # bounded: the text of one tag per customer
+        heads.clear()
+    try:
+        by_code = list(map(heads.__getitem__, requests.customers))
+    except KeyError:  # a customer met for the first time
+        by_code = [heads.get(c) or heads.setdefault(c, _request_head(c)) for c in requests.customers]
     return _request_lines(
-        heads,
-        chain(b.times for b in batches),
-        list(chain(b.paths for b in batches)),
-        chain(b.statuses for b in batches),
-        chain(b.durations for b in batches),
+        map(by_code.__getitem__, requests.codes[order].tolist()),
+        pick(requests.times),
+        list(pick(requests.paths)),
+        pick(requests.statuses),
+        pick(requests.durations),
         None,
     )
+
+
+_HEADS: dict[str, str] = {}
+"""The start of a request point's line per customer id (`_request_head`)."""
 
 
 def _request_head(customer_id: str) -> str:
