@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -9,7 +10,7 @@ import pytest
 
 from logpulse.config import Settings
 from logpulse.flow.sinks.influx import InfluxSink, WriteGaveUp
-from logpulse.model import ParsedChunk, RequestBatch, ScoredBatch
+from logpulse.model import ParsedChunk, RequestBatch, RequestColumns, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
@@ -64,9 +65,22 @@ def stored(writer: InfluxWriter) -> tuple[list[object], dict[str, tuple[int, int
     return points, {m["tags"]["customer_id"]: tuple(m["values"][0][1:]) for m in marks[0]["series"]}
 
 
+def interleaved(batches: dict[str, RequestBatch]) -> RequestColumns:
+    """The batches' requests as one chunk's columns, customers' lines shuffled together."""
+    rows = [
+        (b.customer_id, *r)
+        for b in batches.values()
+        for r in zip(b.times, b.paths, b.statuses, b.durations, strict=True)
+    ]
+    random.Random(7).shuffle(rows)
+    customers, times, paths, statuses, durations = (list(c) for c in zip(*rows, strict=True))
+    return RequestColumns.of_lines(customers, times, paths, statuses, durations)
+
+
 def test_a_whole_unscored_chunk_writes_what_one_item_per_customer_writes(private_influxd: LocalInfluxd) -> None:
-    """Scoring off, the dataflow hands the sink a chunk's batches in one item: the same points and
-    the same marked time ranges as one item per customer (times out of order within a batch)."""
+    """Scoring off, the dataflow hands the sink a chunk's requests as columns in one item (customers'
+    lines interleaved, as in a log): the same points and the same marked time ranges as one item per
+    customer (times out of order within a batch)."""
     t0 = 1_700_000_000 * 10**9
     batches = {c: batch(c, n, t0 + 1000 * i)[1].batch for i, (c, n) in enumerate([("a", 3), ("b", 1), ("c", 250)])}
     batches["a"].times.reverse()
@@ -74,7 +88,7 @@ def test_a_whole_unscored_chunk_writes_what_one_item_per_customer_writes(private
     results = []
     for db, items in (
         ("per_customer", [(c, ScoredBatch(b)) for c, b in batches.items()]),
-        ("per_chunk", [("7", ParsedChunk(batches, [], 254))]),
+        ("per_chunk", [("7", ParsedChunk(interleaved(batches), [], 254))]),
     ):
         s = Settings(_env_file=None, influxdb_url=private_influxd.url, influxdb_database=db, write_batch_points=100)
         writer = InfluxWriter(Connection.from_settings(s))

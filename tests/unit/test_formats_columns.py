@@ -24,7 +24,7 @@ from logpulse.formats.fields import TimeLocal
 from logpulse.formats.plan import RegexPlan
 from logpulse.formats.registry import FormatOptions, build_parser
 from logpulse.formats.validate import ValidatedParser
-from logpulse.model import Chunk
+from logpulse.model import Chunk, RequestBatch, RequestColumns
 
 NGINX_FORMAT = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -202,3 +202,48 @@ def test_empty_and_newline_only_chunks() -> None:
         chunk = Chunk("x", 1, 0, data)
         assert plan.parse_chunk(chunk) == plan.parse_chunk_by_line(chunk)
         assert logpulse.parse_chunk(chunk) == logpulse.parse_chunk_by_line(chunk)
+
+
+LOGPULSE_FLEET_LINES = st.one_of(
+    st.builds(
+        lambda day, s, c, st_, d: f"{day} 13:55:{s} {c} /api/v1/x {st_} {d}",
+        st.sampled_from(["2026-12-06", "2100-01-01", "2024-02-30"]),  # valid, in the future, no such day
+        two(0, 59),
+        st.integers(0, 40).map(lambda i: f"c{i}"),
+        st.sampled_from(["200", "404", "503", "600"]),
+        st.sampled_from(["0.5", "0.0001", "99999"]),  # the last above MAX_DURATION_S
+    ),
+    st.sampled_from(["", "garbage"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(LOGPULSE_FLEET_LINES, min_size=1, max_size=60), st.sampled_from(["", "secret"]))
+def test_a_chunk_of_many_customers_equals_its_lines_parsed_and_validated_one_by_one(
+    lines: list[str], hash_key: str
+) -> None:
+    """The columns across customers (parse, validation, CUSTOMER_HASH_KEY) give what each line alone
+    gives: the same rejects (reasons, kinds, offsets, in line order), and per customer the same
+    requests in line order, customers in order of their first accepted line."""
+    parser = build_parser(FormatOptions(log_format="logpulse", customer_hash_key=hash_key))
+    chunk = chunk_of(lines, crlf=False, final_newline=True)
+    whole = parser.parse_chunk(chunk)
+    rejects, accepted, offset = [], [], chunk.offset
+    for line in lines:
+        alone = parser.parse_chunk(Chunk(chunk.path, chunk.file_key, offset, (line + "\n").encode()))
+        rejects += alone.rejects
+        accepted += [(b.customer_id, *r) for b in alone.batches.values() for r in zip(*columns_of(b), strict=True)]
+        offset += len(line) + 1
+    assert whole.rejects == rejects
+    assert whole.lines == len(lines)
+    expected = RequestColumns.of_lines(*(list(c) for c in zip(*accepted, strict=True))) if accepted else None
+    assert whole.requests == (expected or RequestColumns())
+    by_customer: dict[str, list[tuple[int, str, str, str]]] = {}
+    for customer, *request in accepted:
+        by_customer.setdefault(customer, []).append(tuple(request))  # type: ignore[arg-type]
+    assert {c: list(zip(*columns_of(b), strict=True)) for c, b in whole.batches.items()} == by_customer
+    assert list(whole.batches) == list(by_customer)
+
+
+def columns_of(b: RequestBatch) -> tuple[list[int], list[str], list[str], list[str]]:
+    return b.times, b.paths, b.statuses, b.durations

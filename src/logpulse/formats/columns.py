@@ -172,6 +172,18 @@ class Customers:
                 number[value] = -1 if stored is None else self.number(stored)
         return np.fromiter(map(number.__getitem__, raw), np.int64, len(raw))
 
+    def codes_as_written(self, raw: list[str | None]) -> npt.NDArray[np.int64]:
+        """Each line's customer number when the field's text is the stored id itself, in C-level passes
+        (no Python step per distinct customer: a chunk of a large fleet holds thousands); -1 where
+        the line has no text. Numbers continue those already given."""
+        distinct: dict[str | None, int] = dict.fromkeys(raw, -1)
+        distinct.pop(None, None)
+        new = [c for c in distinct if c not in self.ids] if self.ids else list(distinct)
+        self.ids.update(zip(cast(list[str], new), range(len(self.ids), len(self.ids) + len(new)), strict=True))
+        number = cast(dict[str | None, int], dict(self.ids))
+        number[None] = -1
+        return np.fromiter(map(number.__getitem__, raw), np.int64, len(raw))
+
 
 def accepted_columns(
     accepted: Mask,

@@ -167,7 +167,7 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
     fractions = None if fraction.count(None) == len(fraction) else fraction
     times, fits = point_times(seconds, fractions, cols.starts + chunk.offset, chunk.file_key)
     customers = Customers()
-    codes = customers.codes(customer, str)
+    codes = customers.codes_as_written(customer)
     matched = cols.matched()
     accepted = real & fits if matched is None else real & fits & matched
     columns = ChunkColumns(chunk, cols, accepted, codes, customers, times, path, status, duration)
