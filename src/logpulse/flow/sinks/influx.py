@@ -73,17 +73,24 @@ class WriterRefused(RuntimeError):
 
 
 class _WriteMarks:
-    """Cache-invalidation marks (see points.WRITES), coalesced: at most one write per MARK_EVERY_S.
+    """Cache-invalidation marks (see points.WRITES), coalesced: at most one write per `every_s`.
 
     Marks are written only after the data they describe was acknowledged, and carry the time they
-    are written: the API drops a cached answer computed before a mark whose range it overlaps.
+    are written: the API drops a cached answer computed before a mark whose range it overlaps, so a
+    longer interval only lets a cached answer live longer, never makes it wrong.
     """
 
     MARK_EVERY_S = 0.5
+    """Tailing: a dashboard sees new lines within about this long."""
+    INGEST_MARK_EVERY_S = 5.0
+    """`ingest` (a backfill): a mark per customer every 0.5 s was ~17 % of the points written with
+    10,000 customers (285,749 marks for 1M lines), for answers about history nobody waits on by
+    the half second."""
 
-    def __init__(self, write: Callable[[list[str]], None], worker: int) -> None:
+    def __init__(self, write: Callable[[list[str]], None], worker: int, every_s: float = MARK_EVERY_S) -> None:
         self._write = write
         self._worker = worker
+        self._every_s = every_s
         self._lock = threading.Lock()
         self._bounds: dict[str, tuple[int, int]] = {}
         self._timer: threading.Timer | None = None
@@ -94,7 +101,7 @@ class _WriteMarks:
                 old = self._bounds.get(c)
                 self._bounds[c] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
             if self._timer is None:
-                self._timer = threading.Timer(self.MARK_EVERY_S, self._flush_quietly)
+                self._timer = threading.Timer(self._every_s, self._flush_quietly)
                 self._timer.daemon = True
                 self._timer.start()
 
@@ -157,7 +164,11 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
         self._writer = InfluxWriter(Connection.from_settings(settings), pool_size=settings.write_parallelism + 1)
         self._parallelism = settings.write_parallelism
         self._pool = ThreadPoolExecutor(settings.write_parallelism, thread_name_prefix=f"influx-write-{worker_index}")
-        self._marks = _WriteMarks(lambda lines: self._write_durably(lines, MARKS_RP), worker_index)
+        self._marks = _WriteMarks(
+            lambda lines: self._write_durably(lines, MARKS_RP),
+            worker_index,
+            _WriteMarks.INGEST_MARK_EVERY_S if pipelined else _WriteMarks.MARK_EVERY_S,
+        )
         self._outage = OutageLog(self._give_up_s)
         self._create_policies = settings.influxdb_create_database
         self._retention = (settings.raw_retention, settings.rollup_retention)
