@@ -205,10 +205,16 @@ class ParsedChunk:
     path: str = ""  # the file read (set by the dataflow; the stream clock is kept per file)
     span: tuple[int, int, int] = (0, 0, 0)  # (file_key, first byte, end byte) of the chunk: rollup identity
 
+    _batches: tuple[RequestColumns, dict[str, RequestBatch]] | None = field(default=None, repr=False, compare=False)
+
     @property
     def batches(self) -> dict[str, RequestBatch]:
-        """The accepted lines grouped by customer, built on each call (the scorer's input)."""
-        return self.requests.batches()
+        """The accepted lines grouped by customer (the scorer's input): built on first use, then the
+        same objects until `requests` is replaced."""
+        cached = self._batches
+        if cached is None or cached[0] is not self.requests:
+            cached = self._batches = (self.requests, self.requests.batches())
+        return cached[1]
 
 
 INCIDENT_KINDS = ("latency", "errors", "traffic_drop", "traffic_surge", "slo_burn")
