@@ -83,9 +83,9 @@ class _WriteMarks:
     MARK_EVERY_S = 0.5
     """Tailing: a dashboard sees new lines within about this long."""
     INGEST_MARK_EVERY_S = 5.0
-    """`ingest` (a backfill): a mark per customer every 0.5 s was ~17 % of the points written with
-    10,000 customers (285,749 marks for 1M lines), for answers about history nobody waits on by
-    the half second."""
+    """`ingest` (a backfill): a mark per customer every 0.5 s made 285,749 marks beside 1,689,537 points
+    of data for 1M lines of 10,000 customers, for answers about history nobody waits on by the half
+    second."""
 
     def __init__(self, write: Callable[[list[str]], None], worker: int, every_s: float = MARK_EVERY_S) -> None:
         self._write = write
