@@ -114,6 +114,17 @@ class RequestColumns:
     def __len__(self) -> int:
         return len(self.times)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Compact pickling for the exchange between cluster processes (a chunk keyed by file): one
+        string per text column and the times as raw int64 bytes, as `RequestBatch` does; the plain
+        columns when a value would not survive that (a newline in a text, a time beyond int64)."""
+        texts = ["\n".join(column) for column in (self.customers, self.paths, self.statuses, self.durations)]
+        fits = not self.times or (min(self.times) >= -(2**63) and max(self.times) < 2**63)
+        lengths = (len(self.customers), len(self.times), len(self.times), len(self.times))
+        if not fits or any(t.count("\n") != max(n - 1, 0) for t, n in zip(texts, lengths, strict=True)):
+            return RequestColumns, (self.customers, self.codes, self.times, self.paths, self.statuses, self.durations)
+        return _unpack_columns, (self.codes, array("q", self.times).tobytes(), *texts)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RequestColumns):
             return NotImplemented
@@ -193,6 +204,18 @@ class RequestColumns:
             name: RequestBatch(name, times[a:b], paths[a:b], statuses[a:b], durations[a:b])
             for name, a, b in zip(self.customers, starts, ends, strict=True)
         }
+
+
+def _unpack_columns(
+    codes: npt.NDArray[np.int64], times: bytes, customers: str, paths: str, statuses: str, durations: str
+) -> RequestColumns:
+    if not times:
+        return RequestColumns(customers.split("\n") if customers else [], codes)
+    t = array("q")
+    t.frombytes(times)
+    return RequestColumns(
+        customers.split("\n"), codes, t.tolist(), paths.split("\n"), statuses.split("\n"), durations.split("\n")
+    )
 
 
 @dataclass(slots=True)

@@ -55,6 +55,22 @@ def test_request_batch_pickles_compactly_and_exactly() -> None:
     assert pickle.loads(pickle.dumps(RequestBatch("empty"))) == RequestBatch("empty")
 
 
+def test_request_columns_pickle_compactly_and_exactly() -> None:
+    import pickle
+
+    columns = RequestColumns.of_lines(
+        ["c", "d", "c"], [1, 2**62, 3], ["/a", "/é b", ""], ["200", "503", "404"], ["0.5", "12", "1"]
+    )
+    assert pickle.loads(pickle.dumps(columns)) == columns
+    assert len(pickle.dumps(columns)) < len(pickle.dumps(columns.__getstate__()))  # one string per column
+    for odd in (  # values the compact form cannot carry are kept as they are
+        RequestColumns.of_lines(["c"], [2**64], ["/a"], ["200"], ["0.5"]),
+        RequestColumns.of_lines(["c", "c"], [1, 2], ["/a\nb", "/"], ["200", "200"], ["0.5", "1"]),
+    ):
+        assert pickle.loads(pickle.dumps(odd)) == odd
+    assert pickle.loads(pickle.dumps(RequestColumns())) == RequestColumns()
+
+
 def test_a_chunk_encodes_its_columns_as_the_lines_of_each_customers_batch() -> None:
     """The unscored path encodes a whole chunk's columns at once: the lines of each customer's batch,
     one customer after the other in order of first request, escaping decided over the chunk (one
