@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from logpulse.model import RollupPoint
 from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, rollup_rows
-from logpulse.rollups.segment import SegmentColumns
+from logpulse.rollups.segment import CustomerIndex, SegmentColumns
 from logpulse.storage import histogram_runs
 from logpulse.storage.histogram import LatencyHistogram
 from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel, rollup_line, rollup_rows_lines
@@ -159,3 +159,19 @@ def test_sums_past_int64_stay_exact() -> None:
     got = dict(zip(keys, new.sum_ns[rows].tolist(), strict=True))
     assert got == {k: a.sum_ns for k, a in old.aggs.items()}
     assert set(got.values()) == {2 * n * 86_399_999_000_000}
+
+
+def test_a_segment_numbers_customers_by_the_file_index_as_by_its_own_names() -> None:
+    """Looked up through the file's `CustomerIndex` (once per part for every level), a segment gives
+    each customer the number its own lookup gives, new ones in order, also once restored from a
+    snapshot (which does not hold the index's table) or given another index."""
+    index = CustomerIndex()
+    by_index, own = SegmentColumns(0, 0), SegmentColumns(0, 0)
+    for step, customers in enumerate((["x", "y"], ["y", "z", "x"], ["w"], ["z", "v", "w", "u"], ["u", "t"])):
+        got = by_index.customer_numbers_by(customers, index.of(customers), index)
+        assert got.tolist() == own.customer_numbers(customers).tolist()
+        if step == 1:
+            by_index = pickle.loads(pickle.dumps(by_index))
+        if step == 3:
+            index = CustomerIndex()
+    assert by_index.names == own.names == ["x", "y", "z", "w", "v", "u", "t"]

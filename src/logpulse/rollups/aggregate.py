@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logpulse.model import ParsedChunk, RollupRows
-from logpulse.rollups.segment import SegmentColumns
+from logpulse.rollups.segment import CustomerIndex, Int64Array, SegmentColumns
 from logpulse.storage import fleet_table
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
@@ -174,12 +174,19 @@ def part_groups(level: RollupLevel, part: RollupPart, v: LineValues) -> PartGrou
     return PartGroups(groups, span, wmin, inverse, counts, failed, server, sums, run_group, run_ms, run_counts)
 
 
-def aggregate(seg: SegmentColumns, level: RollupLevel, part: RollupPart, v: LineValues) -> None:
+def aggregate(
+    seg: SegmentColumns,
+    level: RollupLevel,
+    part: RollupPart,
+    v: LineValues,
+    known: tuple[Int64Array, CustomerIndex] | None = None,
+) -> None:
     """Add a part's lines to a level's segment state, per customer-window and fleet-wide: a few numpy
-    calls per part, whatever the number of customer-windows it touches."""
+    calls per part, whatever the number of customer-windows it touches. `known`: the part's customers'
+    numbers in the file's `CustomerIndex` (looked up once for all levels)."""
     g = part_groups(level, part, v)
     group_window = g.groups % g.span + g.first_window
-    numbers = seg.customer_numbers(part.customers)
+    numbers = seg.customer_numbers(part.customers) if known is None else seg.customer_numbers_by(part.customers, *known)
     rows = seg.rows_for(SegmentColumns.keys_of(numbers[g.groups // g.span], group_window))
     # at least the part's sum of durations in ns (each is rounded by at most half a millisecond)
     bound = int(float(part.durations.sum()) * 1e9 * (1 + 1e-6)) + 1_000_000 * len(v.ms)

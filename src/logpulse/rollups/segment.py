@@ -33,10 +33,30 @@ past it the sums column holds Python integers (exact, slower: years of durations
 _COLUMNS = ("count", "failed", "server", "sum_ns", "dirty")
 
 
+class CustomerIndex:
+    """A file's customer ids numbered once for all levels (kept by the rollup step, not in snapshots):
+    a part's customers are looked up here once, and each level's segment maps these numbers to its
+    own with a numpy lookup, instead of a dictionary lookup per customer and level (memory-bound:
+    with 10,000 customers ~6 % of the rollups-only ingest)."""
+
+    __slots__ = ("numbers",)
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+
+    def of(self, customers: list[str]) -> Int64Array:
+        found = np.fromiter(map(self.numbers.get, customers, itertools.repeat(-1)), np.int64, len(customers))
+        for i in np.flatnonzero(found < 0).tolist():
+            found[i] = self.numbers.setdefault(customers[i], len(self.numbers))
+        return found
+
+
 class SegmentColumns:
     """One level's aggregates of one file segment, under one identity (see `identity.py`)."""
 
     __slots__ = (
+        "_by_index",
+        "_index",
         "count",
         "dirty",
         "failed",
@@ -72,15 +92,20 @@ class SegmentColumns:
         self.hist = HistogramColumns()
         self.sum_bound = 0
         """At least the sum (ns) of every duration added: no row's sum exceeds it."""
+        self._index: CustomerIndex | None = None
+        self._by_index = np.zeros(0, dtype=np.int64)
+        """This segment's number of each of `_index`'s customers (-1: none yet); not in snapshots."""
 
     def __getstate__(self) -> dict[str, Any]:
         n = self.size
-        state = {name: getattr(self, name) for name in self.__slots__}
+        state = {name: getattr(self, name) for name in self.__slots__ if not name.startswith("_")}
         for name in (*_COLUMNS, "key"):
             state[name] = state[name][:n].copy()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._index = None
+        self._by_index = np.zeros(0, dtype=np.int64)
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -98,6 +123,25 @@ class SegmentColumns:
                 n = self.numbers[c] = len(self.names)
                 self.names.append(c)
             found[i] = n
+        return found
+
+    def customer_numbers_by(self, customers: list[str], ids: Int64Array, index: CustomerIndex) -> Int64Array:
+        """`customer_numbers(customers)`, given their numbers in the file's `index` (`ids`): a numpy
+        lookup, then a step per customer new to this segment only."""
+        if self._index is not index:
+            self._index = index
+            own = index.of(self.names)
+            self._by_index = np.full(len(index.numbers), -1, dtype=np.int64)
+            self._by_index[own] = np.arange(len(own), dtype=np.int64)
+        if len(self._by_index) < len(index.numbers):
+            grown = np.full(max(len(index.numbers), 2 * len(self._by_index)), -1, dtype=np.int64)
+            grown[: len(self._by_index)] = self._by_index
+            self._by_index = grown
+        found = self._by_index[ids]
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
+            found[missing] = self.customer_numbers([customers[i] for i in missing.tolist()])
+            self._by_index[ids[missing]] = found[missing]
         return found
 
     @staticmethod

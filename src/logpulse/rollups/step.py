@@ -21,7 +21,7 @@ from logpulse.model import RollupBatch, RollupRows
 from logpulse.rollups import legacy
 from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, rollup_rows
 from logpulse.rollups.identity import identity_offset
-from logpulse.rollups.segment import SegmentColumns
+from logpulse.rollups.segment import CustomerIndex, SegmentColumns
 from logpulse.storage.points import ROLLUP_LEVELS
 from logpulse.tailing.fingerprint import identify_fd
 from logpulse.tailing.reader import line_start_before
@@ -124,6 +124,8 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
         self.recoverable = recoverable
         self.catch_up_to = _file_size(state.path, state.file_key)
         """Reading must pass this offset before a growing segment is written (None: not known yet)."""
+        self.customers = CustomerIndex()
+        """The file's customers numbered once per part for every level (`segment.CustomerIndex`)."""
 
     @classmethod
     def builder(
@@ -167,6 +169,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
             st.file_key = part.file_key
             continuous = part.start == st.next_offset
             line_values = LineValues.of(part)
+            known = (self.customers.of(part.customers), self.customers)
             for i, level in enumerate(ROLLUP_LEVELS):
                 size = self.segment_bytes * level.segment_factor
                 index = part.start // size
@@ -177,7 +180,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                     seg_start = index * size
                     first = seg_start if (continuous or part.start == seg_start) else part.start
                     seg = st.segments[i] = SegmentColumns(index, identity_offset(part.file_key, level, index, first))
-                aggregate(seg, level, part, line_values)
+                aggregate(seg, level, part, line_values, known)
             st.next_offset = part.end
         st.last_data = time.time()
         if st.flush_at is None:
