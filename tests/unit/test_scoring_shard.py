@@ -206,3 +206,27 @@ def test_a_tick_passes_by_customers_the_clock_had_not_met() -> None:
     assert steady.next_bucket < now_bucket - 1000  # its buckets were judged from its own lines only
     shard.tick(Tick((now_bucket + 1) * BUCKET * S, ("steady",)))  # named: from now on it is ticked
     assert shard.scorers["steady"].watermark >= now_bucket
+
+
+def test_a_tick_that_names_a_customer_before_its_first_batch_is_kept() -> None:
+    """The tick that names a customer can reach its shard before the customer's first batch (they
+    travel by different paths), when the shard holds no scorer yet: the shard must keep what the tick
+    said (the customer is met, the time), or the clock, which names each customer once, never names it
+    again and its buckets are never completed by ticks (a silence would never become a traffic_drop)."""
+    cfg = config()
+    logic = ShardLogic(cfg, 64, 10**18, None, recoverable=True)
+
+    def feed(item: Tick | list[RequestBatch]) -> None:
+        nonlocal logic
+        _out, keep = logic.on_item(item)
+        if keep == ShardLogic.DISCARD:  # what Bytewax does: the next item gets a new logic
+            logic = ShardLogic(cfg, 64, 10**18, None, recoverable=True)
+
+    day = chunks({"steady": sparse(0, 200, 120)})
+    first = day[0]["steady"]
+    feed(Tick(first.times[-1], ("steady",)))  # the clock named it; its batch is still on the way
+    feed([first])
+    later = (max(first.times) // (BUCKET * S) + 1000) * BUCKET * S
+    feed(Tick(later, ()))
+    assert "steady" not in logic.shard.fresh
+    assert logic.shard.scorers["steady"].watermark >= later // (BUCKET * S) - 1

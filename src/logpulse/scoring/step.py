@@ -65,7 +65,9 @@ class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
 
     def on_item(self, value: ShardItem) -> tuple[Iterable[list[ScoredBatch]], bool]:
         out = self.shard.tick(value) if isinstance(value, Tick) else self.shard.score(value)
-        if not self.shard.scorers:  # a tick to a shard with no customers on this worker
+        if not self.shard.scorers and not self.shard.announced:  # a tick to a shard that has met no one
+            # (a tick naming a customer whose first batch is still on its way is kept: the clock names
+            # each customer once)
             return ((), StatefulLogic.DISCARD)
         return ((out,) if out else (), StatefulLogic.RETAIN)
 
