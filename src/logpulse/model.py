@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import operator
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,19 +145,6 @@ class RequestColumns:
             numbers[name] = i
         codes = np.fromiter(map(numbers.__getitem__, customers), np.int64, len(customers))
         return cls(list(numbers), codes, times, paths, statuses, durations)
-
-    @classmethod
-    def of_batches(cls, batches: Iterable[RequestBatch]) -> RequestColumns:
-        """Per-customer batches as columns (one batch after the other)."""
-        batches = [b for b in batches if b.times]
-        chain = itertools.chain.from_iterable
-        return cls.of_lines(
-            list(chain(itertools.repeat(b.customer_id, len(b.times)) for b in batches)),
-            list(chain(b.times for b in batches)),
-            list(chain(b.paths for b in batches)),
-            list(chain(b.statuses for b in batches)),
-            list(chain(b.durations for b in batches)),
-        )
 
     @classmethod
     def concat(cls, parts: list[RequestColumns]) -> RequestColumns:

@@ -151,21 +151,20 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     # one item per shard and chunk (its customers' scored batches), or whole chunks unscored
     scored: op.KeyedStream[list[ScoredBatch]] | op.KeyedStream[ParsedChunk]
     if settings.scoring_enabled:
-        shards = settings.scoring_shards
+        scoring_shards = settings.scoring_shards
         # the scorer's input: per-customer batches, built here only (`ParsedChunk.batches`)
-        keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, shards))
+        keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, scoring_shards))
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
-        ticks = op.flat_map("tick_shards", clock, lambda kv: tick_per_shard(kv[1], shards))
+        ticks = op.flat_map("tick_shards", clock, lambda kv: tick_per_shard(kv[1], scoring_shards))
         items: op.KeyedStream[ShardItem] = op.merge("batches_and_ticks", keyed, ticks)
-        scored_lists = score_by_shard(
+        scored = score_by_shard(
             "score",
             items,
             ScoringConfig.from_settings(settings),
-            shards,
+            scoring_shards,
             int(settings.max_future_s * 1e9),
             recoverable=follow,  # `ingest` runs without a recovery store
         )
-        scored = scored_lists
         receivers = outbox_builder(settings, final=not follow)
         if settings.alertmanager_url or settings.webhook_url:
             delivered = op.stateful("outbox", op.flat_map("incidents", scored, _incidents), receivers)

@@ -41,7 +41,7 @@ window start + an offset in [0, window) derived from **(file_key, level, segment
   and summing the `*` points of a window gives every customer's lines together, exactly. It is added
   per part from the customer-window groups and (millisecond, count) runs already computed, not by
   bucketing the lines again (`aggregate.py`). Its packed per-customer table (`storage/fleet_table.py`)
-  is built when the point is written, from the same state (`aggregate.points`), so it is cumulative too.
+  is built when the point is written, from the same state (`aggregate.rollup_rows`), so it is cumulative too.
 * `first_offset` is the segment start when reading went through it from the start, else the offset
   reading began at (START_AT=end, a resume without recovery): a partial segment then never overwrites
   the full one written earlier with a smaller value.

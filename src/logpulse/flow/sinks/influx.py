@@ -87,7 +87,7 @@ class _WriteMarks:
     of data for 1M lines of 10,000 customers, for answers about history nobody waits on by the half
     second."""
 
-    def __init__(self, write: Callable[[list[str]], None], worker: int, every_s: float = MARK_EVERY_S) -> None:
+    def __init__(self, write: Callable[[list[str]], None], worker: int, every_s: float) -> None:
         self._write = write
         self._worker = worker
         self._every_s = every_s
@@ -125,9 +125,9 @@ class _WriteMarks:
 
 
 SinkItem = tuple[str, ScoredBatch | list[ScoredBatch] | ParsedChunk | RollupBatch]
-"""A customer's scored batch, a scoring shard's batches of one chunk, an unscored chunk, or rollups."""
-"""What the sink writes: a customer's scored requests (and incidents), a chunk's unscored requests
-(scoring off: one item per chunk, not per customer), or rollup points."""
+"""What the sink writes: a customer's scored requests (and incidents), a scoring shard's scored batches
+of one chunk, a chunk's unscored requests (scoring off: one item per chunk, not per customer), or
+rollup points."""
 
 
 @dataclass(slots=True)
