@@ -163,9 +163,16 @@ class ShardScorer:
         if s is None:
             s = self.scorers[customer] = CustomerScorer(customer, self.config)
             self.fresh.add(customer)
-        elif s.next_bucket is not None and s.watermark < self.watermark and customer not in self.fresh:
-            s.watermark = self.watermark
+        else:
+            s.watermark = self.watermark_of(customer, s)
         return s
+
+    def watermark_of(self, customer: str, s: CustomerScorer) -> int:
+        """The customer's watermark with the ticks it let wait applied: the shard's, once it has data
+        and the clock has met it."""
+        if s.next_bucket is not None and customer not in self.fresh:
+            return max(s.watermark, self.watermark)
+        return s.watermark
 
     def _schedule(self, customer: str, s: CustomerScorer) -> None:
         """Queue the customer for the first tick at which `can_wait` no longer holds for it: the

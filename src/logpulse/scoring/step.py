@@ -82,10 +82,7 @@ class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
                 s.changed = False
                 pickled[customer] = pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL)
             # the watermark beside the pickle: the shard's, where a tick let this customer wait
-            wm = s.watermark
-            if s.next_bucket is not None and customer not in shard.fresh:
-                wm = max(wm, shard.watermark)
-            snap.customers[customer] = (pickled[customer], wm)
+            snap.customers[customer] = (pickled[customer], shard.watermark_of(customer, s))
         snap.fresh = sorted(shard.fresh)
         snap.announced = sorted(shard.announced)
         return snap
