@@ -176,17 +176,22 @@ class RequestColumns:
         starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
         return order, starts.tolist()
 
+    def taken(self, order: npt.NDArray[np.int64]) -> tuple[list[int], list[str], list[str], list[str]]:
+        """The times, paths, statuses and durations taken in `order` (e.g. `customer_order`'s)."""
+        ordered = order.tolist()
+        if not ordered:
+            return [], [], [], []
+        pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
+        return list(pick(self.times)), list(pick(self.paths)), list(pick(self.statuses)), list(pick(self.durations))
+
     def batches(self) -> dict[str, RequestBatch]:
         """One `RequestBatch` per customer, in line order, in order of the customers' first requests:
         what appending each line to its customer's batch gives."""
         if not self.times:
             return {}
         order, starts = self.customer_order()
-        ordered = order.tolist()
-        pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
-        times, paths = list(pick(self.times)), list(pick(self.paths))
-        statuses, durations = list(pick(self.statuses)), list(pick(self.durations))
-        ends = [*starts[1:], len(ordered)]
+        times, paths, statuses, durations = self.taken(order)
+        ends = [*starts[1:], len(order)]
         return {
             name: RequestBatch(name, times[a:b], paths[a:b], statuses[a:b], durations[a:b])
             for name, a, b in zip(self.customers, starts, ends, strict=True)

@@ -42,7 +42,6 @@ cached answer could be stale, so they must not grow forever.
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -167,30 +166,12 @@ def columns_request_lines(requests: RequestColumns, order: Int64Array) -> list[s
     """Line protocol for every request of a chunk's unscored columns, taken in `order` (by customer,
     see `RequestColumns.customer_order`: the order per-customer batches give, one series after the
     other): the same lines as `request_lines` of each customer's batch. One pass over the chunk with
-    no step per customer but its tag's text, looked up."""
-    ordered = order.tolist()
-    if not ordered:
+    no step per customer but its tag's text."""
+    if not len(order):
         return []
-    pick = operator.itemgetter(*ordered) if len(ordered) > 1 else (lambda column: (column[ordered[0]],))
-    heads = _HEADS
-    if len(heads) > 200_000:  # bounded: the text of one tag per customer
-        heads.clear()
-    try:
-        by_code = list(map(heads.__getitem__, requests.customers))
-    except KeyError:  # a customer met for the first time
-        by_code = [heads.get(c) or heads.setdefault(c, _request_head(c)) for c in requests.customers]
-    return _request_lines(
-        map(by_code.__getitem__, requests.codes[order].tolist()),
-        pick(requests.times),
-        list(pick(requests.paths)),
-        pick(requests.statuses),
-        pick(requests.durations),
-        None,
-    )
-
-
-_HEADS: dict[str, str] = {}
-"""The start of a request point's line per customer id (`_request_head`)."""
+    by_code = list(map(_request_head, requests.customers))
+    heads = map(by_code.__getitem__, requests.codes[order].tolist())
+    return _request_lines(heads, *requests.taken(order), None)
 
 
 def _request_head(customer_id: str) -> str:
