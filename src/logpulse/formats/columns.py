@@ -96,12 +96,14 @@ class LineColumns:
         return self.text[start : end if end >= 0 else len(self.text)]
 
 
-def split_lines(pattern: re.Pattern[str], text: str, groups: int) -> LineColumns | None:
-    """The lines of `text` (ASCII, complete lines) split by `pattern` (from `rows_pattern`, whose line
-    expression has `groups` groups). None when the split is not one row per line (an expression
-    that crosses a line end): the caller then takes its per-line path."""
-    if not text:
+def split_lines(pattern: re.Pattern[str], data: bytes, groups: int) -> LineColumns | None:
+    """The lines of `data` (complete lines) split by `pattern` (from `rows_pattern`, whose line
+    expression has `groups` groups). None when `data` is not ASCII (byte and character offsets would
+    differ) or empty, or when the split is not one row per line (an expression that crosses a line
+    end): the caller then takes its per-line path."""
+    if not data or not data.isascii():
         return None
+    text = data.decode("ascii")
     parts = pattern.split(text)
     width = groups + 2  # the groups, the refused line, then the text up to the next match (a newline)
     lines = text.count("\n") + (not text.endswith("\n"))
@@ -115,7 +117,7 @@ def split_lines(pattern: re.Pattern[str], text: str, groups: int) -> LineColumns
         return None
     end = 1 + rows * width
     columns = [parts[1 + j : end : width] for j in range(groups + 1)]
-    newlines = np.flatnonzero(np.frombuffer(text.encode("ascii"), np.uint8) == 10)
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
     starts = np.zeros(rows, dtype=np.int64)
     starts[1:] = newlines[: rows - 1] + 1
     return LineColumns(text, columns[:groups], columns[groups], starts)

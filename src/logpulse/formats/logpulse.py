@@ -158,8 +158,7 @@ def parse_chunk(chunk: Chunk) -> ParsedChunk:
     times converted per distinct second and as a column, the customers numbered per distinct id.
     A line the expression refuses (or whose time is not real, or beyond int64 nanoseconds) takes
     `_one_line`, which says why."""
-    data = chunk.data
-    cols = split_lines(_ROWS, data.decode("ascii"), 6) if data.isascii() else None
+    cols = split_lines(_ROWS, chunk.data, 6)
     if cols is None:  # byte and character offsets differ, or no lines: the careful path
         return parse_chunk_by_line(chunk)
     second, fraction, customer, path, status, duration = cols.fields

@@ -229,8 +229,7 @@ class RegexPlan:
     def parse_chunk(self, chunk: Chunk) -> ParsedChunk:
         """Parse a chunk of complete lines into columns of requests and rejects (with byte offsets):
         as columns (`formats.columns`) when the chunk is ASCII, else line by line."""
-        data = chunk.data
-        cols = split_lines(self._rows, data.decode("ascii"), self._groups) if data.isascii() else None
+        cols = split_lines(self._rows, chunk.data, self._groups)
         if cols is None:  # byte and character offsets differ, or no lines: the careful path
             return self.parse_chunk_by_line(chunk)
         r = self.roles
