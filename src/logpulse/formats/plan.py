@@ -314,14 +314,6 @@ class RegexPlan:
             dur = converted_duration
         return customer, point_time(when[0], when[1], offset, file_key), r.path_conv(raw_path), status, dur
 
-    def _accept(self, m: re.Match[str], offset: int, file_key: int, requests: RequestLines) -> str | None:
-        """Convert one line matched by the general expression and append its request; or say why not."""
-        got = self._convert(m, offset, file_key)
-        if isinstance(got, str):
-            return got
-        requests.add(*got)
-        return None
-
     def _by_line(self, chunk: Chunk, raw: bytes, base: int, requests: RequestLines, rejects: list[Reject]) -> int:
         """Lines of `raw` (starting at byte `base` of the chunk) one at a time; returns lines seen."""
         seen = 0
@@ -329,10 +321,11 @@ class RegexPlan:
             seen += 1
             if line is None:
                 continue
-            m = self._general.match(line)
-            reason = self._accept(m, offset, chunk.file_key, requests) if m is not None else self.explain(line)
-            if reason is not None:
-                reject(rejects, chunk, offset, line, reason)
+            got = self._one_line(line, offset, chunk.file_key)
+            if isinstance(got, str):
+                reject(rejects, chunk, offset, line, got)
+            else:
+                requests.add(*got)
         return seen
 
     # -- slow path: explanations -------------------------------------------------------------
@@ -377,5 +370,7 @@ class RegexPlan:
         if m is None:
             return LineRecord(fields, None, self.explain(line))
         requests = RequestLines()
-        reason = self._accept(m, 0, 0, requests)
-        return LineRecord.from_batches(fields, requests.columns().batches(), reason)
+        got = self._convert(m, 0, 0)
+        if not isinstance(got, str):
+            requests.add(*got)
+        return LineRecord.from_batches(fields, requests.columns().batches(), got if isinstance(got, str) else None)
