@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from logpulse.readmodel import influxql
 from logpulse.readmodel.localtime import IntArray
-from logpulse.readmodel.plan import Who
+from logpulse.readmodel.plan import Plan, Who
 from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery
 from logpulse.storage.points import TAG_CUSTOMER, RollupLevel
@@ -109,6 +109,22 @@ async def counted(client: AsyncInfluxQuery, level: RollupLevel, rows: Rows, who:
     if not mixed.any():
         return rows.take(keep)
     return rows.take(keep).plus(await _reread(client, level, rows.take(mixed), who, fields))
+
+
+async def counted_read(
+    client: AsyncInfluxQuery,
+    results: list[dict[str, Any]],
+    level: RollupLevel,
+    who: Who,
+    fields: tuple[str, ...],
+    plan: Plan | None = None,
+) -> Rows:
+    """The counted rows of one level's read (`results`, read with `fields` and the `compacted` tag),
+    only those inside `plan`'s runs when given."""
+    rows = Rows.parse(results, (*fields, compacted.TAG))
+    if plan is not None and len(rows):
+        rows = rows.take(plan.keep(level, rows.starts(level)))
+    return await counted(client, level, rows, who, fields)
 
 
 async def _reread(client: AsyncInfluxQuery, level: RollupLevel, mixed: Rows, who: Who, fields: tuple[str, ...]) -> Rows:

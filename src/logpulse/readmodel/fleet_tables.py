@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.counting import Rows, counted
+from logpulse.readmodel.counting import counted_read
 from logpulse.readmodel.plan import Plan
-from logpulse.storage import compacted, fleet_table
+from logpulse.storage import fleet_table
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
@@ -53,7 +53,7 @@ async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupL
     fleet_count = 0
     texts: list[str] = []
     for level, res in zip(used, tables, strict=True):
-        rows = await counted(client, level, Rows.parse(res, (*_FIELDS, compacted.TAG)), FLEET_CUSTOMER, _FIELDS)
+        rows = await counted_read(client, res, level, FLEET_CUSTOMER, _FIELDS)
         for i, count in enumerate(rows.cols["count"]):
             parts = [rows.cols[f][i] for f in fleet_table.FIELDS if rows.cols[f][i]]
             if count and not parts:

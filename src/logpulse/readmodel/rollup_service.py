@@ -27,7 +27,7 @@ import orjson
 from logpulse.readmodel import fleet_tables, influxql, row_sums
 from logpulse.readmodel.batch import Handle, QueryBatch
 from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
-from logpulse.readmodel.counting import Rows, counted
+from logpulse.readmodel.counting import counted_read
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.errors import BadRequest
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
@@ -37,7 +37,6 @@ from logpulse.readmodel.plan import FIELDS, LEVELS, Plan, Who, plan, plan_ranges
 from logpulse.readmodel.schemas import Day, Figures, Fleet, FleetCustomer, Stats, Summary
 from logpulse.readmodel.windows import Windows, concat, in_pairs, read_windows, take
 from logpulse.slo import Slo, budget_remaining, trailing_budgets
-from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import FLEET_CUSTOMER, TAG_CUSTOMER, RollupLevel
 
@@ -163,12 +162,9 @@ class RollupService:
         n_days = len(slo.bounds) - 1
         out = [np.zeros(n_days, np.int64) for _ in range(3)]
         for level, handle in slo.handles:
-            rows = Rows.parse(handle.results, (*fields, compacted.TAG))
+            rows = await counted_read(self.client, handle.results, level, customer, fields, slo.plan)
             if not len(rows):
                 continue
-            rows = await counted(
-                self.client, level, rows.take(slo.plan.keep(level, rows.starts(level))), customer, fields
-            )
             server = rows.cols["server_errors"]
             day = bucket_of(rows.starts(level), slo.bounds)
             columns = ([n or 0 for n in rows.cols["count"]], [e or 0 for e in server], [e is None for e in server])

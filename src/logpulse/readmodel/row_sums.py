@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.counting import Rows, counted
+from logpulse.readmodel.counting import counted_read
 from logpulse.readmodel.plan import Plan
-from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import RollupLevel
 
@@ -38,10 +37,7 @@ async def sums(
     )
     out: dict[str, list[float]] = {}
     for level, level_results in zip(used, results, strict=True):
-        rows = Rows.parse(level_results, (*fields, compacted.TAG))
-        if not len(rows):
-            continue
-        rows = await counted(client, level, rows.take(p.keep(level, rows.starts(level))), None, fields)
+        rows = await counted_read(client, level_results, level, None, fields, p)
         columns = [rows.cols[f] for f in fields]
         for i, customer in enumerate(rows.customers):
             acc = out.setdefault(customer, [0.0] * (2 * len(fields) + 1))

@@ -15,10 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from logpulse.readmodel import counting
-from logpulse.readmodel.counting import Rows
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.plan import Plan, Who
-from logpulse.storage import compacted
 from logpulse.storage.influx import AsyncInfluxQuery
 from logpulse.storage.points import RollupLevel
 
@@ -50,10 +48,9 @@ async def read_windows(
     fields: tuple[str, ...],
 ) -> Windows:
     """The counted rows of a windows read (`counting`) inside the plan's runs, as arrays."""
-    rows = Rows.parse(results, (*fields, compacted.TAG))
+    rows = await counting.counted_read(client, results, level, who, fields, p)
     if not len(rows):
         return Windows.empty()
-    rows = await counting.counted(client, level, rows.take(p.keep(level, rows.starts(level))), who, fields)
 
     def numbers(name: str, dtype: type) -> Any:
         return np.asarray([0 if v is None else v for v in rows.cols.get(name, [])] or [0] * len(rows), dtype=dtype)
