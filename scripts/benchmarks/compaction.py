@@ -36,7 +36,7 @@ from pathlib import Path
 
 from logpulse.storage.influxd import LocalInfluxd
 
-from .support import LEVELS, load_average, load_rollups, rollup_batches, running_api, wrk_urls
+from .support import LEVELS, load_average, load_rollups, process_cpu_s, rollup_batches, running_api, wrk_urls
 
 
 def _shifted(batches: Iterator[list[str]], offset_ns: int) -> Iterator[list[str]]:
@@ -49,20 +49,14 @@ def _shifted(batches: Iterator[list[str]], offset_ns: int) -> Iterator[list[str]
         yield out
 
 
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds so far of one process."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wait_quiet(pid: int | None, limit_s: float = 180.0) -> float:
     """Wait until influxd uses less than 10 % of a core over 5 s (its own compactions after a bulk write
     or many DELETEs run for minutes and would be measured as the answers' cost); the seconds waited."""
     started = time.perf_counter()
     while time.perf_counter() - started < limit_s:
-        cpu = _cpu_s(pid)
+        cpu = process_cpu_s(pid)
         time.sleep(5)
-        if _cpu_s(pid) - cpu < 0.5:
+        if process_cpu_s(pid) - cpu < 0.5:
             break
     return time.perf_counter() - started
 
@@ -114,10 +108,10 @@ def main() -> None:
             apis = {"before": {**env, "PYTHONPATH": str(args.before_src.resolve())}, "": env}
 
         def timed(base: str, name: str, paths: list[str]) -> dict:
-            cpu = _cpu_s(db.pid)
+            cpu = process_cpu_s(db.pid)
             r = wrk_urls(base, work, name, paths, 1, args.seconds)
             answered = r["requests_per_s"] * args.seconds
-            r["influxd_cpu_ms_per_request"] = (_cpu_s(db.pid) - cpu) * 1000 / answered if answered else None
+            r["influxd_cpu_ms_per_request"] = (process_cpu_s(db.pid) - cpu) * 1000 / answered if answered else None
             return r
 
         def measure(name: str) -> None:
@@ -157,9 +151,9 @@ def main() -> None:
         for revision in apis:
             for step in ("late", "compacted"):
                 for figure in ("p50_ms", "api_cpu_ms_per_request", "influxd_cpu_ms_per_request"):
-                    out[f"{revision}stats_{figure}_ratio_{step}_vs_base"] = (
-                        out[step][f"{revision}stats_30d"][figure] / out["base"][f"{revision}stats_30d"][figure]
-                    )
+                    now, base = out[step][f"{revision}stats_30d"][figure], out["base"][f"{revision}stats_30d"][figure]
+                    # None when either side has no figure (nothing answered, or no CPU tick counted)
+                    out[f"{revision}stats_{figure}_ratio_{step}_vs_base"] = now / base if now and base else None
         out["rollups_mb_per_million_requests"] = {
             k: out[k]["rollups_dir_mb"] / (stored / 1e6) for k in ("late", "compacted")
         }

@@ -138,18 +138,28 @@ def measure_stats(env: dict[str, str], work: Path, customers: int, seconds: int)
         return {"single": wrk(base, lua, 1, seconds), "concurrent_32": wrk(base, lua, 32, seconds)}
 
 
+def _parent_and_cpu_s(proc_dir: Path) -> tuple[int, float]:
+    """A process's parent pid and CPU seconds so far (user + system), from its /proc directory."""
+    stat = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()
+    return int(stat[1]), (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds so far of one process."""
+    return _parent_and_cpu_s(Path(f"/proc/{pid}"))[1]
+
+
 def _api_cpu_s(port: int) -> float:
     """CPU seconds so far of the `logpulse serve --port port` process and its children (API_WORKERS)."""
     procs: dict[int, tuple[int, float, str]] = {}  # pid: (parent, cpu s, command line)
-    tick = os.sysconf("SC_CLK_TCK")
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                parent, cpu = _parent_and_cpu_s(d)
                 cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            procs[int(d.name)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / tick, cmd)
+            procs[int(d.name)] = (parent, cpu, cmd)
     roots = {pid for pid, (_, _, cmd) in procs.items() if " serve " in cmd and f"--port {port} " in f"{cmd} "}
     return sum(cpu for pid, (parent, cpu, _) in procs.items() if pid in roots or parent in roots)
 
