@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -110,6 +111,7 @@ def expected(lines: list[str]) -> dict[str, dict[str, Any]]:
             "failed": failed,
             "server": sum(1 for s, _ in rs if s >= 500),
             "uptime": (total - failed) / total * 100,
+            "median": statistics.median(d for _, d in rs),
             "p99": p99(sorted(d for _, d in rs)),
         }
     return out
@@ -304,6 +306,7 @@ def test_overview_lists_every_customer_with_right_numbers(fleet: Fleet, browser:
         assert row["total_requests"] == fmt_int(w["total"]), customer
         assert row["failed_requests"] == fmt_int(w["failed"]), customer
         assert shown(row["uptime"].removesuffix(" %"), w["uptime"], 2), customer
+        assert shown(row["median_latency"], w["median"], 3), customer
         assert shown(row["p99_latency"], w["p99"], 3), customer
         budget = budget_of(w["total"], w["server"], 90.0)  # 5xx only, counted from the lines
         assert shown(row["error_budget_remaining"].removesuffix(" %"), budget * 100, 1), (customer, row, budget)
@@ -361,6 +364,8 @@ def test_sorting_and_search_and_the_url_keeps_them(fleet: Fleet, browser: Any) -
     budget = {c: budget_of(w["total"], w["server"], 90.0) for c, w in fleet.want.items()}
     browser.find_element(By.CSS_SELECTOR, "th[data-sort='error_budget_remaining'] button").click()
     assert order() == sorted(fleet.want, key=lambda c: (budget[c], c))  # least budget left first
+    browser.find_element(By.CSS_SELECTOR, "th[data-sort='median_latency'] button").click()
+    assert order() == sorted(fleet.want, key=lambda c: (-fleet.want[c]["median"], c))  # slowest first
     browser.find_element(By.CSS_SELECTOR, "th[data-sort='p99_latency'] button").send_keys("\n")  # keyboard
     assert order() == sorted(fleet.want, key=lambda c: (-fleet.want[c]["p99"], c))
 

@@ -10,7 +10,7 @@ const PAGE_SIZE = 50;
 const SPARK_CONCURRENCY = 6;
 const DEFAULTS = { from: "", to: "", tz: "UTC", sort: "uptime", order: "asc", q: "", page: "1" };
 // columns whose natural first click is "worst first"
-const DESC_FIRST = new Set(["total_requests", "failed_requests", "p99_latency", "open_incidents"]);
+const DESC_FIRST = new Set(["total_requests", "failed_requests", "median_latency", "p99_latency", "open_incidents"]);
 
 const state = resolveRange(readState(DEFAULTS));
 let fleet = { rows: [], total: null };
@@ -128,8 +128,8 @@ function renderHeader() {
 
 function rowCells(tr) {
   if (tr.cells.length) return tr.cells;
-  for (const col of ["customer_id", "total_requests", "failed_requests", "uptime", "p99_latency", "open_incidents",
-    "error_budget_remaining", "spark"]) {
+  for (const col of ["customer_id", "total_requests", "failed_requests", "uptime", "median_latency", "p99_latency",
+    "open_incidents", "error_budget_remaining", "spark"]) {
     const td = document.createElement(col === "customer_id" ? "th" : "td");
     if (col === "customer_id") {
       td.scope = "row";
@@ -156,7 +156,7 @@ function renderRows() {
     const cells = rowCells(tr);
     if (tr.dataset.customer !== r.customer_id) {
       tr.dataset.customer = r.customer_id;
-      cells[7].replaceChildren();
+      cells[8].replaceChildren();
     }
     const a = cells[0].firstChild;
     setText(a, r.customer_id);
@@ -164,12 +164,13 @@ function renderRows() {
     setText(cells[1], fmtInt(r.total_requests));
     setText(cells[2], fmtInt(r.failed_requests));
     setText(cells[3], fmtPct(r.uptime));
-    setText(cells[4], fmtNum(r.p99_latency));
-    setText(cells[5], r.open_incidents === null ? "–" : fmtInt(r.open_incidents));
-    cells[5].classList.toggle("alert", r.open_incidents > 0);
+    setText(cells[4], fmtNum(r.median_latency));
+    setText(cells[5], fmtNum(r.p99_latency));
+    setText(cells[6], r.open_incidents === null ? "–" : fmtInt(r.open_incidents));
+    cells[6].classList.toggle("alert", r.open_incidents > 0);
     const budget = r.error_budget_remaining;
-    setText(cells[6], budget === null || budget === undefined ? "–" : fmtPct(budget * 100, 1));
-    cells[6].classList.toggle("alert", budget !== null && budget !== undefined && budget <= 0);
+    setText(cells[7], budget === null || budget === undefined ? "–" : fmtPct(budget * 100, 1));
+    cells[7].classList.toggle("alert", budget !== null && budget !== undefined && budget <= 0);
   });
   const pages = Math.max(1, Math.ceil(view.length / PAGE_SIZE));
   const of = fleet.partial ? "…" : fmtInt(view.length);
@@ -239,12 +240,12 @@ async function loadSparklines() {
     const id = tr.dataset.customer;
     return sparkFor(id, w).then(
       (svg) => {
-        if (svg && tr.dataset.customer === id && tr.cells[7].firstChild !== svg) tr.cells[7].replaceChildren(svg);
+        if (svg && tr.dataset.customer === id && tr.cells[8].firstChild !== svg) tr.cells[8].replaceChildren(svg);
       },
       (err) => {
         if (tr.dataset.customer === id) {
-          tr.cells[7].textContent = "–";
-          tr.cells[7].title = err.message;
+          tr.cells[8].textContent = "–";
+          tr.cells[8].title = err.message;
         }
       },
     );
@@ -260,8 +261,8 @@ function applyOpen() {
 
 /** Fleet figures and open incidents are fetched together; the table renders as soon as the figures are in. */
 /** Sort keys GET /stats sorts by itself (ties by customer id, as compare() does). */
-const SERVER_SORTS = new Set(["customer_id", "total_requests", "failed_requests", "uptime", "p99_latency",
-  "error_budget_remaining"]);
+const SERVER_SORTS = new Set(["customer_id", "total_requests", "failed_requests", "uptime", "median_latency",
+  "p99_latency", "error_budget_remaining"]);
 /** Live refreshes of a server-sorted first page re-read that page only; the whole fleet at most this often. */
 const FULL_REFRESH_MS = 30000;
 let lastFull = 0;
