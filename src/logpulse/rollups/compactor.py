@@ -88,15 +88,17 @@ def _rows(
     writer: InfluxWriter, level: RollupLevel, a: int, b: int, customer: str | None = None
 ) -> dict[str, list[Row]]:
     who = "" if customer is None else f"{quote_ident(TAG_CUSTOMER)} = {quote_literal(customer)} AND "
-    q = (
-        f"SELECT {', '.join(quote_ident(f) for f in _FIELDS)} FROM {rollup_from(level)} "
-        f"WHERE {who}time >= {a} AND time < {b} GROUP BY {quote_ident(TAG_CUSTOMER)}"
-    )
     out: dict[str, list[Row]] = defaultdict(list)
-    for result in writer.query(q):
+    for result in writer.query(_per_customer(level, _FIELDS, f"{who}time >= {a} AND time < {b}")):
         for tags, row in series_rows(result):
             out[tags.get(TAG_CUSTOMER, "")].append(_row(row))
     return out
+
+
+def _per_customer(level: RollupLevel, fields: tuple[str, ...], where: str) -> str:
+    """The SELECT of `fields` of a level's points matching `where`, one series per customer."""
+    selected = ", ".join(quote_ident(f) for f in fields)
+    return f"SELECT {selected} FROM {rollup_from(level)} WHERE {where} GROUP BY {quote_ident(TAG_CUSTOMER)}"
 
 
 def _row(row: dict[str, Any]) -> Row:
@@ -151,9 +153,7 @@ def _delete_statements(level: RollupLevel, customer: str, plans: list[WindowPlan
 
 def _holds_work(writer: InfluxWriter, level: RollupLevel, a: int, b: int) -> bool:
     """Does a window starting in [a, b) hold more than one point (step 0 of the module docstring)?"""
-    where = f"time >= {a} AND time < {b}"
-    q = f'SELECT "count" FROM {rollup_from(level)} WHERE {where} GROUP BY {quote_ident(TAG_CUSTOMER)}'
-    for result in writer.query(q):
+    for result in writer.query(_per_customer(level, ("count",), f"time >= {a} AND time < {b}")):
         for s in result.get("series", []) or []:
             times = np.asarray([row[0] for row in s.get("values") or []], np.int64)
             starts = times - times % level.window_ns

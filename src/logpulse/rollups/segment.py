@@ -45,10 +45,23 @@ class CustomerIndex:
         self.numbers: dict[str, int] = {}
 
     def of(self, customers: list[str]) -> Int64Array:
-        found = np.fromiter(map(self.numbers.get, customers, itertools.repeat(-1)), np.int64, len(customers))
-        for i in np.flatnonzero(found < 0).tolist():
-            found[i] = self.numbers.setdefault(customers[i], len(self.numbers))
-        return found
+        return numbered(self.numbers, customers)
+
+
+def numbered(numbers: dict[str, int], customers: list[str], names: list[str] | None = None) -> Int64Array:
+    """Each customer's number in `numbers`, numbering the new ones in order (and appending them to
+    `names`, the list those numbers index): one C-level lookup pass, then a Python step per new
+    customer only (a part holds thousands of customers, few of them new)."""
+    found = np.fromiter(map(numbers.get, customers, itertools.repeat(-1)), np.int64, len(customers))
+    for i in np.flatnonzero(found < 0).tolist():
+        c = customers[i]
+        n = numbers.get(c)  # a customer twice among the new ones
+        if n is None:
+            n = numbers[c] = len(numbers)
+            if names is not None:
+                names.append(c)
+        found[i] = n
+    return found
 
 
 class SegmentColumns:
@@ -112,18 +125,8 @@ class SegmentColumns:
     # ----- rows ------------------------------------------------------------------------------
 
     def customer_numbers(self, customers: list[str]) -> Int64Array:
-        """The segment's number of each customer id, numbering the new ones: one C-level lookup pass,
-        then a Python step per new customer only (a part holds thousands of customers, few new)."""
-        found = np.fromiter(map(self.numbers.get, customers, itertools.repeat(-1)), np.int64, len(customers))
-        missing = np.flatnonzero(found < 0).tolist()
-        for i in missing:
-            c = customers[i]
-            n = self.numbers.get(c)
-            if n is None:
-                n = self.numbers[c] = len(self.names)
-                self.names.append(c)
-            found[i] = n
-        return found
+        """The segment's number of each customer id (`names` index), numbering the new ones."""
+        return numbered(self.numbers, customers, self.names)
 
     def customer_numbers_by(self, customers: list[str], ids: Int64Array, index: CustomerIndex) -> Int64Array:
         """`customer_numbers(customers)`, given their numbers in the file's `index` (`ids`): a numpy
