@@ -1,8 +1,9 @@
 """The values that flow through the dataflow, in the order they flow.
 
 source  --Chunk-->  LOG_FORMAT parser  --ParsedChunk (RequestColumns across customers)-->
-        rollups, and the sink (scoring off) or (shard, [RequestBatch per customer]) --scoring-->
-        ScoredBatch --> sink (line protocol to InfluxDB)
+        rollups, and the sink (scoring off) or (shard, ShardRequests: its rows of the chunk) --scoring-->
+        ScoredBatch per customer --> sink (line protocol to InfluxDB)
+The chunk's numbers (`RequestValues`) are made once, for the rollups and scoring alike.
 Rejected lines leave as `Reject` to the dead-letter file.
 
 Batches are columnar (one list per field) because per-item engine overhead and per-line Python calls
@@ -96,8 +97,9 @@ class RequestColumns:
 
     Why across customers: with 10,000 customers a chunk holds thousands of customers of one or two
     lines each, and a `RequestBatch` per customer cost more than parsing their lines (profiled). The
-    rollups and the raw points' encoder read these columns whole; per-customer batches are built
-    (`batches`) only for the scorer.
+    rollups, the scorer (a shard's rows of them, `ShardRequests`) and the raw points' encoder read
+    these columns; per-customer batches are built (`batches`) for a scored shard's output and for
+    reading one line back (`LineRecord`).
 
     `customers` are the distinct stored customer ids, numbered in the order of their first request
     here; `codes` gives each request's customer number. `times` are Python ints (a time beyond int64
@@ -310,8 +312,8 @@ class ParsedChunk:
 
     @property
     def batches(self) -> dict[str, RequestBatch]:
-        """The accepted lines grouped by customer (the scorer's input): built on first use, then the
-        same objects until `requests` is replaced."""
+        """The accepted lines grouped by customer: built on first use, then the same objects until
+        `requests` is replaced."""
         cached = self._batches
         if cached is None or cached[0] is not self.requests:
             cached = self._batches = (self.requests, self.requests.batches())
