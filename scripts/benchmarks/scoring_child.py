@@ -128,13 +128,14 @@ def _sharded(
     shards: dict[str, Any] = {}
     final: dict[tuple[str, str, int], Any] = {}
     versions = 0
+    columns = "requests" in inspect.signature(by_shard).parameters  # older revisions: per-customer batches
     for p in parsed:
         outs = []
-        for key, batches in by_shard(p.batches, SHARDS):
+        for key, item in by_shard(p.requests if columns else p.batches, SHARDS):
             shard = shards.get(key)
             if shard is None:
                 shard = shards[key] = shard_scorer(config)
-            outs += shard.score(batches)
+            outs += shard.score(item)
         if p.batches:
             earliest = min(min(b.times) for b in p.batches.values() if b.times)
             tick = clock.advance(path, earliest, wall_ns=time.time_ns(), seen=list(p.batches))

@@ -1,8 +1,9 @@
 """The values that flow through the dataflow, in the order they flow.
 
 source  --Chunk-->  LOG_FORMAT parser  --ParsedChunk (RequestColumns across customers)-->
-        rollups, and the sink (scoring off) or (shard, [RequestBatch per customer]) --scoring-->
-        ScoredBatch --> sink (line protocol to InfluxDB)
+        rollups, and the sink (scoring off) or (shard, ShardRequests: its rows of the chunk) --scoring-->
+        ScoredBatch per customer --> sink (line protocol to InfluxDB)
+The chunk's numbers (`RequestValues`) are made once, for the rollups and scoring alike.
 Rejected lines leave as `Reject` to the dead-letter file.
 
 Batches are columnar (one list per field) because per-item engine overhead and per-line Python calls
@@ -96,8 +97,9 @@ class RequestColumns:
 
     Why across customers: with 10,000 customers a chunk holds thousands of customers of one or two
     lines each, and a `RequestBatch` per customer cost more than parsing their lines (profiled). The
-    rollups and the raw points' encoder read these columns whole; per-customer batches are built
-    (`batches`) only for the scorer.
+    rollups, the scorer (a shard's rows of them, `ShardRequests`) and the raw points' encoder read
+    these columns; per-customer batches are built (`batches`) for a scored shard's output and for
+    reading one line back (`LineRecord`).
 
     `customers` are the distinct stored customer ids, numbered in the order of their first request
     here; `codes` gives each request's customer number. `times` are Python ints (a time beyond int64
@@ -110,9 +112,17 @@ class RequestColumns:
     paths: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     durations: list[str] = field(default_factory=list)
+    _values: RequestValues | None = field(default=None, repr=False, kw_only=True)
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def values(self) -> RequestValues:
+        """The requests as numbers, made on first use and shared by the rollups and scoring (the
+        columns are never changed once parsed: a step that changes them makes new `RequestColumns`)."""
+        if self._values is None:
+            self._values = RequestValues.of(self)
+        return self._values
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         """Compact pickling for the exchange between cluster processes (a chunk keyed by file): one
@@ -198,6 +208,84 @@ class RequestColumns:
         }
 
 
+@dataclass(slots=True)
+class RequestValues:
+    """A chunk's requests as numbers, in line order: what the rollups and scoring compute with.
+
+    Why shared: turning every line's time, status and duration text into numbers is a per-line cost,
+    and both the rollup step and the scorer need the same numbers of the same chunk."""
+
+    times: npt.NDArray[np.int64]
+    failed: npt.NDArray[np.bool_]  # status >= 400
+    server_errors: npt.NDArray[np.bool_]  # status >= 500
+    durations: npt.NDArray[np.float64]  # seconds
+
+    @classmethod
+    def of(cls, requests: RequestColumns) -> RequestValues:
+        n = len(requests.times)
+        failed, server_errors = _status_flags(requests.statuses)
+        return cls(
+            np.fromiter(requests.times, np.int64, n),
+            failed,
+            server_errors,
+            np.fromiter(map(float, requests.durations), np.float64, n),
+        )
+
+    def take(self, rows: npt.NDArray[np.int64]) -> RequestValues:
+        return RequestValues(self.times[rows], self.failed[rows], self.server_errors[rows], self.durations[rows])
+
+
+def _status_flags(statuses: list[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """(status >= 400, status >= 500) per line: statuses are 3 digits, so the first byte of each decides
+    (one join and numpy comparisons instead of a Python call per line; measured 9x faster)."""
+    n = len(statuses)
+    joined = "".join(statuses).encode("ascii", "replace")
+    if len(joined) == 3 * n:
+        first = np.frombuffer(joined, dtype=np.uint8)[0::3]
+        return first >= ord("4"), first >= ord("5")
+    return (
+        np.fromiter(map("400".__le__, statuses), np.bool_, n),
+        np.fromiter(map("500".__le__, statuses), np.bool_, n),
+    )
+
+
+@dataclass(slots=True, eq=False)
+class ShardRequests:
+    """One scoring shard's requests of a chunk: rows of the chunk's columns, customer by customer.
+
+    A view, not a copy: `rows` index the chunk's `RequestColumns` (and its `values()`), so splitting a
+    chunk between shards costs a sort of its customer numbers, not a step per line. `customers` are
+    the shard's customers in order of their first request in the chunk, customer i's requests are
+    `rows[bounds[i]:bounds[i + 1]]`, in line order. Pickled (the exchange between cluster workers,
+    keyed by shard) it carries only its own rows."""
+
+    requests: RequestColumns
+    rows: npt.NDArray[np.int64]
+    customers: list[str]
+    bounds: list[int]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def values(self) -> RequestValues:
+        return self.requests.values().take(self.rows)
+
+    def batches(self) -> list[RequestBatch]:
+        """One `RequestBatch` per customer, in `customers` order."""
+        times, paths, statuses, durations = self.requests.taken(self.rows)
+        return [
+            RequestBatch(name, times[a:b], paths[a:b], statuses[a:b], durations[a:b])
+            for name, a, b in zip(self.customers, self.bounds, self.bounds[1:], strict=False)
+        ]
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        if len(self.rows) == len(self.requests):  # all of the chunk's rows: nothing to leave out
+            return ShardRequests, (self.requests, self.rows, self.customers, self.bounds)
+        codes = np.repeat(np.arange(len(self.customers), dtype=np.int64), np.diff(self.bounds))
+        own = RequestColumns(self.customers, codes, *self.requests.taken(self.rows))
+        return ShardRequests, (own, np.arange(len(self.rows), dtype=np.int64), self.customers, self.bounds)
+
+
 def _unpack_columns(
     codes: npt.NDArray[np.int64], times: bytes, customers: str, paths: str, statuses: str, durations: str
 ) -> RequestColumns:
@@ -224,8 +312,8 @@ class ParsedChunk:
 
     @property
     def batches(self) -> dict[str, RequestBatch]:
-        """The accepted lines grouped by customer (the scorer's input): built on first use, then the
-        same objects until `requests` is replaced."""
+        """The accepted lines grouped by customer: built on first use, then the same objects until
+        `requests` is replaced."""
         cached = self._batches
         if cached is None or cached[0] is not self.requests:
             cached = self._batches = (self.requests, self.requests.batches())
@@ -268,12 +356,16 @@ def incident_id(customer_id: str, kind: str, start_ns: int) -> str:
     return hashlib.blake2b(f"{customer_id}|{kind}|{start_ns}".encode(), digest_size=8).hexdigest()
 
 
+Scores = npt.NDArray[np.float64]
+"""Anomaly scores, one per request, rounded to 0.01."""
+
+
 @dataclass(slots=True)
 class ScoredBatch:
     """A customer's batch after scoring: one anomaly score per request plus incidents to upsert."""
 
     batch: RequestBatch
-    scores: list[float] | None = None
+    scores: Scores | None = None
     incidents: list[Incident] = field(default_factory=list)
 
 

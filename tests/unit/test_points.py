@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from logpulse.model import Incident, RequestBatch, RequestColumns, RollupRows, ScoredBatch
 from logpulse.storage.points import (
     columns_request_lines,
@@ -32,7 +36,7 @@ def test_string_field_escaping() -> None:
 
 def test_scores_and_incidents() -> None:
     b = RequestBatch("c", [5], ["/a"], ["500"], ["3"])
-    assert request_lines(ScoredBatch(b, [12.34567]))[0].endswith(",anomaly_score=12.35 5")
+    assert request_lines(ScoredBatch(b, np.array([12.34567])))[0].endswith(",anomaly_score=12.35 5")
     inc = Incident("c", "errors", 100, 200, 7.5, 42, summary='errors 9% "now"', detected_ns=150)
     assert incident_line(inc) == (
         "anomalies,customer_id=c,kind=errors end=200i,score=7.5,requests=42i,"
@@ -45,6 +49,21 @@ def test_scores_and_incidents() -> None:
     assert write_mark_line("c", 3, 1, 2, 9, 512) == (
         "writes,customer_id=c,writer=3 min_time=1i,max_time=2i,backlog_bytes=512i 9"
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=1e5, allow_nan=False), max_size=50))
+def test_score_column_encodes_as_each_score_formatted(raw: list[float]) -> None:
+    """The scorer's column (rounded to 0.01, as the scorer rounds) gives each line the text of
+    `f"{score:.2f}"`, whether the score is looked up (below 100) or formatted."""
+    scores = np.round(np.array(raw, dtype=np.float64), 2)
+    n = len(raw)
+    b = RequestBatch("c", list(range(n)), ["/p"] * n, ["200"] * n, ["0.1"] * n)
+    expected = [
+        f'requests,customer_id=c path="/p",status=200i,failed=0i,duration=0.1,anomaly_score={x:.2f} {t}'
+        for t, x in enumerate(scores.tolist())
+    ]
+    assert request_lines(ScoredBatch(b, scores)) == expected
 
 
 def test_request_batch_pickles_compactly_and_exactly() -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.test_scoring import T0, _days_of_traffic, config
 from tests.unit.test_scoring_state import sparse
 
-from logpulse.model import Incident, RequestBatch, ScoredBatch, Tick
+from logpulse.model import Incident, RequestBatch, RequestColumns, ScoredBatch, ShardRequests, Tick
 from logpulse.scoring.scorer import CustomerScorer
 from logpulse.scoring.shard import ShardScorer, by_shard, shard_of
 from logpulse.scoring.step import ShardLogic
@@ -59,6 +59,17 @@ def chunks(data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[d
     return out
 
 
+def shard_item(batches: list[RequestBatch]) -> ShardRequests:
+    """A chunk of these customers' lines, batch after batch, as the dataflow gives it to the scorer
+    (`by_shard` with one shard)."""
+    lines = [
+        (b.customer_id, *line) for b in batches for line in zip(b.times, b.paths, b.statuses, b.durations, strict=True)
+    ]
+    customers, times, paths, statuses, durations = (list(column) for column in zip(*lines, strict=True))
+    [(_, item)] = by_shard(RequestColumns.of_lines(customers, times, paths, statuses, durations), 1)
+    return item
+
+
 def tick_of(batches: dict[str, RequestBatch], met: set[str]) -> Tick:
     """As the stream clock: the chunk's earliest line, minus one bucket, naming the customers it met
     first in this chunk (`met`: those it met before, updated)."""
@@ -74,7 +85,8 @@ Outputs = dict[str, list[tuple[object, ...]]]
 def record(out: Outputs, scored: list[ScoredBatch]) -> None:
     for sb in scored:
         incidents = [(i.kind, i.status, i.start_ns, i.end_ns, i.peak_score, i.requests) for i in sb.incidents]
-        out.setdefault(sb.batch.customer_id, []).append((sb.scores, incidents))
+        scores = [] if sb.scores is None else sb.scores.tolist()
+        out.setdefault(sb.batch.customer_id, []).append((scores, incidents))
 
 
 def oracle(stream: list[dict[str, RequestBatch]], cfg: object) -> tuple[Outputs, dict[str, CustomerScorer]]:
@@ -89,7 +101,7 @@ def oracle(stream: list[dict[str, RequestBatch]], cfg: object) -> tuple[Outputs,
         for c, s in scorers.items():
             incidents = s.tick(tick)
             if incidents:
-                record(out, [ScoredBatch(RequestBatch(c), [], incidents)])
+                record(out, [ScoredBatch(RequestBatch(c), None, incidents)])
     return out, scorers
 
 
@@ -107,7 +119,7 @@ def test_a_shard_decides_exactly_as_customers_ticked_one_by_one(monkeypatch: pyt
     got: Outputs = {}
     met: set[str] = set()
     for i, batches in enumerate(stream):
-        record(got, shard.score(list(batches.values())))
+        record(got, shard.score(shard_item(list(batches.values()))))
         if i == len(stream) // 2:  # a restart mid-stream: the snapshot restored goes on alike
             logic = ShardLogic(cfg, 1, 300 * S, None, recoverable=True)
             logic.shard = shard
@@ -137,9 +149,29 @@ def test_shards_are_stable_and_spread() -> None:
     assert [shard_of(c, 64) for c in ("acme", "cust_7", "ü")] == ["62", "2", "21"]  # zlib.crc32 % 64, in any process
     counts = Counter(shard_of(f"cust_{i}", 64) for i in range(10_000))
     assert len(counts) == 64 and max(counts.values()) < 2 * 10_000 / 64
-    grouped = by_shard({c: RequestBatch(c, [1]) for c in ("a", "b", "c", "d")}, 2)
-    assert sorted(b.customer_id for _, bs in grouped for b in bs) == ["a", "b", "c", "d"]
-    assert all(shard_of(b.customer_id, 2) == key for key, bs in grouped for b in bs)
+    names = ["d", "a", "c", "a", "b", "d", "c"]
+    chunk = RequestColumns.of_lines(names, list(range(7)), ["/p"] * 7, ["200"] * 7, ["0.1"] * 7)
+    grouped = by_shard(chunk, 2)
+    assert sorted(c for _, item in grouped for c in item.customers) == ["a", "b", "c", "d"]
+    assert all(shard_of(c, 2) == key for key, item in grouped for c in item.customers)
+    # each customer's lines, in line order, as its batch of the chunk
+    assert {b.customer_id: b for _, item in grouped for b in item.batches()} == chunk.batches()
+
+
+def test_a_shard_item_pickles_only_its_own_rows() -> None:
+    """Between cluster workers a shard's item carries its customers' lines, not the whole chunk's,
+    and arrives with the same batches and the same numbers."""
+    names = [f"c{i % 10}" for i in range(100)]
+    chunk = RequestColumns.of_lines(names, list(range(100)), ["/p"] * 100, ["503", "200"] * 50, ["0.25"] * 100)
+    grouped = by_shard(chunk, 4)
+    assert len(grouped) > 1
+    for _, item in grouped:
+        back = pickle.loads(pickle.dumps(item))
+        assert len(back.requests) == len(item) < len(chunk)
+        assert back.batches() == item.batches() and back.customers == item.customers
+        mine, theirs = item.values(), back.values()
+        assert np.array_equal(mine.times, theirs.times) and np.array_equal(mine.failed, theirs.failed)
+        assert np.array_equal(mine.durations, theirs.durations)
 
 
 def _incident_keys(incidents: list[Incident]) -> list[tuple[str, int]]:
@@ -154,7 +186,7 @@ def test_a_snapshot_repickles_only_changed_customers() -> None:
     stream = chunks({c: sparse(i, 6, 120) for i, c in enumerate("abc")})[:30]
     met: set[str] = set()
     for batches in stream:
-        logic.on_item(list(batches.values()))
+        logic.on_item(shard_item(list(batches.values())))
         logic.on_item(tick_of(batches, met))
     first = logic.snapshot()
     last = max(t for b in stream[-1].values() for t in b.times) // (BUCKET * S)
@@ -164,14 +196,14 @@ def test_a_snapshot_repickles_only_changed_customers() -> None:
     third = logic.snapshot()
     assert all(third.customers[c][0] is second.customers[c][0] for c in "abc")
     assert all(third.customers[c][1] == second.customers[c][1] + 1 for c in "abc")
-    logic.on_item([RequestBatch("a", [(last + 5) * BUCKET * S], ["/p"], ["200"], ["0.100"])])
+    logic.on_item(shard_item([RequestBatch("a", [(last + 5) * BUCKET * S], ["/p"], ["200"], ["0.100"])]))
     fourth = logic.snapshot()
     assert fourth.customers["a"][0] is not third.customers["a"][0]
     assert fourth.customers["b"][0] is third.customers["b"][0] and first.customers
 
     ingest = ShardLogic(cfg, 1, 300 * S, None, recoverable=False)
     for batches in stream:
-        ingest.on_item(list(batches.values()))
+        ingest.on_item(shard_item(list(batches.values())))
     snap = ingest.snapshot()
     assert snap.customers == {} and snap.watermark == ingest.shard.watermark
     assert ShardLogic(cfg, 1, 300 * S, snap, recoverable=False).shard.scorers == {}
@@ -181,7 +213,7 @@ def test_changing_the_shard_count_keeps_only_customers_still_in_the_shard() -> N
     cfg = config()
     logic = ShardLogic(cfg, 4, 300 * S, None, recoverable=True)
     customers = [c for c in (f"c{i}" for i in range(40)) if shard_of(c, 4) == "1"]
-    logic.on_item([RequestBatch(c, [T0 * S], ["/p"], ["200"], ["0.1"]) for c in customers])
+    logic.on_item(shard_item([RequestBatch(c, [T0 * S], ["/p"], ["200"], ["0.1"]) for c in customers]))
     restored = ShardLogic(cfg, 8, 300 * S, logic.snapshot(), recoverable=True)
     assert set(restored.shard.scorers) == {c for c in customers if shard_of(c, 8) == "1"}
     assert 0 < len(restored.shard.scorers) < len(customers)
@@ -195,11 +227,11 @@ def test_a_tick_passes_by_customers_the_clock_had_not_met() -> None:
     cfg = config()
     shard = ShardScorer(cfg)
     day = chunks({"steady": sparse(0, 200, 120)})
-    shard.score(list(day[0].values()))  # the first chunk of the 2024 log, before the clock saw it
+    shard.score(shard_item(list(day[0].values())))  # the first chunk of the 2024 log, before the clock saw it
     now_bucket = (T0 + 2 * 365 * 86400) // BUCKET
     assert shard.tick(Tick(now_bucket * BUCKET * S, ("intruder",))) == []  # the clock met only the intruder
     for batches in day[1:40]:
-        for sb in shard.score(list(batches.values())):
+        for sb in shard.score(shard_item(list(batches.values()))):
             assert not sb.incidents
     steady = shard.scorers["steady"]
     assert steady.watermark < now_bucket - 1000 and steady.next_bucket is not None
@@ -216,7 +248,7 @@ def test_a_tick_that_names_a_customer_before_its_first_batch_is_kept() -> None:
     cfg = config()
     logic = ShardLogic(cfg, 64, 10**18, None, recoverable=True)
 
-    def feed(item: Tick | list[RequestBatch]) -> None:
+    def feed(item: Tick | ShardRequests) -> None:
         nonlocal logic
         _out, keep = logic.on_item(item)
         if keep == ShardLogic.DISCARD:  # what Bytewax does: the next item gets a new logic
@@ -225,7 +257,7 @@ def test_a_tick_that_names_a_customer_before_its_first_batch_is_kept() -> None:
     day = chunks({"steady": sparse(0, 200, 120)})
     first = day[0]["steady"]
     feed(Tick(first.times[-1], ("steady",)))  # the clock named it; its batch is still on the way
-    feed([first])
+    feed(shard_item([first]))
     later = (max(first.times) // (BUCKET * S) + 1000) * BUCKET * S
     feed(Tick(later, ()))
     assert "steady" not in logic.shard.fresh

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 import time
 
+from tests.unit.test_scoring_shard import shard_item
+
 from logpulse.config import Settings
 from logpulse.model import RequestBatch, Tick
 from logpulse.scoring.baselines import ScoringConfig
@@ -82,6 +84,6 @@ def test_a_scorer_beyond_now_starts_afresh() -> None:
     logic = ShardLogic(config, 1, 300 * S, snap, recoverable=True)
     assert set(logic.shard.scorers) == {"d"}
     batch = RequestBatch("c", [T + i * S for i in range(60)], ["/p"] * 60, ["200"] * 60, ["0.1"] * 60)
-    logic.on_item([batch])
+    logic.on_item(shard_item([batch]))
     fresh = logic.shard.scorers["c"]
     assert fresh.watermark * int(config.bucket_s * S) <= T + 60 * S

@@ -5,7 +5,7 @@
     parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
     by_shard (SCORING_SHARDS, a stable hash of the
-              customer id; scoring/shard.py)          -> (shard, [RequestBatch of each customer])
+              customer id; scoring/shard.py)          -> (shard, ShardRequests: its rows of the chunk)
     clock (one key: the stream's event-time clock)    -> (shard, Tick) for every shard
     score (keyed by shard: its customers' baselines
            live on one worker, in recovery snapshots;
@@ -152,8 +152,8 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     scored: op.KeyedStream[list[ScoredBatch]] | op.KeyedStream[ParsedChunk]
     if settings.scoring_enabled:
         scoring_shards = settings.scoring_shards
-        # the scorer's input: per-customer batches, built here only (`ParsedChunk.batches`)
-        keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.batches, scoring_shards))
+        # the scorer's input: each shard's rows of the chunk's columns (`ShardRequests`)
+        keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.requests, scoring_shards))
         clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
         ticks = op.flat_map("tick_shards", clock, lambda kv: tick_per_shard(kv[1], scoring_shards))
         items: op.KeyedStream[ShardItem] = op.merge("batches_and_ticks", keyed, ticks)

@@ -37,20 +37,6 @@ class RollupPart:
     path: str = ""  # the file read (its size bounds what an earlier run may have written: `RollupLogic`)
 
 
-def _failed(statuses: list[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """(status >= 400, status >= 500) per line: statuses are 3 digits, so the first byte of each decides
-    (one join and numpy comparisons instead of a Python call per line; measured 9x faster)."""
-    n = len(statuses)
-    joined = "".join(statuses).encode("ascii", "replace")
-    if len(joined) == 3 * n:
-        first = np.frombuffer(joined, dtype=np.uint8)[0::3]
-        return first >= ord("4"), first >= ord("5")
-    return (
-        np.fromiter(map("400".__le__, statuses), np.bool_, n),
-        np.fromiter(map("500".__le__, statuses), np.bool_, n),
-    )
-
-
 def rollup_part(parsed: ParsedChunk) -> tuple[str, RollupPart] | None:
     """Columns of a parsed chunk keyed by its file (the rollup state's key), or None if it has no lines:
     the parser's columns as they are (customers numbered, one entry per line), no step per customer."""
@@ -59,18 +45,9 @@ def rollup_part(parsed: ParsedChunk) -> tuple[str, RollupPart] | None:
     if n == 0:
         return None
     file_key, start, end = parsed.span
-    failed, server_errors = _failed(r.statuses)
+    v = r.values()
     part = RollupPart(
-        file_key,
-        start,
-        end,
-        r.customers,
-        r.codes,
-        np.fromiter(r.times, np.int64, n),
-        failed,
-        server_errors,
-        np.fromiter(map(float, r.durations), np.float64, n),
-        parsed.path,
+        file_key, start, end, r.customers, r.codes, v.times, v.failed, v.server_errors, v.durations, parsed.path
     )
     return str(file_key), part
 

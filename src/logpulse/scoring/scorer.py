@@ -41,7 +41,7 @@ import sys
 
 import numpy as np
 
-from logpulse.model import Incident, RequestBatch, ScoredBatch, Tick
+from logpulse.model import Incident, RequestBatch, ScoredBatch, Scores, Tick
 from logpulse.scoring import per_bucket, runs
 from logpulse.scoring.baselines import TrafficBaseline
 from logpulse.scoring.history import History
@@ -104,11 +104,12 @@ class CustomerScorer(ScorerState):
         failed = np.fromiter(map("400".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
         server = np.fromiter(map("500".__le__, batch.statuses), dtype=bool, count=len(batch.statuses))
         scale = self.latency_scale()
+        scores: Scores
         if scale is None:
-            scores = [0.0] * len(logs)
+            scores = np.zeros(len(logs))
         else:  # winsorized: one very slow request is not a trend
             mu, sigma, clip = scale
-            scores = np.round(np.maximum((logs - mu) / sigma, 0.0), 2).tolist()
+            scores = np.round(np.maximum((logs - mu) / sigma, 0.0), 2).astype(np.float64)
             logs = np.minimum(logs, clip)
         return self.score_columns(batch, times, logs, failed, server, scores)
 
@@ -128,7 +129,7 @@ class CustomerScorer(ScorerState):
         logs: np.ndarray,
         failed: np.ndarray,
         server: np.ndarray,
-        scores: list[float],
+        scores: Scores,
     ) -> ScoredBatch:
         """`score` on the batch's columns: event times (ns), ln(duration) already clipped, failed and
         5xx flags, the requests' scores (`latency_scale` as of before this batch). A shard of

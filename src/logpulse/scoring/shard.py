@@ -19,21 +19,23 @@ and ticks reach a shard by different paths, so a tick can arrive before the chun
 after a chunk of a customer the clock had not met yet when it passed: without this, a tick moved far
 ahead by one file (another file not yet read) would later be applied to every customer of the shard.
 
-Per batch item, the request columns of all its batches are built, scored and clipped with a few
-numpy calls (`_Columns`), each customer's baseline as of before its batch (a customer has at most
-one batch per chunk); the buckets are then completed per customer (`CustomerScorer.score_columns`).
+A chunk reaches a shard as rows of the chunk's columns (`by_shard`, `ShardRequests`): its requests'
+numbers, made once per chunk for the rollups and scoring alike (`RequestColumns.values`), are taken,
+scored and clipped with a few numpy calls (`_Columns`), each customer's baseline as of before its
+batch (a customer has at most one batch per chunk); the buckets are then completed per customer
+(`CustomerScorer.score_columns`). The scores stay a numpy column to the raw points' encoder.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import zlib
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
 
-from logpulse.model import RequestBatch, ScoredBatch, Tick
+from logpulse.model import RequestBatch, RequestColumns, ScoredBatch, Scores, ShardRequests, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.scorer import CustomerScorer
 from logpulse.scoring.state import NS
@@ -53,18 +55,43 @@ def tick_per_shard(tick: Tick, shards: int) -> list[tuple[str, Tick]]:
     return [(str(i), Tick(tick.time_ns, tuple(joined.get(str(i), ())))) for i in range(shards)]
 
 
-def by_shard(batches: dict[str, RequestBatch], shards: int) -> list[tuple[str, list[RequestBatch]]]:
-    """A chunk's per-customer batches grouped into one item per shard."""
-    grouped: dict[str, list[RequestBatch]] = {}
-    for customer, batch in batches.items():
-        grouped.setdefault(shard_of(customer, shards), []).append(batch)
-    return list(grouped.items())
+def by_shard(requests: RequestColumns, shards: int) -> list[tuple[str, ShardRequests]]:
+    """A chunk's requests split into one item per shard (shards in order of their first customer in
+    the chunk), each its customers' rows in order of their first request: one sort of the lines by
+    (shard, customer), no step per line."""
+    if not len(requests):
+        return []
+    names = requests.customers
+    rank: dict[str, int] = {}
+    keys = [rank.setdefault(shard_of(c, shards), len(rank)) for c in names]
+    shard_rank = np.array(keys, dtype=np.int64)
+    codes = requests.codes
+    rows = np.argsort(shard_rank[codes] * len(names) + codes, kind="stable")
+    by_row = codes[rows]
+    starts = np.flatnonzero(np.concatenate(([True], by_row[1:] != by_row[:-1])))
+    run_customer = by_row[starts]
+    run_shard = shard_rank[run_customer]
+    cuts = np.flatnonzero(np.concatenate(([True], run_shard[1:] != run_shard[:-1], [True]))).tolist()
+    edges, customers = [*starts.tolist(), len(rows)], run_customer.tolist()
+    shard_names = list(rank)
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        first, end = edges[a], edges[b]
+        out.append(
+            (
+                shard_names[keys[customers[a]]],
+                ShardRequests(
+                    requests, rows[first:end], [names[c] for c in customers[a:b]], [e - first for e in edges[a : b + 1]]
+                ),
+            )
+        )
+    return out
 
 
 @dataclass(slots=True)
 class _Columns:
-    """The request columns of several customers' batches, concatenated: ln(duration), failed and 5xx
-    flags, event times, and each batch's offset (`bounds[i]:bounds[i + 1]`)."""
+    """The numbers of a shard's requests as the scorer takes them: event times, ln(duration), failed
+    and 5xx flags, and each customer's offset (`bounds[i]:bounds[i + 1]`)."""
 
     times: np.ndarray
     logs: np.ndarray
@@ -73,25 +100,16 @@ class _Columns:
     bounds: list[int]
 
     @classmethod
-    def of(cls, batches: list[RequestBatch]) -> _Columns:
-        sizes = [len(b.times) for b in batches]
-        n = sum(sizes)
-        statuses = list(chain.from_iterable(b.statuses for b in batches))
-        durations = np.asarray(list(chain.from_iterable(b.durations for b in batches)), dtype=np.float64)
-        return cls(
-            np.fromiter(chain.from_iterable(b.times for b in batches), dtype=np.int64, count=n),
-            np.log(np.maximum(durations.reshape(n), 1e-6)),
-            np.fromiter(map("400".__le__, statuses), dtype=bool, count=n),
-            np.fromiter(map("500".__le__, statuses), dtype=bool, count=n),
-            np.concatenate([[0], np.cumsum(sizes)]).tolist(),
-        )
+    def of(cls, item: ShardRequests) -> _Columns:
+        v = item.values()
+        return cls(v.times, np.log(np.maximum(v.durations, 1e-6)), v.failed, v.server_errors, item.bounds)
 
-    def scored(self, scorers: list[CustomerScorer]) -> list[float]:
+    def scored(self, scorers: list[CustomerScorer]) -> Scores:
         """Every request's score (0 while its customer's baseline warms up), and `logs` clipped where
         the baseline is warm — `CustomerScorer.score`'s formulas, once for all the batches."""
         scales = [s.latency_scale() for s in scorers]
         if all(x is None for x in scales):
-            return [0.0] * len(self.logs)
+            return np.zeros(len(self.logs))
         sizes = np.diff(self.bounds)
         mu, sigma, clip = (
             np.repeat(np.array([x[i] if x is not None else v for x in scales]), sizes)
@@ -100,7 +118,7 @@ class _Columns:
         warm = np.repeat(np.array([x is not None for x in scales]), sizes)
         scores = np.where(warm, np.round(np.maximum((self.logs - mu) / sigma, 0.0), 2), 0.0)
         self.logs = np.minimum(self.logs, clip)
-        return scores.tolist()  # type: ignore[no-any-return]
+        return scores
 
 
 @dataclass
@@ -115,13 +133,13 @@ class ShardScorer:
     due: list[tuple[int, str]] = field(default_factory=list)  # heap; entries not in `due_at` are stale
     due_at: dict[str, int] = field(default_factory=dict)
 
-    def score(self, batches: list[RequestBatch]) -> list[ScoredBatch]:
-        """One chunk's batches of this shard's customers (one per customer)."""
-        scorers = [self._touch(b.customer_id) for b in batches]
-        cols = _Columns.of(batches)
+    def score(self, item: ShardRequests) -> list[ScoredBatch]:
+        """One chunk's requests of this shard's customers."""
+        scorers = [self._touch(c) for c in item.customers]
+        cols = _Columns.of(item)
         scores = cols.scored(scorers)
         out = []
-        for i, (batch, s) in enumerate(zip(batches, scorers, strict=True)):
+        for i, (batch, s) in enumerate(zip(item.batches(), scorers, strict=True)):
             a, b = cols.bounds[i], cols.bounds[i + 1]
             out.append(
                 s.score_columns(batch, cols.times[a:b], cols.logs[a:b], cols.failed[a:b], cols.server[a:b], scores[a:b])
@@ -148,7 +166,7 @@ class ShardScorer:
             s = self._touch(customer)
             incidents = s.tick(tick)
             if incidents:
-                out.append(ScoredBatch(RequestBatch(customer), [], incidents))
+                out.append(ScoredBatch(RequestBatch(customer), None, incidents))
             self._schedule(customer, s)
         for customer in waiting:
             self._schedule(customer, self.scorers[customer])

@@ -26,7 +26,7 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import StatefulLogic
 
-from logpulse.model import RequestBatch, ScoredBatch, Tick
+from logpulse.model import ScoredBatch, ShardRequests, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import poisoned
 from logpulse.scoring.scorer import CustomerScorer
@@ -34,7 +34,7 @@ from logpulse.scoring.shard import ShardScorer, shard_of
 from logpulse.scoring.state import NS
 
 log = logging.getLogger(__name__)
-ShardItem = list[RequestBatch] | Tick
+ShardItem = ShardRequests | Tick
 
 
 @dataclass

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from logpulse.model import Incident, RequestColumns, RollupPoint, RollupRows, ScoredBatch
+from logpulse.model import Incident, RequestColumns, RollupPoint, RollupRows, ScoredBatch, Scores
 from logpulse.storage import fleet_table
 
 Int64Array = npt.NDArray[np.int64]
@@ -184,22 +184,30 @@ def _request_lines(
     paths: list[str],
     statuses: Iterable[str],
     durations: Iterable[str],
-    scores: list[float] | None,
+    scores: Scores | None,
 ) -> list[str]:
-    """Hot path: one f-string per request, the status/failed part looked up, not formatted."""
+    """Hot path: one f-string per request, the status/failed part and the score looked up, not formatted."""
     joined = "".join(paths)
     if '"' in joined or "\\" in joined:
         paths = [_escape_string_field(p) for p in paths]
     middle = [_STATUS_FIELDS.get(s) or _status_fields(s) for s in statuses]
     if scores is None:
         return [f"{h}{p}{m}{d} {t}" for h, t, p, m, d in zip(heads, times, paths, middle, durations, strict=True)]
-    score_text = [
-        _SCORE_TEXT[i] if i < _SCORE_TABLE else f"{x:.2f}"
-        for i, x in zip(np.rint(np.asarray(scores) * 100).astype(np.int64).tolist(), scores, strict=True)
-    ]
+    score_text = _score_text(scores)
     return [
         f"{h}{p}{m}{d},anomaly_score={x} {t}"
         for h, t, p, m, d, x in zip(heads, times, paths, middle, durations, score_text, strict=True)
+    ]
+
+
+def _score_text(scores: Scores) -> list[str]:
+    """Each score's text, `f"{x:.2f}"` (scores are >= 0): looked up by hundredths below 100."""
+    scores = np.asarray(scores, dtype=np.float64)  # no copy of a float64 column
+    cents = np.rint(scores * 100).astype(np.int64)
+    if not len(cents) or int(cents.max()) < _SCORE_TABLE:
+        return list(map(_SCORE_TEXT.__getitem__, cents.tolist()))
+    return [
+        _SCORE_TEXT[i] if i < _SCORE_TABLE else f"{x:.2f}" for i, x in zip(cents.tolist(), scores.tolist(), strict=True)
     ]
 
 
