@@ -36,7 +36,7 @@ from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
 from logpulse.readmodel.cache import LOOKBACK_NS, TRUST_S, Mark
-from logpulse.readmodel.counting import counted_read
+from logpulse.readmodel.counting import Rows, counted_read
 from logpulse.readmodel.day_tables import DayTable
 from logpulse.storage.influx import AsyncInfluxQuery
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
@@ -199,20 +199,31 @@ class DayReplica:
             statements = influxql.windows_statements(self.level, ranges, who, FIELDS)
             results = await self.client.query("; ".join(statements))
             rows = await counted_read(self.client, results, self.level, who, FIELDS)
+            tables = await self._tables(rows, ranges)
         finally:
             self._inflight.remove(started)
+        return started, tables
+
+    async def _tables(self, rows: Rows, ranges: list[tuple[int, int]]) -> dict[int, DayTable]:
+        """The rows (read for `ranges`) as one table per day, `*` (the fleet-wide points) left out."""
         keep = np.asarray([c != FLEET_CUSTOMER for c in rows.customers], bool)
         rows = rows.take(keep) if len(rows) else rows
         starts = rows.starts(self.level)
         codes = np.asarray([self.code(c) for c in rows.customers], np.int64)
         counts = np.asarray([n or 0 for n in rows.cols["count"]], np.int64)
         texts: list[str | None] = rows.cols["hist"]
-        tables: dict[int, DayTable] = {}
-        for a, b in ranges:
-            for start in range(a, b, DAY_NS):
-                idx = np.flatnonzero(starts == start)
-                tables[start] = DayTable.build(codes[idx], counts[idx], [texts[i] for i in idx.tolist()])
-        return started, tables
+
+        def build() -> dict[int, DayTable]:
+            tables: dict[int, DayTable] = {}
+            for a, b in ranges:
+                for start in range(a, b, DAY_NS):
+                    idx = np.flatnonzero(starts == start)
+                    tables[start] = DayTable.build(codes[idx], counts[idx], [texts[i] for i in idx.tolist()])
+            return tables
+
+        # decoding a month of every customer takes seconds: off the event loop, so that the marks' poll
+        # (and other answers) keep running meanwhile
+        return await asyncio.to_thread(build)
 
     def _marks_since(self, started: int) -> list[Mark]:
         """The marks polled during a load that started then (newer than it); the log is dropped when no
