@@ -99,7 +99,10 @@ def test_replica_answers_equal_the_answers_without_it_in_three_zones(influx_sett
                     assert paged["customers"] == got["customers"][:3]  # type: ignore[index]
                     asked += 2
         assert metric(on, REPLICA) == asked and metric(on, INFLUXDB) == 0
-        assert metric(on, 'logpulse_fleet_replica_days_read_total{scope="whole"}') == (LAST - FIRST).days + 1
+        # each day read once (the UTC range's days hold the other zones' whole days), and the two edge
+        # intervals of New York and of Kathmandu
+        assert metric(on, 'logpulse_fleet_replica_reads_total{kind="day"}') == (LAST - FIRST).days + 1
+        assert metric(on, 'logpulse_fleet_replica_reads_total{kind="edge"}') == 4
         assert metric(off, REPLICA) == 0
 
 
@@ -139,12 +142,18 @@ def test_data_ingested_after_the_replica_loaded_is_in_the_next_answer(
     ingest(env, log)
     with running_api(env) as on, running_api({**env, "FLEET_REPLICA_MAX_ENTRIES": "0"}) as off:
         wait_trusted(on)
+        for zone in ZONES[::-1]:  # every zone's days and edge intervals loaded
+            assert fleet(on, zone, "p99_latency", "desc") == fleet(off, zone, "p99_latency", "desc"), zone
         before = fleet(on, "UTC", "p99_latency", "desc")
-        assert before == fleet(off, "UTC", "p99_latency", "desc")
         assert row_of(before, "cust_2")["p99_latency"] == lines_figures(log.read_text(), "cust_2")["p99_latency"]
 
-        late = tmp_path / "late.log"  # a loaded day of a known customer, and a customer never seen
-        late.write_text(slow_lines("cust_2", dt.date(2026, 3, 5), 300) + slow_lines("cust_new", dt.date(2026, 3, 6), 5))
+        late = tmp_path / "late.log"
+        late.write_text(
+            slow_lines("cust_2", dt.date(2026, 3, 5), 300)  # a loaded day of a known customer
+            + slow_lines("cust_new", dt.date(2026, 3, 6), 5)  # a customer never seen
+            + slow_lines("cust_1", dt.date(2026, 3, 3), 20)  # in New York's first edge interval (12:00 UTC)
+            + slow_lines("cust_3", dt.date(2026, 3, 8), 20)  # in Kathmandu's last one
+        )
         ingest(env, late)
         time.sleep(1.5)  # three polls of the marks (POLL_S = 0.5 s)
         both = log.read_text() + late.read_text()
@@ -152,13 +161,12 @@ def test_data_ingested_after_the_replica_loaded_is_in_the_next_answer(
             after = fleet(on, zone, "p99_latency", "desc")
             assert after == fleet(off, zone, "p99_latency", "desc"), zone
         after = fleet(on, "UTC", "p99_latency", "desc")
-        assert [c["customer_id"] for c in after["customers"][:2]] == ["cust_2", "cust_new"]  # type: ignore[index]
-        for customer in ("cust_2", "cust_new"):
+        for customer in ("cust_1", "cust_2", "cust_3", "cust_new"):
             want = lines_figures(both, customer)
             assert row_of(after, customer)["p99_latency"] == want["p99_latency"]
             assert row_of(after, customer)["median_latency"] == want["median_latency"]
         assert row_of(after, "cust_2")["p99_latency"] != row_of(before, "cust_2")["p99_latency"]
-        assert metric(on, 'logpulse_fleet_replica_days_read_total{scope="customers"}') >= 1
+        assert metric(on, 'logpulse_fleet_replica_reads_total{kind="customers"}') >= 3
         assert metric(on, INFLUXDB) == 0
 
 
@@ -252,4 +260,4 @@ def test_after_the_marks_could_not_be_polled_answers_are_still_the_datas(
             assert row_of(after, "cust_5")["p99_latency"] != row_of(before, "cust_5")["p99_latency"]
             assert after["customers"][0]["customer_id"] == "cust_5"  # type: ignore[index]
             # the days were read again, whole: the replica was emptied when polling resumed
-            assert metric(on, 'logpulse_fleet_replica_days_read_total{scope="whole"}') == 2 * ((LAST - FIRST).days + 1)
+            assert metric(on, 'logpulse_fleet_replica_reads_total{kind="day"}') == 2 * ((LAST - FIRST).days + 1)

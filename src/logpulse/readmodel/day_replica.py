@@ -17,6 +17,10 @@ its rows when it lands. The replica is used only while polls succeed (the last o
 `cache.TRUST_S` ago); two successful polls further apart than half the marks' look-back may have
 missed marks between them, so the replica is then emptied.
 
+The hours (and quarter-hours) of partial local days at a range's edges — a zone whose midnight is not
+UTC's — are held the same way, one table per edge interval, read through the caller's reader (the
+read model's plan over the finer levels) and followed by the same marks.
+
 Compaction rewrites points without changing their numbers and writes no marks: every load goes
 through `counting.counted_read`, which counts each window once whatever stage a compaction is at.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,8 +41,10 @@ from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
 from logpulse.readmodel.cache import LOOKBACK_NS, TRUST_S, Mark
-from logpulse.readmodel.counting import Rows, counted_read
+from logpulse.readmodel.counting import counted_read
 from logpulse.readmodel.day_tables import DayTable
+from logpulse.readmodel.localtime import IntArray
+from logpulse.readmodel.windows import Windows
 from logpulse.storage.influx import AsyncInfluxQuery
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
@@ -54,15 +61,25 @@ ANSWERS = Counter(
     "Fleet answers sorted by median or p99, by where their whole days came from (replica or influxdb)",
     ["source"],
 )
-DAYS_READ = Counter("logpulse_fleet_replica_days_read", "Days read into the fleet's replica", ["scope"])
+READS = Counter(
+    "logpulse_fleet_replica_reads",
+    "Tables read into the fleet's replica: whole days, edge intervals, or a table's changed customers",
+    ["kind"],
+)
 ENTRIES = Gauge("logpulse_fleet_replica_entries", "Histogram entries held by the fleet's replica")
 TRUSTED = Gauge("logpulse_fleet_replica_trusted", "1 while the replica follows the writes marks (polls succeed)")
 
 
+Key = tuple[int, int]
+"""[start, end) UTC ns of a table: a whole 1d window, or an edge interval of finer windows."""
+EdgeReader = Callable[[Key, list[str] | None], Awaitable[Windows]]
+"""Reads an edge interval's rows of the listed customers (None: everyone), with count and hist."""
+
+
 @dataclass
-class _Day:
+class _Held:
     table: DayTable
-    loaded_ns: int  # when the read of the whole day started
+    loaded_ns: int  # when the read of the whole interval started
     reloaded_ns: dict[int, int] = field(default_factory=dict)  # customer code -> start of its re-read
     dirty: set[str] = field(default_factory=set)
     used_ns: int = 0
@@ -72,7 +89,7 @@ class _Day:
 
 
 class DayReplica:
-    """Decoded whole-day histograms of every customer, by 1d window start (module docstring)."""
+    """Decoded histograms of every customer by whole day (and edge interval); module docstring."""
 
     def __init__(self, client: AsyncInfluxQuery, level: RollupLevel, max_entries: int) -> None:
         if level.window_ns != DAY_NS:
@@ -82,7 +99,8 @@ class DayReplica:
         self.max_entries = max_entries
         self.names: list[str] = []
         self._codes: dict[str, int] = {}
-        self._days: dict[int, _Day] = {}
+        self._held: dict[Key, _Held] = {}
+        self._edges: set[Key] = set()  # the keys of `_held` that are not whole days
         self._lock = asyncio.Lock()
         self._polled_ns: int | None = None
         self._epoch = 0  # advanced when the replica is emptied: loads in flight then land nowhere
@@ -103,7 +121,7 @@ class DayReplica:
         self._polled_ns = started_ns
         TRUSTED.set(1)
         for mark in marks:
-            self._dirty(mark, self._days)
+            self._dirty(mark, self._held)
         if self._inflight:
             self._seen.extend(marks)
 
@@ -113,23 +131,27 @@ class DayReplica:
         return trusted
 
     def clear(self) -> None:
-        self._days.clear()
+        self._held.clear()
+        self._edges.clear()
         self._epoch += 1
         ENTRIES.set(0)
 
-    def _dirty(self, mark: Mark, days: dict[int, _Day], since_ns: int | None = None) -> None:
-        """Mark the customer's rows of the days the mark overlaps dirty, where the mark is newer than the
-        row's load (or than since_ns, for rows of a load that started then)."""
+    def _dirty(self, mark: Mark, held: dict[Key, _Held], since_ns: int | None = None) -> None:
+        """Mark the customer's rows of the tables the mark overlaps dirty, where the mark is newer than
+        the row's load (or than since_ns, for rows of a load that started then)."""
         customer, mark_ns, lo, hi = mark
         first, last = lo - lo % DAY_NS, hi - hi % DAY_NS
-        starts = range(first, last + 1, DAY_NS) if (last - first) // DAY_NS < len(days) else list(days)
+        if held is self._held and (last - first) // DAY_NS < len(held):
+            keys: list[Key] = [(s, s + DAY_NS) for s in range(first, last + 1, DAY_NS)] + list(self._edges)
+        else:
+            keys = list(held)
         code = self._codes.get(customer)
-        for start in starts:
-            day = days.get(start)
-            if day is None or not (lo < start + DAY_NS and hi >= start):
+        for key in keys:
+            one = held.get(key)
+            if one is None or not (lo < key[1] and hi >= key[0]):
                 continue
-            if mark_ns > (day.loaded_at(code) if since_ns is None else since_ns):
-                day.dirty.add(customer)
+            if mark_ns > (one.loaded_at(code) if since_ns is None else since_ns):
+                one.dirty.add(customer)
 
     # ----- reading --------------------------------------------------------------------------
 
@@ -146,84 +168,122 @@ class DayReplica:
 
     @property
     def entries(self) -> int:
-        return sum(d.table.entries for d in self._days.values())
+        return sum(h.table.entries for h in self._held.values())
 
-    async def tables(self, day_starts: list[int]) -> list[DayTable] | None:
-        """The tables of these days (1d window starts), read where missing or dirty; None when the
-        replica may not be trusted or the days do not fit in `max_entries`."""
+    def holds(self, day_starts: list[int], edges: list[Key]) -> bool:
+        """Whether every table of these days and edges is held (some customers' rows may be dirty)."""
+        return bool(day_starts) and all(k in self._held for k in [(d, d + DAY_NS) for d in day_starts] + edges)
+
+    async def tables(
+        self, day_starts: list[int], edges: list[Key] | None = None, read_edge: EdgeReader | None = None
+    ) -> list[DayTable] | None:
+        """The tables of these days (1d window starts) and edge intervals (read with `read_edge`), read
+        where missing or dirty; None when the replica may not be trusted or they do not fit in
+        `max_entries`."""
         if not self.trusted() or not day_starts:
             return None
         if self._entries_per_day * len(day_starts) > self.max_entries:
             return None
+        edges = edges or []
+        keys = [(d, d + DAY_NS) for d in day_starts] + edges
         async with self._lock:
             epoch = self._epoch
-            missing = [d for d in day_starts if d not in self._days]
-            dirty = {d: self._days[d] for d in day_starts if d in self._days and self._days[d].dirty}
-            whole = missing + [d for d, day in dirty.items() if len(day.dirty) > PARTIAL_MAX]
-            partial = {d: day for d, day in dirty.items() if len(day.dirty) <= PARTIAL_MAX}
+            missing = [k for k in keys if k not in self._held]
+            dirty = {k: self._held[k] for k in keys if k in self._held and self._held[k].dirty}
+            whole = missing + [k for k, one in dirty.items() if len(one.dirty) > PARTIAL_MAX]
+            days = [k[0] for k in whole if k not in edges]
+            partial = {k: one for k, one in dirty.items() if len(one.dirty) <= PARTIAL_MAX}
             await asyncio.gather(
-                self._load_days(whole, epoch), *(self._reload(d, day, epoch) for d, day in partial.items())
+                self._load(self._read_days(days), epoch),
+                *(self._load(self._read_edge(k, None, read_edge), epoch) for k in whole if k in edges),
+                *(self._reload(k, one, epoch, read_edge) for k, one in partial.items()),
             )
             if epoch != self._epoch or not self.trusted():
                 return None
-            found = [day for d in day_starts if (day := self._days.get(d)) is not None]
-            if len(found) < len(day_starts):
+            found = [one for k in keys if (one := self._held.get(k)) is not None]
+            if len(found) < len(keys):
                 return None
             now = self.now_ns()
-            for day in found:
-                day.used_ns = now
-            self._entries_per_day = self.entries / max(len(self._days), 1)
-            fits = self._fit(set(day_starts))
+            for one in found:
+                one.used_ns = now
+            self._entries_per_day = self.entries / max(len(self._held) - len(self._edges), 1)
+            fits = self._fit(set(keys))
             ENTRIES.set(self.entries)
-            return [day.table for day in found] if fits else None
+            return [one.table for one in found] if fits else None
 
-    def _fit(self, needed: set[int]) -> bool:
-        """Evict the least recently used days not needed now until the entries fit; False if the
-        needed days alone do not (they are dropped too: the caller reads InfluxDB)."""
+    def _store(self, key: Key, one: _Held) -> None:
+        self._held[key] = one
+        if key[1] - key[0] != DAY_NS or key[0] % DAY_NS:
+            self._edges.add(key)
+
+    def _drop(self, key: Key) -> None:
+        self._held.pop(key, None)
+        self._edges.discard(key)
+
+    def _fit(self, needed: set[Key]) -> bool:
+        """Evict the least recently used tables not needed now until the entries fit; False if the
+        needed ones alone do not (they are dropped too: the caller reads InfluxDB)."""
         total = self.entries
-        for start in sorted((d for d in self._days if d not in needed), key=lambda d: self._days[d].used_ns):
+        for key in sorted((k for k in self._held if k not in needed), key=lambda k: self._held[k].used_ns):
             if total <= self.max_entries:
                 break
-            total -= self._days.pop(start).table.entries
+            total -= self._held[key].table.entries
+            self._drop(key)
         if total <= self.max_entries:
             return True
-        for start in needed:
-            self._days.pop(start, None)
+        for key in needed:
+            self._drop(key)
         return False
 
-    async def _read(self, ranges: list[tuple[int, int]], who: list[str] | None) -> tuple[int, dict[int, DayTable]]:
-        """(start of the read, {day start: table}) of the days in `ranges` for `who` (None: everyone)."""
+    async def _read_days(self, days: list[int], who: list[str] | None = None) -> dict[Key, DayTable]:
+        """The days' tables (1d window starts) for `who` (None: everyone): one statement per run of days,
+        counted as every reader counts (`counting`: compacted points and sources each once)."""
+        if not days:
+            return {}
+        ranges: list[Key] = []
+        for d in sorted(days):
+            if ranges and ranges[-1][1] == d:
+                ranges[-1] = (ranges[-1][0], d + DAY_NS)
+            else:
+                ranges.append((d, d + DAY_NS))
+        statements = influxql.windows_statements(self.level, ranges, who, FIELDS)
+        results = await self.client.query("; ".join(statements))
+        rows = await counted_read(self.client, results, self.level, who, FIELDS)
+        keys = [(d, d + DAY_NS) for d in days]
+        counts = np.asarray([n or 0 for n in rows.cols["count"]], np.int64)
+        return await self._build(keys, rows.starts(self.level), rows.customers, counts, rows.cols["hist"])
+
+    async def _read_edge(self, key: Key, who: list[str] | None, read: EdgeReader | None) -> dict[Key, DayTable]:
+        if read is None:
+            raise ValueError("an edge interval needs a reader")
+        w = await read(key, who)
+        return await self._build([key], w.start, w.customer, w.count, w.hist)
+
+    async def _build(
+        self, keys: list[Key], starts: IntArray, customers: list[str], counts: IntArray, texts: list[str | None]
+    ) -> dict[Key, DayTable]:
+        """One table per key from rows (window start, customer, count, hist); `*` (the fleet-wide
+        points) left out. Decoding a month of every customer takes seconds: off the event loop, so that
+        the marks' poll (and other answers) keep running meanwhile."""
+        codes = np.asarray([-1 if c == FLEET_CUSTOMER else self.code(c) for c in customers], np.int64)
+
+        def build() -> dict[Key, DayTable]:
+            out: dict[Key, DayTable] = {}
+            for a, b in keys:
+                idx = np.flatnonzero((starts >= a) & (starts < b) & (codes >= 0))
+                out[(a, b)] = DayTable.build(codes[idx], counts[idx], [texts[i] for i in idx.tolist()])
+            return out
+
+        return await asyncio.to_thread(build)
+
+    async def _tracked(self, read: Awaitable[dict[Key, DayTable]]) -> tuple[int, dict[Key, DayTable]]:
+        """(when the read started, its tables); marks polled meanwhile are kept for it."""
         started = self.now_ns()
         self._inflight.append(started)
         try:
-            statements = influxql.windows_statements(self.level, ranges, who, FIELDS)
-            results = await self.client.query("; ".join(statements))
-            rows = await counted_read(self.client, results, self.level, who, FIELDS)
-            tables = await self._tables(rows, ranges)
+            return started, await read
         finally:
             self._inflight.remove(started)
-        return started, tables
-
-    async def _tables(self, rows: Rows, ranges: list[tuple[int, int]]) -> dict[int, DayTable]:
-        """The rows (read for `ranges`) as one table per day, `*` (the fleet-wide points) left out."""
-        keep = np.asarray([c != FLEET_CUSTOMER for c in rows.customers], bool)
-        rows = rows.take(keep) if len(rows) else rows
-        starts = rows.starts(self.level)
-        codes = np.asarray([self.code(c) for c in rows.customers], np.int64)
-        counts = np.asarray([n or 0 for n in rows.cols["count"]], np.int64)
-        texts: list[str | None] = rows.cols["hist"]
-
-        def build() -> dict[int, DayTable]:
-            tables: dict[int, DayTable] = {}
-            for a, b in ranges:
-                for start in range(a, b, DAY_NS):
-                    idx = np.flatnonzero(starts == start)
-                    tables[start] = DayTable.build(codes[idx], counts[idx], [texts[i] for i in idx.tolist()])
-            return tables
-
-        # decoding a month of every customer takes seconds: off the event loop, so that the marks' poll
-        # (and other answers) keep running meanwhile
-        return await asyncio.to_thread(build)
 
     def _marks_since(self, started: int) -> list[Mark]:
         """The marks polled during a load that started then (newer than it); the log is dropped when no
@@ -233,39 +293,36 @@ class DayReplica:
             self._seen.clear()
         return found
 
-    async def _load_days(self, days: list[int], epoch: int) -> None:
-        if not days:
-            return
-        ranges: list[tuple[int, int]] = []
-        for d in sorted(days):
-            if ranges and ranges[-1][1] == d:
-                ranges[-1] = (ranges[-1][0], d + DAY_NS)
-            else:
-                ranges.append((d, d + DAY_NS))
-        started, tables = await self._read(ranges, None)
-        DAYS_READ.labels("whole").inc(len(days))
+    async def _load(self, read: Awaitable[dict[Key, DayTable]], epoch: int) -> None:
+        """Read whole tables (every customer) and hold them."""
+        started, tables = await self._tracked(read)
+        for a, b in tables:
+            READS.labels("day" if b - a == DAY_NS and a % DAY_NS == 0 else "edge").inc()
         if epoch != self._epoch:
             return
-        loaded = {d: _Day(t, started) for d, t in tables.items()}
+        loaded = {k: _Held(t, started) for k, t in tables.items()}
         for mark in self._marks_since(started):
             self._dirty(mark, loaded, since_ns=started)
-        self._days.update(loaded)
+        for key, one in loaded.items():
+            self._store(key, one)
 
-    async def _reload(self, start: int, day: _Day, epoch: int) -> None:
-        """Read a day's dirty customers again and replace their rows."""
-        names = sorted(day.dirty)
-        day.dirty = set()
+    async def _reload(self, key: Key, one: _Held, epoch: int, read_edge: EdgeReader | None) -> None:
+        """Read a table's dirty customers again and replace their rows."""
+        names = sorted(one.dirty)
+        one.dirty = set()
+        edge = key in self._edges
         try:
-            started, tables = await self._read([(start, start + DAY_NS)], names)
+            read = self._read_edge(key, names, read_edge) if edge else self._read_days([key[0]], names)
+            started, tables = await self._tracked(read)
         except BaseException:
-            day.dirty.update(names)
+            one.dirty.update(names)
             raise
-        DAYS_READ.labels("customers").inc()
-        if epoch != self._epoch or self._days.get(start) is not day:
+        READS.labels("customers").inc()
+        if epoch != self._epoch or self._held.get(key) is not one:
             return
         codes = np.asarray([self.code(c) for c in names], np.int64)
-        day.table = DayTable.join(day.table.without(codes), tables[start])
-        day.reloaded_ns.update(dict.fromkeys(codes.tolist(), started))
+        one.table = DayTable.join(one.table.without(codes), tables[key])
+        one.reloaded_ns.update(dict.fromkeys(codes.tolist(), started))
         for mark in self._marks_since(started):
             if mark[0] in names:
-                self._dirty(mark, {start: day}, since_ns=started)
+                self._dirty(mark, {key: one}, since_ns=started)

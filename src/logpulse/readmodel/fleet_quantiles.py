@@ -1,17 +1,16 @@
-"""Every customer's median and p99 over a range, for the fleet sorted by them: whole days from the day
-replica, the rest of the range (the hours of partial local days at its edges) read as before.
+"""Every customer's median and p99 over a range, for the fleet sorted by them, from the day replica.
 
 The plan (`plan.plan`) covers the range with the coarsest windows that fit: the 1d level's runs are
-whole UTC days, which the replica holds; the finer levels' runs (a zone whose midnight is not UTC's)
-are read from InfluxDB as any answer reads them (`RollupService._read`, finer re-reads of approximate
-windows included) and packed into one more table for the same rank search. A customer some of whose
+whole UTC days; the rest (the hours and quarter-hours of partial local days at the edges, in a zone
+whose midnight is not UTC's) is read as any answer reads it (`RollupService._read`, finer re-reads of
+approximate windows included). The replica holds both, one table per whole day and per edge interval,
+for the same rank search. A customer some of whose
 rows are not exact histograms is left to the caller, who merges its rollup rows as without a replica
 (the same definition of "approximate").
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from logpulse.readmodel.day_replica import DAY_NS, DayReplica
-from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
+from logpulse.readmodel.day_tables import Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.merge import Decoded, merge
-from logpulse.readmodel.plan import Plan, plan
+from logpulse.readmodel.plan import Plan, plan, plan_ranges
 from logpulse.readmodel.windows import Windows
-from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
+from logpulse.storage.points import RollupLevel
 
 
 @dataclass
@@ -77,32 +76,33 @@ class Replicated:
         return out, others
 
 
-def split(p: Plan, day_level: RollupLevel) -> tuple[list[int], Plan]:
-    """(the whole days the plan reads at the 1d level, the plan of everything else)."""
-    days = [s for a, b in p.runs.get(day_level, []) for s in range(a, b, DAY_NS)]
-    rest = Plan({lvl: ([] if lvl is day_level else runs) for lvl, runs in p.runs.items()})
-    return days, rest
+def split(bounds: IntArray, levels: tuple[RollupLevel, ...]) -> tuple[list[int], list[tuple[int, int]]]:
+    """(the whole days the plan reads at the 1d level, the intervals before and after them that the
+    finer levels read)."""
+    start, end = int(bounds[0]), int(bounds[-1])
+    days = [s for a, b in plan(bounds, levels).runs.get(levels[0], []) for s in range(a, b, DAY_NS)]
+    if not days:
+        return [], [(start, end)]
+    edges = [(start, days[0])] if start < days[0] else []
+    return days, edges + ([(days[-1] + DAY_NS, end)] if days[-1] + DAY_NS < end else [])
 
 
 async def replicated(
     replica: DayReplica,
     bounds: IntArray,
     levels: tuple[RollupLevel, ...],
-    read: Callable[[Plan], Awaitable[Windows]],
+    read: Callable[[Plan, list[str] | None], Awaitable[Windows]],
 ) -> Replicated | None:
     """Every customer's quantiles over [bounds[0], bounds[-1]), or None when the replica declines (not
-    trusted, over its entries cap); `read` reads a plan's rows of every customer (count and hist)."""
-    days, rest = split(plan(bounds, levels), replica.level)
-    tables, edges = await asyncio.gather(replica.tables(days), read(rest))
-    if tables is None:
-        return None
-    keep = [i for i, c in enumerate(edges.customer) if c != FLEET_CUSTOMER]
-    edge = DayTable.build(
-        np.asarray([replica.code(edges.customer[i]) for i in keep], np.int64),
-        edges.count[keep],
-        [edges.hist[i] for i in keep],
-    )
-    return Replicated(replica.codes, quantiles([*tables, edge]))
+    trusted, over its entries cap); `read` reads a plan's rows (count and hist) of the listed customers
+    (None: every customer)."""
+    days, edges = split(bounds, levels)
+
+    async def read_edge(key: tuple[int, int], who: list[str] | None) -> Windows:
+        return await read(plan_ranges([key], levels[1:]), who)
+
+    tables = await replica.tables(days, edges, read_edge)
+    return None if tables is None else Replicated(replica.codes, quantiles(tables))
 
 
 def with_quantiles(w: Windows, rows: list[dict[str, Any]], d: Decoded | None = None) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +45,8 @@ from logpulse.storage.points import FLEET_CUSTOMER, TAG_CUSTOMER, RollupLevel
 
 MAX_POINTS = 10_000
 _SLO_FIELDS = ("count", "server_errors")
+REPLICA_PAGE = 200
+"""Fleet pages of more rows (by another sort than median or p99) load the replica's days if missing."""
 APPROXIMATE_PREFIX = "1a"
 """How an approximate histogram's encoding starts (storage.histogram: version "1", mode "a")."""
 
@@ -301,22 +304,24 @@ class RollupService:
             # for a sort by median or p99 every customer's histograms (None: everyone)
             guess = None if sort in QUANTILE_SORTS else await self._page_guess(sort, order, limit, after)
             tables = fleet_tables.TableReads(self.client, self.levels)
-            replica = self.replica if guess is None and self.replica and self.replica.trusted() else None
+            replica = self._replica_for(guess is None or limit > REPLICA_PAGE, bounds)
+            read_first = [] if replica else guess  # histograms read beside the sums (None: everyone's)
             sums, slo_sums, fleet_w, guessed, replicated = await asyncio.gather(
                 self._customer_sums(plan(bounds, self.levels), tables),
                 self._slo_sums(slo_start, r.end_ns, tables),
                 self._decoded(bounds, FLEET_CUSTOMER),
-                self._decoded(bounds, [] if replica else guess),
+                self._decoded(bounds, read_first),
                 self._replicated(replica, bounds),
             )
             rows = [
                 _number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET_CUSTOMER
             ]
             everyone = None
-            if guess is None and self.replica is not None:
+            if replica is not None:
                 ANSWERS.labels("replica" if replicated is not None else "influxdb").inc()
-            if replicated is not None:  # every customer's quantiles from the replica's days
-                rows = await replicated.fill(rows, lambda who: self.windows(bounds, who, ("count", "hist")))
+            read = functools.partial(self.windows, bounds, fields=("count", "hist"))
+            if replicated is not None and guess is None:  # every customer's quantiles from the replica
+                rows = await replicated.fill(rows, read)
             elif guess is None:  # a sort by median or p99: the order needs every customer's quantiles
                 everyone, decoded = guessed if replica is None else await self._decoded(bounds, None)
                 rows = with_quantiles(everyone, rows, decoded)
@@ -324,8 +329,10 @@ class RollupService:
             if after is not None:
                 ordered = [row for row in ordered if after_key(row, sort, order, after)]
             page = ordered[:limit]
-            if guess is not None and page:  # the page's quantiles, unless the sort needed everyone's
-                fetched = set(guess or ())
+            if replicated is not None and guess is not None:
+                page = await replicated.fill(page, read)
+            elif guess is not None and page:  # the page's quantiles, unless the sort needed everyone's
+                fetched = set(read_first or ())
                 missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
                 if missing:
                     w = concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
@@ -345,11 +352,19 @@ class RollupService:
         fleet: Fleet = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key, sort, order, limit, after), compute)
         return fleet
 
+    def _replica_for(self, wanted: bool, bounds: IntArray) -> DayReplica | None:
+        """The replica, if it may answer: while it follows the marks, for a sort by median or p99 or a
+        page of more than REPLICA_PAGE rows (as costly to read as loading the days), else only if it
+        holds the range already."""
+        if self.replica is None or not self.replica.trusted():
+            return None
+        return self.replica if wanted or self.replica.holds(*fleet_quantiles.split(bounds, self.levels)) else None
+
     async def _replicated(self, replica: DayReplica | None, bounds: IntArray) -> fleet_quantiles.Replicated | None:
         if replica is None:
             return None
         return await fleet_quantiles.replicated(
-            replica, bounds, self.levels, lambda p: self._read(p, self.levels, None, ("count", "hist"))
+            replica, bounds, self.levels, lambda p, who: self._read(p, self.levels, who, ("count", "hist"))
         )
 
     async def _decoded(self, bounds: IntArray, who: Who) -> tuple[Windows, Decoded]:
