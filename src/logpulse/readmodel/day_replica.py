@@ -32,6 +32,7 @@ caller reads InfluxDB as without a replica.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from prometheus_client import Counter, Gauge
 from logpulse.readmodel import influxql
 from logpulse.readmodel.cache import LOOKBACK_NS, TRUST_S, Mark
 from logpulse.readmodel.counting import counted_read
-from logpulse.readmodel.day_tables import DayTable
+from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.windows import Windows
 from logpulse.storage.influx import AsyncInfluxQuery
@@ -70,6 +71,9 @@ ENTRIES = Gauge("logpulse_fleet_replica_entries", "Histogram entries held by the
 TRUSTED = Gauge("logpulse_fleet_replica_trusted", "1 while the replica follows the writes marks (polls succeed)")
 
 
+_VERSIONS = itertools.count()
+RANKED_KEPT = 8
+"""Rankings kept per set of table versions (a few ranges in use at once)."""
 Key = tuple[int, int]
 """[start, end) UTC ns of a table: a whole 1d window, or an edge interval of finer windows."""
 EdgeReader = Callable[[Key, list[str] | None], Awaitable[Windows]]
@@ -83,6 +87,7 @@ class _Held:
     reloaded_ns: dict[int, int] = field(default_factory=dict)  # customer code -> start of its re-read
     dirty: set[str] = field(default_factory=set)
     used_ns: int = 0
+    version: int = field(default_factory=lambda: next(_VERSIONS))  # changes whenever `table` does
 
     def loaded_at(self, code: int | None) -> int:
         return self.loaded_ns if code is None else self.reloaded_ns.get(code, self.loaded_ns)
@@ -107,6 +112,8 @@ class DayReplica:
         self._inflight: list[int] = []  # start times of loads in flight
         self._seen: list[Mark] = []  # marks polled while loads are in flight
         self._entries_per_day = 0.0  # the last measured average, to refuse day sets over the cap unread
+        self._found: tuple[tuple[Key, int], ...] = ()  # (key, version) of the last `tables` answer
+        self._ranked: dict[tuple[tuple[Key, int], ...], Quantiles] = {}
 
     @staticmethod
     def now_ns() -> int:
@@ -131,6 +138,7 @@ class DayReplica:
         return trusted
 
     def clear(self) -> None:
+        self._ranked.clear()
         self._held.clear()
         self._edges.clear()
         self._epoch += 1
@@ -209,7 +217,25 @@ class DayReplica:
             self._entries_per_day = self.entries / max(len(self._held) - len(self._edges), 1)
             fits = self._fit(set(keys))
             ENTRIES.set(self.entries)
+            self._found = tuple((k, one.version) for k, one in zip(keys, found, strict=True)) if fits else ()
             return [one.table for one in found] if fits else None
+
+    async def ranked(
+        self, day_starts: list[int], edges: list[Key] | None = None, read_edge: EdgeReader | None = None
+    ) -> Quantiles | None:
+        """`day_tables.quantiles` of `tables(...)`, or None as it. The ranking of a set of tables is kept
+        until one of them changes (its version): answers over the same range rank once."""
+        tables = await self.tables(day_starts, edges, read_edge)
+        if tables is None:
+            return None
+        signature = self._found
+        found = self._ranked.get(signature)
+        if found is None:
+            found = await asyncio.to_thread(quantiles, tables)
+            if len(self._ranked) >= RANKED_KEPT:
+                self._ranked.pop(next(iter(self._ranked)))
+            self._ranked[signature] = found
+        return found
 
     def _store(self, key: Key, one: _Held) -> None:
         self._held[key] = one
@@ -322,6 +348,7 @@ class DayReplica:
             return
         codes = np.asarray([self.code(c) for c in names], np.int64)
         one.table = DayTable.join(one.table.without(codes), tables[key])
+        one.version = next(_VERSIONS)
         one.reloaded_ns.update(dict.fromkeys(codes.tolist(), started))
         for mark in self._marks_since(started):
             if mark[0] in names:

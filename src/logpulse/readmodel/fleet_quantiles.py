@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from logpulse.readmodel.day_replica import DAY_NS, DayReplica
-from logpulse.readmodel.day_tables import Quantiles, quantiles
+from logpulse.readmodel.day_tables import Quantiles
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.merge import Decoded, merge
 from logpulse.readmodel.plan import Plan, plan, plan_ranges
@@ -101,8 +101,8 @@ async def replicated(
     async def read_edge(key: tuple[int, int], who: list[str] | None) -> Windows:
         return await read(plan_ranges([key], levels[1:]), who)
 
-    tables = await replica.tables(days, edges, read_edge)
-    return None if tables is None else Replicated(replica.codes, quantiles(tables))
+    found = await replica.ranked(days, edges, read_edge)
+    return None if found is None else Replicated(replica.codes, found)
 
 
 def with_quantiles(w: Windows, rows: list[dict[str, Any]], d: Decoded | None = None) -> list[dict[str, Any]]:
