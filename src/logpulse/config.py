@@ -141,8 +141,8 @@ class Settings(BaseSettings):
     fleet_replica_max_entries: int = Field(
         20_000_000,
         ge=0,
-        description="Whole-day histogram entries the API keeps decoded in memory for the fleet sorted by "
-        "median or p99 (~13 MB per million; 0 = off: every such answer reads InfluxDB)",
+        description="Histogram entries the API keeps decoded in memory for the fleet view (GET /stats by "
+        "median or p99, or of over 200 rows; ~10 MB per million; 0 = off: such answers read InfluxDB)",
     )
     api_workers: int = Field(
         1, ge=1, le=64, description="Processes of 'logpulse serve' on one port (each has its own cache and /metrics)"
