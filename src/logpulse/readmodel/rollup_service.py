@@ -304,7 +304,8 @@ class RollupService:
             # for a sort by median or p99 every customer's histograms (None: everyone)
             guess = None if sort in QUANTILE_SORTS else await self._page_guess(sort, order, limit, after)
             tables = fleet_tables.TableReads(self.client, self.levels)
-            replica = self._replica_for(guess is None or limit > REPLICA_PAGE, bounds)
+            wanted = guess is None or limit > REPLICA_PAGE  # answers as costly from InfluxDB as loading days
+            replica = self._replica_for(wanted, bounds)
             read_first = [] if replica else guess  # histograms read beside the sums (None: everyone's)
             sums, slo_sums, fleet_w, guessed, replicated = await asyncio.gather(
                 self._customer_sums(plan(bounds, self.levels), tables),
@@ -317,7 +318,7 @@ class RollupService:
                 _number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET_CUSTOMER
             ]
             everyone = None
-            if replica is not None:
+            if self.replica is not None and (wanted or replica is not None):
                 ANSWERS.labels("replica" if replicated is not None else "influxdb").inc()
             read = functools.partial(self.windows, bounds, fields=("count", "hist"))
             if replicated is not None and guess is None:  # every customer's quantiles from the replica
