@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from math import isnan
 from typing import Any
 
 import numpy as np
@@ -53,26 +54,23 @@ class Replicated:
         out: list[dict[str, Any]] = []
         others: list[str] = []
         q = self.found
-        for row in rows:
-            customer = row["customer_id"]
-            code = self.codes.get(customer, -1)
-            i = int(np.searchsorted(q.codes, code))
-            if i >= len(q.codes) or q.codes[i] != code:  # no rows in the range: as `merge` of no rows
-                out.append({**row, "median_latency": None, "p99_latency": None, "quantiles": "approximate"})
-                continue
-            if not q.exact[i]:
-                others.append(customer)
-                out.append(row)
-                continue
-            median, p99 = float(q.median[i]), float(q.p99[i])
-            out.append(
-                {
-                    **row,
-                    "median_latency": None if np.isnan(median) else median,
-                    "p99_latency": None if np.isnan(p99) else p99,
-                    "quantiles": "exact" if q.count[i] else "approximate",
-                }
+        position = dict(zip(q.codes.tolist(), range(len(q.codes)), strict=True))
+        # per customer (median, p99, label) as Python values, or None when not all exact
+        values = [
+            None if not exact else (None if isnan(m) else m, None if isnan(p) else p, "exact" if n else "approximate")
+            for exact, m, p, n in zip(
+                q.exact.tolist(), q.median.tolist(), q.p99.tolist(), q.count.tolist(), strict=True
             )
+        ]
+        for row in rows:
+            i = position.get(self.codes.get(row["customer_id"], -1))
+            if i is None:  # no rows in the range: as `merge` of no rows
+                out.append({**row, "median_latency": None, "p99_latency": None, "quantiles": "approximate"})
+            elif (found := values[i]) is None:
+                others.append(row["customer_id"])
+                out.append(row)
+            else:
+                out.append({**row, "median_latency": found[0], "p99_latency": found[1], "quantiles": found[2]})
         return out, others
 
 
