@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     )
     max_range_days: int = Field(400, ge=1, description="Longest date range the API accepts")
     stats_cache_s: float = Field(60.0, ge=0, description="Seconds a stats answer for fully past days is cached")
+    fleet_replica_max_entries: int = Field(
+        20_000_000,
+        ge=0,
+        description="Histogram entries the API keeps decoded in memory for the fleet view (GET /stats by "
+        "median or p99, or of over 200 rows; ~10 MB per million; 0 = off: such answers read InfluxDB)",
+    )
     api_workers: int = Field(
         1, ge=1, le=64, description="Processes of 'logpulse serve' on one port (each has its own cache and /metrics)"
     )

@@ -15,6 +15,7 @@ from logpulse.config import Settings
 from logpulse.model import RollupPoint
 from logpulse.readmodel import counting, influxql, row_sums
 from logpulse.readmodel.counting import Rows
+from logpulse.readmodel.day_replica import DayReplica
 from logpulse.readmodel.plan import Who, plan_ranges
 from logpulse.storage import compacted
 from logpulse.storage.histogram import LatencyHistogram
@@ -150,6 +151,30 @@ def test_holds_compacted_finds_compacted_points_only(client: RecordingQuery) -> 
             assert not await row_sums.holds_compacted(client, sources_only, (LEVEL,))
             assert await row_sums.holds_compacted(client, with_compacted, (LEVEL,))
             assert all(compacted.FIELD not in q for q in client.sent)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_fleet_replica_loads_every_state_counted_exactly(client: RecordingQuery) -> None:
+    """The fleet's day replica loads days through the same reader: each window once, whatever stage a
+    compaction left it in; its histogram entries add up to the counted requests."""
+
+    async def scenario() -> None:
+        try:
+            replica = DayReplica(client, LEVEL, 10**6)
+            replica.marks_polled(replica.now_ns(), [])  # as after a successful poll of the marks
+            tables = await replica.tables([FIRST + w * W for w in STATES])
+            assert tables is not None
+            got = {
+                w: {replica.names[c]: n for c, n in zip(t.codes.tolist(), t.count.tolist(), strict=True)}
+                for w, t in zip(STATES, tables, strict=True)
+            }
+            want = {w: {"c": n} for w, (_, n, _) in STATES.items()} | {8: {"d": 5, "c": 1}}
+            assert got == want
+            for t in tables:
+                assert t.coarse.sum(axis=1).tolist() == t.count.tolist() and t.exact.all()
         finally:
             await client.aclose()
 

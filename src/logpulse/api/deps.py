@@ -26,7 +26,9 @@ from logpulse.api.validation import DateRange
 from logpulse.config import Settings
 from logpulse.readmodel.cache import AnswerCache
 from logpulse.readmodel.customers import Service
+from logpulse.readmodel.day_replica import DAY_NS, DayReplica
 from logpulse.readmodel.freshness import FreshnessProbe
+from logpulse.readmodel.plan import LEVELS
 from logpulse.readmodel.rollup_service import RollupService
 from logpulse.slo import Slo
 from logpulse.storage.influx import AsyncInfluxQuery, Connection
@@ -41,7 +43,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = AnswerCache(settings.stats_cache_s)
     app.state.influx = client
     app.state.service = Service(client, cache)
-    app.state.rollups = RollupService(client, cache, app.state.service, slo=Slo.from_settings(settings))
+    replica = None
+    if settings.fleet_replica_max_entries > 0 and LEVELS[0].window_ns == DAY_NS:
+        replica = DayReplica(client, LEVELS[0], settings.fleet_replica_max_entries)
+        cache.follow(replica)  # the replica follows the `writes` marks, even with STATS_CACHE_S=0
+    app.state.rollups = RollupService(
+        client, cache, app.state.service, slo=Slo.from_settings(settings), replica=replica
+    )
     app.state.freshness = FreshnessProbe(client)  # one per application: all pages share its memo
     app.state.ingest = build_ingest(settings)  # None when POST /ingest is off
     cache.start(client)

@@ -6,6 +6,9 @@ drops every cached answer that was computed before a mark of its customer whose 
 answer's range. A cached answer therefore includes all data acknowledged before the last poll
 (normally under a second before the request; TRUST_S at most while InfluxDB is slow to answer
 polls), and is at most STATS_CACHE_S old. If polling fails for longer, the cache is bypassed.
+
+Other holders of derived data (the fleet's day replica) follow the same marks: `follow` hands them
+every successful poll's marks, and the poll then runs even with STATS_CACHE_S=0.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from logpulse.readmodel import influxql
 from logpulse.storage.influx import AsyncInfluxQuery, InfluxError, series_rows
@@ -29,6 +32,13 @@ EVERY_CUSTOMER = "(every customer)"
 """The customer of a cached answer built from every customer's data: any customer's write mark
 invalidates it. Not a customer id (unlike `*`, the customer of the fleet-wide rollup points)."""
 T = TypeVar("T")
+Mark = tuple[str, int, int, int]
+"""A `writes` mark: (customer, time of writing ns, min_time ns, max_time ns)."""
+
+
+class MarkFollower(Protocol):
+    def marks_polled(self, started_ns: int, marks: list[Mark]) -> None:
+        """A poll that started at started_ns succeeded and found these marks."""
 
 
 @dataclass
@@ -50,6 +60,7 @@ class AnswerCache:
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._refreshing: set[asyncio.Task[Any]] = set()
+        self._followers: list[MarkFollower] = []
 
     async def fetch(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[T, str, int, int]]]) -> T:
         """The cached answer for key, else compute() once however many requests wait for it.
@@ -117,13 +128,23 @@ class AnswerCache:
             ):
                 self._entries.pop(key, None)
 
+    def follow(self, follower: MarkFollower) -> None:
+        """Hand every successful poll's marks to `follower` as well (call before `start`)."""
+        self._followers.append(follower)
+
     async def poll_once(self, client: AsyncInfluxQuery) -> None:
         started = self.now_ns()
         results = await client.query(influxql.marks_since(started - LOOKBACK_NS))
-        for tags, row in series_rows(results[0]):
-            self.invalidate(tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
+        marks = [
+            (tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
+            for tags, row in series_rows(results[0])
+        ]
+        for customer, mark_ns, lo, hi in marks:
+            self.invalidate(customer, mark_ns, lo, hi)
         # answers computed before `started` are checked against every mark up to `started`
         self._healthy_until_ns = started + int(TRUST_S * 1e9)
+        for follower in self._followers:
+            follower.marks_polled(started, marks)
 
     async def run(self, client: AsyncInfluxQuery) -> None:
         while True:
@@ -134,7 +155,7 @@ class AnswerCache:
             await asyncio.sleep(POLL_S)
 
     def start(self, client: AsyncInfluxQuery) -> None:
-        if self._ttl_ns > 0:
+        if self._ttl_ns > 0 or self._followers:
             self._task = asyncio.create_task(self.run(client))
 
     async def stop(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,12 +25,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 
-from logpulse.readmodel import fleet_tables, influxql, row_sums
+from logpulse.readmodel import fleet_quantiles, fleet_tables, influxql, row_sums
 from logpulse.readmodel.batch import Handle, QueryBatch
 from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
 from logpulse.readmodel.counting import counted_read
 from logpulse.readmodel.customers import Service
+from logpulse.readmodel.day_replica import ANSWERS, DayReplica
 from logpulse.readmodel.errors import BadRequest
+from logpulse.readmodel.fleet_quantiles import with_quantiles
 from logpulse.readmodel.localtime import DateRange, IntArray, bucket_of, interval_starts, iso_locals, local_midnight_ns
 from logpulse.readmodel.merge import NO_REQUESTS, Decoded, figures, merge, raw_figures
 from logpulse.readmodel.paging import QUANTILE_SORTS, after_key, decode_cursor, encode_cursor, sort_rows
@@ -42,6 +45,8 @@ from logpulse.storage.points import FLEET_CUSTOMER, TAG_CUSTOMER, RollupLevel
 
 MAX_POINTS = 10_000
 _SLO_FIELDS = ("count", "server_errors")
+REPLICA_PAGE = 200
+"""Fleet pages of more rows (by another sort than median or p99) load the replica's days if missing."""
 APPROXIMATE_PREFIX = "1a"
 """How an approximate histogram's encoding starts (storage.histogram: version "1", mode "a")."""
 
@@ -86,12 +91,14 @@ class RollupService:
         customers: Service,
         levels: tuple[RollupLevel, ...] = LEVELS,
         slo: Slo | None = None,
+        replica: DayReplica | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
         self.customers = customers
         self.levels = levels
         self.slo = slo or Slo()
+        self.replica = replica  # whole days of every customer's histograms, for the fleet by median or p99
 
     # ----- reading --------------------------------------------------------------------------
 
@@ -297,31 +304,42 @@ class RollupService:
             # for a sort by median or p99 every customer's histograms (None: everyone)
             guess = None if sort in QUANTILE_SORTS else await self._page_guess(sort, order, limit, after)
             tables = fleet_tables.TableReads(self.client, self.levels)
-            sums, slo_sums, fleet_w, guessed = await asyncio.gather(
+            wanted = guess is None or limit > REPLICA_PAGE  # answers as costly from InfluxDB as loading days
+            replica = self._replica_for(wanted, bounds)
+            read_first = [] if replica else guess  # histograms read beside the sums (None: everyone's)
+            sums, slo_sums, fleet_w, guessed, replicated = await asyncio.gather(
                 self._customer_sums(plan(bounds, self.levels), tables),
                 self._slo_sums(slo_start, r.end_ns, tables),
                 self._decoded(bounds, FLEET_CUSTOMER),
-                self._decoded(bounds, guess),
+                self._decoded(bounds, read_first),
+                self._replicated(replica, bounds),
             )
             rows = [
                 _number_row(c, v) | self._budget(c, slo_sums.get(c)) for c, v in sums.items() if c != FLEET_CUSTOMER
             ]
             everyone = None
-            if guess is None:  # a sort by median or p99: the order needs every customer's quantiles
-                everyone = guessed[0]
-                rows = _with_quantiles(everyone, rows, guessed[1])
+            if self.replica is not None and (wanted or replica is not None):
+                ANSWERS.labels("replica" if replicated is not None else "influxdb").inc()
+            read = functools.partial(self.windows, bounds, fields=("count", "hist"))
+            if replicated is not None and guess is None:  # every customer's quantiles from the replica
+                rows = await replicated.fill(rows, read)
+            elif guess is None:  # a sort by median or p99: the order needs every customer's quantiles
+                everyone, decoded = guessed if replica is None else await self._decoded(bounds, None)
+                rows = with_quantiles(everyone, rows, decoded)
             ordered = sort_rows(rows, sort, order)
             if after is not None:
                 ordered = [row for row in ordered if after_key(row, sort, order, after)]
             page = ordered[:limit]
-            if everyone is None and page:
-                fetched = set(guess or ())
+            if replicated is not None and guess is not None:
+                page = await replicated.fill(page, read)
+            elif guess is not None and page:  # the page's quantiles, unless the sort needed everyone's
+                fetched = set(read_first or ())
                 missing = [row["customer_id"] for row in page if row["customer_id"] not in fetched]
                 if missing:
                     w = concat([guessed[0], await self.windows(bounds, missing, ("count", "hist"))])
-                    page = _with_quantiles(w, page)
+                    page = with_quantiles(w, page)
                 else:
-                    page = _with_quantiles(guessed[0], page, guessed[1])
+                    page = with_quantiles(guessed[0], page, guessed[1])
             answer = Fleet(
                 from_=r.first.isoformat(),
                 to=r.last.isoformat(),
@@ -334,6 +352,21 @@ class RollupService:
 
         fleet: Fleet = await self.cache.fetch(("fleet", r.first, r.last, r.tz.key, sort, order, limit, after), compute)
         return fleet
+
+    def _replica_for(self, wanted: bool, bounds: IntArray) -> DayReplica | None:
+        """The replica, if it may answer: while it follows the marks, for a sort by median or p99 or a
+        page of more than REPLICA_PAGE rows (as costly to read as loading the days), else only if it
+        holds the range already."""
+        if self.replica is None or not self.replica.trusted():
+            return None
+        return self.replica if wanted or self.replica.holds(*fleet_quantiles.split(bounds, self.levels)) else None
+
+    async def _replicated(self, replica: DayReplica | None, bounds: IntArray) -> fleet_quantiles.Replicated | None:
+        if replica is None:
+            return None
+        return await fleet_quantiles.replicated(
+            replica, bounds, self.levels, lambda p, who: self._read(p, self.levels, who, ("count", "hist"))
+        )
 
     async def _decoded(self, bounds: IntArray, who: Who) -> tuple[Windows, Decoded]:
         """Histogram rows of `who` (none for an empty list; None: everyone), decoded as they arrive, so that the
@@ -445,23 +478,6 @@ class RollupService:
             d = Decoded.of(w.hist)
         m = merge(w, d, np.zeros(len(w.start), np.int64), 1)
         return Figures(**figures(total, failed, seconds / total, m.median[0], m.p99[0], exact=bool(m.exact[0])))
-
-
-def _with_quantiles(w: Windows, rows: list[dict[str, Any]], d: Decoded | None = None) -> list[dict[str, Any]]:
-    """The rows with median, p99 and quantiles from their customers' merged histograms in `w` (`d`: its
-    histograms if already decoded)."""
-    index = {row["customer_id"]: i for i, row in enumerate(rows)}
-    group = np.asarray([index.get(c, -1) for c in w.customer], np.int64)
-    m = merge(w, d or Decoded.of(w.hist), group, len(rows))
-    return [
-        {
-            **row,
-            "median_latency": m.median[i],
-            "p99_latency": m.p99[i],
-            "quantiles": "exact" if m.exact[i] and m.total[i] else "approximate",
-        }
-        for i, row in enumerate(rows)
-    ]
 
 
 def _number_row(customer: str, sums: list[float]) -> dict[str, Any]:
