@@ -15,6 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 import time_machine
+from hypothesis import HealthCheck, settings
+
+# Property tests assert behaviour, never speed: on a shared, loaded machine Hypothesis's timing checks
+# (an example's deadline, slow data generation) fail a run whose every assertion held.
+settings.register_profile("logpulse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("logpulse")
 
 CLOCK_INSTANTS = [
     # early in a UTC day: still yesterday in New York, the day New York and Berlin are 5 h apart
