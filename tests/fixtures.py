@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from bytewax.inputs import StatefulSourcePartition
@@ -409,3 +411,62 @@ def incident_log(log: Path) -> list[dict[str, str]]:
     )
     truth: list[dict[str, str]] = json.loads(Path(f"{log}.incidents.json").read_text())
     return truth
+
+
+class Proxy:
+    """A TCP forwarder to InfluxDB that the test can cut (every connection closed, new ones refused)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.open = True
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        self.open = False
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.sockets.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+@contextlib.contextmanager
+def proxy_to(url: str) -> Iterator[Proxy]:
+    parts = urlsplit(url)
+    p = Proxy((parts.hostname or "127.0.0.1", parts.port or 8086))
+    try:
+        yield p
+    finally:
+        p.close()

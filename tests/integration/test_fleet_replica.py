@@ -8,21 +8,16 @@ the API could not poll the marks (InfluxDB unreachable for it, through a proxy t
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import random
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
-from fixtures import expected_figures, rollup_lines, running_api, subprocess_env
+from fixtures import expected_figures, proxy_to, rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_RP
@@ -170,90 +165,43 @@ def test_data_ingested_after_the_replica_loaded_is_in_the_next_answer(
         assert metric(on, INFLUXDB) == 0
 
 
-class Proxy:
-    """A TCP forwarder to InfluxDB that the test can cut (every connection closed, new ones refused)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.open = True
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            if not self.open:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            with self.lock:
-                self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := a.recv(65536):
-                b.sendall(data)
-        with contextlib.suppress(OSError):
-            b.shutdown(socket.SHUT_WR)
-
-    def cut(self) -> None:
-        self.open = False
-        with self.lock:
-            for s in self.sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self.sockets.clear()
-
-    def close(self) -> None:
-        self.cut()
-        self.server.close()
-
-
-@contextlib.contextmanager
-def proxy_to(url: str) -> Iterator[Proxy]:
-    parts = urlsplit(url)
-    p = Proxy((parts.hostname or "127.0.0.1", parts.port or 8086))
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 def test_after_the_marks_could_not_be_polled_answers_are_still_the_datas(
     influx_settings: Settings, tmp_path: Path
 ) -> None:
     """Marks written while the API could not poll them (longer than the poll's look-back) are never
-    seen: the replica must not serve the days it holds as they were."""
+    seen: neither the replica nor the answer cache (`cached`, STATS_CACHE_S=60) may serve what they
+    held as it was."""
     writer = InfluxWriter(Connection.from_settings(influx_settings))
     writer.write(rollup_lines(records(), parts=2, fleet=True, tables=True), rp=ROLLUP_RP)
     writer.close()
     env = subprocess_env(influx_settings, STATS_CACHE_S="0", SCORING_ENABLED="false")
     with proxy_to(influx_settings.influxdb_url) as proxy:
         proxied = {**env, "INFLUXDB_URL": f"http://127.0.0.1:{proxy.port}", "INFLUXDB_TIMEOUT_S": "2"}
-        with running_api(proxied) as on, running_api({**env, "FLEET_REPLICA_MAX_ENTRIES": "0"}) as off:
+        with (
+            running_api(proxied) as on,
+            running_api({**env, "FLEET_REPLICA_MAX_ENTRIES": "0"}) as off,
+            running_api({**proxied, "STATS_CACHE_S": "60"}) as cached,
+        ):
             wait_trusted(on)
             before = fleet(on, "UTC", "p99_latency", "desc")
             assert before == fleet(off, "UTC", "p99_latency", "desc")
+            wait_trusted(cached)
+            stats = {"from": str(FIRST), "to": str(LAST)}
+            held = cached.get("/customers/cust_5/stats", params=stats).json()
+            assert cached.get("/customers/cust_5/stats", params=stats).json() == held  # the cached answer
             proxy.cut()
             late = tmp_path / "late.log"
             late.write_text(slow_lines("cust_5", dt.date(2026, 3, 4), 200))
             ingest(env, late)  # straight to InfluxDB, marks included
             time.sleep(12)  # the marks' look-back (10 s) passes without a poll
-            assert (
-                on.get("/stats", params={"from": str(FIRST), "to": str(LAST), "sort": "p99_latency"}).status_code >= 500
-            )
+            for api in (on, cached):  # InfluxDB unreachable (and the API no longer trusts its marks)
+                assert api.get("/stats", params={**stats, "sort": "p99_latency"}).status_code >= 500
             proxy.open = True
             wait_trusted(on)
+            wait_trusted(cached)  # a poll succeeded after the gap: the answers it held are dropped
+            fresh = cached.get("/customers/cust_5/stats", params=stats).json()
+            assert fresh == off.get("/customers/cust_5/stats", params=stats).json()
+            assert fresh["summary"]["total_requests"] == held["summary"]["total_requests"] + 200
             for zone in ZONES:
                 after = fleet(on, zone, "p99_latency", "desc")
                 assert after == fleet(off, zone, "p99_latency", "desc"), zone

@@ -5,7 +5,8 @@ acknowledged data. One background poll every POLL_S reads the marks of the last 
 drops every cached answer that was computed before a mark of its customer whose range overlaps the
 answer's range. A cached answer therefore includes all data acknowledged before the last poll
 (normally under a second before the request; TRUST_S at most while InfluxDB is slow to answer
-polls), and is at most STATS_CACHE_S old. If polling fails for longer, the cache is bypassed.
+polls), and is at most STATS_CACHE_S old. If polling fails for longer, the cache is bypassed; if
+polls resume after a gap longer than their look-back could bridge, every cached answer is dropped.
 
 Other holders of derived data (the fleet's day replica) follow the same marks: `follow` hands them
 every successful poll's marks, and the poll then runs even with STATS_CACHE_S=0.
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 LOOKBACK_NS = 10 * 1_000_000_000  # marks may become visible a little after their timestamp
 TRUST_S = 5.0  # serve cached answers only while the last successful poll started at most this long ago
+POLL_GAP_NS = LOOKBACK_NS // 2
+"""Successful polls further apart than this may have missed marks (a mark becomes visible up to a few
+seconds after its timestamp, and a poll reads LOOKBACK_NS back): what was derived before is dropped."""
 EVERY_CUSTOMER = "(every customer)"
 """The customer of a cached answer built from every customer's data: any customer's write mark
 invalidates it. Not a customer id (unlike `*`, the customer of the fleet-wide rollup points)."""
@@ -61,6 +65,7 @@ class AnswerCache:
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._refreshing: set[asyncio.Task[Any]] = set()
         self._followers: list[MarkFollower] = []
+        self._polled_ns: int | None = None  # start of the last successful poll
 
     async def fetch(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[T, str, int, int]]]) -> T:
         """The cached answer for key, else compute() once however many requests wait for it.
@@ -139,6 +144,9 @@ class AnswerCache:
             (tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
             for tags, row in series_rows(results[0])
         ]
+        if self._polled_ns is not None and started - self._polled_ns > POLL_GAP_NS:
+            self._entries.clear()  # marks written between the two polls may be out of this one's reach
+        self._polled_ns = started
         for customer, mark_ns, lo, hi in marks:
             self.invalidate(customer, mark_ns, lo, hi)
         # answers computed before `started` are checked against every mark up to `started`

@@ -41,7 +41,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.cache import LOOKBACK_NS, TRUST_S, Mark
+from logpulse.readmodel.cache import POLL_GAP_NS, TRUST_S, Mark
 from logpulse.readmodel.counting import counted_read
 from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
@@ -53,9 +53,6 @@ DAY_NS = 86_400 * 10**9
 FIELDS = ("count", "hist")
 PARTIAL_MAX = 64
 """A day with at most this many dirty customers re-reads them by name; with more, the whole day."""
-POLL_GAP_NS = LOOKBACK_NS // 2
-"""Successful polls further apart than this may have missed marks (a mark becomes visible up to a few
-seconds after its timestamp, and a poll reads LOOKBACK_NS back)."""
 
 ANSWERS = Counter(
     "logpulse_fleet_quantile_answers",
