@@ -36,8 +36,19 @@ EVERY_CUSTOMER = "(every customer)"
 """The customer of a cached answer built from every customer's data: any customer's write mark
 invalidates it. Not a customer id (unlike `*`, the customer of the fleet-wide rollup points)."""
 T = TypeVar("T")
+EVERY_TIME = (-(2**63), 2**63 - 1)
 Mark = tuple[str, int, int, int]
 """A `writes` mark: (customer, time of writing ns, min_time ns, max_time ns)."""
+
+
+def _mark(tags: dict[str, str], row: dict[str, Any]) -> Mark:
+    """A mark row as polled. InfluxDB 1.x stores each field of a point on its own, so a poll racing the
+    write of a mark can see one of its two times missing: such a mark counts as covering every time
+    (what it invalidates is read again; the next poll sees it whole)."""
+    lo, hi = row.get("min_time"), row.get("max_time")
+    if lo is None or hi is None:
+        lo, hi = EVERY_TIME
+    return tags.get("customer_id", ""), int(row["time"]), int(lo), int(hi)
 
 
 class MarkFollower(Protocol):
@@ -140,10 +151,7 @@ class AnswerCache:
     async def poll_once(self, client: AsyncInfluxQuery) -> None:
         started = self.now_ns()
         results = await client.query(influxql.marks_since(started - LOOKBACK_NS))
-        marks = [
-            (tags.get("customer_id", ""), int(row["time"]), int(row["min_time"]), int(row["max_time"]))
-            for tags, row in series_rows(results[0])
-        ]
+        marks = [_mark(tags, row) for tags, row in series_rows(results[0])]
         if self._polled_ns is not None and started - self._polled_ns > POLL_GAP_NS:
             self._entries.clear()  # marks written between the two polls may be out of this one's reach
         self._polled_ns = started
@@ -160,6 +168,8 @@ class AnswerCache:
                 await self.poll_once(client)
             except InfluxError as exc:
                 log.debug("cache invalidation poll failed: %s", exc)
+            except Exception:  # a bug must not end polling: answers would then bypass the cache for good
+                log.exception("cache invalidation poll failed")
             await asyncio.sleep(POLL_S)
 
     def start(self, client: AsyncInfluxQuery) -> None:
