@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+from itertools import accumulate, chain, repeat
+from operator import add, mul
 
 import numpy as np
 import pytest
@@ -192,3 +194,29 @@ def test_skip_empty_completes_a_gap_as_the_per_bucket_path_does(
     assert ft.pop("profile") == pytest.approx(st_.pop("profile"), rel=1e-12)
     assert ft == st_
     assert [t.__getstate__() for t in fast.trackers.values()] == [t.__getstate__() for t in slow.trackers.values()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    segments=st.lists(
+        st.tuples(
+            st.integers(1, 30),
+            st.floats(0.0, 500.0, allow_nan=False, allow_subnormal=False),
+            st.floats(0.25, 4.0, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    start=st.floats(0.0, 1e6, allow_nan=False),
+    bucket_s=st.sampled_from([10.0, 30.0, 60.0]),
+)
+def test_a_long_gap_in_one_numpy_pass_adds_the_iterators_floats(
+    segments: list[tuple[int, float, float]], start: float, bucket_s: float
+) -> None:
+    """The numpy grid a long silence's expected requests are accumulated in gives the floats of
+    `skip_empty`'s iterators (a level multiplied per bucket, then summed in order), bit for bit."""
+    keep = 1.0 - bucket_s / TrafficBaseline.LEVEL_S
+    added = (map(mul, accumulate(repeat(keep, m - 1), mul, initial=lv), repeat(f)) for m, lv, f in segments)
+    want = list(accumulate(chain.from_iterable(added), add, initial=start))[1:]
+    got = per_bucket._expected_in_one_pass(segments, keep, start, 61)
+    assert [x.hex() for x in got] == [x.hex() for x in want[-61:]]
