@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -298,6 +299,9 @@ def test_snapshot_of_the_per_bucket_version_resumes() -> None:
     state = {k: v for k, v in writer.__dict__.items() if not k.startswith("_")}
     for new_field in ("hist", "pending_keys", "pending", "cum_total", "cum_from", "vectorised"):
         del state[new_field]
+    # the rows were one deque of six columns (counts and expected requests together)
+    rows = zip(state["cum"], state.pop("cum_expected"), strict=True)
+    state["cum"] = deque(((*r, e) for r, e in rows), maxlen=writer.cum.maxlen)
     cols = writer.pending.T.tolist()
     state["open_buckets"] = {
         int(k): _Bucket(int(c[0]), c[1], c[2], int(c[3]), int(c[4]))

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import copy
 import pickle
+from itertools import accumulate, chain, repeat
+from operator import add, mul
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tests.unit.test_scoring import batches, config, traffic
 
+from logpulse.model import Incident
 from logpulse.scoring import per_bucket
 from logpulse.scoring import scorer as scorer_module
 from logpulse.scoring.baselines import TrafficBaseline
@@ -62,12 +65,13 @@ def _reference_skip_empty(s: ScorerState, k: int, end: int) -> int:
     while k < end:
         m = min(end, (k // per_slot + 1) * per_slot) - k if 900 % cfg.bucket_s == 0 else 1
         factor = traffic_.expected(k) / traffic_.level if traffic_.level > 0 else 1.0
-        c0, c1, c2, c3, c4, acc = s.cum[-1]
+        counts, acc = s.cum[-1], s.cum_expected[-1]
         level = traffic_.level
         for _ in range(m):
             acc += level * factor
             level *= keep_t
-            s.cum.append((c0, c1, c2, c3, c4, acc))
+            s.cum.append(counts)
+            s.cum_expected.append(acc)
         s.cum_total += m
         s.latency.decay(m, s.windows.decay)
         s.errors.decay(m, s.windows.decay)
@@ -99,6 +103,7 @@ def test_skip_empty_computes_the_loop_s_floats(seed: int, hours: int, rps: float
     k = s.next_bucket
     assert per_bucket.skip_empty(s, k, k + gap) == _reference_skip_empty(ref, k, k + gap)
     assert list(s.cum) == list(ref.cum) and s.cum_total == ref.cum_total
+    assert [x.hex() for x in s.cum_expected] == [x.hex() for x in ref.cum_expected]
     assert vars(s.traffic) == vars(ref.traffic)
     assert (s.latency.s0, s.latency.s1, s.errors.n, s.idle) == (ref.latency.s0, ref.latency.s1, ref.errors.n, ref.idle)
 
@@ -140,3 +145,78 @@ def test_small_batches_sum_buckets_as_numpy_does(first: list[int], second: list[
         assert np.array_equal(python.pending_keys, numpy_only.pending_keys)
         assert python.pending.shape == numpy_only.pending.shape
         assert [float(x).hex() for x in python.pending.ravel()] == [float(x).hex() for x in numpy_only.pending.ravel()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    hours=st.sampled_from([2, 26]),
+    minutes=st.integers(0, 14),
+    rps=st.sampled_from([0.002, 0.02, 0.2]),
+    gap=st.integers(1, 800),
+    bucket_s=st.sampled_from([30, 60, 40]),
+)
+def test_skip_empty_completes_a_gap_as_the_per_bucket_path_does(
+    seed: int, hours: int, minutes: int, rps: float, gap: int, bucket_s: int
+) -> None:
+    """Random sparse traffic (the first day: level only; past it: the quarter-hour profile), then as
+    much of a silence of `gap` buckets as the scorer would skip (before `silent_from`, or while no
+    drop is within reach), starting anywhere in a quarter-hour: `skip_empty` leaves the history rows,
+    the baselines and the trackers as `complete` does one empty bucket at a time (the counts exactly,
+    the expected requests to rounding: the per-bucket level update is `level + a * (0 - level)`), and
+    every new count row is the last row itself, not a copy."""
+    s = CustomerScorer("c", config(bucket_s=bucket_s))
+    for b in batches(traffic(seed, hours * 60 + minutes, rps), 20):
+        s.score(b)
+    assert s.next_bucket is not None
+    s.rows_to_deque()
+    k = s.next_bucket
+    end = s.silent_from if k < s.silent_from else k + per_bucket.drop_out_of_reach(s)
+    assume(s.steady() and s.quiet() and end > k)  # when the scorer takes skip_empty
+    end = min(end, k + gap)
+    fast, slow = copy.deepcopy(s), copy.deepcopy(s)
+    fast.rows_to_deque()
+    slow.rows_to_deque()
+    last = fast.cum[-1]
+    assert per_bucket.skip_empty(fast, k, end) == end
+    out: list[Incident] = []
+    for j in range(k, end):
+        per_bucket.complete(slow, j, per_bucket.EMPTY, out)
+    assert not out
+    assert fast.cum_total == slow.cum_total and fast.idle == slow.idle
+    assert list(fast.cum) == list(slow.cum)
+    assert all(row is last for row in list(fast.cum)[-min(end - k, fast.windows.depth) :])
+    assert list(fast.cum_expected) == pytest.approx(list(slow.cum_expected), rel=1e-12, abs=1e-300)
+    for a, b in ((fast.latency, slow.latency), (fast.errors, slow.errors)):
+        assert list(vars(a).values()) == pytest.approx(list(vars(b).values()), rel=1e-12, abs=1e-300)
+    ft, st_ = vars(fast.traffic), vars(slow.traffic)
+    assert ft.pop("level") == pytest.approx(st_.pop("level"), rel=1e-12, abs=1e-300)
+    assert ft.pop("profile") == pytest.approx(st_.pop("profile"), rel=1e-12)
+    assert ft == st_
+    assert [t.__getstate__() for t in fast.trackers.values()] == [t.__getstate__() for t in slow.trackers.values()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    segments=st.lists(
+        st.tuples(
+            st.integers(1, 30),
+            st.floats(0.0, 500.0, allow_nan=False, allow_subnormal=False),
+            st.floats(0.25, 4.0, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    start=st.floats(0.0, 1e6, allow_nan=False),
+    bucket_s=st.sampled_from([10.0, 30.0, 60.0]),
+)
+def test_a_long_gap_in_one_numpy_pass_adds_the_iterators_floats(
+    segments: list[tuple[int, float, float]], start: float, bucket_s: float
+) -> None:
+    """The numpy grid a long silence's expected requests are accumulated in gives the floats of
+    `skip_empty`'s iterators (a level multiplied per bucket, then summed in order), bit for bit."""
+    keep = 1.0 - bucket_s / TrafficBaseline.LEVEL_S
+    added = (map(mul, accumulate(repeat(keep, m - 1), mul, initial=lv), repeat(f)) for m, lv, f in segments)
+    want = list(accumulate(chain.from_iterable(added), add, initial=start))[1:]
+    got = per_bucket._expected_in_one_pass(segments, keep, start, 61)
+    assert [x.hex() for x in got] == [x.hex() for x in want[-61:]]

@@ -2,7 +2,8 @@
 
 A row is the running sums after one completed bucket — (requests, sum of ln d, of ln² d, failed, 5xx,
 expected requests) — so a window's sums are the difference of two rows. The per-bucket path keeps the
-same rows as a deque of tuples (reading one numpy row costs more than the test on it); the scorer
+same rows in deques, the counts as tuples and the expected requests as floats (reading one numpy row
+costs more than the test on it; an empty bucket repeats the count tuple); the scorer
 syncs the two lazily when it switches between them (`ScorerState.rows_to_deque` / `rows_to_numpy`).
 """
 

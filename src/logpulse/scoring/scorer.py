@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import sys
+from itertools import repeat
 
 import numpy as np
 
@@ -304,8 +305,8 @@ class CustomerScorer(ScorerState):
         if self.hist.total > self.cum_total:  # the rows of runs are the newer: extend those
             self.hist.extend(np.repeat(np.array([self.hist.last]), min(gap, keep), axis=0), gap)
         else:
-            last = self.cum[-1]
-            self.cum.extend([last] * min(gap, keep))
+            self.cum.extend(repeat(self.cum[-1], min(gap, keep)))
+            self.cum_expected.extend(repeat(self.cum_expected[-1], min(gap, keep)))
             self.cum_total += gap
         self.idle += gap
         for t in self.trackers.values():

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from logpulse.scoring.baselines import ErrorBaseline, LatencyBaseline, ScoringConfig, TrafficBaseline
-from logpulse.scoring.history import CountSteps, History
+from logpulse.scoring.history import COLUMNS, CountSteps, History
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import KINDS
 
@@ -93,9 +94,13 @@ class ScorerState:
     idle: int = 0  # consecutive empty buckets
     silent_from: int = 0  # first bucket at which the silence since the last request could be a drop
     first_bucket: int | None = None  # the first bucket judged (the start of this customer's history)
-    # cumulative (n, log_sum, log_sq, failed, server_errors, expected) after each completed bucket, for
-    # the per-bucket path; `hist` holds the same rows for runs (see `history.py`)
+    # cumulative (n, log_sum, log_sq, failed, server_errors) after each completed bucket, and beside it
+    # the cumulative expected requests, for the per-bucket path; `hist` holds the same rows (six columns)
+    # for runs (see `history.py`). Counts and expectation are kept apart because silence changes only
+    # the expectation: an empty bucket's count row is the previous row itself (no new object), so a
+    # quiet customer's gaps cost one float per bucket.
     cum: deque[tuple[float, ...]] = field(default_factory=deque)
+    cum_expected: deque[float] = field(default_factory=deque)
     cum_total: int = 1  # rows ever appended to `cum`
     cum_from: int = 0  # the oldest row `cum` holds up to date (older ones are read from `hist`)
     vectorised: bool = True
@@ -107,7 +112,8 @@ class ScorerState:
         self.traffic.bucket_s = cfg.bucket_s
         self.windows = Windows.of(cfg, self.customer_id)
         depth = self.windows.depth
-        self.cum = deque([(0, 0.0, 0.0, 0, 0, 0.0)], maxlen=depth)
+        self.cum = deque([(0, 0.0, 0.0, 0, 0)], maxlen=depth)
+        self.cum_expected = deque([0.0], maxlen=depth)
         self.hist = History(depth)
         self.steps = CountSteps(max(b for rule in self.windows.slo for b in rule[:2]))
         quiet, new_normal = cfg.buckets(cfg.quiet_s), cfg.buckets(cfg.new_normal_s) if cfg.new_normal_s else 0
@@ -121,7 +127,7 @@ class ScorerState:
         """Snapshots hold the bucket history once (as numpy rows); `cum` is rebuilt from it."""
         self.rows_to_numpy()
         state = dict(self.__dict__)
-        del state["windows"]
+        del state["windows"], state["cum_expected"]  # the pickled layout has one `cum`, rebuilt on restore
         state["cum"] = deque(maxlen=self.windows.depth)
         state["cum_total"] = self.hist.total - min(self.hist.total, self.windows.depth)
         state["cum_from"] = 0
@@ -135,6 +141,9 @@ class ScorerState:
             self.hist = History(self.cum.maxlen or 1)
             self.hist.extend(np.array(self.cum, dtype=np.float64), len(self.cum) - 1)
             self.cum_total = self.hist.total
+        rows = self.cum  # six columns in every pickled layout (empty but for the per-bucket-only one)
+        self.cum = deque((r[:5] for r in rows), maxlen=rows.maxlen)
+        self.cum_expected = deque((r[5] for r in rows), maxlen=rows.maxlen)
         if "open_buckets" in state:
             old = sorted(state["open_buckets"].items())
             self.pending_keys = np.array([k for k, _ in old], dtype=np.int64)
@@ -152,7 +161,7 @@ class ScorerState:
                 # rows older than those kept are unknown: the SLO's long windows wait for a full history
                 self.first_bucket = max(self.first_bucket, self.next_bucket - self.hist.keep + 1)
             self.hist = self.hist.resized(depth)
-            self.cum = deque(maxlen=depth)  # rebuilt from `hist` (see `__getstate__`)
+            self.cum, self.cum_expected = deque(maxlen=depth), deque(maxlen=depth)  # rebuilt from `hist`
             self.cum_total, self.cum_from = self.hist.total - min(self.hist.total, depth), 0
 
     def quiet(self) -> bool:
@@ -167,12 +176,16 @@ class ScorerState:
         return self.traffic.buckets * self.config.bucket_s >= TrafficBaseline.LEVEL_S
 
     def window(self, w: int) -> tuple[float, ...]:
-        """Sums over the last w completed buckets."""
-        cum = self.cum
-        a = cum[-1]
+        """Sums over the last w completed buckets (the five counts, then the expected requests)."""
+        cum, expected = self.cum, self.cum_expected
+        a = (*cum[-1], expected[-1])
         row = max(self.cum_total - 1 - w, 0)
         # a row older than those converted after the last run (see `rows_to_deque`) is read from `hist`
-        b = self.hist.row(row) if row < self.cum_from else (cum[-1 - w] if len(cum) > w else cum[0])
+        if row < self.cum_from:
+            b = self.hist.row(row)
+        else:
+            i = -1 - w if len(cum) > w else 0
+            b = (*cum[i], expected[i])
         return a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4], a[5] - b[5]
 
     def counts(self, w: int) -> tuple[float, float]:
@@ -192,12 +205,18 @@ class ScorerState:
                 behind = short
                 self.cum_from = self.hist.total - short
                 self.cum.clear()
-            self.cum.extend(zip(*self.hist.tail(behind).T.tolist(), strict=True))
+                self.cum_expected.clear()
+            *counts, expected = self.hist.tail(behind).T.tolist()
+            self.cum.extend(zip(*counts, strict=True))
+            self.cum_expected.extend(expected)
             self.cum_total = self.hist.total
 
     def rows_to_numpy(self) -> None:
         """Bring `hist` up to date with rows appended one by one."""
         behind = self.cum_total - self.hist.total
         if behind > 0:
-            rows = list(self.cum)[-behind:]
-            self.hist.extend(np.array(rows, dtype=np.float64), behind)
+            held = min(behind, len(self.cum))
+            rows = np.empty((held, COLUMNS))
+            rows[:, :5] = list(islice(self.cum, len(self.cum) - held, None))
+            rows[:, 5] = list(islice(self.cum_expected, len(self.cum) - held, None))
+            self.hist.extend(rows, behind)
