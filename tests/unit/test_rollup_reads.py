@@ -183,3 +183,30 @@ def test_grouped_ranks_equal_one_histogram_per_group(rows: list[tuple[int, list[
             continue
         h = LatencyHistogram.merge_many(mine)
         assert (m.median[g], m.p99[g], bool(m.exact[g])) == (h.median(), h.percentile(99), h.exact)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(0, 60_000) | st.integers(200, 240), min_size=1, max_size=40), min_size=1, max_size=12
+    ),
+    st.integers(0, 3),
+)
+def test_ranks_of_rows_already_in_group_order(rows: list[list[int]], skipped: int) -> None:
+    """One row per group, groups in order (a month of compacted days: ranked without sorting the
+    entries again), with `skipped` empty groups first: each group equals its own histogram, and the
+    whole equals merge_many of every row."""
+    texts = [LatencyHistogram.from_text([f"{v / 1000:.3f}" for v in ms]).encode() for ms in rows]
+    n = len(rows)
+    counts = np.asarray([len(ms) for ms in rows], dtype=np.int64)
+    w = Windows(np.zeros(n, np.int64), counts, np.zeros(n, np.int64), np.zeros(n), list(texts), [""] * n)
+    d = Decoded.of(list(texts))
+    per_row = merge(w, d, np.arange(skipped, skipped + n, dtype=np.int64), skipped + n)
+    whole = merge(w, d, np.zeros(n, np.int64), 1)
+    for g in range(skipped):
+        assert per_row.total[g] == 0 and per_row.median[g] is None
+    for i, text in enumerate(texts):
+        h = LatencyHistogram.decode(text)
+        assert (per_row.median[skipped + i], per_row.p99[skipped + i]) == (h.median(), h.percentile(99))
+    h = LatencyHistogram.merge_many(texts)
+    assert (whole.median[0], whole.p99[0], bool(whole.exact[0])) == (h.median(), h.percentile(99), h.exact)

@@ -93,6 +93,8 @@ def newest(
 ) -> npt.NDArray[np.intp]:
     """Indices of each window's newest candidate row (the latest time among its candidates)."""
     rows = np.flatnonzero(candidates)
+    if len(set(keys[rows].tolist())) == len(rows):  # one candidate per window, as once compacted: no sort
+        return rows
     order = rows[np.lexsort((times[rows], keys[rows]))]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = keys[order][1:] != keys[order][:-1]

@@ -465,16 +465,25 @@ def decode_many(
     if not encoded:
         return np.ones(0, dtype=np.bool_), _EMPTY, _EMPTY, _EMPTY
     exact, ns, firsts, widths, raws = _split_many(encoded)
-    index: list[Int64Array] = []
-    keys: list[Int64Array] = []
-    counts: list[Int64Array] = []
+    total = int(ns.sum())
+    if total == 0:
+        return exact, _EMPTY, _EMPTY, _EMPTY
+    # every payload's (delta, count) pairs widened into one int64 array, a block per width, so the
+    # keys of all of them are one running sum (as `_unpack_many`, without a pass per width)
+    pairs = np.empty(2 * total, dtype=np.int64)
+    blocks: list[Int64Array] = []
+    at = 0
     for width in np.unique(widths[ns > 0]).tolist():
         rows = np.flatnonzero((widths == width) & (ns > 0))
-        items = [(bool(exact[i]), int(ns[i]), int(firsts[i]), raws[i]) for i in rows.tolist()]
-        _, k, c = _unpack_many(width, items)
-        index.append(np.repeat(rows.astype(np.int64), ns[rows]))
-        keys.append(k)
-        counts.append(c)
-    if not keys:
-        return exact, _EMPTY, _EMPTY, _EMPTY
-    return exact, np.concatenate(index), np.concatenate(keys), np.concatenate(counts)
+        block = np.frombuffer(b"".join([raws[i] for i in rows.tolist()]), dtype=WIDTHS[width])
+        pairs[at : at + len(block)] = block
+        at += len(block)
+        blocks.append(rows)
+    rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    n, first = ns[rows], firsts[rows]
+    key_start = np.cumsum(n) - n
+    deltas = pairs[0::2]
+    deltas[key_start] = first
+    running = np.cumsum(deltas)
+    keys = running - np.repeat(running[key_start] - first, n)
+    return exact, np.repeat(rows.astype(np.int64), n), keys, pairs[1::2].copy()
