@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from logpulse.readmodel.localtime import IntArray
+from logpulse.readmodel.merge import quantile_ranks
 from logpulse.storage.histogram import decode_many
 
 BoolArray = npt.NDArray[np.bool_]
@@ -198,15 +199,7 @@ def quantiles(tables: list[DayTable]) -> Quantiles:
     totals = coarse.sum(axis=1)
     ranked = np.flatnonzero(totals > 0)
     if len(ranked):
-        nr = totals[ranked]
-        odd = nr % 2 == 1
-        ranks = np.stack(
-            (
-                np.where(odd, nr // 2 + 1, nr // 2),
-                nr // 2 + 1,
-                np.clip(np.floor(nr.astype(np.float64) * 99 / 100.0 + 0.5).astype(np.int64), 1, nr),
-            )
-        )
+        ranks = quantile_ranks(totals[ranked])
         cum = np.cumsum(coarse[ranked], axis=1)
         bins = (cum[None, :, :] < ranks[:, :, None]).sum(axis=2)  # first bin reaching each rank
         before = np.where(bins > 0, np.take_along_axis(cum[None], np.maximum(bins - 1, 0)[:, :, None], 2)[..., 0], 0)

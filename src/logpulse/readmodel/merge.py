@@ -114,7 +114,7 @@ def _exact_ranks(g: IntArray, key: IntArray, count: IntArray, n_groups: int) -> 
         if len(ranked) < n_groups:
             running = running[ranked]
         nr = n[ranked]
-        ranks = _ranks(nr)
+        ranks = quantile_ranks(nr)
         # first millisecond whose running count reaches each rank: one searchsorted over all rows,
         # made one increasing sequence by lifting row i by i·(largest count + 1) (exact in float64)
         rows = np.arange(len(ranked))
@@ -133,11 +133,11 @@ def _exact_ranks(g: IntArray, key: IntArray, count: IntArray, n_groups: int) -> 
         n = np.diff(ends, prepend=0)
         ranked = np.flatnonzero(n > 0)
         nr = n[ranked]
-        values = key[np.searchsorted(running_all, (ends - n)[ranked] + _ranks(nr), side="left")] / 1000.0
+        values = key[np.searchsorted(running_all, (ends - n)[ranked] + quantile_ranks(nr), side="left")] / 1000.0
     return ranked, (values[0] + values[1]) / 2, values[2]
 
 
-def _ranks(n: IntArray) -> IntArray:
+def quantile_ranks(n: IntArray) -> IntArray:
     """Per group of n entries, the 1-based ranks of its two middle values and of its p99."""
     odd = n % 2 == 1
     p99 = np.clip(np.floor(n.astype(np.float64) * 99 / 100.0 + 0.5).astype(np.int64), 1, n)
