@@ -155,15 +155,21 @@ async def _reread(client: AsyncInfluxQuery, level: RollupLevel, mixed: Rows, who
     return again.take(keep)
 
 
-def reread_ranges(starts: list[int], level: RollupLevel) -> list[tuple[int, int]]:
-    """[start, end) ranges covering the sorted window starts: adjacent windows in one range, and at most
-    MAX_REREAD_STATEMENTS ranges (the narrowest gaps bridged)."""
+def adjacent_runs(starts: list[int], window_ns: int) -> list[tuple[int, int]]:
+    """[start, end) ranges covering the sorted window starts, adjacent windows in one range."""
     runs: list[tuple[int, int]] = []
     for s in starts:
         if runs and runs[-1][1] == s:
-            runs[-1] = (runs[-1][0], s + level.window_ns)
+            runs[-1] = (runs[-1][0], s + window_ns)
         else:
-            runs.append((s, s + level.window_ns))
+            runs.append((s, s + window_ns))
+    return runs
+
+
+def reread_ranges(starts: list[int], level: RollupLevel) -> list[tuple[int, int]]:
+    """[start, end) ranges covering the sorted window starts: adjacent windows in one range, and at most
+    MAX_REREAD_STATEMENTS ranges (the narrowest gaps bridged)."""
+    runs = adjacent_runs(starts, level.window_ns)
     if len(runs) <= MAX_REREAD_STATEMENTS:
         return runs
     gaps = sorted(range(len(runs) - 1), key=lambda i: runs[i + 1][0] - runs[i][1])

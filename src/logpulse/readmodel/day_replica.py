@@ -42,7 +42,7 @@ from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
 from logpulse.readmodel.cache import POLL_GAP_NS, TRUST_S, Mark
-from logpulse.readmodel.counting import counted_read
+from logpulse.readmodel.counting import adjacent_runs, counted_read
 from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.windows import Windows
@@ -263,13 +263,7 @@ class DayReplica:
         counted as every reader counts (`counting`: compacted points and sources each once)."""
         if not days:
             return {}
-        ranges: list[Key] = []
-        for d in sorted(days):
-            if ranges and ranges[-1][1] == d:
-                ranges[-1] = (ranges[-1][0], d + DAY_NS)
-            else:
-                ranges.append((d, d + DAY_NS))
-        statements = influxql.windows_statements(self.level, ranges, who, FIELDS)
+        statements = influxql.windows_statements(self.level, adjacent_runs(sorted(days), DAY_NS), who, FIELDS)
         results = await self.client.query("; ".join(statements))
         rows = await counted_read(self.client, results, self.level, who, FIELDS)
         keys = [(d, d + DAY_NS) for d in days]
