@@ -78,6 +78,11 @@ class _WriteMarks:
     Marks are written only after the data they describe was acknowledged, and carry the time they
     are written: the API drops a cached answer computed before a mark whose range it overlaps, so a
     longer interval only lets a cached answer live longer, never makes it wrong.
+
+    Flushes are serialised (`_flushing`): the sink's `close` flushes last and then closes the HTTP
+    client, so it must wait for a timer's flush that already took its marks and is still writing them —
+    otherwise that write meets a closed client and the marks are lost, and a reader that follows the
+    marks (the API's day replica) would keep those customers' old rows.
     """
 
     MARK_EVERY_S = 0.5
@@ -92,6 +97,7 @@ class _WriteMarks:
         self._worker = worker
         self._every_s = every_s
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._bounds: dict[str, tuple[int, int]] = {}
         self._timer: threading.Timer | None = None
 
@@ -112,11 +118,12 @@ class _WriteMarks:
             log.warning("could not write cache-invalidation marks: %s", exc)
 
     def flush(self) -> None:
-        with self._lock:
-            bounds, self._bounds, self._timer = self._bounds, {}, None
-        if bounds:
-            now, backlog = time.time_ns(), metrics.backlog_bytes()
-            self._write([write_mark_line(c, self._worker, lo, hi, now, backlog) for c, (lo, hi) in bounds.items()])
+        with self._flushing:
+            with self._lock:
+                bounds, self._bounds, self._timer = self._bounds, {}, None
+            if bounds:
+                now, backlog = time.time_ns(), metrics.backlog_bytes()
+                self._write([write_mark_line(c, self._worker, lo, hi, now, backlog) for c, (lo, hi) in bounds.items()])
 
     def cancel(self) -> None:
         with self._lock:
