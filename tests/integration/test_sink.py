@@ -159,3 +159,29 @@ def test_close_waits_for_a_mark_write_in_flight(private_influxd: LocalInfluxd, c
     assert {m["tags"]["customer_id"] for m in marks} == {"a"}
     assert "could not write cache-invalidation marks" not in caplog.text
     writer.close()
+
+
+def test_a_tailing_writer_marks_its_restart_and_ingest_does_not(private_influxd: LocalInfluxd) -> None:
+    """A tailing run (recovery) writes one mark of no customer when it starts, before any data; an
+    `ingest` run (pipelined) writes none: it is run again whole after an interruption."""
+    s = settings_for(private_influxd)
+    writer = InfluxWriter(Connection.from_settings(s))
+    retention.ensure_database(writer)
+
+    def restarts() -> int:
+        found = writer.query('SELECT COUNT("every") FROM "marks"."writes"')[0].get("series")
+        return int(found[0]["values"][0][1]) if found else 0
+
+    ingest = InfluxSink(s, pipelined=True).build("out", 0, 1)
+    ingest.write_batch([batch("a", 3)])
+    ingest.close()
+    assert restarts() == 0
+    tailing = InfluxSink(s).build("out", 0, 1)
+    deadline = time.monotonic() + 10
+    while restarts() == 0 and time.monotonic() < deadline:  # the first flush, 0.5 s after the start
+        time.sleep(0.1)
+    assert restarts() == 1
+    tailing.write_batch([batch("a", 3)])
+    tailing.close()
+    assert restarts() == 1
+    writer.close()
