@@ -1,0 +1,81 @@
+"""Which rows of the fleet's day replica the `writes` marks make it read again: a mark seen
+half-written (one of its times missing, as a poll racing its write can see it) waits one poll for
+its whole self instead of dropping the customer's every day; only if that poll does not show it
+whole does it cover every time. Against a stand-in for InfluxDB's answers to the replica's reads
+(one row per customer and day), which records what was asked."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from logpulse.readmodel.cache import EVERY_TIME
+from logpulse.readmodel.day_replica import DAY_NS, DayReplica
+from logpulse.readmodel.plan import LEVELS
+from logpulse.storage.histogram import LatencyHistogram
+
+T0 = 1_700_000_000_000_000_000
+DAYS = [20_000 * DAY_NS + i * DAY_NS for i in range(3)]
+POLL = 500_000_000
+
+
+class Days:
+    """Answers each statement of a windows read with one row a day of every customer it names (every
+    customer when it names none), and keeps the (customers, days) each statement asked for."""
+
+    def __init__(self, customers: list[str]) -> None:
+        self.customers = customers
+        self.asked: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+        self.hist = LatencyHistogram.from_values([0.005]).encode()
+
+    async def query(self, q: str) -> list[dict[str, Any]]:
+        results = []
+        for statement in q.split("; "):
+            lo, hi = (int(t) for t in re.search(r"time >= (\d+) AND time < (\d+)", statement).groups())  # type: ignore[union-attr]
+            who = tuple(re.findall(r"= '([^']*)'", statement)) or tuple(self.customers)
+            days = tuple(d for d in DAYS if lo <= d < hi)
+            self.asked.append((who, days))
+            series = [
+                {
+                    "name": LEVELS[0].measurement,
+                    "tags": {"customer_id": c},
+                    "columns": ["time", "count", "hist", "compacted"],
+                    "values": [[d + 1, 1, self.hist, None] for d in days],
+                }
+                for c in who
+            ]
+            results.append({"statement_id": 0, "series": series})
+        return results
+
+
+def test_a_half_written_mark_waits_a_poll_for_its_whole_self() -> None:
+    influx = Days(["a", "b", "c"])
+    replica = DayReplica(influx, LEVELS[0], 10**6)  # type: ignore[arg-type]
+    clock = [T0]
+    replica.now_ns = lambda: clock[0]  # type: ignore[method-assign]
+
+    def poll(*marks: tuple[str, int, int, int]) -> None:
+        clock[0] += POLL
+        replica.marks_polled(clock[0], list(marks))
+
+    async def reads() -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+        """What the next answer reads."""
+        before = len(influx.asked)
+        assert await replica.tables(DAYS) is not None
+        return sorted(influx.asked[before:])
+
+    async def run() -> None:
+        poll()
+        assert await reads() == [(("a", "b", "c"), tuple(DAYS))]  # the first answer loads the days
+        poll(("a", clock[0] + 1, *EVERY_TIME))  # seen half-written
+        assert await reads() == []
+        poll(("a", clock[0] - POLL + 1, DAYS[1] + 5, DAYS[1] + 9))  # the next poll shows it whole
+        assert await reads() == [(("a",), (DAYS[1],))]
+        poll(("b", clock[0] + 1, *EVERY_TIME))
+        poll()  # not shown whole a poll later: it covers every time
+        assert await reads() == [(("b",), (d,)) for d in DAYS]
+        poll(("c", clock[0] + 1, DAYS[2], DAYS[2]))
+        assert await reads() == [(("c",), (DAYS[2],))]
+
+    asyncio.run(run())
