@@ -414,10 +414,14 @@ def incident_log(log: Path) -> list[dict[str, str]]:
 
 
 class Proxy:
-    """A TCP forwarder to InfluxDB that the test can cut (every connection closed, new ones refused)."""
+    """A TCP forwarder to InfluxDB that the test can cut (every connection closed, new ones refused) or
+    hold (requests received but not passed on until `release`; `held` counts the chunks waiting)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
+        self.passing = threading.Event()
+        self.passing.set()
+        self.held = 0
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.open = True
@@ -437,13 +441,16 @@ class Proxy:
             upstream = socket.create_connection(self.target)
             with self.lock:
                 self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, gate in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, gate), daemon=True).start()
 
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket) -> None:
+    def _pump(self, a: socket.socket, b: socket.socket, gate: bool) -> None:
         with contextlib.suppress(OSError):
             while data := a.recv(65536):
+                if gate and not self.passing.is_set():
+                    with self.lock:
+                        self.held += 1
+                    self.passing.wait()
                 b.sendall(data)
         with contextlib.suppress(OSError):
             b.shutdown(socket.SHUT_WR)
@@ -457,7 +464,14 @@ class Proxy:
                 s.close()
             self.sockets.clear()
 
+    def hold(self) -> None:
+        self.passing.clear()
+
+    def release(self) -> None:
+        self.passing.set()
+
     def close(self) -> None:
+        self.passing.set()
         self.cut()
         self.server.close()
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from fixtures import proxy_to
 from logpulse.config import Settings
 from logpulse.flow.sinks.influx import InfluxSink, WriteGaveUp
 from logpulse.model import ParsedChunk, RequestBatch, RequestColumns, ScoredBatch
@@ -130,3 +131,57 @@ def test_gives_up_after_the_configured_time(private_influxd: LocalInfluxd) -> No
         part.write_batch([batch("a", 10)])
     assert 1.5 <= time.monotonic() - started < 30
     part.close()
+
+
+def test_close_waits_for_a_mark_write_in_flight(private_influxd: LocalInfluxd, caplog) -> None:
+    """The marks' timer took a customer's mark and is writing it when the sink closes: close must let
+    that write finish before it closes the HTTP client, or the mark is lost (seen under load as
+    "could not write cache-invalidation marks: the client has been closed")."""
+    with proxy_to(private_influxd.url) as proxy:
+        s = settings_for(private_influxd).model_copy(update={"influxdb_url": f"http://127.0.0.1:{proxy.port}"})
+        writer = InfluxWriter(Connection.from_settings(settings_for(private_influxd)))
+        retention.ensure_database(writer)
+        part = InfluxSink(s).build("out", 0, 1)
+        part.write_batch([batch("a", 5)])  # acknowledged; its mark is written by the timer, 0.5 s later
+        proxy.hold()
+        deadline = time.monotonic() + 10
+        while proxy.held == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proxy.held, "the marks' timer did not write"
+        closer = threading.Thread(target=part.close)
+        closer.start()
+        closer.join(1.0)
+        assert closer.is_alive(), "close returned while a mark was still being written"
+        proxy.release()
+        closer.join(30)
+        assert not closer.is_alive()
+    marks = writer.query('SELECT "max_time" FROM "marks"."writes" GROUP BY "customer_id"')[0]["series"]
+    assert {m["tags"]["customer_id"] for m in marks} == {"a"}
+    assert "could not write cache-invalidation marks" not in caplog.text
+    writer.close()
+
+
+def test_a_tailing_writer_marks_its_restart_and_ingest_does_not(private_influxd: LocalInfluxd) -> None:
+    """A tailing run (recovery) writes one mark of no customer when it starts, before any data; an
+    `ingest` run (pipelined) writes none: it is run again whole after an interruption."""
+    s = settings_for(private_influxd)
+    writer = InfluxWriter(Connection.from_settings(s))
+    retention.ensure_database(writer)
+
+    def restarts() -> int:
+        found = writer.query('SELECT COUNT("every") FROM "marks"."writes"')[0].get("series")
+        return int(found[0]["values"][0][1]) if found else 0
+
+    ingest = InfluxSink(s, pipelined=True).build("out", 0, 1)
+    ingest.write_batch([batch("a", 3)])
+    ingest.close()
+    assert restarts() == 0
+    tailing = InfluxSink(s).build("out", 0, 1)
+    deadline = time.monotonic() + 10
+    while restarts() == 0 and time.monotonic() < deadline:  # the first flush, 0.5 s after the start
+        time.sleep(0.1)
+    assert restarts() == 1
+    tailing.write_batch([batch("a", 3)])
+    tailing.close()
+    assert restarts() == 1
+    writer.close()

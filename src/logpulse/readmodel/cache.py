@@ -35,6 +35,9 @@ seconds after its timestamp, and a poll reads LOOKBACK_NS back): what was derive
 EVERY_CUSTOMER = "(every customer)"
 """The customer of a cached answer built from every customer's data: any customer's write mark
 invalidates it. Not a customer id (unlike `*`, the customer of the fleet-wide rollup points)."""
+ANY_CUSTOMER = ""
+"""The customer of a mark that has none: a writer's restart mark (`points.restart_mark_line`), which
+covers every customer and every time."""
 T = TypeVar("T")
 EVERY_TIME = (-(2**63), 2**63 - 1)
 Mark = tuple[str, int, int, int]
@@ -137,7 +140,7 @@ class AnswerCache:
     def invalidate(self, customer: str, mark_ns: int, lo: int, hi: int) -> None:
         for key, e in list(self._entries.items()):
             if (
-                (e.customer in (customer, EVERY_CUSTOMER))
+                (customer == ANY_CUSTOMER or e.customer in (customer, EVERY_CUSTOMER))
                 and mark_ns > e.computed_ns
                 and lo < e.end_ns
                 and hi >= e.start_ns

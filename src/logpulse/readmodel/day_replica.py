@@ -55,7 +55,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.cache import EVERY_TIME, POLL_GAP_NS, TRUST_S, Mark
+from logpulse.readmodel.cache import ANY_CUSTOMER, EVERY_TIME, POLL_GAP_NS, TRUST_S, Mark
 from logpulse.readmodel.counting import adjacent_runs, counted_read
 from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
@@ -134,6 +134,7 @@ class DayReplica:
         self._edges: set[Key] = set()  # the keys of `_held` that are not whole days
         self._lock = asyncio.Lock()
         self._polled_ns: int | None = None
+        self._restart_ns = 0  # the newest restart mark acted on
         self._epoch = 0  # advanced when the replica is emptied: loads in flight then land nowhere
         self._inflight: list[int] = []  # start times of loads in flight
         self._seen: list[Mark] = []  # marks polled while loads are in flight
@@ -156,6 +157,11 @@ class DayReplica:
             self.clear()
         self._polled_ns = started_ns
         TRUSTED.set(1)
+        for mark in marks:  # a writer restarted: anything it wrote may have gone unmarked
+            if mark[0] == ANY_CUSTOMER and mark[1] > self._restart_ns:
+                self._restart_ns = mark[1]
+                self.clear()
+        marks = [m for m in marks if m[0] != ANY_CUSTOMER]  # a restart mark has no times by design
         whole = {(m[0], m[1]) for m in marks if (m[2], m[3]) != EVERY_TIME}
         waited = {(m[0], m[1]) for m in self._half}
         applied = [m for m in marks if (m[0], m[1]) in whole]
@@ -184,6 +190,8 @@ class DayReplica:
         """Mark the customer's rows of the tables the mark overlaps dirty, where the mark is newer than
         the row's load (or than since_ns, for rows of a load that started then)."""
         customer, mark_ns, lo, hi = mark
+        if customer == ANY_CUSTOMER:  # handled where polled: the replica was emptied
+            return
         first, last = lo - lo % DAY_NS, hi - hi % DAY_NS
         if held is self._held and (last - first) // DAY_NS < len(held):
             keys: list[Key] = [(s, s + DAY_NS) for s in range(first, last + 1, DAY_NS)] + list(self._edges)

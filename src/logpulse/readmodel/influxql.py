@@ -108,7 +108,10 @@ _MARKS = f"{quote_ident(MARKS_RP)}.{quote_ident(WRITES)}"
 
 
 def marks_since(since_ns: int) -> str:
-    return f'SELECT "min_time", "max_time" FROM {_MARKS} WHERE time > {since_ns} GROUP BY {quote_ident(TAG_CUSTOMER)}'
+    return (
+        f'SELECT "min_time", "max_time", "every" FROM {_MARKS} WHERE time > {since_ns} '
+        f"GROUP BY {quote_ident(TAG_CUSTOMER)}"
+    )
 
 
 def freshness(since_ns: int | None) -> str:

@@ -223,6 +223,14 @@ def incident_line(inc: Incident) -> str:
     )
 
 
+def restart_mark_line(writer: int, now_ns: int) -> str:
+    """A `writes` mark of no customer, written when a writer starts: what it wrote before it was killed
+    may have been acknowledged but never marked (marks follow the data by up to a few seconds), so it
+    covers every customer and every time (field `every`, not `min_time`/`max_time`: those are the
+    newest request time written, for `GET /freshness`)."""
+    return f"{WRITES},writer={writer} every=true {now_ns}"
+
+
 def write_mark_line(
     customer_id: str, writer: int, min_ns: int, max_ns: int, now_ns: int, backlog_bytes: int | None = None
 ) -> str:

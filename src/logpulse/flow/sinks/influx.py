@@ -56,6 +56,7 @@ from logpulse.storage.points import (
     columns_request_lines,
     incident_line,
     request_lines,
+    restart_mark_line,
     rollup_rows_lines,
     write_mark_line,
 )
@@ -78,6 +79,17 @@ class _WriteMarks:
     Marks are written only after the data they describe was acknowledged, and carry the time they
     are written: the API drops a cached answer computed before a mark whose range it overlaps, so a
     longer interval only lets a cached answer live longer, never makes it wrong.
+
+    With `restarted` (tailing with recovery), the first flush also writes the writer's restart mark
+    (`points.restart_mark_line`): a run resumes from its last snapshot, and data the killed run had
+    acknowledged before that snapshot but not yet marked is not written again, so readers that follow
+    marks would keep their old answers. Until written, it is retried with every flush. `ingest` writes
+    none: an interrupted ingest is run again whole, and its marks then cover what it wrote.
+
+    Flushes are serialised (`_flushing`): the sink's `close` flushes last and then closes the HTTP
+    client, so it must wait for a timer's flush that already took its marks and is still writing them —
+    otherwise that write meets a closed client and the marks are lost, and a reader that follows the
+    marks (the API's day replica) would keep those customers' old rows.
     """
 
     MARK_EVERY_S = 0.5
@@ -87,41 +99,73 @@ class _WriteMarks:
     of data for 1M lines of 10,000 customers, for answers about history nobody waits on by the half
     second."""
 
-    def __init__(self, write: Callable[[list[str]], None], worker: int, every_s: float) -> None:
+    def __init__(self, write: Callable[[list[str]], None], worker: int, every_s: float, *, restarted: bool) -> None:
         self._write = write
         self._worker = worker
         self._every_s = every_s
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._bounds: dict[str, tuple[int, int]] = {}
         self._timer: threading.Timer | None = None
+        self._closed = False
+        self._restart_pending = restarted
+        if restarted:
+            with self._lock:
+                self._schedule()
 
     def add(self, bounds: dict[str, tuple[int, int]]) -> None:
         with self._lock:
             for c, (lo, hi) in bounds.items():
                 old = self._bounds.get(c)
                 self._bounds[c] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
-            if self._timer is None:
-                self._timer = threading.Timer(self._every_s, self._flush_quietly)
-                self._timer.daemon = True
-                self._timer.start()
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Start the timer of the next flush unless one is pending or the sink closed (under `_lock`)."""
+        if self._timer is None and not self._closed:
+            self._timer = threading.Timer(self._every_s, self._flush_quietly)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _flush_quietly(self) -> None:
+        with self._lock:
+            self._timer = None
         try:
             self.flush()
-        except Exception as exc:  # the data is safe; a lost mark only delays cache invalidation (TTL)
-            log.warning("could not write cache-invalidation marks: %s", exc)
+        except Exception as exc:  # the data is safe; its marks are written with the next flush
+            log.warning("could not write cache-invalidation marks (retried with the next): %s", exc)
 
     def flush(self) -> None:
-        with self._lock:
-            bounds, self._bounds, self._timer = self._bounds, {}, None
-        if bounds:
-            now, backlog = time.time_ns(), metrics.backlog_bytes()
-            self._write([write_mark_line(c, self._worker, lo, hi, now, backlog) for c, (lo, hi) in bounds.items()])
+        with self._flushing:
+            with self._lock:
+                bounds, self._bounds = self._bounds, {}
+            now = time.time_ns()
+            lines = [restart_mark_line(self._worker, now)] if self._restart_pending else []
+            if bounds:
+                backlog = metrics.backlog_bytes()
+                lines += [write_mark_line(c, self._worker, lo, hi, now, backlog) for c, (lo, hi) in bounds.items()]
+            if lines:
+                try:
+                    self._write(lines)
+                except Exception as exc:
+                    self.add(bounds)  # not lost: a reader that follows marks would keep old rows
+                    if bounds:
+                        raise
+                    log.warning("could not write the restart mark (retried with the next flush): %s", exc)
+                    return
+                self._restart_pending = False
+
+    def close(self) -> None:
+        """The last flush, once a flush already writing is done; no timer runs after it."""
+        self.cancel()
+        self.flush()
 
     def cancel(self) -> None:
         with self._lock:
+            self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
+                self._timer = None
 
 
 SinkItem = tuple[str, ScoredBatch | list[ScoredBatch] | ParsedChunk | RollupBatch]
@@ -168,6 +212,7 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
             lambda lines: self._write_durably(lines, MARKS_RP),
             worker_index,
             _WriteMarks.INGEST_MARK_EVERY_S if pipelined else _WriteMarks.MARK_EVERY_S,
+            restarted=not pipelined,
         )
         self._outage = OutageLog(self._give_up_s)
         self._create_policies = settings.influxdb_create_database
@@ -277,7 +322,7 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
         try:
             while self._pending:  # ingest: return (and exit 0) only once everything is acknowledged
                 self._pending.popleft().result()
-            self._marks.flush()
+            self._marks.close()
         finally:
             self._marks.cancel()
             self._batches.shutdown(wait=True)
