@@ -57,15 +57,23 @@ class Days:
         return results
 
 
-def test_a_half_written_mark_waits_a_poll_for_its_whole_self() -> None:
-    influx = Days(["a", "b", "c"])
-    replica = DayReplica(influx, LEVELS[0], 10**6)  # type: ignore[arg-type]
-    clock = [T0]
-    replica.now_ns = lambda: clock[0]  # type: ignore[method-assign]
+class Polled:
+    """A replica over `Days` on a clock that each poll of the marks advances by POLL."""
 
-    def poll(*marks: tuple[str, int, int, int]) -> None:
-        clock[0] += POLL
-        replica.marks_polled(clock[0], list(marks))
+    def __init__(self) -> None:
+        self.influx = Days(["a", "b", "c"])
+        self.replica = DayReplica(self.influx, LEVELS[0], 10**6)  # type: ignore[arg-type]
+        self.now = T0
+        self.replica.now_ns = lambda: self.now  # type: ignore[method-assign]
+
+    def poll(self, *marks: tuple[str, int, int, int]) -> None:
+        self.now += POLL
+        self.replica.marks_polled(self.now, list(marks))
+
+
+def test_a_half_written_mark_waits_a_poll_for_its_whole_self() -> None:
+    polled = Polled()
+    influx, replica, poll = polled.influx, polled.replica, polled.poll
 
     async def reads() -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
         """What the next answer reads."""
@@ -76,14 +84,14 @@ def test_a_half_written_mark_waits_a_poll_for_its_whole_self() -> None:
     async def run() -> None:
         poll()
         assert await reads() == [(("a", "b", "c"), tuple(DAYS))]  # the first answer loads the days
-        poll(("a", clock[0] + 1, *EVERY_TIME))  # seen half-written
+        poll(("a", polled.now + 1, *EVERY_TIME))  # seen half-written
         assert await reads() == []
-        poll(("a", clock[0] - POLL + 1, DAYS[1] + 5, DAYS[1] + 9))  # the next poll shows it whole
+        poll(("a", polled.now - POLL + 1, DAYS[1] + 5, DAYS[1] + 9))  # the next poll shows it whole
         assert await reads() == [(("a",), (DAYS[1],))]
-        poll(("b", clock[0] + 1, *EVERY_TIME))
+        poll(("b", polled.now + 1, *EVERY_TIME))
         poll()  # not shown whole a poll later: it covers every time
         assert await reads() == [(("b",), (d,)) for d in DAYS]
-        poll(("c", clock[0] + 1, DAYS[2], DAYS[2]))
+        poll(("c", polled.now + 1, DAYS[2], DAYS[2]))
         assert await reads() == [(("c",), (DAYS[2],))]
 
     asyncio.run(run())
@@ -92,23 +100,17 @@ def test_a_half_written_mark_waits_a_poll_for_its_whole_self() -> None:
 def test_a_mark_polled_while_a_whole_day_is_read_again_leaves_its_customer_dirty() -> None:
     """The read may have run before the mark's data was written: the mark must apply to what it loads,
     also when it replaces the day's table (a whole-day read: more than 90 % of the day dirty)."""
-    influx = Days(["a", "b", "c"])
-    replica = DayReplica(influx, LEVELS[0], 10**6)  # type: ignore[arg-type]
-    clock = [T0]
-    replica.now_ns = lambda: clock[0]  # type: ignore[method-assign]
-
-    def poll(*marks: tuple[str, int, int, int]) -> None:
-        clock[0] += POLL
-        replica.marks_polled(clock[0], list(marks))
+    polled = Polled()
+    influx, replica, poll = polled.influx, polled.replica, polled.poll
 
     async def run() -> None:
         poll()
         assert await replica.tables(DAYS) is not None
-        poll(*((c, clock[0] + 1, DAYS[0], DAYS[0]) for c in "abc"))  # every customer of day 0: read whole
+        poll(*((c, polled.now + 1, DAYS[0], DAYS[0]) for c in "abc"))  # every customer of day 0: read whole
         influx.answering.clear()
         answer = asyncio.create_task(replica.tables(DAYS))
         await influx.waiting.wait()
-        poll(("b", clock[0] + 1, DAYS[0] + 3, DAYS[0] + 3))  # newer than the read's start
+        poll(("b", polled.now + 1, DAYS[0] + 3, DAYS[0] + 3))  # newer than the read's start
         influx.answering.set()
         assert await answer is not None
         before = len(influx.asked)
