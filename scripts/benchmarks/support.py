@@ -149,6 +149,14 @@ def process_cpu_s(pid: int | None) -> float:
     return _parent_and_cpu_s(Path(f"/proc/{pid}"))[1]
 
 
+def api_cpu_s(api: httpx.Client) -> float:
+    """CPU seconds so far of the API `running_api` started (and its workers)."""
+    port = api.base_url.port
+    if port is None:
+        raise ValueError(f"{api.base_url}: no port")
+    return _api_cpu_s(port)
+
+
 def _api_cpu_s(port: int) -> float:
     """CPU seconds so far of the `logpulse serve --port port` process and its children (API_WORKERS)."""
     procs: dict[int, tuple[int, float, str]] = {}  # pid: (parent, cpu s, command line)

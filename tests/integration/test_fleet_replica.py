@@ -3,21 +3,27 @@ influxd: the same answers as the API with the replica off (FLEET_REPLICA_MAX_ENT
 days are whole UTC days and in zones whose edges are hours and quarter-hours; data ingested after the
 replica loaded (`logpulse ingest`, which writes the `writes` marks) is in the next answer; and after
 the API could not poll the marks (InfluxDB unreachable for it, through a proxy the test cuts, while
-`ingest` wrote straight to InfluxDB), the answers are still the data's. Dates are fixed, never today's.
+`ingest` wrote straight to InfluxDB), the answers are still the data's; and while a live `process`
+writes a day of many customers, answered all along, the answers settle on the data's. Dates are
+fixed, never today's: the replica keys on the marks' times and on when its tables changed, not on
+the date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from fixtures import expected_figures, proxy_to, rollup_lines, running_api, subprocess_env
+from fixtures import Appender, expected_figures, proxy_to, rollup_lines, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_RP
@@ -209,3 +215,121 @@ def test_after_the_marks_could_not_be_polled_answers_are_still_the_datas(
             assert after["customers"][0]["customer_id"] == "cust_5"  # type: ignore[index]
             # the days were read again, whole: the replica was emptied when polling resumed
             assert metric(on, 'logpulse_fleet_replica_reads_total{kind="day"}') == 2 * ((LAST - FIRST).days + 1)
+
+
+LIVE_DAY = dt.date(2026, 3, 6)
+LIVE = [f"live-{k}.x" for k in range(150)]  # ids with `-` and `.`: read by name through a regex
+
+
+def live_lines(rng: random.Random, customers: list[str], bursts: int) -> list[str]:
+    """`bursts` runs of one request on LIVE_DAY for each customer, each run in random order: appended a
+    run at a time, every flush of the processor marks each of them (a live log of many customers)."""
+    lines = []
+    for _ in range(bursts):
+        run = [
+            f"{LIVE_DAY} {rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d} {c} /live "
+            f"{rng.choice((200, 200, 404, 503))} {rng.lognormvariate(-2, 1):.3f}\n"
+            for c in customers
+        ]
+        rng.shuffle(run)
+        lines += run
+    return lines
+
+
+def wait_for(what: str, ready: Callable[[], bool], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)
+
+
+def asking(api: httpx.Client, stop: threading.Event, statuses: list[int]) -> None:
+    """The fleet by p99 and by median in every zone, answer after answer, until `stop`."""
+    for zone, sort in itertools.cycle(itertools.product(ZONES, ("p99_latency", "median_latency"))):
+        if stop.is_set():
+            return
+        params = {"from": str(FIRST), "to": str(LAST), "tz": zone, "sort": sort, "limit": 1000}
+        statuses.append(api.get("/stats", params=params).status_code)
+
+
+def live_round(on: httpx.Client, off: httpx.Client, log: Path, lines: list[str], burst: int, total: int) -> None:
+    """Append the lines to the tailed log, `burst` at a time, while `on` answers; return once InfluxDB
+    holds `total` requests of the range (`off` counts them) and `on` answers as `off` in every zone
+    and sort."""
+    appender = Appender(log, lines, burst=burst, pause_s=0.4)
+    stop = threading.Event()
+    statuses: list[int] = []
+    client = threading.Thread(target=asking, args=(on, stop, statuses))
+    appender.start()
+    client.start()
+    try:
+        appender.join()
+        wait_for(
+            "InfluxDB holds every line written",
+            lambda: fleet(off, "UTC", "p99_latency", "desc")["total"]["total_requests"] == total,  # type: ignore[index]
+        )
+    finally:
+        stop.set()
+        client.join()
+    assert len(statuses) >= 3 and set(statuses) == {200}, statuses
+    for zone in ZONES:
+        for sort in ("p99_latency", "median_latency"):
+            want = fleet(off, zone, sort, "desc")
+            wait_for(f"{zone} {sort}: the replica answers the data", lambda: fleet(on, zone, sort, "desc") == want, 15)  # noqa: B023
+
+
+def test_while_a_processor_writes_a_day_of_many_customers_answers_settle_on_the_datas(
+    influx_settings: Settings, tmp_path: Path
+) -> None:
+    """Rounds of lines on one day for 150 customers (of the day's 160: a whole-day re-read), then 100
+    of them (read by name, more than the 64 read so before), then the 150 again, each round in four
+    bursts 0.4 s apart of a line per customer, tailed by `logpulse process` while a client asks the
+    replica for the fleet by p99 and by median in three zones, answer after answer, so that re-reads
+    and marks interleave. After each round, once InfluxDB holds it (the
+    API without the replica counts every line), the replica's answers must equal that API's: a row a
+    re-read left stale would stay so, as no later mark reads it again. The rows match the lines
+    themselves, and the days that did not change were ranked folded."""
+    writer = InfluxWriter(Connection.from_settings(influx_settings))
+    writer.write(rollup_lines(records(), parts=2, fleet=True, tables=True), rp=ROLLUP_RP)
+    writer.close()
+    log = tmp_path / "live.log"
+    log.write_text("")
+    env = subprocess_env(
+        influx_settings,
+        STATS_CACHE_S="0",
+        SCORING_ENABLED="false",
+        LOG_PATH=str(log),
+        ROLLUP_FLUSH_S="0.2",
+        POLL_INTERVAL_S="0.05",
+    )
+    rng = random.Random(5)
+    total = sum(1 for _, t, _, _ in records() if FIRST <= dt.datetime.fromtimestamp(t / NS, dt.UTC).date() <= LAST)
+    written: list[str] = []
+    with (
+        running_api(env) as on,
+        running_api({**env, "FLEET_REPLICA_MAX_ENTRIES": "0"}) as off,
+        open(tmp_path / "processor.out", "ab") as out,
+    ):
+        wait_trusted(on)
+        assert fleet(on, "UTC", "p99_latency", "desc") == fleet(off, "UTC", "p99_latency", "desc")
+        processor = subprocess.Popen([sys.executable, "-m", "logpulse", "process"], env=env, stdout=out, stderr=out)
+        try:
+            for customers in (LIVE, rng.sample(LIVE, 100), LIVE):
+                lines = live_lines(rng, customers, bursts=4)
+                written += lines
+                total += len(lines)
+                live_round(on, off, log, lines, len(customers), total)
+        finally:
+            processor.terminate()
+            assert processor.wait(60) == 0
+        after = fleet(on, "UTC", "p99_latency", "desc")
+        for customer in ("live-0.x", "live-77.x", LIVE[-1]):
+            want = lines_figures("".join(written), customer)
+            got = row_of(after, customer)
+            assert (got["p99_latency"], got["median_latency"]) == (want["p99_latency"], want["median_latency"])
+            assert got["quantiles"] == "exact"
+        assert row_of(after, "cust_7")["quantiles"] == "approximate"
+        assert metric(on, 'logpulse_fleet_replica_reads_total{kind="customers"}') >= 1
+        assert metric(on, 'logpulse_fleet_replica_reads_total{kind="day"}') > (LAST - FIRST).days + 1
+        assert metric(on, "logpulse_fleet_replica_folds_total") >= 1
+        assert metric(on, INFLUXDB) == 0

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpulse.readmodel.day_tables import DENSE_WIDTH, GRID, DayTable, quantiles
+from logpulse.readmodel.day_tables import DENSE_WIDTH, GRID, DayTable, Quantiles, quantiles
 from logpulse.readmodel.merge import Decoded, merge
 from logpulse.readmodel.windows import Windows
 from logpulse.storage.histogram import LatencyHistogram
@@ -41,18 +41,23 @@ def by_merge(data: list[Row]) -> dict[int, tuple[float | None, float | None, int
     return {c: (m.median[c], m.p99[c], int(m.total[c])) for c in set(group.tolist())}
 
 
-def by_tables(data: list[Row]) -> dict[int, tuple[float | None, float | None, int]]:
-    tables = []
+def tables_of(data: list[Row]) -> list[DayTable]:
+    """One table per day of the rows."""
+    out = []
     for day in sorted({d for _, d, _ in data}):
         mine = [(c, h) for c, d, h in data if d == day]
-        tables.append(
+        out.append(
             DayTable.build(
                 np.asarray([c for c, _ in mine], np.int64),
                 np.asarray([sum(h.values()) for _, h in mine], np.int64),
                 [encoded(h) for _, h in mine],
             )
         )
-    q = quantiles(tables)
+    return out
+
+
+def by_tables(data: list[Row]) -> dict[int, tuple[float | None, float | None, int]]:
+    q = quantiles(tables_of(data))
     assert q.exact.all()
     return {
         int(c): (
@@ -124,3 +129,33 @@ def test_tables_without_and_joined_keep_every_other_customer() -> None:
 def test_the_grid_is_increasing_and_has_wide_bins_for_the_sorting_path() -> None:
     assert (np.diff(GRID) > 0).all() and GRID[0] == 0 and GRID[-1] == 1 << 32
     assert (np.diff(GRID) > DENSE_WIDTH).any()
+
+
+def same(a: Quantiles, b: Quantiles) -> bool:
+    return (
+        a.codes.tolist() == b.codes.tolist()
+        and a.count.tolist() == b.count.tolist()
+        and a.exact.tolist() == b.exact.tolist()
+        and np.array_equal(a.median, b.median, equal_nan=True)
+        and np.array_equal(a.p99, b.p99, equal_nan=True)
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows, st.integers(0, 9))
+def test_ranks_over_a_fold_of_some_days_beside_the_others_equal_ranks_over_every_day(data: list[Row], cut: int) -> None:
+    tables = tables_of(data)
+    folded = [DayTable.fold(tables[:cut]), *tables[cut:]]
+    assert same(quantiles(folded), quantiles(tables))
+    assert DayTable.fold(tables).coarse.sum() == sum(int(t.coarse.sum()) for t in tables)
+
+
+def test_a_fold_keeps_a_customer_inexact_when_one_of_its_days_is() -> None:
+    approximate = LatencyHistogram.from_values([0.001 * i for i in range(1, 5000)]).encode()
+    first = DayTable.build(np.asarray([1, 2]), np.asarray([4999, 2]), [approximate, encoded({5: 2})])
+    second = DayTable.build(np.asarray([1, 2, 3]), np.asarray([1, 1, 4]), [encoded({7: 1}), encoded({5: 1}), None])
+    folded = DayTable.fold([first, second])
+    assert folded.codes.tolist() == [1, 2, 3] and folded.count.tolist() == [5000, 3, 4]
+    assert folded.exact.tolist() == [False, True, False]
+    assert same(quantiles([folded]), quantiles([first, second]))
+    assert DayTable.fold([]).entries == 0 and DayTable.fold([second]) is second

@@ -11,11 +11,22 @@ Exactness follows the answer cache's rule (`cache.AnswerCache`): the sink writes
 [min_time, max_time], time of writing) after InfluxDB acknowledged data, and the API polls them.
 A mark drops (makes *dirty*) a customer's row of every loaded day its range overlaps when the mark is
 newer than that row's load start: a load that started before a mark can have missed its data, a load
-that started after it saw it. Dirty rows are read again on the next request (that day's listed
-customers, or the whole day when many). Marks seen while a load is in flight are kept and applied to
-its rows when it lands. The replica is used only while polls succeed (the last one started at most
-`cache.TRUST_S` ago); two successful polls further apart than half the marks' look-back may have
-missed marks between them, so the replica is then emptied.
+that started after it saw it. Dirty rows are read again on the next request (that day's dirty
+customers by name, or the whole day when nearly all are). Marks seen while a load is in flight are
+kept and applied to its rows when it lands. The replica is used only while polls succeed (the last
+one started at most `cache.TRUST_S` ago); two successful polls further apart than half the marks'
+look-back may have missed marks between them, so the replica is then emptied.
+
+A mark a poll sees half-written (InfluxDB 1.x stores a point's fields one by one: one of its two
+times missing) would drop its customer's rows of every day. The replica waits one poll for it, as
+for a mark not yet visible, and applies it as covering every time only if that poll does not show
+it whole: beside a live processor such marks came about once a poll, each re-reading a month of a
+dozen customers and keeping every day changing.
+
+While a processor writes, some tables change on every answer (today's) and the rest do not: the
+ranking (`day_tables.quantiles`, its cost grows with the number of tables) then takes the tables
+changed within HOT_S one by one beside one table folded from the others (`DayTable.fold`, built in
+the background once per set of unchanged tables; until it is there, every table is ranked).
 
 The hours (and quarter-hours) of partial local days at a range's edges — a zone whose midnight is not
 UTC's — are held the same way, one table per edge interval, read through the caller's reader (the
@@ -26,13 +37,16 @@ through `counting.counted_read`, which counts each window once whatever stage a 
 
 Memory: 12 bytes per entry (a sorted int64 of customer and millisecond, an int32 count) and
 N_BINS × 4 bytes per customer-day of coarse counts; `max_entries` bounds the entries, beyond it the
-caller reads InfluxDB as without a replica.
+caller reads InfluxDB as without a replica. A fold holds fewer entries than its tables (a customer's
+days share milliseconds: 8.0 M entries of 29 days fold into ~1.5 M) and is built only while the
+tables and folds held stay within `max_entries`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +55,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.cache import ANY_CUSTOMER, POLL_GAP_NS, TRUST_S, Mark
+from logpulse.readmodel.cache import ANY_CUSTOMER, EVERY_TIME, POLL_GAP_NS, TRUST_S, Mark
 from logpulse.readmodel.counting import adjacent_runs, counted_read
 from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
@@ -49,10 +63,16 @@ from logpulse.readmodel.windows import Windows
 from logpulse.storage.influx import AsyncInfluxQuery
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
+log = logging.getLogger(__name__)
 DAY_NS = 86_400 * 10**9
 FIELDS = ("count", "hist")
-PARTIAL_MAX = 64
-"""A day with at most this many dirty customers re-reads them by name; with more, the whole day."""
+WHOLE_SHARE = 0.9
+"""A table whose dirty customers are more than this share of its customers is read again whole; fewer
+are read by name (`influxql`: one regular expression per 500 ids), which costs InfluxDB per customer
+read as a whole read does."""
+HOT_S = 60.0
+"""A table read again (changed) within this long is ranked on its own; the others of a range are
+ranked as one table folded from them (`DayTable.fold`), built in the background once per set."""
 
 ANSWERS = Counter(
     "logpulse_fleet_quantile_answers",
@@ -64,6 +84,9 @@ READS = Counter(
     "Tables read into the fleet's replica: whole days, edge intervals, or a table's changed customers",
     ["kind"],
 )
+FOLDS = Counter(
+    "logpulse_fleet_replica_folds", "Sets of tables that no longer change folded into one for ranking (DayTable.fold)"
+)
 ENTRIES = Gauge("logpulse_fleet_replica_entries", "Histogram entries held by the fleet's replica")
 TRUSTED = Gauge("logpulse_fleet_replica_trusted", "1 while the replica follows the writes marks (polls succeed)")
 
@@ -71,6 +94,8 @@ TRUSTED = Gauge("logpulse_fleet_replica_trusted", "1 while the replica follows t
 _VERSIONS = itertools.count()
 RANKED_KEPT = 8
 """Rankings kept per set of table versions (a few ranges in use at once)."""
+FOLDS_KEPT = 2
+"""Folds kept (`HOT_S`): two ranges in use at once do not fold in turn."""
 Key = tuple[int, int]
 """[start, end) UTC ns of a table: a whole 1d window, or an edge interval of finer windows."""
 EdgeReader = Callable[[Key, list[str] | None], Awaitable[Windows]]
@@ -85,6 +110,10 @@ class _Held:
     dirty: set[str] = field(default_factory=set)
     used_ns: int = 0
     version: int = field(default_factory=lambda: next(_VERSIONS))  # changes whenever `table` does
+    changed_ns: int = 0  # when it was last read again after its first load (0: never)
+
+    def rereads_whole(self) -> bool:
+        return len(self.dirty) > WHOLE_SHARE * len(self.table.codes)
 
     def loaded_at(self, code: int | None) -> int:
         return self.loaded_ns if code is None else self.reloaded_ns.get(code, self.loaded_ns)
@@ -109,9 +138,12 @@ class DayReplica:
         self._epoch = 0  # advanced when the replica is emptied: loads in flight then land nowhere
         self._inflight: list[int] = []  # start times of loads in flight
         self._seen: list[Mark] = []  # marks polled while loads are in flight
+        self._half: list[Mark] = []  # marks the last poll saw half-written (`cache._mark`), waiting for it
         self._entries_per_day = 0.0  # the last measured average, to refuse day sets over the cap unread
         self._found: tuple[tuple[Key, int], ...] = ()  # (key, version) of the last `tables` answer
         self._ranked: dict[tuple[tuple[Key, int], ...], Quantiles] = {}
+        self._folds: dict[tuple[tuple[Key, int], ...], DayTable] = {}  # by the (key, version) folded
+        self._folding: asyncio.Task[None] | None = None
 
     @staticmethod
     def now_ns() -> int:
@@ -125,15 +157,20 @@ class DayReplica:
             self.clear()
         self._polled_ns = started_ns
         TRUSTED.set(1)
-        for mark in marks:
-            if mark[0] == ANY_CUSTOMER:  # a writer restarted: anything it wrote may have gone unmarked
-                if mark[1] > self._restart_ns:
-                    self._restart_ns = mark[1]
-                    self.clear()
-                continue
+        for mark in marks:  # a writer restarted: anything it wrote may have gone unmarked
+            if mark[0] == ANY_CUSTOMER and mark[1] > self._restart_ns:
+                self._restart_ns = mark[1]
+                self.clear()
+        marks = [m for m in marks if m[0] != ANY_CUSTOMER]  # a restart mark has no times by design
+        whole = {(m[0], m[1]) for m in marks if (m[2], m[3]) != EVERY_TIME}
+        waited = {(m[0], m[1]) for m in self._half}
+        applied = [m for m in marks if (m[0], m[1]) in whole]
+        applied += [m for m in self._half if (m[0], m[1]) not in whole]  # still not whole: every time
+        self._half = [m for m in marks if (m[0], m[1]) not in whole and (m[0], m[1]) not in waited]
+        for mark in applied:
             self._dirty(mark, self._held)
         if self._inflight:
-            self._seen.extend(marks)
+            self._seen.extend(applied)
 
     def trusted(self) -> bool:
         trusted = self._polled_ns is not None and self.now_ns() - self._polled_ns <= TRUST_S * 1e9
@@ -142,6 +179,8 @@ class DayReplica:
 
     def clear(self) -> None:
         self._ranked.clear()
+        self._folds.clear()
+        self._half = []
         self._held.clear()
         self._edges.clear()
         self._epoch += 1
@@ -203,9 +242,9 @@ class DayReplica:
             epoch = self._epoch
             missing = [k for k in keys if k not in self._held]
             dirty = {k: self._held[k] for k in keys if k in self._held and self._held[k].dirty}
-            whole = missing + [k for k, one in dirty.items() if len(one.dirty) > PARTIAL_MAX]
+            whole = missing + [k for k, one in dirty.items() if one.rereads_whole()]
             days = [k[0] for k in whole if k not in edges]
-            partial = {k: one for k, one in dirty.items() if len(one.dirty) <= PARTIAL_MAX}
+            partial = {k: one for k, one in dirty.items() if not one.rereads_whole()}
             await asyncio.gather(
                 self._load(self._read_days(days), epoch),
                 *(self._load(self._read_edge(k, None, read_edge), epoch) for k in whole if k in edges),
@@ -221,7 +260,7 @@ class DayReplica:
                 one.used_ns = now
             self._entries_per_day = self.entries / max(len(self._held) - len(self._edges), 1)
             fits = self._fit(set(keys))
-            ENTRIES.set(self.entries)
+            ENTRIES.set(self._entries())
             self._found = tuple((k, one.version) for k, one in zip(keys, found, strict=True)) if fits else ()
             return [one.table for one in found] if fits else None
 
@@ -229,20 +268,59 @@ class DayReplica:
         self, day_starts: list[int], edges: list[Key] | None = None, read_edge: EdgeReader | None = None
     ) -> Quantiles | None:
         """`day_tables.quantiles` of `tables(...)`, or None as it. The ranking of a set of tables is kept
-        until one of them changes (its version): answers over the same range rank once."""
+        until one of them changes (its version): answers over the same range rank once; and while some
+        change (a live processor writes today's), the others are ranked as one folded table."""
         tables = await self.tables(day_starts, edges, read_edge)
         if tables is None:
             return None
         signature = self._found
         found = self._ranked.get(signature)
         if found is None:
-            found = await asyncio.to_thread(quantiles, tables)
+            found = await asyncio.to_thread(quantiles, self._folded(signature, tables))
             if len(self._ranked) >= RANKED_KEPT:
                 self._ranked.pop(next(iter(self._ranked)))
             self._ranked[signature] = found
         return found
 
+    def _folded(self, signature: tuple[tuple[Key, int], ...], tables: list[DayTable]) -> list[DayTable]:
+        """The tables to rank: those changed within HOT_S beside the fold of the others when it is built
+        (else all of them, and the fold is started)."""
+        now = self.now_ns()
+        hot = [(one := self._held.get(k)) is None or now - one.changed_ns <= HOT_S * 1e9 for k, _ in signature]
+        cold = tuple(found for found, is_hot in zip(signature, hot, strict=True) if not is_hot)
+        if len(cold) < 2 or len(cold) == len(signature):
+            return tables
+        folded = self._folds.get(cold)
+        if folded is not None:
+            return [folded, *(t for t, is_hot in zip(tables, hot, strict=True) if is_hot)]
+        cold_tables = [t for t, is_hot in zip(tables, hot, strict=True) if not is_hot]
+        if self._folding is None and self._entries() + sum(t.entries for t in cold_tables) <= self.max_entries:
+            self._folding = asyncio.create_task(self._fold_tables(cold, cold_tables))
+        return tables
+
+    async def _fold_tables(self, cold: tuple[tuple[Key, int], ...], tables: list[DayTable]) -> None:
+        epoch = self._epoch
+        try:
+            folded = await asyncio.to_thread(DayTable.fold, tables)
+        except Exception:  # the answers rank the tables one by one, as before the fold
+            log.exception("could not fold the fleet replica's unchanged tables")
+            return
+        finally:
+            self._folding = None
+        FOLDS.inc()
+        if epoch == self._epoch:
+            if len(self._folds) >= FOLDS_KEPT:
+                self._folds.pop(next(iter(self._folds)))
+            self._folds[cold] = folded
+            ENTRIES.set(self._entries())
+
+    def _entries(self) -> int:
+        """The entries of the tables and of the folds."""
+        return self.entries + sum(t.entries for t in self._folds.values())
+
     def _store(self, key: Key, one: _Held) -> None:
+        if key in self._held:
+            one.changed_ns = self.now_ns()
         self._held[key] = one
         if key[1] - key[0] != DAY_NS or key[0] % DAY_NS:
             self._edges.add(key)
@@ -348,6 +426,7 @@ class DayReplica:
         codes = np.asarray([self.code(c) for c in names], np.int64)
         one.table = DayTable.join(one.table.without(codes), tables[key])
         one.version = next(_VERSIONS)
+        one.changed_ns = self.now_ns()
         one.reloaded_ns.update(dict.fromkeys(codes.tolist(), started))
         for mark in self._marks_since(started):
             if mark[0] in names:

@@ -153,6 +153,35 @@ class DayTable:
             _narrow(both(a.bins, b.bins)[order]),
         )
 
+    @classmethod
+    def fold(cls, tables: list[DayTable]) -> DayTable:
+        """One table holding every entry of the tables, a customer's requests of the same millisecond
+        added up: its counts, exactness and ranks are those of the tables together (`quantiles`), so
+        days that no longer change are ranked as one table beside the ones that do. Each table's
+        entries are sorted, so a stable sort of their concatenation merges sorted runs (~0.5 s of CPU
+        for 29 days of 1,200 customers: done once per set of such days, off the answers' path)."""
+        tables = [t for t in tables if len(t.codes)]
+        if len(tables) <= 1:
+            return tables[0] if tables else cls.empty()
+        codes = np.unique(np.concatenate([t.codes for t in tables]))
+        n = len(codes)
+        count = np.zeros(n, np.int64)
+        exact = np.ones(n, bool)
+        lifted_parts: list[IntArray] = []
+        for t in tables:
+            at = np.searchsorted(codes, t.codes)
+            count[at] += t.count
+            exact[at] &= t.exact
+            lifted_parts.append((np.repeat(at, np.diff(t.start)) << 32) | t.key.astype(np.int64))
+        lifted = np.concatenate(lifted_parts)
+        order = np.argsort(lifted, kind="stable")
+        lifted = lifted[order]
+        w = np.concatenate([t.weight.astype(np.int64) for t in tables])[order]
+        if len(lifted):
+            first = np.flatnonzero(np.diff(lifted, prepend=lifted[0] - 1))
+            lifted, w = lifted[first], np.add.reduceat(w, first)
+        return cls.of(codes, count, exact, lifted >> 32, lifted & KEY_MAX, w)
+
     def nbytes(self) -> int:
         arrays = (self.codes, self.count, self.exact, self.start, self.key, self.weight, self.coarse, self.bins)
         return sum(a.nbytes for a in arrays)

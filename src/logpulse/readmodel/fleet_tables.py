@@ -42,7 +42,18 @@ class CustomerSums:
 
 
 async def customer_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...]) -> CustomerSums | None:
-    """Every customer's sums over the plan's runs from the `*` tables, or None if they are incomplete."""
+    """Every customer's sums over the plan's runs from the `*` tables, or None if they are incomplete.
+
+    A live processor writes a window's `*` point and its customers' points in separate requests, and
+    InfluxDB stores a point's fields one by one, so a read racing a flush can find counts that
+    disagree (2 of 30 fleet answers beside a processor writing every customer each second), and the
+    caller's fallback sums every customer in InfluxDB (seconds for a month of 1,200). Tables found
+    incomplete are therefore read once more before that."""
+    found = await _read_sums(client, p, levels)
+    return found if found is not None else await _read_sums(client, p, levels)
+
+
+async def _read_sums(client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...]) -> CustomerSums | None:
     used = [lvl for lvl in levels if p.runs.get(lvl)]
     if not used:
         return CustomerSums([], *(np.zeros(0, np.int64) for _ in range(5)))

@@ -6,6 +6,7 @@ names are validated IANA names; times are integers. Nothing from a request is pa
 
 from __future__ import annotations
 
+from logpulse.formats.logpulse import CUSTOMER_ID_RE
 from logpulse.readmodel.localtime import DateRange
 from logpulse.readmodel.plan import Who
 from logpulse.storage import compacted
@@ -135,14 +136,32 @@ def incident_starts(customer: str, start_ns: int, end_ns: int) -> str:
 # ----- rollups: the plan (plan.py) says which level reads which ranges -----------------------
 
 
-def _who(who: Who) -> tuple[str, str]:
-    """(WHERE prefix, GROUP BY suffix) for `who`."""
+OR_MAX = 16
+"""Lists of up to this many customers are matched by `customer_id = 'a' OR …`; longer ones by one
+anchored regular expression per REGEX_BATCH ids. InfluxDB matches an OR chain id by id against every
+series (measured on 1,200 customers × 1 day, loaded machine: 600 ids 440–1,100 ms as an OR chain,
+160–350 ms as a regex, every customer 250–750 ms)."""
+REGEX_BATCH = 500
+"""Ids per regular expression (one statement each): keeps each expression a few kilobytes."""
+
+
+def _who(who: Who) -> list[tuple[str, str]]:
+    """(WHERE prefix, GROUP BY suffix) for `who`: one pair per statement needed (several for a long
+    list of customers)."""
     tag = quote_ident(TAG_CUSTOMER)
     if isinstance(who, str):
-        return f"{tag} = {quote_literal(who)} AND ", ""
+        return [(f"{tag} = {quote_literal(who)} AND ", "")]
     if who is None:
-        return "", f" GROUP BY {tag}"
-    return "(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}"
+        return [("", f" GROUP BY {tag}")]
+    if len(who) > OR_MAX and all(CUSTOMER_ID_RE.match(c) for c in who):
+        batches = [who[i : i + REGEX_BATCH] for i in range(0, len(who), REGEX_BATCH)]
+        return [(f"{tag} =~ /^(?:{'|'.join(map(_regex_literal, b))})$/ AND ", f" GROUP BY {tag}") for b in batches]
+    return [("(" + " OR ".join(f"{tag} = {quote_literal(c)}" for c in who) + ") AND ", f" GROUP BY {tag}")]
+
+
+def _regex_literal(customer: str) -> str:
+    """A valid customer id (letters, digits, `_`, `.`, `-`) as a literal of an InfluxQL (Go) regex."""
+    return customer.replace(".", r"\.").replace("-", r"\-")
 
 
 def _per_range(
@@ -161,9 +180,8 @@ def windows_statements(
     """The level's rows of `who` in the ranges, with the `compacted` tag that tells compacted points from
     sources, and with `covers` (which sources a compacted point holds) when asked: `counting` asks only
     for windows that hold both."""
-    where, group = _who(who)
-    columns = (*fields, compacted.TAG, *((compacted.FIELD,) if covers else ()))
-    return _per_range(level, ranges, ", ".join(quote_ident(f) for f in columns), where, group)
+    columns = ", ".join(quote_ident(f) for f in (*fields, compacted.TAG, *((compacted.FIELD,) if covers else ())))
+    return [s for where, group in _who(who) for s in _per_range(level, ranges, columns, where, group)]
 
 
 def sums_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:
