@@ -55,6 +55,22 @@ def _totals(rows: Int64Array, keys: Int64Array, counts: Int64Array) -> tuple[Int
     return r[starts], k[starts], np.add.reduceat(c, starts).astype(np.int64)
 
 
+def insert_sorted(at: Int64Array, *columns: tuple[Int64Array, Int64Array]) -> list[Int64Array]:
+    """`np.insert(column, at, values)` of each (column, values), for non-decreasing `at` (positions
+    found by `searchsorted` of sorted values): the new places computed once for all columns, not
+    sorted again by each `np.insert` (the merge of a segment's runs and keys is most of its cost)."""
+    new_at = at + np.arange(len(at), dtype=np.int64)
+    kept = np.ones(len(columns[0][0]) + len(at), dtype=np.bool_)
+    kept[new_at] = False
+    out = []
+    for column, values in columns:
+        merged = np.empty(len(kept), dtype=column.dtype)
+        merged[new_at] = values
+        merged[kept] = column
+        out.append(merged)
+    return out
+
+
 class RunStore:
     """(row, key, count) runs of many histograms, sorted by row and key: appended as they come, merged
     on `compact` (the appended ones sorted among themselves, then placed by `searchsorted`)."""
@@ -113,10 +129,9 @@ class RunStore:
         self.counts[pos[found]] += counts[found]
         new = ~found
         if new.any():
-            at = pos[new]
-            self.rows = np.insert(self.rows, at, rows[new])
-            self.keys = np.insert(self.keys, at, keys[new])
-            self.counts = np.insert(self.counts, at, counts[new])
+            self.rows, self.keys, self.counts = insert_sorted(
+                pos[new], (self.rows, rows[new]), (self.keys, keys[new]), (self.counts, counts[new])
+            )
 
     def of_rows(self, rows: Int64Array) -> tuple[Int64Array, Int64Array, Int64Array]:
         """(row index into `rows`, key, count) of every run of the given rows, grouped in their order."""
