@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -207,10 +208,11 @@ class HistogramColumns:
             if approx is not None:
                 exact &= ~approx
             small = exact & (2 * n * width < COMPRESS_FROM)
+            runs = _ExactRuns(bounds, keys, deltas, counts)
             for w in np.unique(width[exact]).tolist():
                 rows_w = exact & (width == w)
-                self._encode_small(out, np.flatnonzero(rows_w & small), w, bounds, keys, deltas, counts)
-                self._encode_large(out, np.flatnonzero(rows_w & ~small), w, bounds, keys, deltas, counts)
+                _encode_small(out, np.flatnonzero(rows_w & small), w, runs)
+                _encode_large(out, np.flatnonzero(rows_w & ~small), w, runs)
         rest = [i for i, text in enumerate(out) if text is None]
         if rest:
             row_buckets = self.buckets.of_rows(rows[rest])
@@ -227,72 +229,62 @@ class HistogramColumns:
                 out[i] = h.encode()
         return [text for text in out if text is not None]
 
-    @staticmethod
-    def _encode_small(
-        out: list[str | None],
-        which: Int64Array,
-        width: int,
-        bounds: Int64Array,
-        keys: Int64Array,
-        deltas: Int64Array,
-        counts: Int64Array,
-    ) -> None:
-        """Exact rows whose payload is too small to compress, of one width: one buffer for all."""
-        if not len(which):
-            return
-        payload, n = _payloads(which, width, bounds, deltas, counts)
-        text = _base64_many(payload, 2 * width * n)
-        texts = _rows_text(
-            [f"{VERSION}e;".encode(), n, b";", keys[bounds[which]], f";0;{width};".encode()],
-            text,
-            (2 * width * n + 2) // 3 * 4,
-        )
-        for i, t in zip(which.tolist(), texts, strict=True):
-            out[i] = t
 
-    @staticmethod
-    def _encode_large(
-        out: list[str | None],
-        which: Int64Array,
-        width: int,
-        bounds: Int64Array,
-        keys: Int64Array,
-        deltas: Int64Array,
-        counts: Int64Array,
-    ) -> None:
-        """Exact rows of one width whose payload may compress (`_encode_arrays`' rule), their payloads
-        built in one buffer; one whose text would pass MAX_ENCODED_CHARS is left to `LatencyHistogram`."""
-        if not len(which):
-            return
-        payload, n = _payloads(which, width, bounds, deltas, counts)
-        data = payload.tobytes()
-        ends = np.cumsum(2 * width * n).tolist()
-        starts = [0, *ends[:-1]]
-        for i, a, b, count, first in zip(
-            which.tolist(), starts, ends, n.tolist(), keys[bounds[which]].tolist(), strict=True
-        ):
-            raw = data[a:b]
-            packed = zlib.compress(raw, 6)
-            if len(packed) * 4 < len(raw) * 3:
-                text = f"{VERSION}e;{count};{first};0;{width}z;{base64.b64encode(packed).decode('ascii')}"
-            else:
-                text = f"{VERSION}e;{count};{first};0;{width};{base64.b64encode(raw).decode('ascii')}"
-            if len(text) <= MAX_ENCODED_CHARS:
-                out[i] = text
+@dataclass(slots=True)
+class _ExactRuns:
+    """The exact runs of a piece's rows: row `i`'s are `bounds[i]:bounds[i + 1]` of the key deltas
+    (0 at each row's first key) and counts."""
+
+    bounds: Int64Array
+    keys: Int64Array
+    deltas: Int64Array
+    counts: Int64Array
+
+    def payloads(self, which: Int64Array, width: int) -> tuple[npt.NDArray[np.uint8], Int64Array]:
+        """The (key delta, count) pairs of rows `which` at `width` bytes each, concatenated, and each
+        row's number of pairs."""
+        lo, hi = self.bounds[which], self.bounds[which + 1]
+        n = hi - lo
+        idx = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+        pairs = np.empty((len(idx), 2), dtype=WIDTHS[width])
+        pairs[:, 0] = self.deltas[idx]
+        pairs[:, 1] = self.counts[idx]
+        return pairs.view(np.uint8).ravel(), n
 
 
-def _payloads(
-    which: Int64Array, width: int, bounds: Int64Array, deltas: Int64Array, counts: Int64Array
-) -> tuple[npt.NDArray[np.uint8], Int64Array]:
-    """The (key delta, count) pairs of rows `which` at `width` bytes each, concatenated, and each
-    row's number of pairs."""
-    lo, hi = bounds[which], bounds[which + 1]
-    n = hi - lo
-    idx = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-    pairs = np.empty((len(idx), 2), dtype=WIDTHS[width])
-    pairs[:, 0] = deltas[idx]
-    pairs[:, 1] = counts[idx]
-    return pairs.view(np.uint8).ravel(), n
+def _encode_small(out: list[str | None], which: Int64Array, width: int, runs: _ExactRuns) -> None:
+    """Exact rows whose payload is too small to compress, of one width: one buffer for all."""
+    if not len(which):
+        return
+    payload, n = runs.payloads(which, width)
+    text = _base64_many(payload, 2 * width * n)
+    texts = _rows_text(
+        [f"{VERSION}e;".encode(), n, b";", runs.keys[runs.bounds[which]], f";0;{width};".encode()],
+        text,
+        (2 * width * n + 2) // 3 * 4,
+    )
+    for i, t in zip(which.tolist(), texts, strict=True):
+        out[i] = t
+
+
+def _encode_large(out: list[str | None], which: Int64Array, width: int, runs: _ExactRuns) -> None:
+    """Exact rows of one width whose payload may compress (`_encode_arrays`' rule), their payloads
+    built in one buffer; one whose text would pass MAX_ENCODED_CHARS is left to `LatencyHistogram`."""
+    if not len(which):
+        return
+    payload, n = runs.payloads(which, width)
+    data = payload.tobytes()
+    ends = np.cumsum(2 * width * n).tolist()
+    firsts = runs.keys[runs.bounds[which]].tolist()
+    for i, a, b, count, first in zip(which.tolist(), [0, *ends[:-1]], ends, n.tolist(), firsts, strict=True):
+        raw = data[a:b]
+        packed = zlib.compress(raw, 6)
+        if len(packed) * 4 < len(raw) * 3:
+            text = f"{VERSION}e;{count};{first};0;{width}z;{base64.b64encode(packed).decode('ascii')}"
+        else:
+            text = f"{VERSION}e;{count};{first};0;{width};{base64.b64encode(raw).decode('ascii')}"
+        if len(text) <= MAX_ENCODED_CHARS:
+            out[i] = text
 
 
 def _decimal(values: Int64Array) -> tuple[npt.NDArray[np.uint8], Int64Array]:
