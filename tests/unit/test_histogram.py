@@ -19,6 +19,7 @@ from logpulse.storage.histogram import (
     LatencyHistogram,
     decode_many,
 )
+from logpulse.storage.histogram_runs import HistogramColumns
 
 
 def ref_median(values: list[float]) -> float:
@@ -223,3 +224,34 @@ def test_many_windows_of_mixed_widths_and_modes_merge_like_one() -> None:
     whole = np.concatenate(exact_only).tolist()
     many = LatencyHistogram.merge_many(LatencyHistogram.from_values(w).encode() for w in exact_only)
     assert many.exact and many.median() == ref_median(whole) and many.percentile(99) == ref_percentile(whole, 99)
+
+
+def test_many_rows_encode_as_each_histogram_alone() -> None:
+    """`HistogramColumns.encode` builds the texts of many rows in bulk; each must be byte for byte what
+    one `LatencyHistogram` of the same values gives: rows of every payload width (counts and gaps
+    up to 2**40), rows too small to compress, compressible ones, incompressible large ones (random
+    keys), ones past `max_exact`, and one whose exact text passes MAX_ENCODED_CHARS."""
+    rng = np.random.default_rng(11)
+    max_exact = 16384
+    shapes: list[tuple[np.ndarray, np.ndarray]] = []
+    for row in range(400):
+        kind = row % 8
+        n = int(rng.integers(1, 4)) if kind < 3 else int(rng.integers(40, 600))
+        if kind == 6:
+            n = max_exact + 5  # past max_exact: approximate
+        top = [200, 60_000, 2**31, 2**40][row % 4] if kind != 5 else 5_000
+        keys = np.unique(rng.integers(0, top, n))
+        counts = rng.integers(1, [3, 300, 70_000, 2**33][(row // 4) % 4], len(keys))
+        shapes.append((keys, counts))
+    wide = np.arange(0, 12_000 * 2**33, 2**33)  # 8-byte deltas, 12,000 distinct: past 60,000 characters
+    shapes.append((wide, np.full(len(wide), 2**40)))
+    cols = HistogramColumns()
+    for row, (keys, counts) in enumerate(shapes):
+        cols.add_ms(np.full(len(keys), row, dtype=np.int64), keys.astype(np.int64), counts.astype(np.int64))
+    order = rng.permutation(len(shapes)).astype(np.int64)
+    texts = cols.encode(order, max_exact)
+    for row, text in zip(order.tolist(), texts, strict=True):
+        h = LatencyHistogram(max_exact)
+        h.add_ms_counts(shapes[row][0].astype(np.int64), shapes[row][1].astype(np.int64))
+        assert text == h.encode(), row
+    assert any(";8z;" in t or ";2z;" in t for t in texts) and any(t.startswith("1a;") for t in texts)

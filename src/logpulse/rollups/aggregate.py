@@ -210,9 +210,8 @@ def _fleet_tables(seg: SegmentColumns, windows: npt.NDArray[np.int64]) -> dict[i
     bounds = np.flatnonzero(np.diff(win)) + 1
     starts = [0, *bounds.tolist()]
     ends = [*bounds.tolist(), len(rows)]
-    row_names = [names[c] for c in customers[rows].tolist()]
-    count, failed, sums = seg.count[rows].tolist(), seg.failed[rows].tolist(), seg.sum_ns[rows].tolist()
-    server = [None if s < 0 else s for s in seg.server[rows].tolist()]
+    row_names = list(map(names.__getitem__, customers[rows].tolist()))
+    count, failed, server, sums = seg.count[rows], seg.failed[rows], seg.server[rows], seg.sum_ns[rows]
     out = {}
     for a, b in zip(starts, ends, strict=True):
         if a < b:

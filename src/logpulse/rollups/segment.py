@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from logpulse.storage.histogram_runs import HistogramColumns
+from logpulse.storage.histogram_runs import HistogramColumns, insert_sorted
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -168,8 +168,7 @@ class SegmentColumns:
             self._reserve(self.size + m)
             self.key[self.size : self.size + m] = k[new]
             rows_sorted[new] = new_rows
-            self.sorted_keys = np.insert(sk, pos[new], k[new])
-            self.sorted_rows = np.insert(sr, pos[new], new_rows)
+            self.sorted_keys, self.sorted_rows = insert_sorted(pos[new], (sk, k[new]), (sr, new_rows))
             self.size += m
         rows = np.empty(len(k), dtype=np.int64)
         rows[order] = rows_sorted

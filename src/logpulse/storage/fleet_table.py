@@ -30,6 +30,7 @@ import base64
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -72,20 +73,26 @@ class Table:
 
 def encode(
     customers: Sequence[str],
-    count: Sequence[int],
-    failed: Sequence[int],
-    server: Sequence[int | None],
-    sum_ns: Sequence[int],
+    count: Sequence[int] | Int64Array,
+    failed: Sequence[int] | Int64Array,
+    server: Sequence[int | None] | Int64Array,
+    sum_ns: Sequence[int] | npt.NDArray[Any],
 ) -> str:
-    """One part's encoding ("" for no customers; OVERFLOW when too long for an InfluxDB string)."""
-    if not customers:
+    """One part's encoding ("" for no customers; OVERFLOW when too long for an InfluxDB string).
+    `server` may be an int64 array with -1 for unknown (a writer's column, no step per entry)."""
+    if not len(customers):
         return ""
     sums = np.asarray(sum_ns, dtype=np.int64)
     in_ms = bool(np.all(sums % 1_000_000 == 0))
+    known = (
+        np.asarray(server, dtype=np.int64)
+        if isinstance(server, np.ndarray)
+        else np.asarray([-1 if s is None else s for s in server], dtype=np.int64)
+    )
     cols = (
         np.asarray(count, dtype=np.int64),
         np.asarray(failed, dtype=np.int64),
-        np.asarray([-1 if s is None else s for s in server], dtype=np.int64) + 1,
+        known + 1,
         sums // 1_000_000 if in_ms else sums,
     )
     widths = [_width(int(c.max())) for c in cols]
@@ -126,18 +133,22 @@ def encode_parts(entries: Sequence[tuple[str, int, int, int | None, int]]) -> tu
 
 
 def encode_sorted(
-    customers: Sequence[str],
-    count: Sequence[int],
-    failed: Sequence[int],
-    server: Sequence[int | None],
-    sum_ns: Sequence[int],
+    customers: list[str], count: Int64Array, failed: Int64Array, server: Int64Array, sum_ns: npt.NDArray[Any]
 ) -> tuple[str, ...]:
-    """`encode_parts` of entries given as columns, already sorted by (distinct) customer id: a writer
-    holding thousands of customers' numbers in arrays builds no tuple per entry."""
+    """`encode_parts` of entries given as columns (`server` -1 where unknown), already sorted by
+    (distinct) customer id: a writer holding thousands of customers' numbers in arrays builds no
+    tuple per entry, and a table too large for one field is split by masks (each part keeps the
+    sorted order), not by sorting tuples again."""
     whole = encode(customers, count, failed, server, sum_ns)
     if whole != OVERFLOW:
         return (whole,) + ("",) * (PARTS - 1)
-    return encode_parts(list(zip(customers, count, failed, server, sum_ns, strict=True)))
+    part = np.fromiter(map(part_of, customers), np.int64, len(customers))
+    out = []
+    for i in range(PARTS):
+        which = np.flatnonzero(part == i)
+        names = [customers[j] for j in which.tolist()]
+        out.append(encode(names, count[which], failed[which], server[which], sum_ns[which]))
+    return tuple(out)
 
 
 class TableDecodeError(ValueError):
