@@ -3,15 +3,19 @@ many late requests written through many identities, before and after `logpulse c
 at the same time and measured in short alternating steps; and the rollups' disk use before and after.
 
 One private influxd holds two databases. `base`: the rollup points (all levels, one point per
-customer-window, as `scripts.benchmarks.api`) of --requests over --customers and --days. `big`: the same
-points, then --late-requests more for the same customers and days written as --identities separate
-rollup identities (each a file segment: its own time offset in the window, with its own fleet-wide `*`
-point and table) at the 1d level, the level a UTC 30-day range reads. Each database is served by its
-own API (`logpulse serve`, STATS_CACHE_S=0: every answer cold). Stats are measured with the late data
-stored, then `big` is compacted (`logpulse compact`, timed) and stats and series (7 days at 15m) are
-measured again. Before each measurement the benchmark waits for influxd to be quiet (its own
-compactions after a bulk write or many DELETEs run for minutes and would be measured as the answers'
-cost), and the data directories are measured with `du`.
+customer-window, as `scripts.benchmarks.api`) of --requests per --days over --customers. `big`: the
+same points, then --late-requests per --days more for the same customers and days written as
+--identities separate rollup identities (each a file segment: its own time offset in the window, with
+its own fleet-wide `*` point and table) at the 1d level, the level a UTC 30-day range reads. The data
+covers --days + 1 days ending today, so that two ranges of --days days are read: the one ending today
+(`stats_30d`), whose last day is still open and so not compacted (its window keeps its --identities + 1
+points until a pass after its end), and the one ending yesterday (`stats_30d_closed`), every day of it
+compacted.
+Each database is served by its own API (`logpulse serve`, STATS_CACHE_S=0: every answer cold). Stats
+are measured with the late data stored, then `big` is compacted (`logpulse compact`, timed) and stats
+and series (7 days at 15m) are measured again. Before each measurement the benchmark waits for influxd
+to be quiet (its own compactions after a bulk write or many DELETEs run for minutes and would be
+measured as the answers' cost), and the data directories are measured with `du`.
 
 Why alternating steps: measured one state after the other, minutes apart, the same code on the same
 data gave compacted ÷ base p50 ratios of 0.86 to 2.32 on a quiet machine, because a step's own latency
@@ -158,8 +162,8 @@ def _ratio(figures: dict, figure: str) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=1_000_000)
-    ap.add_argument("--late-requests", type=int, default=10_000_000)
+    ap.add_argument("--requests", type=int, default=1_000_000, help="per --days days")
+    ap.add_argument("--late-requests", type=int, default=10_000_000, help="per --days days")
     ap.add_argument("--identities", type=int, default=64, help="16 segments x 4 files")
     ap.add_argument("--customers", type=int, default=200)
     ap.add_argument("--days", type=int, default=30)
@@ -188,24 +192,29 @@ def main() -> None:
         rp_dirs = {name: work / "influxd" / "data" / name / "rollups" for name in DATABASES}
         # every identity at an offset past the window's first millisecond, as real (hashed) ones are
         # all but surely: points inside it are left alone (`rollups/compaction.py`)
-        base_lines = list(_shifted(rollup_batches(args.requests, args.customers, args.days, LEVELS, 1), 2_000_000))
+        days = args.days + 1
+        base_n = args.requests * days // args.days
+        base_lines = list(_shifted(rollup_batches(base_n, args.customers, days, LEVELS, 1), 2_000_000))
         for name in DATABASES:
             out[f"load_{name}"] = load_rollups(db.url, name, iter(base_lines))
         del base_lines
-        per = args.late_requests // args.identities
+        per = args.late_requests * days // args.days // args.identities
         late = tuple(lvl for lvl in LEVELS if lvl[0] == "rollups_1d")
         started = time.perf_counter()
         for i in range(args.identities):
-            batches = rollup_batches(per, args.customers, args.days, late, 100 + i)
+            batches = rollup_batches(per, args.customers, days, late, 100 + i)
             load_rollups(db.url, "big", _shifted(batches, 1_000_000_000 * (i + 1)))
         out["load_late_s"] = time.perf_counter() - started
-        stored = {"base": args.requests, "big": args.requests + per * args.identities}
+        stored = {"base": base_n, "big": base_n + per * args.identities}
         out["stored_requests"] = stored
 
         today = dt.datetime.now(dt.UTC).date()
-        frm = (today - dt.timedelta(days=args.days - 1)).isoformat()
         customers = range(1, args.customers + 1)
-        stats = [f"/customers/cust_{c}/stats?from={frm}&to={today}" for c in customers]
+
+        def stats(last: dt.date) -> list[str]:
+            frm = last - dt.timedelta(days=args.days - 1)
+            return [f"/customers/cust_{c}/stats?from={frm}&to={last}" for c in customers]
+
         week = (today - dt.timedelta(days=6)).isoformat()
         series = [f"/customers/cust_{c}/series?from={week}&to={today}&interval=15m" for c in customers]
 
@@ -221,7 +230,7 @@ def main() -> None:
             out[name]["load_after"] = load_average()
             print(json.dumps(_headline(out[name])), flush=True)
 
-        step("late", {"stats_30d": stats})
+        step("late", {"stats_30d": stats(today)})
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "logpulse", "compact"],
@@ -232,7 +241,8 @@ def main() -> None:
         seconds = time.perf_counter() - started
         out["compact"] = {"seconds": seconds, "output": done.stdout.strip(), "rc": done.returncode}
         print(out["compact"], flush=True)
-        step("compacted", {"stats_30d": stats, "series_7d_15m": series})
+        yesterday = today - dt.timedelta(days=1)
+        step("compacted", {"stats_30d": stats(today), "stats_30d_closed": stats(yesterday), "series_7d_15m": series})
     finally:
         out["load_end"] = load_average()
         db.close()
@@ -250,7 +260,7 @@ def _headline(step: dict) -> dict:
             "big_p99_ms_median": r["big"]["p99_ms"]["median"],
         }
         for kind, revisions in step.items()
-        if isinstance(revisions, dict) and kind.endswith(("30d", "15m"))
+        if kind.startswith(("stats_", "series_"))
         for revision, r in revisions.items()
     }
 
