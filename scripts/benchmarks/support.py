@@ -114,6 +114,7 @@ def wrk(base: str, lua: Path, connections: int, seconds: int) -> dict:
         "p50_ms": ms("50"),
         "p99_ms": ms("99"),
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sock.group(1) if sock else "",
     }
@@ -184,8 +185,8 @@ def wrk_urls(base: str, work: Path, name: str, paths: list[str], connections: in
     port = int(base.rsplit(":", 1)[1])
     cpu = _api_cpu_s(port)
     r = wrk(base, lua, connections, seconds)
-    answered = r["requests_per_s"] * seconds
-    r["api_cpu_ms_per_request"] = (_api_cpu_s(port) - cpu) * 1000 / answered if answered else None
+    r["api_cpu_s"] = _api_cpu_s(port) - cpu
+    r["api_cpu_ms_per_request"] = r["api_cpu_s"] * 1000 / r["requests"] if r["requests"] else None
     return {"paths": len(paths), **r}
 
 
