@@ -67,13 +67,13 @@ class Windows:
 
     @classmethod
     def of(cls, config: ScoringConfig, customer_id: str) -> Windows:
-        return _windows(cls, config, config.slo_target(customer_id))
+        return _windows(config, config.slo_target(customer_id))
 
 
 @functools.lru_cache(maxsize=64)  # a process has one config; SLO targets are few
-def _windows(cls: type[Windows], config: ScoringConfig, slo_target: float | None) -> Windows:
+def _windows(config: ScoringConfig, slo_target: float | None) -> Windows:
     b = config.buckets
-    return cls(
+    return Windows(
         keep=b(IDLE_S) + 1,
         depth=max(b(s) for s in (*LATENCY_WINDOWS_S, *TRAFFIC_WINDOWS_S, HOT_WINDOW_S, RELEARN_S)) + 1,
         latency=tuple(sorted({b(s) for s in LATENCY_WINDOWS_S})),
