@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from array import array
 from collections import deque
 from pathlib import Path
 
@@ -321,16 +322,19 @@ def test_snapshot_of_the_per_bucket_version_resumes() -> None:
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-def test_a_recovery_snapshot_of_the_flat_module_layout_resumes() -> None:
-    """`snapshots/scorer_flat_layout.pickle` is a vectorised scorer pickled while the scorer, its
-    history and its buckets lived in the single module `logpulse.scoring.scorer` (it names
-    `logpulse.scoring.scorer._History`): processors upgraded with a recovery store must go on from it
-    exactly like a scorer that never stopped."""
+@pytest.mark.parametrize("snapshot", ["scorer_flat_layout.pickle", "scorer_profile_lists.pickle"])
+def test_a_recovery_snapshot_of_an_earlier_layout_resumes(snapshot: str) -> None:
+    """Scorers fed the same first half of three days, pickled by earlier code: processors upgraded
+    with a recovery store must go on from them exactly like a scorer that never stopped.
+    `scorer_flat_layout.pickle`: while the scorer, its history and its buckets lived in the single
+    module `logpulse.scoring.scorer` (it names `logpulse.scoring.scorer._History`);
+    `scorer_profile_lists.pickle`: while the traffic profile was two lists (now C arrays)."""
     cfg = config(slo_targets=(("default", 0.99),))
     bs = batches(_days_of_traffic(3, 3, 0.05), 400)
     ticks = [T0 + 3 * 86400 + i * 600.0 for i in range(30)]
     half = len(bs) // 2
-    restored = pickle.loads((SNAPSHOTS / "scorer_flat_layout.pickle").read_bytes())
+    restored = pickle.loads((SNAPSHOTS / snapshot).read_bytes())
+    assert isinstance(restored.traffic.profile, array) and isinstance(restored.traffic.profile_days, array)
     straight = CustomerScorer("c", cfg)
     _versions(straight, bs[:half], [])
     got = _versions(restored, bs[half:], ticks)

@@ -80,3 +80,13 @@ def test_ticks_that_wait_decide_exactly_as_ticks_that_complete(seed: int, monkey
     assert waiting.latency.s0 == pytest.approx(eager.latency.s0, rel=1e-9)
     assert waiting.errors.failed == pytest.approx(eager.errors.failed, rel=1e-9)
     assert waiting.traffic.profile == pytest.approx(eager.traffic.profile, rel=1e-9)
+
+
+def test_customers_of_one_config_and_slo_target_share_their_windows() -> None:
+    """Window sizes are derived from the config and the customer's SLO target only: one object for all
+    the customers that have the same, another for a customer with its own target."""
+    cfg = config(slo_targets=(("default", 0.99), ("gold", 0.999)))
+    a, b, gold = (CustomerScorer(c, cfg) for c in ("a", "b", "gold"))
+    assert a.windows is b.windows and a.windows.slo_target == 0.99
+    assert gold.windows is not a.windows and gold.windows.slo_target == 0.999
+    assert pickle.loads(pickle.dumps(a)).windows is a.windows

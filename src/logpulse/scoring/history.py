@@ -9,12 +9,21 @@ syncs the two lazily when it switches between them (`ScorerState.rows_to_deque` 
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import numpy as np
 
 COLUMNS = 6
 """History columns: requests, sum ln d, sum ln² d, failed, 5xx, expected requests."""
+_ZERO_ROW = np.zeros((1, COLUMNS))
+_ZERO_LAST = (0.0,) * COLUMNS
+_NO_CHANGE = np.zeros(1, dtype=np.int64), np.zeros((1, 2))
+"""What every new customer's history and steps start from: shared, read-only (the buffers are
+replaced, never written, when rows are added to them), so that a customer whose buckets are all
+completed one by one costs no numpy arrays of its own here (~0.5 KB)."""
+for _shared in (_ZERO_ROW, *_NO_CHANGE):
+    _shared.flags.writeable = False
 
 
 class History:
@@ -27,10 +36,10 @@ class History:
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
-        self.buf = np.zeros((1, COLUMNS))
+        self.buf = _ZERO_ROW
         self.size = 1  # rows of buf in use
         self.total = 1
-        self.last: tuple[float, ...] = (0.0,) * COLUMNS
+        self.last: tuple[float, ...] = _ZERO_LAST
 
     def extend(self, rows: np.ndarray, count: int | None = None) -> None:
         """Append the rows of `count` (default: len(rows)) buckets; `rows` may hold only the newest."""
@@ -94,10 +103,9 @@ class CountSteps:
 
     def __init__(self, span: int) -> None:
         self.span = span  # how far back (rows) a window may read
-        self.rows = np.zeros(8, dtype=np.int64)  # row numbers of the changes, increasing (row 0: zeros)
-        self.sums = np.zeros((8, 2))
+        self.rows, self.sums = _NO_CHANGE  # row numbers of the changes, increasing (row 0: zeros), their sums
         self.size = 1
-        self.recent: list[tuple[int, float, float]] = []  # added one by one, not in the arrays yet
+        self.recent = array("d")  # (row, requests, 5xx) added one by one, not in the arrays yet
 
     def add(self, rows: np.ndarray, sums: np.ndarray) -> None:
         """Append changes at `rows` (increasing, after every row held) with their cumulative sums."""
@@ -106,10 +114,12 @@ class CountSteps:
         self._append(rows, sums)
 
     def _flush(self) -> None:
-        recent, self.recent = np.array(self.recent), []
+        recent, self.recent = np.frombuffer(self.recent, dtype=np.float64).reshape(-1, 3), array("d")
         self._append(recent[:, 0].astype(np.int64), recent[:, 1:])
 
     def _append(self, rows: np.ndarray, sums: np.ndarray) -> None:
+        if not len(rows):
+            return
         need = self.size + len(rows)
         if need > len(self.rows):  # full: first drop the changes no window reaches any more
             oldest = int(rows[-1]) - self.span
@@ -128,10 +138,11 @@ class CountSteps:
         self.size = need
 
     def add_one(self, row: int, requests: float, errors: float) -> None:
-        """One change (the per-bucket path): kept in a list until read, which costs a busy customer
-        less than writing numpy elements at every bucket."""
-        self.recent.append((row, requests, errors))
-        if len(self.recent) >= 32:  # a list of tuples costs ~70 B a change: a sparse customer keeps few
+        """One change (the per-bucket path): kept in a C array of doubles until read, which costs a
+        busy customer less than writing numpy elements at every bucket (24 B a change: a list of
+        tuples of Python numbers took ~140 B)."""
+        self.recent.extend((row, requests, errors))
+        if len(self.recent) >= 96:  # 32 changes
             self._flush()
 
     def at(self, rows: np.ndarray) -> np.ndarray:
@@ -159,4 +170,4 @@ class CountSteps:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.span, self.rows, self.sums = state["span"], state["rows"], state["sums"]
-        self.size, self.recent = len(self.rows), []
+        self.size, self.recent = len(self.rows), array("d")

@@ -48,7 +48,7 @@ from logpulse.scoring.baselines import TrafficBaseline
 from logpulse.scoring.history import History
 from logpulse.scoring.incidents import latest_versions
 from logpulse.scoring.per_bucket import EMPTY, Bucket
-from logpulse.scoring.state import NS, ScorerState
+from logpulse.scoring.state import NO_KEYS, NO_SUMS, NS, ScorerState
 
 WINSOR_SIGMAS = 3.0  # bucket sums clip ln(duration) at usual + max(3 sigma, ln 3)
 MAX_RUN = 2400  # buckets completed as arrays in one step (20 h of 30 s buckets: < 1 day, bounds memory)
@@ -245,7 +245,10 @@ class CustomerScorer(ScorerState):
             return
         cut = int(np.searchsorted(self.pending_keys, limit))
         keys_a, vals = self.pending_keys[:cut], self.pending[:, :cut]
-        self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
+        if cut == len(self.pending_keys):
+            self.pending_keys, self.pending = NO_KEYS, NO_SUMS
+        else:
+            self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
         keys, columns = keys_a.tolist(), vals.T.tolist()
         m = min(limit - k, MAX_RUN)  # worth it? (runs cost a fixed number of numpy calls)
         use_runs = (

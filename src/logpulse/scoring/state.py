@@ -10,6 +10,7 @@ update this state; `scorer.CustomerScorer` decides which of them completes which
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,12 +40,18 @@ MIN_EXPECTED_FOR_DROP = HOT_EVIDENCE * math.log(10)  # below, even silence is no
 MIN_SURGE_BUCKET = 2  # a surge needs more than one request in a bucket
 SHORT_ROWS = 64  # rows `cum` gets after a run: more than any window but `window`'s (SLO, relearn)
 IDLE_S = HISTORY_S  # a customer silent this long with nothing open is skipped in one step
+NO_KEYS = np.zeros(0, dtype=np.int64)
+NO_SUMS = np.zeros((5, 0))
+"""No pending buckets: shared by every customer with none (read-only; an array costs ~100 B even
+empty, and an empty slice of the last pending buckets would keep their buffer alive)."""
+NO_KEYS.flags.writeable = NO_SUMS.flags.writeable = False
 
 
 @dataclass(frozen=True, slots=True)
 class Windows:
     """Window sizes in buckets and thresholds derived from the config: not in snapshots (a restart
-    with other settings uses the new ones)."""
+    with other settings uses the new ones). Immutable, so customers of one config and SLO target share
+    one (`of`): ~0.8 KB a customer otherwise."""
 
     keep: int  # HISTORY_S in buckets, + 1: how far back a first batch is judged, and a silence skipped at once
     depth: int  # full history rows kept: the longest window but the SLO's (`CountSteps`), + the zero row
@@ -60,20 +67,25 @@ class Windows:
 
     @classmethod
     def of(cls, config: ScoringConfig, customer_id: str) -> Windows:
-        b = config.buckets
-        return cls(
-            keep=b(IDLE_S) + 1,
-            depth=max(b(s) for s in (*LATENCY_WINDOWS_S, *TRAFFIC_WINDOWS_S, HOT_WINDOW_S, RELEARN_S)) + 1,
-            latency=tuple(sorted({b(s) for s in LATENCY_WINDOWS_S})),
-            traffic=tuple(sorted({b(s) for s in TRAFFIC_WINDOWS_S})),
-            hot=b(HOT_WINDOW_S),
-            relearn=b(RELEARN_S),
-            slo=tuple((b(a), b(s), r) for a, s, r in SLO_RULES),
-            slo_target=config.slo_target(customer_id),
-            decay=config.bucket_s / BASELINE_S,
-            half_ln_ratio=0.5 * math.log(config.latency_ratio),
-            half_factor=math.sqrt(config.traffic_factor),
-        )
+        return _windows(config, config.slo_target(customer_id))
+
+
+@functools.lru_cache(maxsize=64)  # a process has one config; SLO targets are few
+def _windows(config: ScoringConfig, slo_target: float | None) -> Windows:
+    b = config.buckets
+    return Windows(
+        keep=b(IDLE_S) + 1,
+        depth=max(b(s) for s in (*LATENCY_WINDOWS_S, *TRAFFIC_WINDOWS_S, HOT_WINDOW_S, RELEARN_S)) + 1,
+        latency=tuple(sorted({b(s) for s in LATENCY_WINDOWS_S})),
+        traffic=tuple(sorted({b(s) for s in TRAFFIC_WINDOWS_S})),
+        hot=b(HOT_WINDOW_S),
+        relearn=b(RELEARN_S),
+        slo=tuple((b(a), b(s), r) for a, s, r in SLO_RULES),
+        slo_target=slo_target,
+        decay=config.bucket_s / BASELINE_S,
+        half_ln_ratio=0.5 * math.log(config.latency_ratio),
+        half_factor=math.sqrt(config.traffic_factor),
+    )
 
 
 @dataclass
@@ -88,8 +100,8 @@ class ScorerState:
     watermark: int = -1  # highest bucket index seen (data or clock)
     next_bucket: int | None = None  # first bucket not completed yet
     # buckets not completed yet: sorted bucket indexes and their sums (requests, ln d, ln² d, failed, 5xx)
-    pending_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    pending: np.ndarray = field(default_factory=lambda: np.zeros((5, 0)))
+    pending_keys: np.ndarray = field(default_factory=lambda: NO_KEYS)
+    pending: np.ndarray = field(default_factory=lambda: NO_SUMS)
     trackers: dict[str, Tracker] = field(default_factory=dict)
     idle: int = 0  # consecutive empty buckets
     silent_from: int = 0  # first bucket at which the silence since the last request could be a drop
