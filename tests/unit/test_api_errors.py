@@ -26,6 +26,7 @@ def client() -> Iterator[TestClient]:
         ("/customers?limit=0", 422, "invalid 'limit'"),
         ("/customers?cursor=" + "x" * 201, 422, "invalid 'cursor'"),
         ("/customers/a%20b/stats?from=2024-01-01&to=2024-01-02", 422, "invalid customer id"),
+        ("/customers/a%0A/stats?from=2024-01-01&to=2024-01-02", 422, "invalid customer id"),  # `$` allows a final \n
         ("/customers/a/stats?from=2024-01-01&to=2024-01-02&tz=Mars/Base", 422, "unknown time zone"),
         ("/customers/a/anomalies", 422, "missing 'from'"),
     ],

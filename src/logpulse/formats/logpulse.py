@@ -33,7 +33,7 @@ from logpulse.model import Chunk, ParsedChunk, Reject
 
 CUSTOMER_ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
 """Customer ids: ASCII letters, digits, `_`, `.`, `-`; 1 to 64 characters (also the API's rule)."""
-CUSTOMER_ID_RE = re.compile(rf"^{CUSTOMER_ID_PATTERN}$")
+CUSTOMER_ID_RE = re.compile(rf"{CUSTOMER_ID_PATTERN}\Z")  # \Z: `$` would also match before a final newline
 
 _DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
 _HM = r"(?:[01]\d|2[0-3]):[0-5]\d"
