@@ -190,8 +190,6 @@ class DayReplica:
         """Mark the customer's rows of the tables the mark overlaps dirty, where the mark is newer than
         the row's load (or than since_ns, for rows of a load that started then)."""
         customer, mark_ns, lo, hi = mark
-        if customer == ANY_CUSTOMER:  # handled where polled: the replica was emptied
-            return
         first, last = lo - lo % DAY_NS, hi - hi % DAY_NS
         if held is self._held and (last - first) // DAY_NS < len(held):
             keys: list[Key] = [(s, s + DAY_NS) for s in range(first, last + 1, DAY_NS)] + list(self._edges)
