@@ -109,8 +109,8 @@ _MARKS = f"{quote_ident(MARKS_RP)}.{quote_ident(WRITES)}"
 
 def marks_since(since_ns: int) -> str:
     return (
-        f'SELECT "min_time", "max_time", "every" FROM {_MARKS} WHERE time > {since_ns} '
-        f"GROUP BY {quote_ident(TAG_CUSTOMER)}"
+        f'SELECT "min_time", "max_time", "every", "customers" FROM {_MARKS} WHERE time > {since_ns} '
+        f'GROUP BY {quote_ident(TAG_CUSTOMER)}, "writer"'
     )
 
 
