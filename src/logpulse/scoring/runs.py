@@ -46,8 +46,10 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
 
     The run is committed up to the first bucket where a test passes or a "still hot" check holds —
     that bucket then goes the per-bucket way, returns (it, True) — or where a silence becomes long
-    enough to be skipped (returns (it, False)). Costs a fixed ~50 numpy calls per run plus
-    O(buckets) array work.
+    enough to be skipped (returns (it, False)). Costs a fixed number of numpy calls per run (each signal's
+    windows are tested in one call, the "still hot" window as a column of its own; ~1 ms of CPU a run
+    of ~200 buckets on the nginx fleet) plus O(buckets) array work, the special functions of the
+    tested windows most of it.
     """
     cfg, hist, lat, err, tra, win = s.config, s.hist, s.latency, s.errors, s.traffic, s.windows
     m = end - k0

@@ -17,7 +17,8 @@ raising alarms.
 The special functions (`scipy.special`) are used directly: the `scipy.stats` wrappers cost ~100 µs
 per call in argument checking, and these run per bucket. The `*_many` forms are the same tests on
 arrays (one value per window), for the scorer's vectorised runs of quiet buckets; they use the same
-ufuncs and formulas, so both forms decide alike.
+ufuncs and formulas, so both forms decide alike. Their effect size may differ per window column (the
+"still hot" window tests half the effect), so that a bucket's windows are tested in one call.
 """
 
 from __future__ import annotations
