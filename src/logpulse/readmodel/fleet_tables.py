@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from prometheus_client import Counter
 
 from logpulse.readmodel import influxql
 from logpulse.readmodel.cache import LOOKBACK_NS, POLL_GAP_NS, TRUST_S
@@ -36,8 +37,12 @@ from logpulse.storage.marks import ANY_CUSTOMER, Mark
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
 _FIELDS = ("count", *fleet_table.FIELDS)
-Window = tuple[str, int]
-"""A level's window: (measurement, start ns)."""
+SUMS = Counter(
+    "logpulse_fleet_sums",
+    "Reads of every customer's sums for a fleet answer, by source: the `*` points' tables, or (when a table "
+    "did not hold every request, e.g. read while a processor was writing) every customer's points",
+    ["source"],
+)
 
 
 @dataclass
@@ -126,7 +131,10 @@ async def customer_sums(
     caller's fallback sums every customer in InfluxDB (seconds for a month of 1,200). Tables found
     incomplete are therefore read once more before that."""
     found = await _read_sums(client, p, levels, kept)
-    return found if found is not None else await _read_sums(client, p, levels, kept)
+    if found is None:
+        found = await _read_sums(client, p, levels, kept)
+    SUMS.labels("tables" if found is not None else "influxdb").inc()
+    return found
 
 
 async def _read_sums(
