@@ -134,8 +134,7 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
     while k < end:
         m = min(end, (k // per_slot + 1) * per_slot) - k if aligned else 1
         segments.append((m, traffic.level, traffic.expected(k) / traffic.level if traffic.level > 0 else 1.0))
-        s.latency.decay(m, s.windows.decay)
-        s.errors.decay(m, s.windows.decay)
+        s.latency.decay(m, s.windows.decay, s.errors)
         traffic.skip_empty(k, m, keep_t)
         k += m
     # bucket j of a quarter-hour adds level * keep_t^j * factor expected requests (level multiplied by
