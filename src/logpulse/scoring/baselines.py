@@ -113,9 +113,12 @@ class LatencyBaseline:
         if n:
             self.buckets += 1
 
-    def decay(self, buckets: int, decay: float) -> None:
+    def decay(self, buckets: int, decay: float, errors: ErrorBaseline | None = None) -> None:
+        """`buckets` empty buckets; `errors`' too when given (one power for both, the same floats)."""
         keep = (1.0 - decay) ** buckets
         self.s0, self.s1, self.s2 = self.s0 * keep, self.s1 * keep, self.s2 * keep
+        if errors is not None:
+            errors.n, errors.failed = errors.n * keep, errors.failed * keep
 
     def relearn(self, n: float, log_sum: float, log_sq: float) -> None:
         if n:
