@@ -28,8 +28,9 @@ Cost. Most buckets of most customers are uneventful: no incident open or brewing
 While that holds, baselines follow closed recurrences, so a run of buckets is completed as arrays
 (`runs.run`: every signal's gate and test for every bucket at once, the same formulas as the per-bucket
 path, which is kept as the reference and takes over at the first bucket where a test passes or an
-incident could start). A run costs a fixed ~100 numpy calls, so it is used only when the call has
-enough buckets to pay for them (`RUN_COST` vs `STEP_COST`: sparse backfills, long ticks); a busy
+incident could start). A run costs a fixed number of numpy calls (~1 ms of CPU a run in the nginx
+fleet, profiled), so it is used only when the call has enough buckets to pay for them (`RUN_COST` vs
+`STEP_COST`: sparse backfills, long ticks); a busy
 customer's batch of ~40 buckets goes bucket by bucket, where the tests themselves are the cost.
 `python -m scripts.benchmarks.scoring` measures both and checks, by incident digest, that they decide alike.
 """
