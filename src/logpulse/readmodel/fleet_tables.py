@@ -68,8 +68,7 @@ class KeptWindows:
     """Kept windows at most (~1,200 entries each: a few hundred MB at worst); past it all are dropped."""
 
     def __init__(self) -> None:
-        self._kept: dict[str, dict[int, tuple[fleet_table.Table, int]]] = {}  # measurement -> start -> (table, read)
-        self._widths: dict[str, int] = {}
+        self._kept: dict[RollupLevel, dict[int, tuple[fleet_table.Table, int]]] = {}  # level -> start -> (table, read)
         self._polls: list[tuple[int, int, int, int]] = []  # (poll start, newest mark, min time, max time)
         self._polled_ns: int | None = None
 
@@ -87,8 +86,8 @@ class KeptWindows:
         for customer, mark_ns, lo, hi in marks:
             if customer == ANY_CUSTOMER:
                 self._kept.clear()
-            for measurement, kept in self._kept.items():
-                self._drop(kept, self._widths[measurement], mark_ns, lo, hi)
+            for level, kept in self._kept.items():
+                self._drop(kept, level.window_ns, mark_ns, lo, hi)
         self._polls = [p for p in self._polls if p[0] > started_ns - LOOKBACK_NS]
         if marks:
             self._polls.append(
@@ -105,7 +104,7 @@ class KeptWindows:
                 del kept[start]
 
     def get(self, level: RollupLevel, start: int) -> fleet_table.Table | None:
-        one = self._kept.get(level.measurement, {}).get(start)
+        one = self._kept.get(level, {}).get(start)
         return None if one is None else one[0]
 
     def put(self, level: RollupLevel, start: int, table: fleet_table.Table, read_ns: int) -> None:
@@ -116,8 +115,7 @@ class KeptWindows:
             return
         if sum(len(k) for k in self._kept.values()) >= self.MAX_WINDOWS:
             self._kept.clear()
-        self._widths[level.measurement] = level.window_ns
-        self._kept.setdefault(level.measurement, {})[start] = (table, read_ns)
+        self._kept.setdefault(level, {})[start] = (table, read_ns)
 
 
 async def customer_sums(
