@@ -1,4 +1,4 @@
-"""The first hour of a new user (issue 19): start.sh, cleanup.sh, the CLI's errors, big customer lists.
+"""The first hour of a new user: start.sh, cleanup.sh, the CLI's errors, big customer lists.
 
 Every test runs the real scripts and commands. start.sh runs in a temporary copy of the repository
 (its venv linked, never reinstalled) on free ports with a small demo, so it never touches this

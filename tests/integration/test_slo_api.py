@@ -1,4 +1,4 @@
-"""SLO fields of `/customers/{id}/stats` and `/stats` (issue 17 item 3) against a real influxd: the
+"""SLO fields of `/customers/{id}/stats` and `/stats` against a real influxd: the
 error budget left, per day (burn-down) and for the range, equals the value computed here from the
 raw log lines — 5xx counted from the lines' status text, per local day, over the trailing window —
 with no SLO, a met target, an overspent one, a customer's own target, 4xx that must not count, a

@@ -206,7 +206,7 @@ def test_state_is_typed_versioned_and_bounded(tmp_path: Path) -> None:
 
 
 def test_snapshot_of_the_previous_version_resumes(tmp_path: Path) -> None:
-    """Version 1 (tailing/source.py before issue 15) snapshotted, per file path, a dict; the partition
+    """Version 1 of the file source (one file per LOG_PATH) snapshotted, per file path, a dict; the partition
     key for a literal LOG_PATH is still that path, so Bytewax hands the old snapshot to the new code."""
     f = tmp_path / "api.log"
     f.write_bytes(lines(10))
