@@ -84,11 +84,14 @@ SENSITIVITY = {"low": 9.0, "medium": 7.0, "high": 5.0}
 about a million windows are tested per customer-month, hence the small p)."""
 
 
-def decayed_run(start: np.ndarray, pos: np.ndarray, inputs: np.ndarray, keep: float) -> tuple[np.ndarray, np.ndarray]:
+def decayed_run(
+    start: np.ndarray, pos: np.ndarray, inputs: np.ndarray, keep: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Decayed sums over a run of buckets 0, 1, ... of which only `pos` (sorted) received `inputs`
     (one row per sum): returns (the sums just before each of those buckets, the scaled cumulative
     inputs `acc`). The sums after bucket j, with `done` inputs at positions <= j, are
-    keep^(j+1) * (start + acc[:, done - 1]) (`start` when done = 0)."""
+    keep^(j+1) * (start + acc[:, done - 1]) (`start` when done = 0). `keep` is one decay for every
+    row or a column of one per row (elementwise, so each row's floats are those of its own call)."""
     power = keep ** pos.astype(np.float64)
     scaled = inputs / (power * keep)
     acc = np.cumsum(scaled, axis=1)

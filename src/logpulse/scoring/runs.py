@@ -23,10 +23,10 @@ from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import (
     MIN_LATENCY_REQUESTS,
     MIN_SURGE_REQUESTS,
-    drop_evidence_many,
+    drop_tail,
     error_evidence_many,
     latency_evidence_many,
-    surge_evidence_many,
+    surge_tail,
 )
 from logpulse.scoring.state import (
     HOT_EVIDENCE,
@@ -64,17 +64,19 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
         stop = int(first_long[long_gap[0]]) if len(long_gap) else m
     # latency and error baselines before each non-empty bucket, in closed form:
     # s(before j) = keep^j (s0 + sum over non-empty l < j of u_l keep^-(l+1))
+    # and the traffic level (its own decay) in the same pass: one row per sum
     keep = 1.0 - win.decay
-    start = np.array([lat.s0, lat.s1, lat.s2, err.n, err.failed])
-    prior, acc = decayed_run(start, pos, np.vstack([n_nz, vals[1], vals[2], n_nz, vals[3]]), keep)
+    a = cfg.bucket_s / TrafficBaseline.LEVEL_S
+    tkeep = 1.0 - a
+    start = np.array([lat.s0, lat.s1, lat.s2, err.n, err.failed, tra.level])
+    inputs = np.vstack([n_nz, vals[1], vals[2], n_nz, vals[3], a * n_nz])
+    prior, acc = decayed_run(start, pos, inputs, _keeps(keep, tkeep))
     # traffic: the level before every bucket, the profile factor, the expected count
     mask = np.zeros(m, dtype=bool)
     mask[pos] = True
-    before = np.cumsum(mask) - mask  # non-empty buckets before each bucket
-    a = cfg.bucket_s / TrafficBaseline.LEVEL_S
-    tkeep = 1.0 - a
-    _, tacc = decayed_run(np.array([tra.level]), pos, a * n_nz[None, :], tkeep)
-    tacc = np.concatenate(([0.0], tacc[0]))
+    through = np.cumsum(mask)  # non-empty buckets up to each bucket
+    before = through - mask  # ... before it
+    tacc = np.concatenate(([0.0], acc[5]))
     level = tkeep ** np.arange(m, dtype=np.float64) * (tra.level + tacc[before])
     sim = tra.copy()
     expected = level * sim.run_factors(k0, mask, pos, n_nz)
@@ -82,7 +84,7 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     t0, tail, last = hist.total, hist.tail(), np.array(hist.last)
     rows = np.empty((m, COLUMNS))
     sums = np.concatenate([np.zeros((1, 5)), np.cumsum(vals, axis=1).T])
-    rows[:, :5] = last[:5] + sums[before + mask]
+    rows[:, :5] = last[:5] + sums[through]
     rows[:, 5] = last[5] + np.cumsum(expected)
     cum = np.concatenate([tail, rows])
     base = t0 - len(tail)  # row number of cum[0]
@@ -131,10 +133,31 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     gate[pos] = ((n_nz >= exp_nz * hf) & (n_nz >= MIN_SURGE_BUCKET)) | (n_nz <= exp_nz / hf)
     g = gate[:stop].nonzero()[0]
     g = g[tra.buckets + g >= 2 * cfg.warmup_buckets]
+    counts = np.zeros(m)
+    counts[pos] = n_nz
+    hot_drop = hot_surge = np.zeros(m, dtype=bool)
     if len(g):
-        counts = np.zeros(m)
-        counts[pos] = n_nz
-        events[g] |= _traffic_events(s, at, g + t0, g + k0, counts[g], expected[g])
+        n_g, expected_g = counts[g], expected[g]
+        opens, drop_g, surge_g = _traffic_events(s, at, g + t0, g + k0, n_g < expected_g, n_g > expected_g)
+        events[g] |= opens
+        hot_drop, hot_surge = np.zeros(m, dtype=bool), np.zeros(m, dtype=bool)
+        hot_drop[g], hot_surge[g] = drop_g, surge_g
+
+    def traffic_at(j: int, drop_brewing: bool, surge_brewing: bool) -> tuple[bool, bool, bool]:
+        """Bucket j's traffic tests while a drop or surge brews (its check forced, `per_bucket._traffic`)."""
+        if tra.buckets + j < 2 * cfg.warmup_buckets:
+            return False, False, False
+        n_j, e_j = counts[j], expected[j]
+        flags = _traffic_events(
+            s,
+            at,
+            np.array([j + t0]),
+            np.array([j + k0]),
+            np.array([drop_brewing or n_j < e_j]),
+            np.array([surge_brewing or n_j > e_j]),
+        )
+        return bool(flags[0][0]), bool(flags[1][0]), bool(flags[2][0])
+
     # SLO burn: its "still hot" check already starts a run
     if win.slo_target is not None:
         g = (vals[4] > 0).nonzero()[0]
@@ -149,9 +172,13 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
             events[pos[g]] |= _slo_hot(s, counts_at, mine[g], ks[g], win.slo_target)
     hits = events[:stop].nonzero()[0]
     stop, stopped = (int(hits[0]), True) if len(hits) else (stop, False)
+    stop, stopped, brewing = _through_hot_traffic(hot_drop, hot_surge, stop, stopped, traffic_at)
+    s.trackers["traffic_drop"].run_start, s.trackers["traffic_surge"].run_start = (
+        None if b is None else b + k0 for b in brewing
+    )
     if stop:  # commit buckets k0 .. k0+stop-1
         done = int(np.searchsorted(pos, stop))
-        total = start + (acc[:, done - 1] if done else 0.0)
+        total = start[:5] + (acc[:5, done - 1] if done else 0.0)
         lat.s0, lat.s1, lat.s2, err.n, err.failed = (keep**stop * total).tolist()
         lat.buckets += done
         err.buckets += done
@@ -180,31 +207,89 @@ def _window_sums(
     return last[:, None, 0] - first[..., 0], last[:, None, 1] - first[..., 1], last[:, None, 3] - first[..., 3]
 
 
+Brewing = tuple[int | None, int | None]
+"""The first bucket (offset in the run) of the traffic drop's and surge's current run of hot buckets."""
+
+
+def _through_hot_traffic(
+    hot_drop: np.ndarray,
+    hot_surge: np.ndarray,
+    stop: int,
+    stopped: bool,
+    traffic_at: Callable[[int, bool, bool], tuple[bool, bool, bool]],
+) -> tuple[int, bool, Brewing]:
+    """Carry the run through buckets where only traffic is "still hot" (no window opens an incident).
+
+    Such a bucket changes nothing but its tracker's `run_start` (the traffic baseline learns from every
+    bucket while no traffic incident is open; the other signals do not look at traffic's trackers), so
+    instead of stopping there the run follows the per-bucket path's traffic steps: from a hot bucket on,
+    each bucket's tests are redone with the brewing kind's check forced (`traffic_at`), until it cools
+    down (the run goes on) or opens an incident (the run stops there). Returns the run's end, whether
+    it stopped at an event, and what brews at the end (offsets), for the trackers."""
+    drop: int | None = None
+    surge: int | None = None
+    settled = 0  # buckets before this are decided
+    for h in (hot_drop[:stop] | hot_surge[:stop]).nonzero()[0].tolist():
+        if h < settled:
+            continue
+        drop, surge = (h if hot_drop[h] else None), (h if hot_surge[h] else None)
+        j = h + 1
+        while (drop is not None or surge is not None) and j < stop:
+            opens, hot_d, hot_s = traffic_at(j, drop is not None, surge is not None)
+            if opens:
+                return j, True, (drop, surge)
+            drop = (j if drop is None else drop) if hot_d else None
+            surge = (j if surge is None else surge) if hot_s else None
+            j += 1
+        settled = j
+        if drop is not None or surge is not None:
+            break
+    return stop, stopped, (drop, surge)
+
+
 def _traffic_events(
-    s: ScorerState, at: RowsAt, mine: np.ndarray, ks: np.ndarray, n: np.ndarray, expected: np.ndarray
-) -> np.ndarray:
-    """Would the per-bucket traffic signal open or start a drop/surge run at these buckets (trackers
-    closed)?"""
+    s: ScorerState,
+    at: RowsAt,
+    mine: np.ndarray,
+    ks: np.ndarray,
+    check_drop: np.ndarray,
+    check_surge: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-bucket traffic signal at these buckets (`check_*`: is the drop / surge tested there):
+    would an incident open, is a drop "still hot", is a surge? The Poisson tails are computed only at
+    the (bucket, window) pairs whose effect is large enough to give evidence (`drop_evidence` /
+    `surge_evidence` return 0 elsewhere)."""
     cfg = s.config
     drop, surge = s.trackers["traffic_drop"], s.trackers["traffic_surge"]
     since = drop if drop.resolved_at > surge.resolved_at else surge
     sizes = _column((*s.windows.traffic, s.windows.hot))
-    fresh = np.minimum(sizes[None, :], np.maximum(1, ks - since.resolved_at)[:, None])
-    first = np.where(mine[:, None] + 1 > sizes[None, :], mine[:, None] - fresh, 0)
+    if int(ks[0]) - since.resolved_at >= int(sizes.max()):  # no window reaches back into an incident
+        first = np.maximum(mine[:, None] - sizes[None, :], 0)
+    else:
+        fresh = np.minimum(sizes[None, :], np.maximum(1, ks - since.resolved_at)[:, None])
+        first = np.where(mine[:, None] + 1 > sizes[None, :], mine[:, None] - fresh, 0)
     last, rows = at(mine), at(first)
     observed = last[:, None, 0] - rows[..., 0]
     exp = last[:, None, 5] - rows[..., 5]
-    ratios = (*repeat(cfg.traffic_factor, len(sizes) - 1), math.sqrt(cfg.traffic_factor))
-    check_drop = (n < expected)[:, None] & (exp >= MIN_EXPECTED_FOR_DROP)
-    check_surge = (n > expected)[:, None] & (observed >= MIN_SURGE_REQUESTS)
-    events = np.zeros(len(ks), dtype=bool)
-    for check, many in ((check_drop, drop_evidence_many), (check_surge, surge_evidence_many)):
-        tested: np.ndarray = check.max(axis=1)  # any, typed
-        rows = tested.nonzero()[0]  # the tails are the cost: only where a window is tested
-        if len(rows):
-            ev = many(observed[rows], exp[rows], ratios)
-            events[rows] |= _any_passes(np.where(check[rows], ev, 0.0), cfg.min_evidence)
-    return events
+    ratios = _column((*repeat(float(cfg.traffic_factor), len(sizes) - 1), math.sqrt(cfg.traffic_factor)))
+    limits = _column((*repeat(float(cfg.min_evidence), len(sizes) - 1), HOT_EVIDENCE))
+    hot_window = len(sizes) - 1
+    opens, hot_drop, hot_surge = (np.zeros(len(ks), dtype=bool) for _ in range(3))
+    # a drop: tested, enough expected in the window, and at most 1/ratio of it arrived
+    r, c = (check_drop[:, None] & (exp >= MIN_EXPECTED_FOR_DROP) & (observed <= exp / ratios)).nonzero()
+    if len(r):
+        passed = drop_tail(observed[r, c], exp[r, c]) >= limits[c]
+        r, c = r[passed], c[passed]
+        opens[r[c < hot_window]] = True
+        hot_drop[r[c == hot_window]] = True
+    # a surge: tested, enough requests, and at least ratio x the expected
+    r, c = (check_surge[:, None] & (observed >= MIN_SURGE_REQUESTS) & (observed >= exp * ratios)).nonzero()
+    if len(r):
+        passed = surge_tail(observed[r, c], exp[r, c]) >= limits[c]
+        r, c = r[passed], c[passed]
+        opens[r[c < hot_window]] = True
+        hot_surge[r[c == hot_window]] = True
+    return opens, hot_drop, hot_surge
 
 
 def _any_passes(evidence: np.ndarray, min_evidence: float) -> np.ndarray:
@@ -213,6 +298,14 @@ def _any_passes(evidence: np.ndarray, min_evidence: float) -> np.ndarray:
     passes: np.ndarray = evidence >= _column((*repeat(min_evidence, evidence.shape[1] - 1), HOT_EVIDENCE))
     anywhere: np.ndarray = passes.max(axis=1)  # any, typed
     return anywhere
+
+
+@functools.lru_cache(maxsize=8)
+def _keeps(keep: float, traffic_keep: float) -> np.ndarray:
+    """The decay per bucket of each of `run`'s decayed sums, as a column (read-only, shared)."""
+    column = np.array([[keep]] * 5 + [[traffic_keep]])
+    column.flags.writeable = False
+    return column
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # (7, 7) and (7.0, 7.0) are different columns

@@ -136,7 +136,7 @@ def drop_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: Ratios
     ok = (expected > 0) & (observed <= expected / _per_column(ratio))
     out = np.zeros(observed.shape)
     if ok.any():
-        out[ok] = _evidence_many(special.pdtr(observed[ok], expected[ok]))
+        out[ok] = drop_tail(observed[ok], expected[ok])
     return out
 
 
@@ -145,8 +145,18 @@ def surge_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: Ratio
     ok = (observed >= MIN_SURGE_REQUESTS) & (observed >= expected * _per_column(ratio))
     out = np.zeros(observed.shape)
     if ok.any():
-        out[ok] = _evidence_many(special.pdtrc(observed[ok] - 1, np.maximum(expected[ok], 1e-9)))
+        out[ok] = surge_tail(observed[ok], expected[ok])
     return out
+
+
+def drop_tail(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """`drop_evidence`'s test where its effect is large enough (expected > 0): Poisson P(X <= observed)."""
+    return _evidence_many(special.pdtr(observed, expected))
+
+
+def surge_tail(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """`surge_evidence`'s test where its effect is large enough: Poisson P(X >= observed)."""
+    return _evidence_many(special.pdtrc(observed - 1, np.maximum(expected, 1e-9)))
 
 
 def describe(kind: str, observed: float, usual: float, requests: int) -> str:
