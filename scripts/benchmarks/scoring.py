@@ -11,7 +11,9 @@ costs anyway.
 Data (generated once into --work-dir, 50 customers, logpulse format, time-ordered like a backfill):
 * busy:   --lines over --busy-days (1 day: ~12 requests per customer per 30 s bucket);
 * sparse: --lines over --sparse-days (30 days: ~0.2 requests per customer-bucket, ~1 per non-empty one);
-* any --log FILE (e.g. an anomaly scenario's log, `scenarios.py`) as well.
+* any --log FILE (e.g. an anomaly scenario's log, `scenarios.py`) as well;
+* any --nginx-fleet-log FILE: the nginx fleet's access log (`fleet.py`, its --work-dir keeps it),
+  parsed as `fleet` has `logpulse ingest` parse it (LOG_FORMAT=nginx, `workloads.NGINX_FLEET_FORMAT`).
 
 Each revision runs in a child process (`scoring_child`) with PYTHONPATH set to that revision's `src`
 (`git archive REV src`); the child also prints a digest of the incidents it produced (kind, start,
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from .scenarios import SCENARIOS, write_log
 from .support import ROOT, write_backfill
+from .workloads import NGINX_FLEET_FORMAT
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
@@ -82,6 +85,9 @@ def main() -> None:
     ap.add_argument("--sparse-days", type=float, default=30.0)
     ap.add_argument("--rev", action="append", default=[], help="git revision to compare (repeatable)")
     ap.add_argument("--log", type=Path, action="append", default=[], help="also score this logpulse-format log")
+    ap.add_argument(
+        "--nginx-fleet-log", type=Path, action="append", default=[], help="also score this nginx fleet log (fleet.py)"
+    )
     ap.add_argument("--no-generated", action="store_true", help="only the --log files")
     ap.add_argument("--anomaly", action="store_true", help="also every anomaly scenario's log (scenarios.py)")
     ap.add_argument(
@@ -101,6 +107,10 @@ def main() -> None:
             path = args.work_dir / f"{name}-{args.lines}-{days:g}d.log"
             logs.append((f"{name} ({days:g} d)", write_backfill(path, args.lines, days, seed, NOW)))
     logs += [(p.name, p) for p in args.log]
+    nginx = {str(p) for p in args.nginx_fleet_log}
+    logs += [(p.name, p) for p in args.nginx_fleet_log]
+    fleet_format = {"LOG_FORMAT": "nginx", "NGINX_LOG_FORMAT": NGINX_FLEET_FORMAT}
+    fleet_format["CUSTOMER_FROM"] = "$http_x_customer_id"
     if args.anomaly:
         logs += anomaly_logs(args.work_dir)
     modes = ["per-bucket"] * args.per_bucket + ["runs"] * args.runs
@@ -122,7 +132,7 @@ def main() -> None:
                     *flags,
                 ],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(sources[rev])},
+                env={**os.environ, "PYTHONPATH": str(sources[rev]), **(fleet_format if str(log) in nginx else {})},
                 check=True,
                 capture_output=True,
                 text=True,

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import inspect
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ def child(log: Path, repeat: int, mode: str = "") -> dict[str, Any]:
     from logpulse.config import Settings
     from logpulse.formats.logpulse import parse_chunk
     from logpulse.model import Chunk
+
+    if os.environ.get("LOG_FORMAT", "logpulse") != "logpulse":  # another format, as LOG_FORMAT & co. say
+        from logpulse.formats.registry import build_parser
+
+        parse_chunk = build_parser(Settings(_env_file=None)).parse_chunk  # type: ignore[call-arg]
 
     try:  # the scorer in its own module, with the stream clock
         from logpulse.scoring.baselines import ScoringConfig
