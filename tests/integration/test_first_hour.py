@@ -483,15 +483,19 @@ def test_influxdb_unreachable_is_said_at_once_then_gives_up_in_one_line(tmp_path
 
 @requires_influxd
 def test_ingest_fails_when_a_file_has_no_valid_line(influx_settings, tmp_path: Path) -> None:
-    good, bad = tmp_path / "good.log", tmp_path / "bad.log"
+    good, bad, empty = tmp_path / "good.log", tmp_path / "bad.log", tmp_path / "empty.log"
     good.write_text("2024-09-29 01:00:00 cust_1 /a 200 0.5\n")
     bad.write_text("\x1f\x8b\x08 binary\nnot a log line\n")
+    empty.write_text("")
     env = subprocess_env(influx_settings)
     ok = subprocess.run([*LOGPULSE, "ingest", str(good)], env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    r = subprocess.run([*LOGPULSE, "ingest", str(good), str(bad)], env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1
-    assert f"FAILED: no valid line in {bad}" in r.stdout
+    for wrong in (bad, empty):
+        cmd = [*LOGPULSE, "ingest", str(good), str(wrong)]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1
+        assert f"FAILED: no valid line in {wrong}" in r.stdout
+        assert str(good) not in r.stdout.partition("FAILED")[2]
 
 
 # --- big customer lists ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from logpulse.formats import logpulse
 from logpulse.formats.bulk_times import point_times, time_local_seconds
-from logpulse.formats.columns import ascii_digits
+from logpulse.formats.columns import ascii_classes
 from logpulse.formats.fields import TimeLocal
 from logpulse.formats.plan import RegexPlan
 from logpulse.formats.registry import FormatOptions, build_parser
@@ -109,13 +109,30 @@ def test_point_times_column_equals_point_time(lines: list[tuple[int, str | None,
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.sampled_from([r"\d+", r"[\d.]+", r"\d\d/[A-Z]", r"[^\d]\d", r"[]\d]+", r"[^]\d]+", r"\\d\d", r"(?:[\d-])+\D"]),
+    st.sampled_from(
+        [
+            r"\d+",
+            r"[\d.]+",
+            r"\d\d/[A-Z]",
+            r"[^\d]\d",
+            r"[]\d]+",
+            r"[^]\d]+",
+            r"\\d\d",
+            r"(?:[\d-])+\D",
+            r"[^\s\"]+ \S{1,3}",
+            r"(/[^?\s\"\\\x00-\x1f\x7f]{0,9})(?:\?[^\s\"\\]*)?",
+            r"\s*[\s\d]\S+",
+            r"[^\S]\\s",
+        ]
+    ),
     st.text(st.characters(min_codepoint=0, max_codepoint=127), max_size=8),
 )
-def test_ascii_digits_is_the_same_expression_on_ascii_text(pattern: str, text: str) -> None:
-    plain, rewritten = re.compile(pattern), re.compile(ascii_digits(pattern))
-    assert "\\d" not in ascii_digits(pattern).replace("\\\\", "")
+def test_ascii_classes_is_the_same_expression_on_ascii_text(pattern: str, text: str) -> None:
+    plain, rewritten = re.compile(pattern), re.compile(ascii_classes(pattern))
+    escapes = ascii_classes(pattern).replace("\\\\", "")
+    assert "\\d" not in escapes and "\\s" not in escapes
     assert bool(plain.fullmatch(text)) == bool(rewritten.fullmatch(text))
+    assert plain.findall(text) == rewritten.findall(text)
 
 
 def nginx_plan() -> RegexPlan:

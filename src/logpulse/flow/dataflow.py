@@ -4,6 +4,7 @@
     segments (cut at rollup segment boundaries)       -> Chunk
     parse (LOG_FORMAT's parser, formats.registry)     -> ParsedChunk
       rejects ------------------------------------------> dead_letter (DeadLetterSink)
+    scoring on (flow/scored.py, imported only then):
     by_shard (SCORING_SHARDS, a stable hash of the
               customer id; scoring/shard.py)          -> (shard, ShardRequests: its rows of the chunk)
     clock (one key: the stream's event-time clock)    -> (shard, Tick) for every shard
@@ -34,20 +35,15 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from logpulse import metrics
-from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
 from logpulse.flow.sinks.deadletter import DeadLetterSink
 from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
-from logpulse.model import Chunk, Incident, ParsedChunk, Reject, RollupBatch, ScoredBatch
+from logpulse.model import Chunk, ParsedChunk, Reject, RollupBatch, ScoredBatch
 from logpulse.rollups.aggregate import rollup_part
 from logpulse.rollups.identity import split_at_segments
 from logpulse.rollups.step import RollupLogic
-from logpulse.scoring.baselines import ScoringConfig
-from logpulse.scoring.clock import StreamClock
-from logpulse.scoring.shard import by_shard, tick_per_shard
-from logpulse.scoring.step import ShardItem, score_by_shard
 from logpulse.tailing.source import LogSource
 
 log = logging.getLogger(__name__)
@@ -120,22 +116,6 @@ def _unscored(parsed: ParsedChunk) -> tuple[str, ParsedChunk] | None:
     return (str(parsed.span[0]), parsed) if parsed.requests.times else None
 
 
-# --- alerting: the stream clock, scoring of batches and ticks, the outbox ---------------
-
-
-def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] | None:
-    """What the clock needs of a chunk: its file, its earliest event time, its customers."""
-    requests = parsed.requests
-    if not requests.times:
-        return None
-    return "clock", (parsed.path, min(requests.times), list(requests.customers))
-
-
-def _incidents(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, list[Incident]]]:
-    """A shard's incidents, keyed by customer (the outbox's key); most items carry none."""
-    return [(s.batch.customer_id, s.incidents) for s in kv[1] if s.incidents]
-
-
 def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards: int = 1) -> Dataflow:
     """The processing dataflow over `patterns` (tail them if `follow`, else read to their end), read by
     `shards` partitions per group of files (see `tailing.discovery`)."""
@@ -151,24 +131,9 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     # one item per shard and chunk (its customers' scored batches), or whole chunks unscored
     scored: op.KeyedStream[list[ScoredBatch]] | op.KeyedStream[ParsedChunk]
     if settings.scoring_enabled:
-        scoring_shards = settings.scoring_shards
-        # the scorer's input: each shard's rows of the chunk's columns (`ShardRequests`)
-        keyed = op.flat_map("by_shard", parsed, lambda p: by_shard(p.requests, scoring_shards))
-        clock = op.stateful_flat_map("clock", op.filter_map("clock_in", parsed, _clock_item), StreamClock.step)
-        ticks = op.flat_map("tick_shards", clock, lambda kv: tick_per_shard(kv[1], scoring_shards))
-        items: op.KeyedStream[ShardItem] = op.merge("batches_and_ticks", keyed, ticks)
-        scored = score_by_shard(
-            "score",
-            items,
-            ScoringConfig.from_settings(settings),
-            scoring_shards,
-            int(settings.max_future_s * 1e9),
-            recoverable=follow,  # `ingest` runs without a recovery store
-        )
-        receivers = outbox_builder(settings, final=not follow)
-        if settings.alertmanager_url or settings.webhook_url:
-            delivered = op.stateful("outbox", op.flat_map("incidents", scored, _incidents), receivers)
-            op.inspect("alerts_delivered", delivered, log_delivered)
+        from logpulse.flow.scored import scored_stream  # only here: the scorer's imports are costly
+
+        scored = scored_stream(settings, parsed, follow=follow)
     else:
         scored = op.filter_map("unscored", parsed, _unscored)
     # rollups: one keyed state per file (rollups/step.py), identities by byte offsets (rollups/identity.py)

@@ -188,8 +188,8 @@ def ingest(
 
 def _files_without_valid_lines(patterns: list[str], dead_letter: Path, since: int) -> list[str]:
     """Files of this ingest in which every line was rejected (or that were empty): almost always the
-    wrong file or format, so `ingest` must not exit 0 for them. Lines per file are counted from the
-    file, rejects from the dead-letter entries this run appended."""
+    wrong file or format, so `ingest` must not exit 0 for them. Rejects are counted from the
+    dead-letter entries this run appended, and the lines of a file with rejects from the file."""
     rejected: dict[str, int] = {}
     if dead_letter.exists():
         with dead_letter.open("rb") as f:
@@ -203,6 +203,11 @@ def _files_without_valid_lines(patterns: list[str], dead_letter: Path, since: in
                 rejected[key] = rejected.get(key, 0) + 1
     empty = []
     for path in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+        refused = rejected.get(os.path.realpath(path), 0)
+        if not refused:  # only an empty file: a large file is not read again to count its lines
+            if os.path.getsize(path) == 0:
+                empty.append(path)
+            continue
         lines = 0
         last = b"\n"
         with open(path, "rb") as f:
@@ -210,7 +215,7 @@ def _files_without_valid_lines(patterns: list[str], dead_letter: Path, since: in
                 lines += block.count(b"\n")
                 last = block[-1:]
         lines += last != b"\n"
-        if rejected.get(os.path.realpath(path), 0) >= lines:
+        if refused >= lines:
             empty.append(path)
     return empty
 

@@ -37,13 +37,23 @@ Ints = npt.NDArray[np.int64]
 def rows_pattern(line_body: str) -> re.Pattern[str]:
     """The expression `split_lines` runs: `line_body` (a whole line's expression with its groups,
     without anchors) or, for a line it refuses, the whole line in one more group. It only ever
-    reads ASCII text, where `\\d` is `[0-9]`: written so, it matches the same a fifth faster."""
-    return re.compile(rf"^(?:{ascii_digits(line_body)}\r?$|(.*))", re.MULTILINE)
+    reads ASCII text, where `\\d` is `[0-9]` and `\\s` the ASCII whitespace: written so
+    (`ascii_classes`), it matches the same a fifth faster (`\\d`) and another ~10 % faster (`\\s`
+    in the nginx fleet's expression)."""
+    return re.compile(rf"^(?:{ascii_classes(line_body)}\r?$|(.*))", re.MULTILINE)
 
 
-def ascii_digits(pattern: str) -> str:
-    """`pattern` with each `\\d` written `0-9` (inside a character class) or `[0-9]` (outside):
-    the same expression on ASCII text (on other text `\\d` also matches other scripts' digits)."""
+_ASCII_SPACE = r"\x09-\x0d\x1c-\x1f "
+"""What `\\s` matches on ASCII text (`str.isspace`): tab to carriage return, the four separators, space."""
+_IN_CLASS = {"\\d": "0-9", "\\s": _ASCII_SPACE}
+_OUTSIDE = {"\\d": "[0-9]", "\\s": f"[{_ASCII_SPACE}]", "\\S": f"[^{_ASCII_SPACE}]"}
+
+
+def ascii_classes(pattern: str) -> str:
+    """`pattern` with each `\\d` written `0-9` (inside a character class) or `[0-9]` (outside), and
+    each `\\s` (and `\\S` outside a class) written as the ASCII whitespace it matches there: the same
+    expression on ASCII text (on other text they also match other scripts' digits and spaces). A
+    `\\S` inside a class is kept: its complement cannot be written as items of the class."""
     out: list[str] = []
     class_from = -1  # where the open character class's items start (-1: outside a class)
     i = 0
@@ -51,7 +61,7 @@ def ascii_digits(pattern: str) -> str:
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
             escape = pattern[i : i + 2]
-            out.append(escape if escape != "\\d" else "0-9" if class_from >= 0 else "[0-9]")
+            out.append((_IN_CLASS if class_from >= 0 else _OUTSIDE).get(escape, escape))
             i += 2
             continue
         if class_from < 0 and ch == "[":

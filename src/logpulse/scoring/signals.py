@@ -26,9 +26,9 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 import numpy as np
-from scipy import special  # type: ignore[import-untyped]
 
 from logpulse.model import INCIDENT_KINDS
 
@@ -37,6 +37,17 @@ MAX_EVIDENCE = 300.0  # below 1e-300 a double underflows; "overwhelming" is enou
 MIN_LATENCY_REQUESTS = 5
 MIN_SURGE_REQUESTS = 10
 _LN10 = math.log(10.0)
+
+
+@functools.cache
+def _special() -> ModuleType:
+    """`scipy.special`, imported when a test first needs a tail probability: importing it clones all of
+    numpy (`numpy.f2py`, `numpy.testing`, ...), ~0.3 s of CPU, which a process whose windows never
+    pass an effect-size gate does not need to pay. The same ufuncs either way."""
+    from scipy import special  # type: ignore[import-untyped]
+
+    module: ModuleType = special
+    return module
 
 
 def _evidence(p: float) -> float:
@@ -53,7 +64,7 @@ def latency_evidence(n: float, log_sum: float, mu: float, sigma: float, min_rati
     if shift < math.log(min_ratio):
         return 0.0
     z = shift / (sigma / math.sqrt(n))
-    return min(MAX_EVIDENCE, -float(special.log_ndtr(-z)) / _LN10)
+    return min(MAX_EVIDENCE, -float(_special().log_ndtr(-z)) / _LN10)
 
 
 def error_evidence(n: float, failed: float, p_usual: float, p_test: float, min_increase: float) -> float:
@@ -62,21 +73,21 @@ def error_evidence(n: float, failed: float, p_usual: float, p_test: float, min_i
     if n <= 0 or failed / n < p_usual + min_increase:
         return 0.0
     # P(X >= k) for X ~ Binomial(n, p) is the regularized incomplete beta I_p(k, n - k + 1)
-    return _evidence(float(special.betainc(failed, n - failed + 1, p_test)))
+    return _evidence(float(_special().betainc(failed, n - failed + 1, p_test)))
 
 
 def drop_evidence(observed: float, expected: float, ratio: float) -> float:
     """Evidence that traffic fell to <= 1/`ratio` of the expected count: Poisson P(X <= observed)."""
     if expected <= 0 or observed > expected / ratio:
         return 0.0
-    return _evidence(float(special.pdtr(observed, expected)))
+    return _evidence(float(_special().pdtr(observed, expected)))
 
 
 def surge_evidence(observed: float, expected: float, ratio: float) -> float:
     """Evidence that traffic rose to >= `ratio` x the expected count: Poisson P(X >= observed)."""
     if observed < MIN_SURGE_REQUESTS or observed < expected * ratio:
         return 0.0
-    return _evidence(float(special.pdtrc(observed - 1, max(expected, 1e-9))))
+    return _evidence(float(_special().pdtrc(observed - 1, max(expected, 1e-9))))
 
 
 def burn_rate(n: float, errors: float, target: float) -> float:
@@ -114,7 +125,7 @@ def latency_evidence_many(
     z = shift / (sigma / np.sqrt(n))
     out = np.zeros(z.shape)
     if ok.any():
-        out[ok] = np.minimum(MAX_EVIDENCE, -special.log_ndtr(-z[ok]) / _LN10)
+        out[ok] = np.minimum(MAX_EVIDENCE, -_special().log_ndtr(-z[ok]) / _LN10)
     return out
 
 
@@ -127,7 +138,7 @@ def error_evidence_many(
     out = np.zeros(n.shape)
     if ok.any():
         f = failed[ok]
-        out[ok] = _evidence_many(special.betainc(f, n[ok] - f + 1, np.broadcast_to(p_test, n.shape)[ok]))
+        out[ok] = _evidence_many(_special().betainc(f, n[ok] - f + 1, np.broadcast_to(p_test, n.shape)[ok]))
     return out
 
 
@@ -151,12 +162,12 @@ def surge_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: Ratio
 
 def drop_tail(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """`drop_evidence`'s test where its effect is large enough (expected > 0): Poisson P(X <= observed)."""
-    return _evidence_many(special.pdtr(observed, expected))
+    return _evidence_many(_special().pdtr(observed, expected))
 
 
 def surge_tail(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """`surge_evidence`'s test where its effect is large enough: Poisson P(X >= observed)."""
-    return _evidence_many(special.pdtrc(observed - 1, np.maximum(expected, 1e-9)))
+    return _evidence_many(_special().pdtrc(observed - 1, np.maximum(expected, 1e-9)))
 
 
 def describe(kind: str, observed: float, usual: float, requests: int) -> str:
