@@ -1,0 +1,243 @@
+"""Compaction of open rollup windows end to end: real `logpulse ingest`, `logpulse compact` and `logpulse
+serve` against a real influxd, every window of the data still open (`--now` a day after the data,
+COMPACTION_LATENESS_S 30 days). The sealed identities' points (file segments read to their end) are
+merged and deleted while the file's last segment, which can still grow, stays beside them; every
+customer-day and the fleet view equal numbers computed from the raw lines before and after, after that
+last segment grew, after late data, and while `compact` is killed with SIGKILL at random moments. And
+the sink writes a segment's seal only after InfluxDB acknowledged the segment's points."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from test_compaction_e2e import check_api, compact, generate, merged, rows_per_window
+from test_rollup_api_e2e import run
+from test_rollups_e2e import assert_rollups_equal_raw
+
+from fixtures import Proxy, running_api, subprocess_env
+from logpulse.config import Settings
+from logpulse.storage import compacted, seals
+from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.points import ROLLUP_LEVELS, rollup_from
+
+NOW = "2026-10-21T12:00:00Z"  # a day after the data: with a lateness of 30 days every window is open
+MIN_SEALED = 2
+ZONES = ("UTC", "America/New_York", "Asia/Kathmandu")
+Window = tuple[str, str, int]  # level, customer, window start
+
+
+def open_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Small segments (many identities per window, most of them sealed), no scoring, no answer cache."""
+    return subprocess_env(
+        settings,
+        ROLLUP_SEGMENT_BYTES="16384",
+        SCORING_ENABLED="false",
+        STATS_CACHE_S="0",
+        COMPACTION_LATENESS_S=str(30 * 86400),
+        COMPACTION_OPEN_MIN_SEALED=str(MIN_SEALED),
+        **extra,
+    )
+
+
+def offsets_per_window(settings: Settings) -> dict[Window, list[int]]:
+    """The time offset of every stored point in its window (generations below 1 ms, sources above)."""
+    got: dict[Window, list[int]] = defaultdict(list)
+    for level in ROLLUP_LEVELS:
+        r = httpx.post(
+            f"{settings.influxdb_url}/query",
+            data={
+                "db": settings.influxdb_database,
+                "epoch": "ns",
+                "q": f'SELECT "count" FROM {rollup_from(level)} GROUP BY "customer_id"',
+            },
+            timeout=60,
+        )
+        for s in r.json()["results"][0].get("series", []) or []:
+            for t, _ in s["values"]:
+                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)].append(t % level.window_ns)
+    return got
+
+
+def sealed_of(settings: Settings) -> dict[str, seals.Seals]:
+    writer = InfluxWriter(Connection.from_settings(settings))
+    try:
+        return {level.measurement: seals.read(writer, level, 0) for level in ROLLUP_LEVELS}
+    finally:
+        writer.close()
+
+
+def assert_sealed_merged(settings: Settings) -> int:
+    """After a complete pass: each window holds at most one compacted point, beside sources of segments
+    still open and fewer sealed ones than COMPACTION_OPEN_MIN_SEALED (they wait for more). Returns how many
+    windows hold a compacted point."""
+    sealed = sealed_of(settings)
+    merged_windows = 0
+    for (level, customer, start), offsets in offsets_per_window(settings).items():
+        generations = [o for o in offsets if o < compacted.MAX_GENERATIONS]
+        assert len(generations) <= 1, (level, customer, start, offsets)
+        left = [o for o in offsets if o >= compacted.MAX_GENERATIONS and sealed[level].sealed(start, o)]
+        assert len(left) < MIN_SEALED, (level, customer, start, left)
+        merged_windows += bool(generations)
+    return merged_windows
+
+
+def test_open_windows_merge_sealed_sources_and_stay_exact(influx_settings: Settings, tmp_path: Path) -> None:
+    env = open_env(influx_settings)
+    a, more, late = tmp_path / "a.log", tmp_path / "more.log", tmp_path / "late.log"
+    lines_a, lines_more, lines_late = (
+        generate(env, a, 1, 9000),
+        generate(env, more, 2, 4000),
+        generate(env, late, 3, 3000),
+    )
+    run(env, "ingest", str(a))
+    before = offsets_per_window(influx_settings)
+    assert max(len(o) for o in before.values()) > 4  # many identities per window
+    sealed = sealed_of(influx_settings)
+    for level in ROLLUP_LEVELS:  # the file's last segment of each level is not sealed: it can still grow
+        unsealed = {
+            o
+            for (lvl, _, s), offsets in before.items()
+            if lvl == level.measurement
+            for o in offsets
+            if not sealed[lvl].sealed(s, o)
+        }
+        assert len(unsealed) == 1, (level.measurement, unsealed)
+    with running_api(env) as api:
+        check_api(api, lines_a, ZONES)
+        out = compact(env, "--now", NOW)
+        assert assert_sealed_merged(influx_settings) > 50, out
+        assert any(len(o) == 2 for o in offsets_per_window(influx_settings).values())  # merged + the open segment
+        assert_rollups_equal_raw(influx_settings, [a])  # plain sums of what is stored: no covered source left
+        check_api(api, lines_a, ZONES)
+        assert compact(env, "--now", NOW).startswith("compacted 0 windows, 0 DELETE"), out  # idempotent
+
+        # the file grows: its last segment (unsealed, beside the merged points) grows and closes
+        with a.open("a") as f:
+            f.write(more.read_text())
+        run(env, "ingest", str(a))
+        check_api(api, merged(lines_a, lines_more), ZONES)
+        compact(env, "--now", NOW)
+        assert_sealed_merged(influx_settings)
+        assert_rollups_equal_raw(influx_settings, [a])
+        check_api(api, merged(lines_a, lines_more), ZONES)
+
+        run(env, "ingest", str(late))  # late data: new identities beside the merged points
+        check_api(api, merged(lines_a, lines_more, lines_late), ZONES)
+        compact(env, "--now", NOW)
+        assert_sealed_merged(influx_settings)
+        assert_rollups_equal_raw(influx_settings, [a, late])
+        check_api(api, merged(lines_a, lines_more, lines_late), ZONES)
+
+        # once the windows close, the closed-window rule merges what is left (the open segments too)
+        compact(env, "--now", "2026-12-01T00:00:00Z")
+        per_window = rows_per_window(influx_settings)
+        assert set(per_window.values()) == {1}, per_window
+        check_api(api, merged(lines_a, lines_more, lines_late), ZONES)
+
+
+def test_open_compaction_killed_at_random_moments_never_counts_twice_or_zero(
+    influx_settings: Settings, tmp_path: Path
+) -> None:
+    env = open_env(influx_settings)
+    paths = [tmp_path / f"{i}.log" for i in range(3)]
+    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
+    run(env, "ingest", *map(str, paths))
+    failures: list[str] = []
+    polls = 0
+    stop = threading.Event()
+
+    def poll(api: httpx.Client) -> None:
+        nonlocal polls
+        while not stop.is_set():
+            try:
+                check_api(api, by_customer, ("UTC", "Asia/Kathmandu"))
+            except AssertionError as exc:
+                failures.append(str(exc))
+            polls += 1
+
+    rnd = random.Random(11)
+    killed_mid_pass = 0
+    with running_api(env) as api:
+        reader = threading.Thread(target=poll, args=(api,))
+        reader.start()
+        try:
+            for _ in range(6):  # killed after a random number of open day chunks, a random moment into the next
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "logpulse", "compact", "--now", NOW],
+                    env=env,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                assert proc.stderr is not None
+                chunks, wanted = 0, rnd.randrange(0, 10)
+                for line in proc.stderr:
+                    chunks += " open day " in line
+                    if chunks > wanted:
+                        break
+                time.sleep(rnd.uniform(0.0, 0.3))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                killed_mid_pass += proc.returncode == -signal.SIGKILL and chunks > wanted
+            compact(env, "--now", NOW)
+            time.sleep(1)
+        finally:
+            stop.set()
+            reader.join()
+    assert killed_mid_pass >= 4  # most kills hit a pass with windows left to do
+    assert polls >= 5 and not failures, (polls, failures[:3])
+    assert assert_sealed_merged(influx_settings) > 50
+    assert_rollups_equal_raw(influx_settings, paths)
+
+
+class RollupWritesHeld(Proxy):
+    """Holds every request that carries rollup points (a `hist` field) until `release`; the rest passes."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        super().__init__(target)
+        self.holding = True
+        self.held_points = threading.Event()
+
+    def _pump(self, a: socket.socket, b: socket.socket, gate: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                if gate and self.holding and b"hist=" in data:
+                    self.held_points.set()
+                    self.passing.wait()
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+
+def test_a_seal_is_written_only_after_its_points_are_acknowledged(influx_settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    generate(open_env(influx_settings), path, 5, 12000)
+    url = httpx.URL(influx_settings.influxdb_url)
+    proxy = RollupWritesHeld((url.host, url.port or 8086))
+    proxy.hold()
+    env = open_env(influx_settings, INFLUXDB_URL=f"http://127.0.0.1:{proxy.port}")
+    try:
+        ingest = subprocess.Popen([sys.executable, "-m", "logpulse", "ingest", str(path)], env=env)
+        assert proxy.held_points.wait(60)  # the first segment's points are on their way, not acknowledged
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # the seals that follow them must not arrive meanwhile
+            assert not any(sealed_of(influx_settings).values())
+            time.sleep(0.2)
+        assert ingest.poll() is None
+        proxy.release()
+        assert ingest.wait(120) == 0
+    finally:
+        proxy.close()
+    sealed = sealed_of(influx_settings)
+    assert all(sealed.values())  # every level sealed segments (all but its last)
+    stored = {(level, o) for (level, _, _), found in offsets_per_window(influx_settings).items() for o in found}
+    assert {(level, o) for level, s in sealed.items() for o in s.spans} <= stored  # each seal names stored points
