@@ -8,12 +8,16 @@ same points, then --late-requests per --days more for the same customers and day
 --identities separate rollup identities (each a file segment: its own time offset in the window, with
 its own fleet-wide `*` point and table) at the 1d level, the level a UTC 30-day range reads. The data
 covers --days + 1 days ending today, so that two ranges of --days days are read: the one ending today
-(`stats_30d`), whose last day is still open and so not compacted (its window keeps its --identities + 1
-points until a pass after its end), and the one ending yesterday (`stats_30d_closed`), every day of it
-compacted.
-Each database is served by its own API (`logpulse serve`, STATS_CACHE_S=0: every answer cold). Stats
-are measured with the late data stored, then `big` is compacted (`logpulse compact`, timed) and stats
-and series (7 days at 15m) are measured again. Before each measurement the benchmark waits for influxd
+(`stats_30d`), whose last day is still open, and the one ending yesterday (`stats_30d_closed`), every
+day of it closed and compacted.
+The late identities stand for file segments read to their end, so `big` also holds their seals as the
+processor writes them (`storage/seals.py`); the base identity stands for files still being read (not
+sealed). Each database is served by its own API (`logpulse serve`, STATS_CACHE_S=0: every answer
+cold). Stats are measured with the late data stored; then `big` is compacted closed windows only
+(`COMPACTION_OPEN_MIN_SEALED=0`, as before seals: today's window keeps its --identities + 1 points) and
+the month ending today is measured; then compacted again with --open-min-sealed (today's sealed
+identities merged, the base one beside them), and stats and series (7 days at 15m) are measured again.
+Both `logpulse compact` runs are timed. Before each measurement the benchmark waits for influxd
 to be quiet (its own compactions after a bulk write or many DELETEs run for minutes and would be
 measured as the answers' cost), and the data directories are measured with `du`.
 

@@ -1,4 +1,5 @@
-"""`logpulse compact`: one pass over every closed rollup window of every level, in UTC-day chunks.
+"""`logpulse compact`: one pass over every closed rollup window of every level, in UTC-day chunks, then
+over the open windows' sealed sources (`compact_open_chunk`, `open_compaction.py`).
 
 Per chunk, in this order (each step is safe to be killed after, at any moment):
 
@@ -19,6 +20,11 @@ InfluxDB 1.x cannot delete a point by anything but series and time, and one DELE
 by time range. The re-read right before a customer's DELETEs makes a range include only windows
 whose every source is covered; a late line's point written for such a window in the milliseconds
 between that re-read and the DELETE would be removed with it (the one race left; docs/operations.md).
+
+Open windows (`compact_open_chunk`) follow the same order — a `count`-only read, the rows, the writes,
+a read after them, the deletes — but across customers: the deletes of sealed sources name exact times
+(one statement per window and identity, every customer at once, ~50 per request), never a range, since
+an open window's range can hold points still growing.
 
 Only one compactor may run per database (a lock file in RECOVERY_DIR): two would write the same
 generation with different contents.

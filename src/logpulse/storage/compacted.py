@@ -27,6 +27,12 @@ exact before, during and after those deletes, and after a crash anywhere in betw
   bound that land in a file segment still being read) cannot be added exactly: its old lines are in
   the compacted histogram and cannot be subtracted. Readers ignore it (never counted twice); the
   compactor logs it. `COMPACTION_LATENESS_S` exists to make this not happen.
+* A window still open (before its end + `COMPACTION_LATENESS_S`) is compacted too, but its compacted
+  point covers only **sealed** sources: identities whose file segment was read to its end, so their
+  values are final (`storage/seals.py`, `rollups/open_compaction.py`). The sources of segments still
+  being read stay beside it, uncovered, so readers count them with whatever value they grow to; a
+  window can hold a compacted point and such sources for as long as it is open. None of this changes
+  what a reader does: the same rule counts every window, open or closed.
 """
 
 from __future__ import annotations
