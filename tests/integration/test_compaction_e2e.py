@@ -39,9 +39,15 @@ def generate(env: dict[str, str], path: Path, seed: int, count: int) -> dict[str
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Small segments (many points per window), no scoring, no answer cache; windows of the data's days
-    are closed long ago, so `compact` takes them all."""
+    are closed long ago, so `compact` takes them all (closed windows only: `test_open_compaction.py`
+    covers open ones)."""
     return subprocess_env(
-        settings, ROLLUP_SEGMENT_BYTES="16384", SCORING_ENABLED="false", STATS_CACHE_S="0", COMPACTION_LATENESS_S="3600"
+        settings,
+        ROLLUP_SEGMENT_BYTES="16384",
+        SCORING_ENABLED="false",
+        STATS_CACHE_S="0",
+        COMPACTION_LATENESS_S="3600",
+        COMPACTION_OPEN_MIN_SEALED="0",
     )
 
 
@@ -53,9 +59,10 @@ def merged(*parts: dict[str, list[Row]]) -> dict[str, list[Row]]:
     return out
 
 
-def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
-    """How many points each (level, customer, window) holds now (sources and compacted together)."""
-    got: Counter[tuple[str, str, int]] = Counter()
+def offsets_per_window(settings: Settings) -> dict[tuple[str, str, int], list[int]]:
+    """The time offset in its window of every point each (level, customer, window) holds now
+    (compacted generations below 1 ms, sources above)."""
+    got: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for level in ROLLUP_LEVELS:
         r = httpx.post(
             f"{settings.influxdb_url}/query",
@@ -68,8 +75,21 @@ def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
         )
         for s in r.json()["results"][0].get("series", []) or []:
             for t, _ in s["values"]:
-                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)] += 1
+                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)].append(t % level.window_ns)
     return got
+
+
+def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
+    """How many points each (level, customer, window) holds now (sources and compacted together)."""
+    return Counter({k: len(v) for k, v in offsets_per_window(settings).items()})
+
+
+def ingested(env: dict[str, str], tmp_path: Path) -> tuple[list[Path], dict[str, list[Row]]]:
+    """Three generated files, ingested, and their lines per customer."""
+    paths = [tmp_path / f"{i}.log" for i in range(3)]
+    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
+    run(env, "ingest", *map(str, paths))
+    return paths, by_customer
 
 
 def compact(env: dict[str, str], *args: str) -> str:
@@ -189,9 +209,7 @@ def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
     influx_settings: Settings, tmp_path: Path
 ) -> None:
     env = settings_env(influx_settings)
-    paths = [tmp_path / f"{i}.log" for i in range(3)]
-    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
-    run(env, "ingest", *map(str, paths))
+    paths, by_customer = ingested(env, tmp_path)
     assert kill_compact_at_random_moments(env, by_customer, 7) >= 4  # most kills hit a pass with work left
     assert_compacted(influx_settings)
     assert_rollups_equal_raw(influx_settings, paths)

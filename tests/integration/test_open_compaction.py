@@ -14,11 +14,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import httpx
-from test_compaction_e2e import check_api, compact, generate, kill_compact_at_random_moments, merged, rows_per_window
+from test_compaction_e2e import (
+    check_api,
+    compact,
+    generate,
+    ingested,
+    kill_compact_at_random_moments,
+    merged,
+    offsets_per_window,
+    rows_per_window,
+)
 from test_rollup_api_e2e import run
 from test_rollups_e2e import assert_rollups_equal_raw
 
@@ -26,12 +34,11 @@ from fixtures import Proxy, running_api, subprocess_env
 from logpulse.config import Settings
 from logpulse.storage import compacted, seals
 from logpulse.storage.influx import Connection, InfluxWriter
-from logpulse.storage.points import ROLLUP_LEVELS, rollup_from
+from logpulse.storage.points import ROLLUP_LEVELS
 
 NOW = "2026-10-21T12:00:00Z"  # a day after the data: with a lateness of 30 days every window is open
 MIN_SEALED = 2
 ZONES = ("UTC", "Asia/Kathmandu")
-Window = tuple[str, str, int]  # level, customer, window start
 
 
 def open_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -45,25 +52,6 @@ def open_env(settings: Settings, **extra: str) -> dict[str, str]:
         COMPACTION_OPEN_MIN_SEALED=str(MIN_SEALED),
         **extra,
     )
-
-
-def offsets_per_window(settings: Settings) -> dict[Window, list[int]]:
-    """The time offset of every stored point in its window (generations below 1 ms, sources above)."""
-    got: dict[Window, list[int]] = defaultdict(list)
-    for level in ROLLUP_LEVELS:
-        r = httpx.post(
-            f"{settings.influxdb_url}/query",
-            data={
-                "db": settings.influxdb_database,
-                "epoch": "ns",
-                "q": f'SELECT "count" FROM {rollup_from(level)} GROUP BY "customer_id"',
-            },
-            timeout=60,
-        )
-        for s in r.json()["results"][0].get("series", []) or []:
-            for t, _ in s["values"]:
-                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)].append(t % level.window_ns)
-    return got
 
 
 def sealed_of(settings: Settings) -> dict[str, seals.Seals]:
@@ -147,9 +135,7 @@ def test_open_compaction_killed_at_random_moments_never_counts_twice_or_zero(
     influx_settings: Settings, tmp_path: Path
 ) -> None:
     env = open_env(influx_settings)
-    paths = [tmp_path / f"{i}.log" for i in range(3)]
-    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
-    run(env, "ingest", *map(str, paths))
+    paths, by_customer = ingested(env, tmp_path)
     # a pass logs ~15 open day chunks (3 levels x the data's 4-5 UTC days)
     killed = kill_compact_at_random_moments(env, by_customer, 11, "--now", NOW, chunk_line=" open day ", most_chunks=8)
     assert killed >= 4  # most kills hit a pass with open windows left to do
