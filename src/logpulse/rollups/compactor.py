@@ -269,8 +269,10 @@ def compact(
             log.info("%s day %d: %d windows written, %d DELETE statements", level.measurement, a, *s.counts())
             total.add(s)
             a += DAY_NS
+        if open_min_sealed <= 0:
+            continue
         last = _edge_time(writer, level, "LAST")
-        sealed = seals.read(writer, level, last_window) if open_min_sealed > 0 and last is not None else None
+        sealed = seals.read(writer, level, last_window) if last is not None else None
         a = max(last_window, first - first % level.window_ns)
         while sealed and last is not None and a <= last:
             b = a - a % DAY_NS + DAY_NS
