@@ -40,7 +40,8 @@ from logpulse.model import Chunk, RequestBatch, RollupPoint, ScoredBatch
 from logpulse.ports import free_port
 from logpulse.storage import fleet_table, retention
 from logpulse.storage.histogram import LatencyHistogram
-from logpulse.storage.influx import Connection, InfluxWriter
+from logpulse.storage.influx import Connection, InfluxWriter, series_rows
+from logpulse.storage.marks import ANY_CUSTOMER, parse_row
 from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, rollup_line
 
 __all__ = [
@@ -119,6 +120,18 @@ def write_requests(
     part = InfluxSink(settings).build("out", worker, 1)
     part.write_batch([(customer, ScoredBatch(b))])
     part.close()
+
+
+def stored_marks(writer: InfluxWriter) -> dict[str, tuple[int, int]]:
+    """Each customer's time range over every `writes` mark stored (packed or not), as readers parse them."""
+    res = writer.query('SELECT "min_time", "max_time", "every", "customers" FROM "marks"."writes" GROUP BY *')
+    ranges: dict[str, tuple[int, int]] = {}
+    for tags, row in series_rows(res[0]):
+        for customer, _at, lo, hi in parse_row(tags, row)[0]:
+            old = ranges.get(customer, (lo, hi))
+            ranges[customer] = (min(lo, old[0]), max(hi, old[1]))
+    ranges.pop(ANY_CUSTOMER, None)
+    return ranges
 
 
 def count_points(settings: Settings) -> int:

@@ -142,7 +142,8 @@ class Settings(BaseSettings):
         20_000_000,
         ge=0,
         description="Histogram entries the API keeps decoded in memory for the fleet view (GET /stats by "
-        "median or p99, or of over 200 rows; ~10 MB per million; 0 = off: such answers read InfluxDB)",
+        "median or p99, or of over 200 rows; ~10 MB per million; 0 = off: such answers read InfluxDB, and "
+        "so do the fleet's per-customer sums, otherwise kept per window until a write marks it)",
     )
     api_workers: int = Field(
         1, ge=1, le=64, description="Processes of 'logpulse serve' on one port (each has its own cache and /metrics)"

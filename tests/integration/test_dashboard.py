@@ -36,7 +36,8 @@ from logpulse.model import Incident
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
-from logpulse.storage.points import MARKS_RP, incident_line, write_mark_line
+from logpulse.storage.marks import write_mark_lines
+from logpulse.storage.points import MARKS_RP, incident_line
 
 pytestmark = requires(CHROMIUM, CHROMEDRIVER)
 FLAGS = [
@@ -525,10 +526,10 @@ def test_processor_behind_is_shown_without_reload(fleet: Fleet, browser: Any) ->
     writer = InfluxWriter(Connection.from_settings(fleet.settings))
     try:
         now = time.time_ns()
-        writer.write([write_mark_line("cust_00", 0, now - 10**9, now - 10**9, now, 5 << 20)], rp=MARKS_RP)
+        writer.write(write_mark_lines({"cust_00": (now - 10**9, now - 10**9)}, 0, now, 5 << 20), rp=MARKS_RP)
         wait_js(browser, f"{live}.dataset.state === 'behind'", 10)
         assert "processor behind: 5.0 MiB of log not read yet" in browser.find_element(By.ID, "live").text
-        writer.write([write_mark_line("cust_00", 0, now - 10**9, now - 10**9, time.time_ns(), 0)], rp=MARKS_RP)
+        writer.write(write_mark_lines({"cust_00": (now - 10**9, now - 10**9)}, 0, time.time_ns(), 0), rp=MARKS_RP)
         wait_js(browser, f"{live}.dataset.state === 'ok'", 10)
     finally:
         writer.close()

@@ -8,7 +8,8 @@ from fixtures import running_api, subprocess_env
 from logpulse import metrics
 from logpulse.config import Settings
 from logpulse.storage.influx import Connection, InfluxWriter
-from logpulse.storage.points import MARKS_RP, write_mark_line
+from logpulse.storage.marks import write_mark_lines
+from logpulse.storage.points import MARKS_RP
 
 S = 1_000_000_000
 
@@ -40,7 +41,7 @@ def test_freshness_says_when_data_was_written_and_whether_the_processor_is_behin
 
         now = time.time_ns()
         # a caught-up processor tailing a quiet log: old request times, nothing unread -> not behind
-        write_marks(influx_settings, write_mark_line("c1", 0, now - 3600 * S, now - 3000 * S, now - 2 * S, 0))
+        write_marks(influx_settings, *write_mark_lines({"c1": (now - 3600 * S, now - 3000 * S)}, 0, now - 2 * S, 0))
         time.sleep(1.1)  # the answer is memoized for a second
         quiet = api.get("/freshness").json()
         assert quiet["behind"] is False and quiet["backlog_bytes"] == 0
@@ -50,8 +51,8 @@ def test_freshness_says_when_data_was_written_and_whether_the_processor_is_behin
         # two workers; the newest mark of each counts: worker 1 reports 5 MiB unread -> behind
         write_marks(
             influx_settings,
-            write_mark_line("c1", 0, now - 10 * S, now - 9 * S, now - 1 * S, 1000),
-            write_mark_line("c2", 1, now - 10 * S, now - 8 * S, now - 1 * S + 5, 5 << 20),
+            *write_mark_lines({"c1": (now - 10 * S, now - 9 * S)}, 0, now - 1 * S, 1000),
+            *write_mark_lines({"c2": (now - 10 * S, now - 8 * S)}, 1, now - 1 * S + 5, 5 << 20),
         )
         time.sleep(1.1)
         behind = api.get("/freshness").json()
@@ -59,6 +60,6 @@ def test_freshness_says_when_data_was_written_and_whether_the_processor_is_behin
         assert abs(behind["lag_s"] - 7) < 0.01  # newest request written: now - 8 s, last write now - 1 s
 
         # caught up again: the newest marks say nothing is unread
-        write_marks(influx_settings, write_mark_line("c2", 1, now - 2 * S, now - 1 * S, now, 0))
+        write_marks(influx_settings, *write_mark_lines({"c2": (now - 2 * S, now - 1 * S)}, 1, now, 0))
         time.sleep(1.1)
         assert api.get("/freshness").json()["behind"] is False  # worker 0's 1000 bytes are under 1 MiB

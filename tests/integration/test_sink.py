@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fixtures import proxy_to
+from fixtures import proxy_to, stored_marks
 from logpulse.config import Settings
 from logpulse.flow.sinks.influx import InfluxSink, WriteGaveUp
 from logpulse.model import ParsedChunk, RequestBatch, RequestColumns, ScoredBatch
@@ -53,8 +53,7 @@ def test_writes_all_points_in_parallel_batches_and_marks(private_influxd: LocalI
     part.write_batch([batch("a", 1050), batch("b", 7)])
     part.close()
     assert count(writer) == 1057
-    marks = writer.query('SELECT "min_time", "max_time" FROM "marks"."writes" GROUP BY "customer_id"')[0]["series"]
-    assert {m["tags"]["customer_id"] for m in marks} == {"a", "b"}
+    assert set(stored_marks(writer)) == {"a", "b"}
     writer.close()
 
 
@@ -62,8 +61,7 @@ def stored(writer: InfluxWriter) -> tuple[list[object], dict[str, tuple[int, int
     """Every request point (customer, time, fields) and each customer's marked time range."""
     res = writer.query('SELECT * FROM "requests" GROUP BY "customer_id"')[0]["series"]
     points = sorted((m["tags"]["customer_id"], *row) for m in res for row in m["values"])
-    marks = writer.query('SELECT MIN("min_time"), MAX("max_time") FROM "marks"."writes" GROUP BY "customer_id"')
-    return points, {m["tags"]["customer_id"]: tuple(m["values"][0][1:]) for m in marks[0]["series"]}
+    return points, stored_marks(writer)
 
 
 def interleaved(batches: dict[str, RequestBatch]) -> RequestColumns:
@@ -155,8 +153,7 @@ def test_close_waits_for_a_mark_write_in_flight(private_influxd: LocalInfluxd, c
         proxy.release()
         closer.join(30)
         assert not closer.is_alive()
-    marks = writer.query('SELECT "max_time" FROM "marks"."writes" GROUP BY "customer_id"')[0]["series"]
-    assert {m["tags"]["customer_id"] for m in marks} == {"a"}
+    assert set(stored_marks(writer)) == {"a"}
     assert "could not write cache-invalidation marks" not in caplog.text
     writer.close()
 

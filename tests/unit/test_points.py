@@ -15,7 +15,6 @@ from logpulse.storage.points import (
     request_lines,
     rollup_line,
     rollup_rows_lines,
-    write_mark_line,
 )
 
 
@@ -45,10 +44,6 @@ def test_scores_and_incidents() -> None:
     resolved = Incident("c", "errors", 100, 200, 7.5, 42, status="resolved", ended_ns=200)
     assert resolved.id == inc.id and len(inc.id) == 16  # identity: customer, kind, start
     assert ',status="resolved",' in incident_line(resolved) and incident_line(resolved).endswith(",ended=200i 100")
-    assert write_mark_line("c", 3, 1, 2, 9) == "writes,customer_id=c,writer=3 min_time=1i,max_time=2i 9"
-    assert write_mark_line("c", 3, 1, 2, 9, 512) == (
-        "writes,customer_id=c,writer=3 min_time=1i,max_time=2i,backlog_bytes=512i 9"
-    )
 
 
 @settings(max_examples=200, deadline=None)

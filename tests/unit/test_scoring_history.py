@@ -1,7 +1,8 @@
 """The bucket history's forms against straightforward references on random inputs: the numpy rows
 (`History`, a buffer that grows with what it holds) against a plain list of every row, and the
 closed form that completes an idle customer's empty buckets (`per_bucket.skip_empty`) against the
-bucket-by-bucket loop it stands for, and a small batch's bucket sums added up in Python against
+bucket-by-bucket loop it stands for, a warming customer's silence (`skip_empty_warming`) against
+`complete` of each empty bucket, and a small batch's bucket sums added up in Python against
 numpy's: float for float."""
 
 from __future__ import annotations
@@ -117,6 +118,46 @@ def test_a_new_customer_s_history_costs_what_it_holds() -> None:
     assert s.hist.buf.nbytes <= 8 * COLUMNS
     back = pickle.loads(pickle.dumps(s))
     assert len(back.hist.buf) <= back.windows.depth
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    minutes=st.integers(1, 40),
+    rps=st.sampled_from([0.01, 0.1, 1.0]),
+    gap=st.integers(1, 120),
+    bucket_s=st.sampled_from([30, 60, 40]),
+)
+def test_skip_empty_warming_is_complete_of_each_empty_bucket_bit_for_bit(
+    seed: int, minutes: int, rps: float, gap: int, bucket_s: int
+) -> None:
+    """A new customer's first minutes (its traffic level still warming up, not `steady`), then a
+    silence before `silent_from`: `skip_empty_warming` leaves every float, row and tracker exactly as
+    `complete` of one empty bucket at a time, and stops where the level becomes steady."""
+    s = CustomerScorer("c", config(bucket_s=bucket_s))
+    for b in batches(traffic(seed, minutes, rps), 5):
+        s.score(b)
+    assume(s.next_bucket is not None)
+    assert s.next_bucket is not None
+    s.rows_to_deque()
+    k = s.next_bucket
+    assume(not s.steady() and s.quiet() and k < s.silent_from)  # when the scorer takes it
+    end = min(s.silent_from, k + gap)
+    fast, slow = copy.deepcopy(s), copy.deepcopy(s)  # (a copy's rows are rebuilt as after a restore)
+    fast.rows_to_deque()
+    slow.rows_to_deque()
+    stop = per_bucket.skip_empty_warming(fast, k, end)
+    assert k < stop <= end and (stop == end or fast.steady())
+    out: list[Incident] = []
+    for j in range(k, stop):
+        per_bucket.complete(slow, j, per_bucket.EMPTY, out)
+    assert not out
+    assert fast.cum_total == slow.cum_total and fast.idle == slow.idle
+    assert list(fast.cum) == list(slow.cum)
+    assert [x.hex() for x in fast.cum_expected] == [x.hex() for x in slow.cum_expected]
+    assert vars(fast.latency) == vars(slow.latency) and vars(fast.errors) == vars(slow.errors)
+    assert vars(fast.traffic) == vars(slow.traffic)
+    assert [t.__getstate__() for t in fast.trackers.values()] == [t.__getstate__() for t in slow.trackers.values()]
 
 
 @settings(max_examples=200, deadline=None)

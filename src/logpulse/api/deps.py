@@ -27,6 +27,7 @@ from logpulse.config import Settings
 from logpulse.readmodel.cache import AnswerCache
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.day_replica import DAY_NS, DayReplica
+from logpulse.readmodel.fleet_tables import KeptWindows
 from logpulse.readmodel.freshness import FreshnessProbe
 from logpulse.readmodel.plan import LEVELS
 from logpulse.readmodel.rollup_service import RollupService
@@ -43,12 +44,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = AnswerCache(settings.stats_cache_s)
     app.state.influx = client
     app.state.service = Service(client, cache)
-    replica = None
+    replica, kept = None, None
     if settings.fleet_replica_max_entries > 0 and LEVELS[0].window_ns == DAY_NS:
-        replica = DayReplica(client, LEVELS[0], settings.fleet_replica_max_entries)
-        cache.follow(replica)  # the replica follows the `writes` marks, even with STATS_CACHE_S=0
+        replica, kept = DayReplica(client, LEVELS[0], settings.fleet_replica_max_entries), KeptWindows()
+        cache.follow(replica)  # both follow the `writes` marks, even with STATS_CACHE_S=0
+        cache.follow(kept)
     app.state.rollups = RollupService(
-        client, cache, app.state.service, slo=Slo.from_settings(settings), replica=replica
+        client, cache, app.state.service, slo=Slo.from_settings(settings), replica=replica, kept=kept
     )
     app.state.freshness = FreshnessProbe(client)  # one per application: all pages share its memo
     app.state.ingest = build_ingest(settings)  # None when POST /ingest is off

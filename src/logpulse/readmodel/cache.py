@@ -1,15 +1,20 @@
 """A short-lived cache of API answers that the processor's writes invalidate.
 
-The sink writes a `writes` mark (customer, [min_time, max_time], time of writing) after InfluxDB
-acknowledged data. One background poll every POLL_S reads the marks of the last few seconds and
-drops every cached answer that was computed before a mark of its customer whose range overlaps the
-answer's range. A cached answer therefore includes all data acknowledged before the last poll
-(normally under a second before the request; TRUST_S at most while InfluxDB is slow to answer
+The sink writes `writes` marks (`storage/marks.py`: customers, [min_time, max_time], time of writing)
+after InfluxDB acknowledged data. One background poll every POLL_S reads the marks of the last few
+seconds and drops every cached answer that was computed before a mark of its customer whose range
+overlaps the answer's range. A cached answer therefore includes all data acknowledged before the last
+poll (normally under a second before the request; TRUST_S at most while InfluxDB is slow to answer
 polls), and is at most STATS_CACHE_S old. If polling fails for longer, the cache is bypassed; if
 polls resume after a gap longer than their look-back could bridge, every cached answer is dropped.
 
+Each mark is applied once, by the first poll that sees it whole (a poll reads LOOKBACK_NS back, so
+it sees most marks about twenty times: parsing and applying them every time was most of the API's CPU
+beside a live processor). An answer whose computation started before a mark that was applied while
+it ran is checked against that mark when it is stored (`put`).
+
 Other holders of derived data (the fleet's day replica) follow the same marks: `follow` hands them
-every successful poll's marks, and the poll then runs even with STATS_CACHE_S=0.
+every successful poll's new marks, and the poll then runs even with STATS_CACHE_S=0.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from logpulse.readmodel import influxql
 from logpulse.storage.influx import AsyncInfluxQuery, InfluxError, series_rows
+from logpulse.storage.marks import ANY_CUSTOMER, EVERY_TIME, Mark, parse_row
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -35,23 +41,9 @@ seconds after its timestamp, and a poll reads LOOKBACK_NS back): what was derive
 EVERY_CUSTOMER = "(every customer)"
 """The customer of a cached answer built from every customer's data: any customer's write mark
 invalidates it. Not a customer id (unlike `*`, the customer of the fleet-wide rollup points)."""
-ANY_CUSTOMER = ""
-"""The customer of a mark that has none: a writer's restart mark (`points.restart_mark_line`), which
-covers every customer and every time."""
 T = TypeVar("T")
-EVERY_TIME = (-(2**63), 2**63 - 1)
-Mark = tuple[str, int, int, int]
-"""A `writes` mark: (customer, time of writing ns, min_time ns, max_time ns)."""
-
-
-def _mark(tags: dict[str, str], row: dict[str, Any]) -> Mark:
-    """A mark row as polled. InfluxDB 1.x stores each field of a point on its own, so a poll racing the
-    write of a mark can see one of its two times missing: such a mark counts as covering every time
-    (what it invalidates is read again; the next poll sees it whole)."""
-    lo, hi = row.get("min_time"), row.get("max_time")
-    if lo is None or hi is None:
-        lo, hi = EVERY_TIME
-    return tags.get("customer_id", ""), int(row["time"]), int(lo), int(hi)
+MarkKey = tuple[str, str, int]
+"""A polled mark row: (customer tag, writer tag, time)."""
 
 
 class MarkFollower(Protocol):
@@ -74,12 +66,17 @@ class AnswerCache:
     def __init__(self, ttl_s: float) -> None:
         self._ttl_ns = int(ttl_s * 1e9)
         self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._keys_of: dict[str, set[tuple[Any, ...]]] = {}  # the keys of each entry customer
         self._healthy_until_ns = 0
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._refreshing: set[asyncio.Task[Any]] = set()
         self._followers: list[MarkFollower] = []
         self._polled_ns: int | None = None  # start of the last successful poll
+        self._applied: dict[MarkKey, int] = {}  # mark rows applied whole, within the look-back
+        self._half_packed: set[MarkKey] = set()  # packed marks the last poll saw without customers
+        self._recent: dict[str, list[tuple[int, int, int]]] = {}  # applied: customer -> (mark, lo, hi)
+        self._newest_mark_ns = EVERY_TIME[0]  # of the marks applied within the look-back
 
     async def fetch(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[tuple[T, str, int, int]]]) -> T:
         """The cached answer for key, else compute() once however many requests wait for it.
@@ -130,22 +127,35 @@ class AnswerCache:
     def put(
         self, key: tuple[Any, ...], computed_ns: int, value: Any, customer: str, start_ns: int, end_ns: int
     ) -> None:
-        """Store an answer computed from a query that *started* at computed_ns."""
+        """Store an answer computed from a query that *started* at computed_ns, unless a mark applied
+        since then covers it (an answer of every customer: any mark applied since then)."""
         if self._ttl_ns <= 0:
             return
+        if self._newest_mark_ns > computed_ns:
+            if customer == EVERY_CUSTOMER:
+                return
+            for of in (customer, ANY_CUSTOMER):
+                for mark_ns, lo, hi in self._recent.get(of, ()):
+                    if mark_ns > computed_ns and lo < end_ns and hi >= start_ns:
+                        return
         if len(self._entries) > 10_000:
             self._entries.clear()
+            self._keys_of.clear()
         self._entries[key] = _Entry(computed_ns, value, customer, start_ns, end_ns)
+        self._keys_of.setdefault(customer, set()).add(key)
 
     def invalidate(self, customer: str, mark_ns: int, lo: int, hi: int) -> None:
-        for key, e in list(self._entries.items()):
-            if (
-                (customer == ANY_CUSTOMER or e.customer in (customer, EVERY_CUSTOMER))
-                and mark_ns > e.computed_ns
-                and lo < e.end_ns
-                and hi >= e.start_ns
-            ):
-                self._entries.pop(key, None)
+        if not self._entries:
+            return
+        if customer == ANY_CUSTOMER:
+            keys: list[tuple[Any, ...]] = list(self._entries)
+        else:
+            keys = [*self._keys_of.get(customer, ()), *self._keys_of.get(EVERY_CUSTOMER, ())]
+        for key in keys:
+            e = self._entries.get(key)
+            if e is not None and mark_ns > e.computed_ns and lo < e.end_ns and hi >= e.start_ns:
+                del self._entries[key]
+                self._keys_of[e.customer].discard(key)
 
     def follow(self, follower: MarkFollower) -> None:
         """Hand every successful poll's marks to `follower` as well (call before `start`)."""
@@ -154,16 +164,55 @@ class AnswerCache:
     async def poll_once(self, client: AsyncInfluxQuery) -> None:
         started = self.now_ns()
         results = await client.query(influxql.marks_since(started - LOOKBACK_NS))
-        marks = [_mark(tags, row) for tags, row in series_rows(results[0])]
         if self._polled_ns is not None and started - self._polled_ns > POLL_GAP_NS:
             self._entries.clear()  # marks written between the two polls may be out of this one's reach
+            self._keys_of.clear()
+        new = self._new_marks(series_rows(results[0]), started)
         self._polled_ns = started
-        for customer, mark_ns, lo, hi in marks:
+        for customer, mark_ns, lo, hi in new:
             self.invalidate(customer, mark_ns, lo, hi)
         # answers computed before `started` are checked against every mark up to `started`
         self._healthy_until_ns = started + int(TRUST_S * 1e9)
         for follower in self._followers:
-            follower.marks_polled(started, marks)
+            follower.marks_polled(started, new)
+
+    def _new_marks(self, rows: list[tuple[dict[str, str], dict[str, Any]]], started: int) -> list[Mark]:
+        """The marks of rows not applied before. A whole row is applied once. A half-written
+        per-customer row covers every time of its customer, at every poll until it is whole. A packed
+        row seen without its customers is waited for one poll (this cache's answers go at once); seen
+        so twice, it counts as a mark of every customer."""
+        horizon = started - LOOKBACK_NS
+        self._applied = {k: t for k, t in self._applied.items() if t > horizon}
+        new: list[Mark] = []
+        half: set[MarkKey] = set()
+        for tags, row in rows:
+            key = (tags.get("customer_id", ""), tags.get("writer", ""), int(row["time"]))
+            if key in self._applied:
+                continue
+            marks, whole = parse_row(tags, row)
+            if whole:
+                self._applied[key] = key[2]
+            elif not marks and key not in self._half_packed:
+                half.add(key)
+                self.invalidate(ANY_CUSTOMER, key[2], *EVERY_TIME)
+                continue
+            elif not marks:
+                self._applied[key] = key[2]
+                marks = [(ANY_CUSTOMER, key[2], *EVERY_TIME)]
+            new += marks
+        self._half_packed = half
+        self._remember(new, horizon)
+        return new
+
+    def _remember(self, new: list[Mark], horizon: int) -> None:
+        """Keep the applied marks of the look-back, by customer, for answers still being computed."""
+        if self._ttl_ns <= 0:
+            return
+        recent = {c: kept for c, marks in self._recent.items() if (kept := [m for m in marks if m[0] > horizon])}
+        for customer, mark_ns, lo, hi in new:
+            recent.setdefault(customer, []).append((mark_ns, lo, hi))
+        self._recent = recent
+        self._newest_mark_ns = max((m[0] for marks in recent.values() for m in marks), default=EVERY_TIME[0])
 
     async def run(self, client: AsyncInfluxQuery) -> None:
         while True:

@@ -55,12 +55,13 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.cache import ANY_CUSTOMER, EVERY_TIME, POLL_GAP_NS, TRUST_S, Mark
+from logpulse.readmodel.cache import POLL_GAP_NS, TRUST_S
 from logpulse.readmodel.counting import adjacent_runs, counted_read
 from logpulse.readmodel.day_tables import DayTable, Quantiles, quantiles
 from logpulse.readmodel.localtime import IntArray
 from logpulse.readmodel.windows import Windows
 from logpulse.storage.influx import AsyncInfluxQuery
+from logpulse.storage.marks import ANY_CUSTOMER, EVERY_TIME, Mark
 from logpulse.storage.points import FLEET_CUSTOMER, RollupLevel
 
 log = logging.getLogger(__name__)

@@ -109,8 +109,8 @@ _MARKS = f"{quote_ident(MARKS_RP)}.{quote_ident(WRITES)}"
 
 def marks_since(since_ns: int) -> str:
     return (
-        f'SELECT "min_time", "max_time", "every" FROM {_MARKS} WHERE time > {since_ns} '
-        f"GROUP BY {quote_ident(TAG_CUSTOMER)}"
+        f'SELECT "min_time", "max_time", "every", "customers" FROM {_MARKS} WHERE time > {since_ns} '
+        f'GROUP BY {quote_ident(TAG_CUSTOMER)}, "writer"'
     )
 
 
@@ -204,11 +204,13 @@ def budget_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[s
     return _per_range(level, runs, select, group=f" GROUP BY {quote_ident(TAG_CUSTOMER)}")
 
 
-def customers_count_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:
-    """The summed count of every customer's points (the fleet-wide `*` series left out) of the level's
-    runs, ungrouped: the check that the `*` points hold every request (older data may lack them)."""
+def customers_count_statements(level: RollupLevel, ranges: list[tuple[int, int]]) -> list[str]:
+    """The summed count of every customer's points (the fleet-wide `*` series left out) per window of
+    the level in the ranges, not per customer: the check that the `*` points hold every request (older
+    data may lack them). Windows without points come back with no count (`fill(none)` drops them)."""
     where = f"{quote_ident(TAG_CUSTOMER)} != {quote_literal(FLEET_CUSTOMER)} AND "
-    return _per_range(level, runs, 'SUM("count") AS "count"', where)
+    group = f" GROUP BY time({level.window_ns // 10**9}s) fill(none)"
+    return _per_range(level, ranges, 'SUM("count") AS "count"', where, group)
 
 
 def compacted_count_statements(level: RollupLevel, ranges: list[tuple[int, int]]) -> list[str]:

@@ -92,6 +92,7 @@ class RollupService:
         levels: tuple[RollupLevel, ...] = LEVELS,
         slo: Slo | None = None,
         replica: DayReplica | None = None,
+        kept: fleet_tables.KeptWindows | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -99,6 +100,7 @@ class RollupService:
         self.levels = levels
         self.slo = slo or Slo()
         self.replica = replica  # whole days of every customer's histograms, for the fleet by median or p99
+        self.kept = kept  # the fleet-wide points' verified tables per window, for every fleet answer
 
     # ----- reading --------------------------------------------------------------------------
 
@@ -303,7 +305,7 @@ class RollupService:
             # from the known customers (rows without requests in the range are fetched afterwards);
             # for a sort by median or p99 every customer's histograms (None: everyone)
             guess = None if sort in QUANTILE_SORTS else await self._page_guess(sort, order, limit, after)
-            tables = fleet_tables.TableReads(self.client, self.levels)
+            tables = fleet_tables.TableReads(self.client, self.levels, self.kept)
             wanted = guess is None or limit > REPLICA_PAGE  # answers as costly from InfluxDB as loading days
             replica = self._replica_for(wanted, bounds)
             read_first = [] if replica else guess  # histograms read beside the sums (None: everyone's)

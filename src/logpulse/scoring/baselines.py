@@ -39,6 +39,9 @@ MAX_FACTOR = 4.0
 """The most the time-of-day profile scales the level by (and 1/4 the least)."""
 _SLOTS = 96  # quarter-hours per day
 _SLOT_S = 86400 // _SLOTS
+LOOP_SLOTS = 48
+"""Up to this many quarter-hours, `TrafficBaseline.run_factors` takes them one by one in Python (a few µs
+each) rather than as arrays (~60 numpy calls whatever the run's length): measured on runs of 2 h."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,12 @@ class LatencyBaseline:
         if n:
             self.buckets += 1
 
-    def decay(self, buckets: int, decay: float) -> None:
+    def decay(self, buckets: int, decay: float, errors: ErrorBaseline | None = None) -> None:
+        """`buckets` empty buckets; `errors`' too when given (one power for both, the same floats)."""
         keep = (1.0 - decay) ** buckets
         self.s0, self.s1, self.s2 = self.s0 * keep, self.s1 * keep, self.s2 * keep
+        if errors is not None:
+            errors.n, errors.failed = errors.n * keep, errors.failed * keep
 
     def relearn(self, n: float, log_sum: float, log_sq: float) -> None:
         if n:
@@ -255,7 +261,7 @@ class TrafficBaseline:
         totals = np.bincount(slot_of_pos - seg[0], weights=counts, minlength=len(seg))
         cont = int(seg[0]) == self.slot  # the run continues the quarter-hour being accumulated
         alias = not cont and self.slot >= 0 and bool(np.any(seg % _SLOTS == self.slot % _SLOTS))
-        if not self.learnt or not exact or alias or len(seg) > _SLOTS - 4 or len(seg) <= 3:  # few: the loop is cheaper
+        if not self.learnt or not exact or alias or len(seg) > _SLOTS - 4 or len(seg) <= LOOP_SLOTS:
             return self._run_factors_loop(k0, starts.tolist(), sizes.tolist(), seg.tolist(), totals.tolist())
         old = np.array(self.profile, dtype=np.float64)
         old_days = np.array(self.profile_days, dtype=np.intc)

@@ -153,6 +153,14 @@ class CountSteps:
         at: np.ndarray = self.sums[np.maximum(i, 0)]
         return at
 
+    def at_one(self, row: int) -> tuple[float, float]:
+        """`at` for one row (the per-bucket path's SLO windows): no arrays built around the scalar."""
+        if self.recent:
+            self._flush()
+        i = int(np.searchsorted(self.rows[: self.size], row, side="right")) - 1
+        requests, errors = self.sums[max(i, 0)].tolist()
+        return requests, errors
+
     @classmethod
     def of(cls, history: History, span: int) -> CountSteps:
         """Built from the full rows a history holds (snapshots written before this was kept)."""

@@ -28,8 +28,9 @@ Cost. Most buckets of most customers are uneventful: no incident open or brewing
 While that holds, baselines follow closed recurrences, so a run of buckets is completed as arrays
 (`runs.run`: every signal's gate and test for every bucket at once, the same formulas as the per-bucket
 path, which is kept as the reference and takes over at the first bucket where a test passes or an
-incident could start). A run costs a fixed ~100 numpy calls, so it is used only when the call has
-enough buckets to pay for them (`RUN_COST` vs `STEP_COST`: sparse backfills, long ticks); a busy
+incident could start). A run costs a fixed number of numpy calls (~1 ms of CPU a run in the nginx
+fleet, profiled), so it is used only when the call has enough buckets to pay for them (`RUN_COST` vs
+`STEP_COST`: sparse backfills, long ticks); a busy
 customer's batch of ~40 buckets goes bucket by bucket, where the tests themselves are the cost.
 `python -m scripts.benchmarks.scoring` measures both and checks, by incident digest, that they decide alike.
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import math
 import sys
+from bisect import bisect_left
 from itertools import repeat
 
 import numpy as np
@@ -59,7 +61,7 @@ SMALL_BATCH = 16  # lines: up to this, a batch's bucket sums are added up in Pyt
 
 
 def _few_per_bucket(
-    idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray
+    idx: list[int], logs: np.ndarray, failed: np.ndarray, server: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A small batch's (bucket keys, sums) when no bucket holds more than two of its lines, else None.
 
@@ -67,7 +69,7 @@ def _few_per_bucket(
     sum of the others, started at 0.0: x + (0.0 + y) for two), without its dozen numpy calls, which
     are most of a sparse customer's batch."""
     lines: dict[int, list[int]] = {}
-    for j, key in enumerate(idx.tolist()):
+    for j, key in enumerate(idx):
         at = lines.setdefault(key, [])
         if len(at) == 2:
             return None
@@ -143,16 +145,20 @@ class CustomerScorer(ScorerState):
         if self.next_bucket is not None:  # buckets a tick let wait are completed before anything is added
             self._complete_until(self.watermark - 1, out)
         idx = times // int(cfg.bucket_s * NS)
-        top = int(idx.max())
+        # a small batch (most batches at 10,000 customers) is looked at as a list: numpy's reductions
+        # cost microseconds each on arrays of one or two elements
+        keys = idx.tolist() if len(idx) <= SMALL_BATCH else None
+        top, low = (max(keys), min(keys)) if keys is not None else (int(idx.max()), int(idx.min()))
         if self.next_bucket is None:  # first data: at most HISTORY_S before it is judged, older is history
-            self.next_bucket = self.first_bucket = max(int(idx.min()), top - self.windows.keep + 1)
-        late = idx < self.next_bucket
-        if late.any():
+            self.next_bucket = self.first_bucket = max(low, top - self.windows.keep + 1)
+        if low < self.next_bucket:
+            late = idx < self.next_bucket
             self._learn_late(logs[late], failed[late])
             keep = ~late
             idx, logs, failed, server = idx[keep], logs[keep], failed[keep], server[keep]
+            keys = idx.tolist() if keys is not None else None
         if len(idx):
-            self._add(idx, logs, failed, server)
+            self._add(idx, logs, failed, server, keys)
         self.watermark = max(self.watermark, top)
         self._complete_until(self.watermark - 1, out)
         return ScoredBatch(batch, scores, latest_versions(out))
@@ -202,9 +208,14 @@ class CustomerScorer(ScorerState):
         if not self.trackers["errors"].is_open:
             self.errors.update(len(logs), int(failed.sum()), 0.0)
 
-    def _add(self, idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray) -> None:
-        """Sum the requests into their (not yet completed) buckets, as arrays."""
-        small = _few_per_bucket(idx, logs, failed, server) if len(idx) <= SMALL_BATCH else None
+    def _add(
+        self, idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray, listed: list[int] | None = None
+    ) -> None:
+        """Sum the requests into their (not yet completed) buckets, as arrays (`listed`: `idx` as a
+        list, when the caller has it)."""
+        if listed is None and len(idx) <= SMALL_BATCH:
+            listed = idx.tolist()
+        small = _few_per_bucket(listed, logs, failed, server) if listed is not None else None
         if small is not None:  # most batches of most customers at 10,000 of them: a line or two a bucket
             keys, sums = small
         else:
@@ -243,13 +254,17 @@ class CustomerScorer(ScorerState):
         k = self.next_bucket
         if k >= limit:
             return
-        cut = int(np.searchsorted(self.pending_keys, limit))
-        keys_a, vals = self.pending_keys[:cut], self.pending[:, :cut]
-        if cut == len(self.pending_keys):
-            self.pending_keys, self.pending = NO_KEYS, NO_SUMS
-        else:
-            self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
-        keys, columns = keys_a.tolist(), vals.T.tolist()
+        keys_a, vals = NO_KEYS, NO_SUMS
+        keys: list[int] = self.pending_keys.tolist()  # a list: numpy's calls cost more on a few buckets
+        columns: list[list[float]] = []
+        if keys:
+            cut = bisect_left(keys, limit)
+            keys_a, vals, keys = self.pending_keys[:cut], self.pending[:, :cut], keys[:cut]
+            if cut == len(self.pending_keys):
+                self.pending_keys, self.pending = NO_KEYS, NO_SUMS
+            else:
+                self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
+            columns = vals.T.tolist()
         m = min(limit - k, MAX_RUN)  # worth it? (runs cost a fixed number of numpy calls)
         use_runs = (
             self.vectorised and RUN_COST[0] + RUN_COST[1] * m < STEP_COST[0] * min(len(keys), m) + STEP_COST[1] * m
@@ -285,6 +300,9 @@ class CustomerScorer(ScorerState):
                     if min(nxt, end) > k:
                         k = per_bucket.skip_empty(self, k, min(nxt, end))
                         continue
+                elif not has and k < self.silent_from:  # the level warms up: no closed form, no gate opens
+                    k = per_bucket.skip_empty_warming(self, k, min(nxt, self.silent_from))
+                    continue
             force = False
             if ahead:
                 self.rows_to_deque()

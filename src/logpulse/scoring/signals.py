@@ -17,12 +17,15 @@ raising alarms.
 The special functions (`scipy.special`) are used directly: the `scipy.stats` wrappers cost ~100 µs
 per call in argument checking, and these run per bucket. The `*_many` forms are the same tests on
 arrays (one value per window), for the scorer's vectorised runs of quiet buckets; they use the same
-ufuncs and formulas, so both forms decide alike.
+ufuncs and formulas, so both forms decide alike. Their effect size may differ per window column (the
+"still hot" window tests half the effect), so that a bucket's windows are tested in one call.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import special  # type: ignore[import-untyped]
@@ -88,12 +91,26 @@ def _evidence_many(p: np.ndarray) -> np.ndarray:
     return ev
 
 
+Ratios = float | Sequence[float]
+"""A `*_many` test's effect size: one for every window, or one per window column (the last axis), so
+that windows tested at different sizes of effect (the "still hot" one at half) go in one call."""
+
+
+@functools.lru_cache(maxsize=64, typed=True)  # a process tests a few sets of windows: made once, shared read-only
+def _per_column(value: Ratios, to: Callable[[float], float] = float) -> float | np.ndarray:
+    if isinstance(value, float | int):
+        return to(value)
+    column = np.array([to(v) for v in value])
+    column.flags.writeable = False
+    return column
+
+
 def latency_evidence_many(
-    n: np.ndarray, log_sum: np.ndarray, mu: np.ndarray, sigma: np.ndarray, min_ratio: float
+    n: np.ndarray, log_sum: np.ndarray, mu: np.ndarray, sigma: np.ndarray, min_ratio: Ratios
 ) -> np.ndarray:
     """`latency_evidence` of many windows (arrays broadcast together; every n >= 1)."""
     shift = log_sum / n - mu
-    ok = (n >= MIN_LATENCY_REQUESTS) & (shift >= math.log(min_ratio))
+    ok = (n >= MIN_LATENCY_REQUESTS) & (shift >= _per_column(min_ratio, math.log))
     z = shift / (sigma / np.sqrt(n))
     out = np.zeros(z.shape)
     if ok.any():
@@ -102,29 +119,30 @@ def latency_evidence_many(
 
 
 def error_evidence_many(
-    n: np.ndarray, failed: np.ndarray, p_usual: np.ndarray, p_test: np.ndarray, min_increase: float
+    n: np.ndarray, failed: np.ndarray, p_usual: np.ndarray, p_test: np.ndarray, min_increase: Ratios
 ) -> np.ndarray:
-    """`error_evidence` of many windows (arrays of one shape; every n >= 1)."""
-    ok = failed / n >= p_usual + min_increase
+    """`error_evidence` of many windows (`n` and `failed` of one shape, the rates broadcast to it;
+    every n >= 1)."""
+    ok = failed / n >= p_usual + _per_column(min_increase)
     out = np.zeros(n.shape)
     if ok.any():
         f = failed[ok]
-        out[ok] = _evidence_many(special.betainc(f, n[ok] - f + 1, p_test[ok]))
+        out[ok] = _evidence_many(special.betainc(f, n[ok] - f + 1, np.broadcast_to(p_test, n.shape)[ok]))
     return out
 
 
-def drop_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: float) -> np.ndarray:
+def drop_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: Ratios) -> np.ndarray:
     """`drop_evidence` of many windows."""
-    ok = (expected > 0) & (observed <= expected / ratio)
+    ok = (expected > 0) & (observed <= expected / _per_column(ratio))
     out = np.zeros(observed.shape)
     if ok.any():
         out[ok] = _evidence_many(special.pdtr(observed[ok], expected[ok]))
     return out
 
 
-def surge_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: float) -> np.ndarray:
+def surge_evidence_many(observed: np.ndarray, expected: np.ndarray, ratio: Ratios) -> np.ndarray:
     """`surge_evidence` of many windows."""
-    ok = (observed >= MIN_SURGE_REQUESTS) & (observed >= expected * ratio)
+    ok = (observed >= MIN_SURGE_REQUESTS) & (observed >= expected * _per_column(ratio))
     out = np.zeros(observed.shape)
     if ok.any():
         out[ok] = _evidence_many(special.pdtrc(observed[ok] - 1, np.maximum(expected[ok], 1e-9)))

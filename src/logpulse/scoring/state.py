@@ -203,8 +203,8 @@ class ScorerState:
     def counts(self, w: int) -> tuple[float, float]:
         """(requests, 5xx) over the last w completed buckets (any window up to the SLO's longest)."""
         last = self.cum[-1]
-        first = self.steps.at(np.array([max(self.cum_total - 1 - w, 0)]))[0]
-        return last[0] - float(first[0]), last[4] - float(first[1])
+        requests, errors = self.steps.at_one(max(self.cum_total - 1 - w, 0))
+        return last[0] - requests, last[4] - errors
 
     def rows_to_deque(self) -> None:
         """Bring `cum` up to date with rows appended by runs: the newest `SHORT_ROWS` at most (every

@@ -32,8 +32,8 @@ written to retention policy `rollups` (ROLLUP_RP; `ROLLUP_RETENTION`), see `ROLL
     and window together, so the fleet view's total reads one series instead of every customer's; its
     fields `table_0` … `table_7` pack every customer's count/failed/server_errors/sum of that identity-
     window (`storage/fleet_table.py`), so the fleet view's per-customer numbers read one series too.
-The `writes` marks are written to retention policy `marks` (MARKS_RP, 1 h): they only matter while a
-cached answer could be stale, so they must not grow forever.
+The `writes` marks (`storage/marks.py`) are written to retention policy `marks` (MARKS_RP, 1 h): they
+only matter while a cached answer could be stale, so they must not grow forever.
 
 `failed` exists so that one InfluxQL statement can return total, failed and the latency aggregates
 (`COUNT`, `SUM("failed")`, ...) in a single pass over a customer's series.
@@ -220,22 +220,4 @@ def incident_line(inc: Incident) -> str:
         f"end={inc.end_ns}i,score={inc.peak_score:.6g},requests={inc.requests}i,"
         f'id="{inc.id}",status="{inc.status}",summary="{_escape_string_field(inc.summary)}",'
         f"detected={inc.detected_ns}i{ended} {inc.start_ns}"
-    )
-
-
-def restart_mark_line(writer: int, now_ns: int) -> str:
-    """A `writes` mark of no customer, written when a writer starts: what it wrote before it was killed
-    may have been acknowledged but never marked (marks follow the data by up to a few seconds), so it
-    covers every customer and every time (field `every`, not `min_time`/`max_time`: those are the
-    newest request time written, for `GET /freshness`)."""
-    return f"{WRITES},writer={writer} every=true {now_ns}"
-
-
-def write_mark_line(
-    customer_id: str, writer: int, min_ns: int, max_ns: int, now_ns: int, backlog_bytes: int | None = None
-) -> str:
-    """A `writes` mark: customer X's data between min_ns and max_ns changed at now_ns (and what was unread)."""
-    backlog = "" if backlog_bytes is None else f",backlog_bytes={backlog_bytes}i"
-    return (
-        f"{WRITES},{TAG_CUSTOMER}={customer_id},writer={writer} min_time={min_ns}i,max_time={max_ns}i{backlog} {now_ns}"
     )

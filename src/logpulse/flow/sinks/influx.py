@@ -50,15 +50,14 @@ from logpulse.flow.sinks.refused import write_finding_refused
 from logpulse.model import ParsedChunk, Reject, RequestColumns, RollupBatch, RollupRows, ScoredBatch
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
+from logpulse.storage.marks import restart_mark_line, write_mark_lines
 from logpulse.storage.points import (
     MARKS_RP,
     ROLLUP_RP,
     columns_request_lines,
     incident_line,
     request_lines,
-    restart_mark_line,
     rollup_rows_lines,
-    write_mark_line,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class WriterRefused(RuntimeError):
 
 
 class _WriteMarks:
-    """Cache-invalidation marks (see points.WRITES), coalesced: at most one write per `every_s`.
+    """Cache-invalidation marks (`storage/marks.py`), coalesced: at most one write per `every_s`.
 
     Marks are written only after the data they describe was acknowledged, and carry the time they
     are written: the API drops a cached answer computed before a mark whose range it overlaps, so a
@@ -143,7 +142,8 @@ class _WriteMarks:
             lines = [restart_mark_line(self._worker, now)] if self._restart_pending else []
             if bounds:
                 backlog = metrics.backlog_bytes()
-                lines += [write_mark_line(c, self._worker, lo, hi, now, backlog) for c, (lo, hi) in bounds.items()]
+                # after the restart mark's nanosecond: one series per writer, so the same time would merge them
+                lines += write_mark_lines(bounds, self._worker, now + len(lines), backlog)
             if lines:
                 try:
                     self._write(lines)
