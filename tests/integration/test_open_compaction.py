@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from test_compaction_e2e import (
     check_api,
     compact,
@@ -37,18 +38,22 @@ from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.points import ROLLUP_LEVELS
 
 NOW = "2026-10-21T12:00:00Z"  # a day after the data: with a lateness of 30 days every window is open
+LATENESS_S = 30 * 86400
+CENTURY_S = 100 * 365 * 86400
+"""A lateness under which the API (on today's clock) takes every window of the data for open, so it reads
+`covers` in its first read (`readmodel/counting.py`); with LATENESS_S it reads the mixed ones again."""
 MIN_SEALED = 2
 ZONES = ("UTC", "Asia/Kathmandu")
 
 
-def open_env(settings: Settings, **extra: str) -> dict[str, str]:
+def open_env(settings: Settings, lateness_s: int = LATENESS_S, **extra: str) -> dict[str, str]:
     """Small segments (many identities per window, most of them sealed), no scoring, no answer cache."""
     return subprocess_env(
         settings,
         ROLLUP_SEGMENT_BYTES="16384",
         SCORING_ENABLED="false",
         STATS_CACHE_S="0",
-        COMPACTION_LATENESS_S=str(30 * 86400),
+        COMPACTION_LATENESS_S=str(lateness_s),
         COMPACTION_OPEN_MIN_SEALED=str(MIN_SEALED),
         **extra,
     )
@@ -77,7 +82,10 @@ def assert_sealed_merged(settings: Settings) -> int:
     return merged_windows
 
 
-def test_open_windows_merge_sealed_sources_and_stay_exact(influx_settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("api_lateness_s", [LATENESS_S, CENTURY_S], ids=["read-again", "covers-first"])
+def test_open_windows_merge_sealed_sources_and_stay_exact(
+    influx_settings: Settings, tmp_path: Path, api_lateness_s: int
+) -> None:
     env = open_env(influx_settings)
     a, more, late = tmp_path / "a.log", tmp_path / "more.log", tmp_path / "late.log"
     lines_a, lines_more, lines_late = (
@@ -98,7 +106,7 @@ def test_open_windows_merge_sealed_sources_and_stay_exact(influx_settings: Setti
             if not sealed[lvl].sealed(s, o)
         }
         assert len(unsealed) == 1, (level.measurement, unsealed)
-    with running_api(env) as api:
+    with running_api({**env, "COMPACTION_LATENESS_S": str(api_lateness_s)}) as api:
         check_api(api, lines_a, ZONES)
         out = compact(env, "--now", NOW)
         assert assert_sealed_merged(influx_settings) > 50, out
@@ -134,7 +142,7 @@ def test_open_windows_merge_sealed_sources_and_stay_exact(influx_settings: Setti
 def test_open_compaction_killed_at_random_moments_never_counts_twice_or_zero(
     influx_settings: Settings, tmp_path: Path
 ) -> None:
-    env = open_env(influx_settings)
+    env = open_env(influx_settings, CENTURY_S)  # the polling API reads `covers` at once: windows it deems open
     paths, by_customer = ingested(env, tmp_path)
     # a pass logs ~15 open day chunks (3 levels x the data's 4-5 UTC days)
     killed = kill_compact_at_random_moments(env, by_customer, 11, "--now", NOW, chunk_line=" open day ", most_chunks=8)
