@@ -219,11 +219,11 @@ class Settings(BaseSettings):
         "not counted (see docs/operations.md)",
     )
     compaction_open_min_sealed: int = Field(
-        0,
+        8,
         ge=0,
         description="`logpulse compact` also merges, in a rollup window still open, the points of file segments "
-        "read to their end (sealed) once the window holds at least this many not yet merged (e.g. 8); 0: "
-        "closed windows only, the default while readers re-read such windows (see docs/operations.md)",
+        "read to their end (sealed) once the window holds at least this many not yet merged; 0: closed "
+        "windows only (see docs/operations.md)",
     )
     influxdb_gzip: bool = Field(
         False, description="Gzip write requests (level 1) and query answers; off is faster on loopback"
