@@ -8,12 +8,16 @@ same points, then --late-requests per --days more for the same customers and day
 --identities separate rollup identities (each a file segment: its own time offset in the window, with
 its own fleet-wide `*` point and table) at the 1d level, the level a UTC 30-day range reads. The data
 covers --days + 1 days ending today, so that two ranges of --days days are read: the one ending today
-(`stats_30d`), whose last day is still open and so not compacted (its window keeps its --identities + 1
-points until a pass after its end), and the one ending yesterday (`stats_30d_closed`), every day of it
-compacted.
-Each database is served by its own API (`logpulse serve`, STATS_CACHE_S=0: every answer cold). Stats
-are measured with the late data stored, then `big` is compacted (`logpulse compact`, timed) and stats
-and series (7 days at 15m) are measured again. Before each measurement the benchmark waits for influxd
+(`stats_30d`), whose last day is still open, and the one ending yesterday (`stats_30d_closed`), every
+day of it closed and compacted.
+The late identities stand for file segments read to their end, so `big` also holds their seals as the
+processor writes them (`storage/seals.py`); the base identity stands for files still being read (not
+sealed). Each database is served by its own API (`logpulse serve`, STATS_CACHE_S=0: every answer
+cold). Stats are measured with the late data stored; then `big` is compacted closed windows only
+(`COMPACTION_OPEN_MIN_SEALED=0`, as before seals: today's window keeps its --identities + 1 points) and
+the month ending today is measured; then compacted again with --open-min-sealed (today's sealed
+identities merged, the base one beside them), and stats and series (7 days at 15m) are measured again.
+Both `logpulse compact` runs are timed. Before each measurement the benchmark waits for influxd
 to be quiet (its own compactions after a bulk write or many DELETEs run for minutes and would be
 measured as the answers' cost), and the data directories are measured with `du`.
 
@@ -52,10 +56,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from logpulse.storage.influxd import LocalInfluxd
+from logpulse.storage.seals import Seal
 
 from .support import LEVELS, load_average, load_rollups, process_cpu_s, rollup_batches, running_api, wrk_urls
 
 DATABASES = ("base", "big")
+SYNTHETIC_NS = 7
+"""`support.rollup_batches` writes its points at window start + 7 ns."""
 
 
 def _shifted(batches: Iterator[list[str]], offset_ns: int) -> Iterator[list[str]]:
@@ -171,6 +178,7 @@ def main() -> None:
     ap.add_argument("--rounds-per-api", type=int, default=4, help="fresh API processes after this many rounds")
     ap.add_argument("--step-s", type=int, default=2, help="seconds of wrk per API and round")
     ap.add_argument("--json", type=Path, default=Path("bench_compaction.json"))
+    ap.add_argument("--open-min-sealed", type=int, default=8, help="COMPACTION_OPEN_MIN_SEALED of the second pass")
     ap.add_argument("--before-src", type=Path, help="also measure the API of this `src` folder (another revision)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="logpulse-bench-compaction-"))
@@ -205,6 +213,16 @@ def main() -> None:
             batches = rollup_batches(per, args.customers, days, late, 100 + i)
             load_rollups(db.url, "big", _shifted(batches, 1_000_000_000 * (i + 1)))
         out["load_late_s"] = time.perf_counter() - started
+        # each late identity stands for a file segment read to its end, which the processor seals (its
+        # offset: the shift plus the synthetic points' own 7 ns); the base identity stands for a file
+        # still being read, so it is not sealed and today's window keeps its point beside the merged one
+        first_day = (time.time_ns() // 10**9 // 86_400 - days + 1) * 86_400 * 10**9
+        last_day = first_day + (days - 1) * 86_400 * 10**9
+        seal_lines = [
+            Seal(late[0][0], 1_000_000_000 * (i + 1) + SYNTHETIC_NS, first_day, last_day).line()
+            for i in range(args.identities)
+        ]
+        out["load_seals"] = load_rollups(db.url, "big", iter([seal_lines]))
         stored = {"base": base_n, "big": base_n + per * args.identities}
         out["stored_requests"] = stored
 
@@ -230,17 +248,22 @@ def main() -> None:
             out[name]["load_after"] = load_average()
             print(json.dumps(_headline(out[name])), flush=True)
 
+        def compact(name: str, open_min_sealed: int) -> None:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "logpulse", "compact"],
+                env={**env, "INFLUXDB_DATABASE": "big", "COMPACTION_OPEN_MIN_SEALED": str(open_min_sealed)},
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - started
+            out[name] = {"seconds": seconds, "output": done.stdout.strip(), "rc": done.returncode}
+            print(out[name], flush=True)
+
         step("late", {"stats_30d": stats(today)})
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "logpulse", "compact"],
-            env={**env, "INFLUXDB_DATABASE": "big"},
-            capture_output=True,
-            text=True,
-        )
-        seconds = time.perf_counter() - started
-        out["compact"] = {"seconds": seconds, "output": done.stdout.strip(), "rc": done.returncode}
-        print(out["compact"], flush=True)
+        compact("compact_closed_only", 0)  # closed windows only, as before seals: today's window stays as it is
+        step("compacted_closed_only", {"stats_30d": stats(today)})
+        compact("compact", args.open_min_sealed)  # then the sealed identities of the open windows too
         yesterday = today - dt.timedelta(days=1)
         step("compacted", {"stats_30d": stats(today), "stats_30d_closed": stats(yesterday), "series_7d_15m": series})
     finally:

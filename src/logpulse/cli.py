@@ -237,7 +237,8 @@ def compact(
     ] = None,
 ) -> None:
     """Merge the points of closed rollup windows (COMPACTION_LATENESS_S past their end) into one per
-    customer-window and level, then delete the points merged. Safe to kill at any moment; one at a time."""
+    customer-window and level, and in open windows those of file segments read to their end
+    (COMPACTION_OPEN_MIN_SEALED), then delete the points merged. Safe to kill at any moment; one at a time."""
     from logpulse.rollups.compactor import CompactionLocked, single_compactor
     from logpulse.rollups.compactor import compact as run_compact
     from logpulse.storage.influx import Connection, InfluxError, InfluxWriter
@@ -251,7 +252,9 @@ def compact(
     try:
         with single_compactor(settings.recovery_dir):
             while True:
-                summary = run_compact(writer, settings.compaction_lateness_s, now_ns)
+                summary = run_compact(
+                    writer, settings.compaction_lateness_s, now_ns, settings.compaction_open_min_sealed
+                )
                 typer.echo(summary.line())
                 if every <= 0:
                     break

@@ -218,6 +218,13 @@ class Settings(BaseSettings):
         "past: later lines for it still count, but a line landing in a file segment already compacted is "
         "not counted (see docs/operations.md)",
     )
+    compaction_open_min_sealed: int = Field(
+        8,
+        ge=0,
+        description="`logpulse compact` also merges, in a rollup window still open, the points of file segments "
+        "read to their end (sealed) once the window holds at least this many not yet merged; 0: closed "
+        "windows only (see docs/operations.md)",
+    )
     influxdb_gzip: bool = Field(
         False, description="Gzip write requests (level 1) and query answers; off is faster on loopback"
     )

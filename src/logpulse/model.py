@@ -462,9 +462,12 @@ class RollupRows:
 @dataclass(slots=True)
 class RollupBatch:
     """Rollup points emitted together (one flush of one file's rollup state), one `RollupRows` per
-    level and segment flushed."""
+    level and segment flushed, and the seals of the segments that closed (`storage/seals.py`): the sink
+    writes those only once every point before them is acknowledged."""
 
     rows: list[RollupRows]
+    seals: list[str] = field(default_factory=list)
+    """Line protocol of the seals (`storage.seals.Seal.line`)."""
 
     @property
     def points(self) -> list[RollupPoint]:

@@ -92,11 +92,11 @@ def client(influx_settings: Settings) -> Iterator[RecordingQuery]:
     yield RecordingQuery(Connection.from_settings(influx_settings))
 
 
-async def read(client: RecordingQuery, windows: list[int], who: Who) -> Rows:
+async def read(client: RecordingQuery, windows: list[int], who: Who, covers_from: int | None = None) -> Rows:
+    """The counted rows of the windows, as readers read them (`covers` from `covers_from` on)."""
     ranges = [(FIRST + w * W, FIRST + (w + 1) * W) for w in windows]
-    statements = influxql.windows_statements(LEVEL, ranges, who, FIELDS)
-    rows = Rows.parse(await client.query("; ".join(statements)), (*FIELDS, compacted.TAG))
-    return await counting.counted(client, LEVEL, rows, who, FIELDS)
+    statements = influxql.windows_statements(LEVEL, ranges, who, FIELDS, covers_from=covers_from)
+    return await counting.counted_read(client, await client.query("; ".join(statements)), LEVEL, who, FIELDS)
 
 
 def counted_per_window(rows: Rows) -> dict[int, int]:
@@ -132,6 +132,50 @@ def test_every_state_counted_exactly_and_covers_read_only_where_both_kinds_are(
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("who", ["c", ["c", "d"], None])
+@pytest.mark.parametrize("first_open", [0, 5, 6, 9])
+def test_windows_that_can_still_be_open_are_counted_from_the_first_read(
+    client: RecordingQuery, who: Who, first_open: int
+) -> None:
+    """`covers` read at once from the first open window on: every state counted as exactly, in one request
+    when every mixed window is among the open ones, a second one re-reading only the closed mixed ones."""
+
+    async def scenario() -> None:
+        try:
+            got = counted_per_window(await read(client, list(STATES), who, FIRST + first_open * W))
+            assert got == {w: n for w, (_, n, _) in STATES.items()} | ({8: 1} if who == "c" else {})
+            for w, statement in enumerate(client.sent[0].split("; ")):  # one statement per window
+                assert f"time >= {FIRST + w * W} AND" in statement
+                assert (f'"{compacted.FIELD}"' in statement) == (w >= first_open)
+            closed_mixed = [w for w, (_, _, mixed) in STATES.items() if mixed and w < first_open]
+            assert len(client.sent) == 1 + bool(closed_mixed)
+            if closed_mixed:  # read again as one range
+                a, b = FIRST + min(closed_mixed) * W, FIRST + (max(closed_mixed) + 1) * W
+                assert f"time >= {a} AND time < {b}" in client.sent[1] and client.sent[1].count("SELECT") == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_windows_statements_split_a_range_at_the_first_open_window() -> None:
+    a, cut, b = FIRST, FIRST + 3 * W, FIRST + 5 * W
+    plain, covered = influxql.windows_statements(LEVEL, [(a, b)], "c", FIELDS, covers_from=cut)
+    assert f"time >= {a} AND time < {cut}" in plain and compacted.FIELD not in plain
+    assert f"time >= {cut} AND time < {b}" in covered and f'"{compacted.FIELD}"' in covered
+    assert influxql.windows_statements(LEVEL, [(a, b)], "c", FIELDS, covers_from=b) == [plain.replace(str(cut), str(b))]
+    (whole,) = influxql.windows_statements(LEVEL, [(a, b)], "c", FIELDS, covers_from=a)
+    assert whole == covered.replace(str(cut), str(a))
+    assert influxql.windows_statements(LEVEL, [(a, b)], "c", FIELDS) == [plain.replace(str(cut), str(b))]
+
+
+def test_open_windows_begin_where_compaction_stops_calling_them_closed() -> None:
+    now = FIRST + 10 * W + 7
+    assert counting.OpenWindows(0).first(LEVEL, now) == FIRST + 10 * W  # the window under way
+    assert counting.OpenWindows(2 * W).first(LEVEL, now) == FIRST + 8 * W
+    assert counting.OpenWindows(2 * W + 8).first(LEVEL, now) == FIRST + 7 * W
 
 
 def test_reread_ranges_join_adjacent_windows_and_bridge_the_narrowest_gaps() -> None:

@@ -39,9 +39,15 @@ def generate(env: dict[str, str], path: Path, seed: int, count: int) -> dict[str
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Small segments (many points per window), no scoring, no answer cache; windows of the data's days
-    are closed long ago, so `compact` takes them all."""
+    are closed long ago, so `compact` takes them all (closed windows only: `test_open_compaction.py`
+    covers open ones)."""
     return subprocess_env(
-        settings, ROLLUP_SEGMENT_BYTES="16384", SCORING_ENABLED="false", STATS_CACHE_S="0", COMPACTION_LATENESS_S="3600"
+        settings,
+        ROLLUP_SEGMENT_BYTES="16384",
+        SCORING_ENABLED="false",
+        STATS_CACHE_S="0",
+        COMPACTION_LATENESS_S="3600",
+        COMPACTION_OPEN_MIN_SEALED="0",
     )
 
 
@@ -53,9 +59,10 @@ def merged(*parts: dict[str, list[Row]]) -> dict[str, list[Row]]:
     return out
 
 
-def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
-    """How many points each (level, customer, window) holds now (sources and compacted together)."""
-    got: Counter[tuple[str, str, int]] = Counter()
+def offsets_per_window(settings: Settings) -> dict[tuple[str, str, int], list[int]]:
+    """The time offset in its window of every point each (level, customer, window) holds now
+    (compacted generations below 1 ms, sources above)."""
+    got: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for level in ROLLUP_LEVELS:
         r = httpx.post(
             f"{settings.influxdb_url}/query",
@@ -68,8 +75,21 @@ def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
         )
         for s in r.json()["results"][0].get("series", []) or []:
             for t, _ in s["values"]:
-                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)] += 1
+                got[(level.measurement, s["tags"]["customer_id"], t - t % level.window_ns)].append(t % level.window_ns)
     return got
+
+
+def rows_per_window(settings: Settings) -> Counter[tuple[str, str, int]]:
+    """How many points each (level, customer, window) holds now (sources and compacted together)."""
+    return Counter({k: len(v) for k, v in offsets_per_window(settings).items()})
+
+
+def ingested(env: dict[str, str], tmp_path: Path) -> tuple[list[Path], dict[str, list[Row]]]:
+    """Three generated files, ingested, and their lines per customer."""
+    paths = [tmp_path / f"{i}.log" for i in range(3)]
+    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
+    run(env, "ingest", *map(str, paths))
+    return paths, by_customer
 
 
 def compact(env: dict[str, str], *args: str) -> str:
@@ -130,13 +150,19 @@ def test_compaction_exact_idempotent_late_data_and_reingest(influx_settings: Set
         assert_rollups_equal_raw(influx_settings, [a, b, late])
 
 
-def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
-    influx_settings: Settings, tmp_path: Path
-) -> None:
-    env = settings_env(influx_settings)
-    paths = [tmp_path / f"{i}.log" for i in range(3)]
-    by_customer = merged(*(generate(env, p, 10 + i, 8000) for i, p in enumerate(paths)))
-    run(env, "ingest", *map(str, paths))
+def kill_compact_at_random_moments(
+    env: dict[str, str],
+    by_customer: dict[str, list[Row]],
+    seed: int,
+    *args: str,
+    chunk_line: str = " day ",
+    most_chunks: int = 12,
+) -> int:
+    """Start `logpulse compact` (with `args`) six times and kill it with SIGKILL after a random number
+    (below `most_chunks`) of day chunks (log lines holding `chunk_line`), a random moment into the next,
+    while a reader polls the
+    API and checks every answer; then let a pass complete. Returns how many kills hit a pass with
+    windows left to do; every answer the reader got was exact."""
     failures: list[str] = []
     polls = 0
     stop = threading.Event()
@@ -150,33 +176,41 @@ def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
                 failures.append(str(exc))
             polls += 1
 
-    rnd = random.Random(7)
+    rnd = random.Random(seed)
     killed_mid_pass = 0
     with running_api(env) as api:
         reader = threading.Thread(target=poll, args=(api,))
         reader.start()
         try:
-            for _ in range(6):  # killed after a random number of day chunks, a random moment into the next
+            for _ in range(6):
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "logpulse", "compact"], env=env, stderr=subprocess.PIPE, text=True
+                    [sys.executable, "-m", "logpulse", "compact", *args], env=env, stderr=subprocess.PIPE, text=True
                 )
                 assert proc.stderr is not None
-                chunks, wanted = 0, rnd.randrange(0, 12)
+                chunks, wanted = 0, rnd.randrange(0, most_chunks)
                 for line in proc.stderr:
-                    chunks += " day " in line and "windows written" in line
+                    chunks += chunk_line in line and "windows written" in line
                     if chunks > wanted:
                         break
                 time.sleep(rnd.uniform(0.0, 0.3))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 killed_mid_pass += proc.returncode == -signal.SIGKILL and chunks > wanted
-            compact(env)
+            compact(env, *args)
             time.sleep(1)
         finally:
             stop.set()
             reader.join()
-    assert killed_mid_pass >= 4  # most kills hit a pass with windows left to do
     assert polls >= 5 and not failures, (polls, failures[:3])
+    return killed_mid_pass
+
+
+def test_compaction_killed_at_random_moments_never_counts_twice_or_zero(
+    influx_settings: Settings, tmp_path: Path
+) -> None:
+    env = settings_env(influx_settings)
+    paths, by_customer = ingested(env, tmp_path)
+    assert kill_compact_at_random_moments(env, by_customer, 7) >= 4  # most kills hit a pass with work left
     assert_compacted(influx_settings)
     assert_rollups_equal_raw(influx_settings, paths)
 

@@ -117,7 +117,9 @@ def expected(data: bytes, window_ns: int) -> dict[tuple[str, int], tuple[int, in
     return {k: (a[0], a[1], a[2], a[3], LatencyHistogram.from_text(a[4])) for k, a in acc.items()}
 
 
-def feed(logic: RollupLogic, chunks: list[Chunk], unit: int, db: FakeDb) -> None:
+def emitted(logic: RollupLogic, chunks: list[Chunk], unit: int) -> list[RollupBatch]:
+    """What the step emits for `chunks`, cut at segments and parsed as the dataflow does, in order."""
+    out: list[RollupBatch] = []
     for chunk in chunks:
         for piece in split_at_segments(chunk, unit):
             parsed = parse_chunk(piece)
@@ -125,7 +127,12 @@ def feed(logic: RollupLogic, chunks: list[Chunk], unit: int, db: FakeDb) -> None
             parsed.span = (piece.file_key, piece.offset, piece.offset + len(piece.data))
             item = rollup_part(parsed)
             if item is not None:
-                db.write(logic.on_batch([item[1]])[0])
+                out += logic.on_batch([item[1]])[0]
+    return out
+
+
+def feed(logic: RollupLogic, chunks: list[Chunk], unit: int, db: FakeDb) -> None:
+    db.write(emitted(logic, chunks, unit))
 
 
 @settings(max_examples=25, deadline=None)

@@ -25,6 +25,7 @@ from logpulse.api.ingest_service import Ingest, build_ingest
 from logpulse.api.validation import DateRange
 from logpulse.config import Settings
 from logpulse.readmodel.cache import AnswerCache
+from logpulse.readmodel.counting import OpenWindows
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.day_replica import DAY_NS, DayReplica
 from logpulse.readmodel.fleet_tables import KeptWindows
@@ -50,7 +51,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache.follow(replica)  # both follow the `writes` marks, even with STATS_CACHE_S=0
         cache.follow(kept)
     app.state.rollups = RollupService(
-        client, cache, app.state.service, slo=Slo.from_settings(settings), replica=replica, kept=kept
+        client,
+        cache,
+        app.state.service,
+        slo=Slo.from_settings(settings),
+        replica=replica,
+        kept=kept,
+        open_windows=OpenWindows(int(settings.compaction_lateness_s * 1e9)),
     )
     app.state.freshness = FreshnessProbe(client)  # one per application: all pages share its memo
     app.state.ingest = build_ingest(settings)  # None when POST /ingest is off

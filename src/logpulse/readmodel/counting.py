@@ -14,13 +14,22 @@ leave `covers` out and count:
   again, a crash between the compactor's write and its deletes): read again, whole, with `covers`, and
   counted from that second read alone (`compacted.counted_rows`).
 
+A window that can still be open (`OpenWindows`: its end less than `COMPACTION_LATENESS_S` ago) is the
+exception: once open-window compaction merged its sealed sources, it holds its compacted point beside
+the sources of segments still being read for as long as it is open, so it is mixed at nearly every
+read. Readers ask for `covers` in their first read for those windows (`influxql.windows_statements`'
+`covers_from`) and count them with `compacted.counted_rows` at once: a few hundred bytes of `covers`
+per customer-window instead of a second round trip that reads the window again.
+
 Every window is so counted from the rows one statement returned for it, exactly as if `covers` had been
-read with every row; the second read costs a round trip only while some window holds both kinds.
+read with every row; the second read costs a round trip only while some closed window holds both kinds.
+Where the open windows begin only decides which read brings `covers`, never what is counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,14 +47,38 @@ MAX_REREAD_STATEMENTS = 16
 gaps kept (the rows between are read and dropped)."""
 
 
+@dataclass(frozen=True)
+class OpenWindows:
+    """Which windows can still be open: those ending less than `lateness_ns` before now, as
+    `logpulse compact` tells closed windows from open ones (`COMPACTION_LATENESS_S`)."""
+
+    lateness_ns: int = 0
+
+    def first(self, level: RollupLevel, now_ns: int | None = None) -> int:
+        """The start of the level's first window that can still be open."""
+        closed = (time.time_ns() if now_ns is None else now_ns) - self.lateness_ns
+        return closed - closed % level.window_ns
+
+    def statements(
+        self, level: RollupLevel, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...]
+    ) -> list[str]:
+        """`influxql.windows_statements`, `covers` read in the windows that can still be open."""
+        return influxql.windows_statements(level, ranges, who, fields, covers_from=self.first(level))
+
+
 @dataclass
 class Rows:
-    """The rows of a windows read as columns: times, customers ("" when the read was for one customer)
-    and one list per column read."""
+    """The rows of a windows read as columns: times, customers ("" when the read was for one customer),
+    one list per column read, and per row whether its statement selected `covers`."""
 
     times: IntArray
     customers: list[str]
     cols: dict[str, list[Any]]
+    covers_read: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        if len(self.covers_read) != len(self.times):
+            self.covers_read = np.zeros(len(self.times), dtype=bool)
 
     @classmethod
     def parse(cls, results: list[dict[str, Any]], columns: tuple[str, ...]) -> Rows:
@@ -53,6 +86,7 @@ class Rows:
         times: list[int] = []
         cols: dict[str, list[Any]] = {f: [] for f in columns}
         customers: list[str] = []
+        covers_read: list[bool] = []
         for result in results:
             for s in result.get("series", []) or []:
                 values = s.get("values") or []
@@ -64,7 +98,8 @@ class Rows:
                 for f in columns:
                     cols[f].extend(transposed[index[f]] if f in index else [None] * len(values))
                 customers.extend([(s.get("tags") or {}).get(TAG_CUSTOMER, "")] * len(values))
-        return cls(np.asarray(times, dtype=np.int64), customers, cols)
+                covers_read.extend([compacted.FIELD in index] * len(values))
+        return cls(np.asarray(times, dtype=np.int64), customers, cols, np.asarray(covers_read, dtype=bool))
 
     def __len__(self) -> int:
         return len(self.times)
@@ -77,13 +112,21 @@ class Rows:
             return self
         idx = np.flatnonzero(mask).tolist()
         return Rows(
-            self.times[mask], [self.customers[i] for i in idx], {f: [v[i] for i in idx] for f, v in self.cols.items()}
+            self.times[mask],
+            [self.customers[i] for i in idx],
+            {f: [v[i] for i in idx] for f, v in self.cols.items()},
+            self.covers_read[mask],
         )
 
     def plus(self, other: Rows) -> Rows:
         """These rows and `other`'s, in the columns both have."""
         cols = {f: v + other.cols[f] for f, v in self.cols.items() if f in other.cols}
-        return Rows(np.concatenate([self.times, other.times]), self.customers + other.customers, cols)
+        return Rows(
+            np.concatenate([self.times, other.times]),
+            self.customers + other.customers,
+            cols,
+            np.concatenate([self.covers_read, other.covers_read]),
+        )
 
 
 def complete(rows: Rows, fields: tuple[str, ...]) -> npt.NDArray[np.bool_]:
@@ -96,10 +139,15 @@ def complete(rows: Rows, fields: tuple[str, ...]) -> npt.NDArray[np.bool_]:
 
 async def counted(client: AsyncInfluxQuery, level: RollupLevel, rows: Rows, who: Who, fields: tuple[str, ...]) -> Rows:
     """The rows a reader counts (module docstring). `rows` were read with `fields` and the `compacted`
-    tag, without `covers`, for `who`; windows holding both compacted points and sources are read again."""
+    tag for `who`, some with `covers` (`Rows.covers_read`: counted from it at once); the windows of the
+    others holding both compacted points and sources are read again."""
     marked = np.fromiter((m is not None for m in rows.cols[compacted.TAG]), dtype=bool, count=len(rows))
     if not marked.any():
         return rows
+    if rows.covers_read.any():
+        with_covers = rows.take(rows.covers_read)
+        rest = await counted(client, level, rows.take(~rows.covers_read), who, fields)
+        return with_covers.take(_counted_with_covers(with_covers, level, fields)).plus(rest)
     keys = compacted.window_keys(rows.customers, rows.times, level.window_ns)
     # sets, not np.isin: a month holds tens of windows, where numpy's set routines cost more than the work
     both = set(keys[marked].tolist()).intersection(keys[~marked].tolist())
@@ -123,7 +171,7 @@ async def counted_read(
 ) -> Rows:
     """The counted rows of one level's read (`results`, read with `fields` and the `compacted` tag),
     only those inside `plan`'s runs when given."""
-    rows = Rows.parse(results, (*fields, compacted.TAG))
+    rows = Rows.parse(results, (*fields, compacted.TAG, compacted.FIELD))
     if plan is not None and len(rows):
         rows = rows.take(plan.keep(level, rows.starts(level)))
     return await counted(client, level, rows, who, fields)
@@ -133,9 +181,8 @@ async def _reread(client: AsyncInfluxQuery, level: RollupLevel, mixed: Rows, who
     """The windows of `mixed`'s rows read again with `covers`, counted from that read alone."""
     pairs = set(zip(mixed.customers, mixed.starts(level).tolist(), strict=True))
     again_who = who if isinstance(who, str) else sorted({c for c, _ in pairs})
-    statements = influxql.windows_statements(
-        level, reread_ranges(sorted({s for _, s in pairs}), level), again_who, fields, covers=True
-    )
+    ranges = reread_ranges(sorted({s for _, s in pairs}), level)
+    statements = influxql.windows_statements(level, ranges, again_who, fields, covers_from=ranges[0][0])
     again = Rows.parse(await client.query("; ".join(statements)), (*fields, compacted.TAG, compacted.FIELD))
     again = again.take(
         np.fromiter(
@@ -144,15 +191,19 @@ async def _reread(client: AsyncInfluxQuery, level: RollupLevel, mixed: Rows, who
             count=len(again),
         )
     )
-    keep = compacted.counted_rows(
-        again.customers,
-        again.times,
+    return again.take(_counted_with_covers(again, level, fields))
+
+
+def _counted_with_covers(rows: Rows, level: RollupLevel, fields: tuple[str, ...]) -> npt.NDArray[np.bool_]:
+    """Mask of the rows counted among whole windows read with `covers`."""
+    return compacted.counted_rows(
+        rows.customers,
+        rows.times,
         level.window_ns,
-        again.cols[compacted.TAG],
-        again.cols[compacted.FIELD],
-        complete(again, fields),
+        rows.cols[compacted.TAG],
+        rows.cols[compacted.FIELD],
+        complete(rows, fields),
     )
-    return again.take(keep)
 
 
 def adjacent_runs(starts: list[int], window_ns: int) -> list[tuple[int, int]]:

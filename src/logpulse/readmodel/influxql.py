@@ -175,13 +175,29 @@ def _per_range(
 
 
 def windows_statements(
-    level: RollupLevel, ranges: list[tuple[int, int]], who: Who, fields: tuple[str, ...], *, covers: bool = False
+    level: RollupLevel,
+    ranges: list[tuple[int, int]],
+    who: Who,
+    fields: tuple[str, ...],
+    *,
+    covers_from: int | None = None,
 ) -> list[str]:
     """The level's rows of `who` in the ranges, with the `compacted` tag that tells compacted points from
-    sources, and with `covers` (which sources a compacted point holds) when asked: `counting` asks only
-    for windows that hold both."""
-    columns = ", ".join(quote_ident(f) for f in (*fields, compacted.TAG, *((compacted.FIELD,) if covers else ())))
-    return [s for where, group in _who(who) for s in _per_range(level, ranges, columns, where, group)]
+    sources, and `covers` (which sources a compacted point holds) for the windows from `covers_from` on
+    (a window start; None: for none). `counting` asks for it in the windows that can still be open,
+    which hold a compacted point beside their unsealed sources, and in a second read for the others
+    only where they hold both kinds; a range crossing `covers_from` is read by two statements."""
+    cut = max((b for _, b in ranges), default=0) if covers_from is None else covers_from
+    plain = [(a, min(b, cut)) for a, b in ranges if a < cut]
+    covered = [(max(a, cut), b) for a, b in ranges if b > cut]
+    base = (*fields, compacted.TAG)
+    return [
+        s
+        for columns, part in ((base, plain), ((*base, compacted.FIELD), covered))
+        if part
+        for where, group in _who(who)
+        for s in _per_range(level, part, ", ".join(quote_ident(f) for f in columns), where, group)
+    ]
 
 
 def sums_statements(level: RollupLevel, runs: list[tuple[int, int]]) -> list[str]:

@@ -28,7 +28,7 @@ import orjson
 from logpulse.readmodel import fleet_quantiles, fleet_tables, influxql, row_sums
 from logpulse.readmodel.batch import Handle, QueryBatch
 from logpulse.readmodel.cache import EVERY_CUSTOMER, AnswerCache
-from logpulse.readmodel.counting import counted_read
+from logpulse.readmodel.counting import OpenWindows, counted_read
 from logpulse.readmodel.customers import Service
 from logpulse.readmodel.day_replica import ANSWERS, DayReplica
 from logpulse.readmodel.errors import BadRequest
@@ -70,10 +70,16 @@ class _WindowsRead:
 
     @classmethod
     def queue(
-        cls, batch: QueryBatch, p: Plan, levels: tuple[RollupLevel, ...], who: Who, fields: tuple[str, ...]
+        cls,
+        batch: QueryBatch,
+        p: Plan,
+        levels: tuple[RollupLevel, ...],
+        who: Who,
+        fields: tuple[str, ...],
+        open_windows: OpenWindows,
     ) -> _WindowsRead:
         handles = {
-            lvl: batch.add(influxql.windows_statements(lvl, p.ranges(lvl), who, fields))
+            lvl: batch.add(open_windows.statements(lvl, p.ranges(lvl), who, fields))
             for lvl in levels
             if p.runs.get(lvl)
         }
@@ -93,6 +99,7 @@ class RollupService:
         slo: Slo | None = None,
         replica: DayReplica | None = None,
         kept: fleet_tables.KeptWindows | None = None,
+        open_windows: OpenWindows | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -101,6 +108,7 @@ class RollupService:
         self.slo = slo or Slo()
         self.replica = replica  # whole days of every customer's histograms, for the fleet by median or p99
         self.kept = kept  # the fleet-wide points' verified tables per window, for every fleet answer
+        self.open_windows = open_windows or OpenWindows()  # where reads take `covers` at once (`counting`)
 
     # ----- reading --------------------------------------------------------------------------
 
@@ -111,7 +119,7 @@ class RollupService:
     async def _read(self, p: Plan, levels: tuple[RollupLevel, ...], who: Who, fields: tuple[str, ...]) -> Windows:
         """Read a plan: every level's statements in one request."""
         batch = QueryBatch()
-        read = _WindowsRead.queue(batch, p, levels, who, fields)
+        read = _WindowsRead.queue(batch, p, levels, who, fields, self.open_windows)
         await batch.send(self.client)
         return await self._collect(read)
 
@@ -159,9 +167,8 @@ class RollupService:
         bounds = day_bounds(DateRange(self.slo.first_day(r.first), r.last, r.tz))
         p = plan(bounds, self.levels)
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
-        handles = [
-            (lvl, batch.add(influxql.windows_statements(lvl, p.ranges(lvl), customer, _SLO_FIELDS))) for lvl in used
-        ]
+        statements = {lvl: self.open_windows.statements(lvl, p.ranges(lvl), customer, _SLO_FIELDS) for lvl in used}
+        handles = [(lvl, batch.add(s)) for lvl, s in statements.items()]
         return self._SloRead(bounds, p, handles)
 
     async def _budgets(self, customer: str, slo: _SloRead, target: float) -> list[float | None]:
@@ -194,7 +201,9 @@ class RollupService:
             bounds = day_bounds(r)
             # the windows, the incidents and the SLO counts in one /query request
             batch = QueryBatch()
-            windows = _WindowsRead.queue(batch, plan(bounds, self.levels), self.levels, customer, FIELDS)
+            windows = _WindowsRead.queue(
+                batch, plan(bounds, self.levels), self.levels, customer, FIELDS, self.open_windows
+            )
             starts = batch.add([influxql.incident_starts(customer, int(bounds[0]), int(bounds[-1]))])
             slo = self._slo_read(batch, customer, r, target)
             await batch.send(self.client)
@@ -405,7 +414,8 @@ class RollupService:
         """{customer: [count, failed, sum]} over the plan's runs, summed in InfluxDB per level (added up
         here where compacted points are: `row_sums`)."""
         if await row_sums.holds_compacted(self.client, p, self.levels):
-            return {c: v[:3] for c, v in (await row_sums.sums(self.client, p, self.levels, FIELDS[:3])).items()}
+            found = await row_sums.sums(self.client, p, self.levels, FIELDS[:3], self.open_windows)
+            return {c: v[:3] for c, v in found.items()}
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(
             *(self.client.query("; ".join(influxql.sums_statements(lvl, p.runs[lvl]))) for lvl in used)
@@ -433,7 +443,7 @@ class RollupService:
                 )
             }
         if await row_sums.holds_compacted(self.client, p, self.levels):
-            found = await row_sums.sums(self.client, p, self.levels, _SLO_FIELDS)
+            found = await row_sums.sums(self.client, p, self.levels, _SLO_FIELDS, self.open_windows)
             return {c: [int(v[0]), int(v[1]), int(v[2]), int(v[4])] for c, v in found.items()}
         used = [lvl for lvl in self.levels if p.runs.get(lvl)]
         results = await asyncio.gather(

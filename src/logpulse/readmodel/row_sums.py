@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from logpulse.readmodel import influxql
-from logpulse.readmodel.counting import counted_read
+from logpulse.readmodel.counting import OpenWindows, counted_read
 from logpulse.readmodel.plan import Plan
 from logpulse.storage.influx import AsyncInfluxQuery, series_rows
 from logpulse.storage.points import RollupLevel
@@ -28,13 +28,17 @@ async def holds_compacted(client: AsyncInfluxQuery, p: Plan, levels: tuple[Rollu
 
 
 async def sums(
-    client: AsyncInfluxQuery, p: Plan, levels: tuple[RollupLevel, ...], fields: tuple[str, ...]
+    client: AsyncInfluxQuery,
+    p: Plan,
+    levels: tuple[RollupLevel, ...],
+    fields: tuple[str, ...],
+    open_windows: OpenWindows,
 ) -> dict[str, list[float]]:
-    """{customer: [sum of each field ..., rows, rows with each field ...]} over the plan's runs."""
+    """{customer: [sum of each field ..., rows, rows with each field ...]} over the plan's runs (`covers`
+    read at once in the windows that can still be open)."""
     used = [lvl for lvl in levels if p.runs.get(lvl)]
-    results = await asyncio.gather(
-        *(client.query("; ".join(influxql.windows_statements(lvl, p.ranges(lvl), None, fields))) for lvl in used)
-    )
+    statements = [open_windows.statements(lvl, p.ranges(lvl), None, fields) for lvl in used]
+    results = await asyncio.gather(*(client.query("; ".join(s)) for s in statements))
     out: dict[str, list[float]] = {}
     for level, level_results in zip(used, results, strict=True):
         rows = await counted_read(client, level_results, level, None, fields, p)

@@ -62,13 +62,20 @@ class WindowPlan:
     grown: list[int] = field(default_factory=list)
 
 
+def standing_of(rows: list[Row]) -> tuple[Row | None, dict[int, int]]:
+    """A customer-window's standing generation (its newest complete compacted row, as readers take it)
+    and the sources it covers ({offset: count when compacted})."""
+    candidates = (r for r in rows if r.is_compacted and r.complete and r.covers)
+    standing = max(candidates, key=lambda r: r.time_ns, default=None)
+    return standing, compacted.decode_covers(standing.covers or "") if standing is not None else {}
+
+
 def plan_window(customer: str, level: RollupLevel, window_start: int, rows: list[Row]) -> WindowPlan | None:
     """The plan of one window, or None when there is nothing to do (a single source, or a window
     already in its compacted state)."""
     plan = WindowPlan(customer, window_start)
     marked = [r for r in rows if r.is_compacted]
-    standing = max((r for r in marked if r.complete and r.covers), key=lambda r: r.time_ns, default=None)
-    covered = compacted.decode_covers(standing.covers or "") if standing is not None else {}
+    standing, covered = standing_of(rows)
     sources = [r for r in rows if not r.is_compacted]
     new, grown = [], []
     for r in sources:
@@ -96,7 +103,7 @@ def plan_window(customer: str, level: RollupLevel, window_start: int, rows: list
         generation = 1 + max((r.time_ns - window_start for r in marked), default=-1)
         if generation >= compacted.MAX_GENERATIONS:
             return None
-        plan.write = _merged(customer, level, window_start + generation, parts)
+        plan.write = merged(customer, level, window_start + generation, parts)
         offsets = dict(covered)
         offsets.update({r.time_ns - window_start: r.count or 0 for r in new})
         plan.covers = compacted.encode_covers(list(offsets), list(offsets.values()))
@@ -112,7 +119,7 @@ def plan_window(customer: str, level: RollupLevel, window_start: int, rows: list
     return plan if plan.deletable or plan.old_generations else None
 
 
-def _merged(customer: str, level: RollupLevel, time_ns: int, rows: list[Row]) -> RollupPoint:
+def merged(customer: str, level: RollupLevel, time_ns: int, rows: list[Row]) -> RollupPoint:
     hist = LatencyHistogram.merge_many(r.hist or "" for r in rows)
     return RollupPoint(
         level.measurement,

@@ -1,4 +1,5 @@
-"""`logpulse compact`: one pass over every closed rollup window of every level, in UTC-day chunks.
+"""`logpulse compact`: one pass over every closed rollup window of every level, in UTC-day chunks, then
+over the open windows' sealed sources (`compact_open_chunk`, `open_compaction.py`).
 
 Per chunk, in this order (each step is safe to be killed after, at any moment):
 
@@ -20,6 +21,11 @@ by time range. The re-read right before a customer's DELETEs makes a range inclu
 whose every source is covered; a late line's point written for such a window in the milliseconds
 between that re-read and the DELETE would be removed with it (the one race left; docs/operations.md).
 
+Open windows (`compact_open_chunk`) follow the same order — a `count`-only read, the rows, the writes,
+a read after them, the deletes — but across customers: the deletes of sealed sources name exact times
+(one statement per window and identity, every customer at once, ~50 per request), never a range, since
+an open window's range can hold points still growing.
+
 Only one compactor may run per database (a lock file in RECOVERY_DIR): two would write the same
 generation with different contents.
 """
@@ -39,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from logpulse.rollups.compaction import Row, WindowPlan, plan_window
-from logpulse.storage import compacted, fleet_table
+from logpulse.rollups.open_compaction import by_window, open_deletes, plan_open_window
+from logpulse.storage import compacted, fleet_table, seals
 from logpulse.storage.influx import InfluxWriter, quote_ident, quote_literal, series_rows
 from logpulse.storage.points import ROLLUP_LEVELS, ROLLUP_RP, TAG_CUSTOMER, RollupLevel, rollup_from
 
@@ -48,6 +55,8 @@ log = logging.getLogger(__name__)
 DAY_NS = 86400 * 10**9
 _FIELDS = ("count", "failed", "server_errors", "sum", "hist", *fleet_table.FIELDS, compacted.TAG, compacted.FIELD)
 WRITE_BATCH = 5000
+DELETE_BATCH = 50
+"""DELETE statements per request in open windows (one per window and sealed identity)."""
 
 
 @dataclass
@@ -56,6 +65,11 @@ class PassSummary:
     deletes: int = 0
     grown: int = 0
     seconds: float = 0.0
+
+    def add(self, other: PassSummary) -> None:
+        self.windows_written += other.windows_written
+        self.deletes += other.deletes
+        self.grown += other.grown
 
     def counts(self) -> tuple[int, int]:
         return self.windows_written, self.deletes
@@ -184,34 +198,88 @@ def compact_chunk(writer: InfluxWriter, level: RollupLevel, a: int, b: int, last
     return summary
 
 
-def _first_time(writer: InfluxWriter, level: RollupLevel) -> int | None:
+def _open_holds_work(writer: InfluxWriter, level: RollupLevel, a: int, b: int, sealed: seals.Seals, least: int) -> bool:
+    """Step 0 for open windows: does a window starting in [a, b) hold `least` sealed identities, or a
+    compacted point beside another one or beside a sealed source (a pass cut short: deletes left)?"""
+    identities: dict[int, set[int]] = defaultdict(set)
+    for result in writer.query(_per_customer(level, ("count",), f"time >= {a} AND time < {b}")):
+        for s in result.get("series", []) or []:
+            windows: dict[int, list[int]] = defaultdict(list)
+            for row in s.get("values") or []:
+                t = int(row[0])
+                windows[t - t % level.window_ns].append(t % level.window_ns)
+            for start, offsets in windows.items():
+                generations = sum(o < compacted.MAX_GENERATIONS for o in offsets)
+                found = {o for o in offsets if o >= compacted.MAX_GENERATIONS and sealed.sealed(start, o)}
+                if generations > 1 or (generations and found):
+                    return True
+                identities[start] |= found
+    return any(len(v) >= least for v in identities.values())
+
+
+def compact_open_chunk(
+    writer: InfluxWriter, level: RollupLevel, a: int, b: int, sealed: seals.Seals, least: int
+) -> PassSummary:
+    """Merge and delete the sealed sources of the open windows starting in [a, b) (`open_compaction.py`)."""
+    summary = PassSummary()
+    if not _open_holds_work(writer, level, a, b, sealed, least):
+        return summary
+    windows = by_window(_rows(writer, level, a, b), level.window_ns)
+    points = [p for start, rows in sorted(windows.items()) for p in plan_open_window(level, start, rows, sealed, least)]
+    lines = [compacted.compacted_line(p, covers) for p, covers in points]
+    for i in range(0, len(lines), WRITE_BATCH):
+        writer.write(lines[i : i + WRITE_BATCH], rp=ROLLUP_RP)
+    summary.windows_written = len(lines)
+    if lines:  # the deletes follow from what is stored once the new generations are acknowledged
+        windows = by_window(_rows(writer, level, a, b), level.window_ns)
+    statements = [q for start, rows in sorted(windows.items()) for q in open_deletes(level, start, rows, sealed)]
+    for i in range(0, len(statements), DELETE_BATCH):
+        writer.query("; ".join(statements[i : i + DELETE_BATCH]))
+    summary.deletes = len(statements)
+    return summary
+
+
+def _edge_time(writer: InfluxWriter, level: RollupLevel, which: str) -> int | None:
+    """The time of the level's first or last point (`which`: FIRST or LAST)."""
     rows = [
         row
-        for result in writer.query(f'SELECT FIRST("count") FROM {rollup_from(level)}')
+        for result in writer.query(f'SELECT {which}("count") FROM {rollup_from(level)}')
         for _, row in series_rows(result)
     ]
     return int(rows[0]["time"]) if rows else None
 
 
-def compact(writer: InfluxWriter, lateness_s: float, now_ns: int | None = None) -> PassSummary:
-    """One pass over every level: every window whose end is `lateness_s` or more before now."""
+def compact(
+    writer: InfluxWriter, lateness_s: float, now_ns: int | None = None, open_min_sealed: int = 0
+) -> PassSummary:
+    """One pass over every level: every window whose end is `lateness_s` or more before now, then (with
+    `open_min_sealed` > 0) the sealed sources of the open windows that hold at least that many."""
     started = time.perf_counter()
     now_ns = time.time_ns() if now_ns is None else now_ns
     total = PassSummary()
     for level in ROLLUP_LEVELS:
         closed = now_ns - int(lateness_s * 1e9)
         last_window = closed // level.window_ns * level.window_ns  # windows ending at or before `closed`
-        first = _first_time(writer, level)
+        first = _edge_time(writer, level, "FIRST")
         if first is None:
             continue
         a = first - first % DAY_NS
         while a < last_window:
             s = compact_chunk(writer, level, a, min(a + DAY_NS, last_window), last_window)
             log.info("%s day %d: %d windows written, %d DELETE statements", level.measurement, a, *s.counts())
-            total.windows_written += s.windows_written
-            total.deletes += s.deletes
-            total.grown += s.grown
+            total.add(s)
             a += DAY_NS
+        if open_min_sealed <= 0:
+            continue
+        last = _edge_time(writer, level, "LAST")
+        sealed = seals.read(writer, level, last_window) if last is not None else None
+        a = max(last_window, first - first % level.window_ns)
+        while sealed and last is not None and a <= last:
+            b = a - a % DAY_NS + DAY_NS
+            s = compact_open_chunk(writer, level, a, b, sealed, open_min_sealed)
+            log.info("%s open day %d: %d windows written, %d DELETE statements", level.measurement, a, *s.counts())
+            total.add(s)
+            a = b
     total.seconds = time.perf_counter() - started
     log.info(
         "compaction: %d windows written, %d DELETE statements, %d grown sources, %.1f s",

@@ -45,6 +45,11 @@ window start + an offset in [0, window) derived from **(file_key, level, segment
 * `first_offset` is the segment start when reading went through it from the start, else the offset
   reading began at (START_AT=end, a resume without recovery): a partial segment then never overwrites
   the full one written earlier with a smaller value.
+* **sealed**: once reading has gone on, without a gap, past a segment's end, its identity's values are
+  final (every rule above rewrites the same ones); the step emits a seal with the segment's last
+  points, which the sink writes after them (`storage/seals.py`), and `logpulse compact` may then merge
+  the identity's points in windows still open. Never at the end of input or on an idle close: a
+  file's last segment can still grow.
 
 Why not `bytewax.operators.windowing` (EventClock + TumblingWindower)? Its windows close on a
 watermark that advances with *system* time, so whether a line is "late" (and which point it lands in)

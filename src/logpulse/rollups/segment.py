@@ -214,6 +214,11 @@ class SegmentColumns:
     def clear_dirty(self) -> None:
         self.dirty[:] = False
 
+    def window_span(self) -> tuple[int, int]:
+        """The first and the last window (number, start // window) any row of the segment is in."""
+        windows = (self.key[: self.size] & _LOW_MASK) - WINDOW_BIAS
+        return int(windows.min()), int(windows.max())
+
     def customers_windows(self, rows: Int64Array) -> tuple[Int64Array, Int64Array]:
         """(customer number, window) of rows."""
         keys = self.key[rows]

@@ -22,7 +22,8 @@ from logpulse.rollups import legacy
 from logpulse.rollups.aggregate import LineValues, RollupPart, aggregate, rollup_rows
 from logpulse.rollups.identity import identity_offset
 from logpulse.rollups.segment import CustomerIndex, SegmentColumns
-from logpulse.storage.points import ROLLUP_LEVELS
+from logpulse.storage.points import ROLLUP_LEVELS, RollupLevel
+from logpulse.storage.seals import Seal
 from logpulse.tailing.fingerprint import identify_fd
 from logpulse.tailing.reader import line_start_before
 
@@ -100,6 +101,13 @@ class _SnapshotUnpickler(pickle.Unpickler):
         return cls if cls is not None else super().find_class(module, name)
 
 
+def _seal(seg: SegmentColumns, level: RollupLevel) -> str:
+    """The seal of a segment reading has passed (`storage/seals.py`): the sink writes it after the
+    segment's last points, which this batch carries, are acknowledged."""
+    first, last = seg.window_span()
+    return Seal(level.measurement, seg.ident_ns, first * level.window_ns, last * level.window_ns).line()
+
+
 class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
     """Bytewax keyed state of one file's rollups (see the module docstring).
 
@@ -151,6 +159,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
     def on_batch(self, values: list[RollupPart]) -> tuple[list[RollupBatch], bool]:
         st = self.state
         out: list[RollupRows] = []
+        seals: list[str] = []
         for part in values:
             if part.end <= st.next_offset:
                 continue  # the same content read again in this run (a copy): already aggregated
@@ -175,8 +184,11 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
                 index = part.start // size
                 seg = st.segments[i]
                 if seg is None or seg.index != index:
-                    if seg is not None and (closing := rollup_rows(seg, level)) is not None:
-                        out.append(closing)  # the closing segment's last (complete) values
+                    if seg is not None:
+                        if (closing := rollup_rows(seg, level)) is not None:
+                            out.append(closing)  # the closing segment's last (complete) values
+                        if continuous and index > seg.index:  # read on past its end: its values are final
+                            seals.append(_seal(seg, level))
                     seg_start = index * size
                     first = seg_start if (continuous or part.start == seg_start) else part.start
                     seg = st.segments[i] = SegmentColumns(index, identity_offset(part.file_key, level, index, first))
@@ -185,7 +197,7 @@ class RollupLogic(StatefulBatchLogic[RollupPart, RollupBatch, bytes]):
         st.last_data = time.time()
         if st.flush_at is None:
             st.flush_at = st.last_data + self.flush_s
-        return ([RollupBatch(out)] if out else []), StatefulBatchLogic.RETAIN
+        return ([RollupBatch(out, seals)] if out or seals else []), StatefulBatchLogic.RETAIN
 
     def _flush(self, *, final: bool = False, last: bool = False) -> list[RollupRows]:
         """The dirty points of the segments being read; none while catching up unless `final`.

@@ -21,12 +21,18 @@ exact before, during and after those deletes, and after a crash anywhere in betw
   point is written, while its sources are deleted, when a crash left both, when the same file is
   ingested again (its points rewrite covered identities: ignored), and when late lines add a new
   identity (not covered: counted, and merged by the next compaction). `covers` only matters in a
-  window holding sources beside its compacted points: readers ask for it only there
-  (`readmodel/counting.py`).
+  window holding sources beside its compacted points: readers ask for it there, and in the windows
+  that can still be open (`readmodel/counting.py`).
 * A covered identity rewritten with a *larger* count after compaction (lines later than the lateness
   bound that land in a file segment still being read) cannot be added exactly: its old lines are in
   the compacted histogram and cannot be subtracted. Readers ignore it (never counted twice); the
   compactor logs it. `COMPACTION_LATENESS_S` exists to make this not happen.
+* A window still open (before its end + `COMPACTION_LATENESS_S`) is compacted too, but its compacted
+  point covers only **sealed** sources: identities whose file segment was read to its end, so their
+  values are final (`storage/seals.py`, `rollups/open_compaction.py`). The sources of segments still
+  being read stay beside it, uncovered, so readers count them with whatever value they grow to; a
+  window can hold a compacted point and such sources for as long as it is open. None of this changes
+  what a reader does: the same rule counts every window, open or closed.
 """
 
 from __future__ import annotations

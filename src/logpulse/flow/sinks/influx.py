@@ -178,6 +178,7 @@ rollup points."""
 class _Encoded:
     raw: list[str] = field(default_factory=list)  # requests + anomalies: the configured retention policy
     rollups: list[RollupRows] = field(default_factory=list)  # retention policy ROLLUP_RP, encoded when written
+    seals: list[str] = field(default_factory=list)  # ROLLUP_RP, written once everything before them is acknowledged
     rollup_points: int = 0
     requests: int = 0
     incidents: int = 0
@@ -253,7 +254,7 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
 
     def write_batch(self, items: list[SinkItem]) -> None:
         enc = _encode(items, store_raw=self._store_raw)
-        if not enc.raw and not enc.rollups:
+        if not enc.raw and not enc.rollups and not enc.seals:
             metrics.LINES_WRITTEN.inc(enc.requests)  # STORE_RAW=false: the lines are in the rollup state
             return
         if self._pipelined:
@@ -288,7 +289,10 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
         log.warning("InfluxDB refused %d point(s), see %s: %s", len(refused), self._dead_letter_path, refused[0][1])
 
     def _write_acknowledged(self, enc: _Encoded) -> None:
-        """Write all points of a batch in parallel requests; then queue its cache-invalidation marks.
+        """Write all points of a batch in parallel requests, then its seals (`storage/seals.py`), then
+        queue its cache-invalidation marks. Batches are written one after the other (`process`: each
+        returns once acknowledged; `ingest`: one batch thread), so a seal also follows every point of
+        its segment flushed in earlier batches.
 
         Rollup points are turned into line protocol one request at a time, while at most
         WRITE_PARALLELISM requests are in flight: a flush at 10,000 customers holds ~700,000 points,
@@ -309,6 +313,8 @@ class _InfluxPartition(StatelessSinkPartition[SinkItem]):
                 in_flight.popleft().result()  # re-raises WriteGaveUp / WriterRefused from the writer thread
         for f in in_flight:
             f.result()
+        if enc.seals:  # after the points they seal: a crash in between leaves no seal, never an early one
+            self._write_or_refuse(enc.seals, ROLLUP_RP)
         metrics.LINES_WRITTEN.inc(enc.requests)
         metrics.INCIDENTS_WRITTEN.inc(enc.incidents)
         metrics.ROLLUP_POINTS_WRITTEN.inc(enc.rollup_points)
@@ -337,6 +343,7 @@ def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
     enc = _Encoded()
     for _key, item in items:
         if isinstance(item, RollupBatch):
+            enc.seals += item.seals
             for rows in item.rows:
                 enc.rollups.append(rows)
                 enc.rollup_points += len(rows)
