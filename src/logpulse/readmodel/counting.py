@@ -29,7 +29,7 @@ Where the open windows begin only decides which read brings `covers`, never what
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,11 +74,7 @@ class Rows:
     times: IntArray
     customers: list[str]
     cols: dict[str, list[Any]]
-    covers_read: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-    def __post_init__(self) -> None:
-        if len(self.covers_read) != len(self.times):
-            self.covers_read = np.zeros(len(self.times), dtype=bool)
+    covers_read: npt.NDArray[np.bool_]
 
     @classmethod
     def parse(cls, results: list[dict[str, Any]], columns: tuple[str, ...]) -> Rows:
