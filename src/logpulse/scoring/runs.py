@@ -35,6 +35,7 @@ from logpulse.scoring.state import (
     SLO_MIN_REQUESTS,
     ScorerState,
 )
+from logpulse.scoring.stretches import BaselinePath, Gate, Tests
 
 RowsAt = Callable[[np.ndarray], np.ndarray]
 """The cumulative rows (history + the run's) at the given row numbers."""
@@ -98,32 +99,21 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     recent = rows[pos, 0] - at(np.maximum(mine - win.hot, 0))[:, 0]
     judged = recent >= MIN_LATENCY_REQUESTS
     events = np.zeros(m, dtype=bool)
-    seen = np.arange(len(pos))  # non-empty buckets of the run before each
-    s0 = prior[0]
+    lat_path = BaselinePath.of(keep, pos, inputs[:3], start[:3], lat.buckets, prior[:3], acc[:3])
+    err_path = BaselinePath.of(keep, pos, inputs[3:5], start[3:5], err.buckets, prior[3:5], acc[3:5])
     if judged.any():
-        # latency
-        safe = np.where(s0 > 0, s0, 1.0)
-        mu = np.where(s0 > 0, prior[1] / safe, 0.0)
-        sigma = np.where(s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, prior[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA)
-        warm = (lat.buckets + seen >= cfg.warmup_buckets) & (s0 >= 30)
-        g = (judged & (vals[1] / n_nz - mu >= win.half_ln_ratio) & warm).nonzero()[0]
-        if len(g):
-            wn, ws, _ = _window_sums(s, at, mine[g], ks[g], s.trackers["latency"])
-            sig = sigma[g, None] * np.sqrt(1 + wn / s0[g, None])
-            ratios = (*repeat(cfg.latency_ratio, wn.shape[1] - 1), math.sqrt(cfg.latency_ratio))
-            events[pos[g]] |= _any_passes(latency_evidence_many(wn, ws, mu[g, None], sig, ratios), cfg.min_evidence)
-        # errors
-        en, ef = prior[3], prior[4]
-        warm = (err.buckets + seen >= cfg.warmup_buckets) & (en >= 30)
-        g = (judged & (vals[3] > 0) & warm).nonzero()[0]
-        if len(g):
-            p = np.where(en[g] > 0, ef[g] / np.where(en[g] > 0, en[g], 1.0), 0.0)[:, None]
-            pc = np.maximum(p, 0.001)
-            p_high = np.minimum(1.0, pc + np.sqrt(pc * (1.0 - pc) / np.maximum(en[g, None], 1.0)))
-            wn, _, wf = _window_sums(s, at, mine[g], ks[g], s.trackers["errors"])
-            inc = cfg.error_increase
-            ev = error_evidence_many(wn, wf, p, p_high, (*repeat(inc, wn.shape[1] - 1), inc / 2))
-            events[pos[g]] |= _any_passes(ev, cfg.min_evidence)
+        lat_stop = lat_path.walk(
+            stop,
+            _latency_gate(s, judged, vals),
+            _latency_tests(s, at, t0, k0),
+            s.trackers["latency"].new_normal_buckets,
+        )
+        err_stop = err_path.walk(
+            stop, _errors_gate(s, judged, vals), _errors_tests(s, at, t0, k0), s.trackers["errors"].new_normal_buckets
+        )
+        for hit in (lat_stop, err_stop):
+            if hit is not None and hit < stop:
+                events[hit] = True
     # traffic: surge / drop where requests arrived; a drop also where a silence has become evidence
     hf = win.half_factor
     exp_nz = expected[pos]
@@ -178,10 +168,10 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     )
     if stop:  # commit buckets k0 .. k0+stop-1
         done = int(np.searchsorted(pos, stop))
-        total = start[:5] + (acc[:5, done - 1] if done else 0.0)
-        lat.s0, lat.s1, lat.s2, err.n, err.failed = (keep**stop * total).tolist()
-        lat.buckets += done
-        err.buckets += done
+        (lat.s0, lat.s1, lat.s2), lat.buckets, hot_lat = lat_path.state_at(stop)
+        (err.n, err.failed), err.buckets, hot_err = err_path.state_at(stop)
+        s.trackers["latency"].run_start = None if hot_lat is None else hot_lat + k0
+        s.trackers["errors"].run_start = None if hot_err is None else hot_err + k0
         if stop == m:
             s.traffic = tra = sim
         else:
@@ -194,6 +184,81 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
         if done:
             s.silent_from = int(silent[done - 1])
     return k0 + stop, stopped
+
+
+def _latency_gate(s: ScorerState, judged: np.ndarray, vals: np.ndarray) -> Gate:
+    """The per-bucket path's latency gate: judged, slower than usual by half the effect, baseline warm."""
+    cfg, half = s.config, s.windows.half_ln_ratio
+    mean = vals[1] / vals[0]
+
+    def gate(prior: np.ndarray, i0: int, buckets: int) -> np.ndarray:
+        n = prior.shape[1]
+        s0 = prior[0]
+        mu = np.where(s0 > 0, prior[1] / np.where(s0 > 0, s0, 1.0), 0.0)
+        warm = (buckets + np.arange(n) >= cfg.warmup_buckets) & (s0 >= 30)
+        passes: np.ndarray = judged[i0 : i0 + n] & (mean[i0 : i0 + n] - mu >= half) & warm
+        return passes
+
+    return gate
+
+
+def _latency_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
+    """`per_bucket._latency`'s tests at buckets of the run (offsets), against the given baselines."""
+    cfg, tracker = s.config, s.trackers["latency"]
+
+    def tests(base: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s0 = base[0]
+        safe = np.where(s0 > 0, s0, 1.0)
+        mu = np.where(s0 > 0, base[1] / safe, 0.0)
+        sigma = np.where(s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, base[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA)
+        wn, ws, _ = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
+        sig = sigma[:, None] * np.sqrt(1 + wn / s0[:, None])
+        ratios = (*repeat(cfg.latency_ratio, wn.shape[1] - 1), math.sqrt(cfg.latency_ratio))
+        # an empty window (ending at an empty bucket) tests nothing: a request stands in for none
+        return _opens_and_hot(
+            latency_evidence_many(np.maximum(wn, 1.0), ws, mu[:, None], sig, ratios), cfg.min_evidence
+        )
+
+    return tests
+
+
+def _errors_gate(s: ScorerState, judged: np.ndarray, vals: np.ndarray) -> Gate:
+    """The per-bucket path's error gate: judged, failures in the bucket, baseline warm."""
+    cfg = s.config
+    failed = vals[3] > 0
+
+    def gate(prior: np.ndarray, i0: int, buckets: int) -> np.ndarray:
+        n = prior.shape[1]
+        warm = (buckets + np.arange(n) >= cfg.warmup_buckets) & (prior[0] >= 30)
+        passes: np.ndarray = judged[i0 : i0 + n] & failed[i0 : i0 + n] & warm
+        return passes
+
+    return gate
+
+
+def _errors_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
+    """`per_bucket._errors`' tests at buckets of the run (offsets), against the given baselines."""
+    cfg, tracker = s.config, s.trackers["errors"]
+
+    def tests(base: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        en, ef = base[0], base[1]
+        p = np.where(en > 0, ef / np.where(en > 0, en, 1.0), 0.0)[:, None]
+        pc = np.maximum(p, 0.001)
+        p_high = np.minimum(1.0, pc + np.sqrt(pc * (1.0 - pc) / np.maximum(en[:, None], 1.0)))
+        wn, _, wf = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
+        inc = cfg.error_increase
+        ev = error_evidence_many(np.maximum(wn, 1.0), wf, p, p_high, (*repeat(inc, wn.shape[1] - 1), inc / 2))
+        return _opens_and_hot(ev, cfg.min_evidence)
+
+    return tests
+
+
+def _opens_and_hot(evidence: np.ndarray, min_evidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of window tests (the "still hot" window last): does a window open an incident (reach
+    `min_evidence`), is the bucket still hot (the last window reaches `HOT_EVIDENCE`)?"""
+    opens: np.ndarray = (evidence[:, :-1] >= min_evidence).max(axis=1)  # any, typed
+    hot: np.ndarray = evidence[:, -1] >= HOT_EVIDENCE
+    return opens, hot
 
 
 def _window_sums(
@@ -290,14 +355,6 @@ def _traffic_events(
         opens[r[c < hot_window]] = True
         hot_surge[r[c == hot_window]] = True
     return opens, hot_drop, hot_surge
-
-
-def _any_passes(evidence: np.ndarray, min_evidence: float) -> np.ndarray:
-    """Per row of window tests (the "still hot" window last): does a window reach `min_evidence`, or
-    the last one `HOT_EVIDENCE`? (min_evidence > 0, so a window not tested, evidence 0, never does.)"""
-    passes: np.ndarray = evidence >= _column((*repeat(min_evidence, evidence.shape[1] - 1), HOT_EVIDENCE))
-    anywhere: np.ndarray = passes.max(axis=1)  # any, typed
-    return anywhere
 
 
 @functools.lru_cache(maxsize=8)
