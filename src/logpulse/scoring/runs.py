@@ -28,11 +28,11 @@ from logpulse.scoring.signals import (
     latency_evidence_many,
     surge_tail,
 )
+from logpulse.scoring.slo_run import Stretch, hot_at, slo_walk
 from logpulse.scoring.state import (
     HOT_EVIDENCE,
     MIN_EXPECTED_FOR_DROP,
     MIN_SURGE_BUCKET,
-    SLO_MIN_REQUESTS,
     ScorerState,
 )
 from logpulse.scoring.stretches import BaselinePath, Gate, Tests
@@ -99,21 +99,21 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     recent = rows[pos, 0] - at(np.maximum(mine - win.hot, 0))[:, 0]
     judged = recent >= MIN_LATENCY_REQUESTS
     events = np.zeros(m, dtype=bool)
-    lat_path = BaselinePath.of(keep, pos, inputs[:3], start[:3], lat.buckets, prior[:3], acc[:3])
-    err_path = BaselinePath.of(keep, pos, inputs[3:5], start[3:5], err.buckets, prior[3:5], acc[3:5])
-    if judged.any():
-        lat_stop = lat_path.walk(
-            stop,
-            _latency_gate(s, judged, vals),
-            _latency_tests(s, at, t0, k0),
-            s.trackers["latency"].new_normal_buckets,
-        )
-        err_stop = err_path.walk(
-            stop, _errors_gate(s, judged, vals), _errors_tests(s, at, t0, k0), s.trackers["errors"].new_normal_buckets
-        )
-        for hit in (lat_stop, err_stop):
-            if hit is not None and hit < stop:
-                events[hit] = True
+    # latency and errors: through their hot stretches, up to where a test passes
+    trackers = s.trackers
+    lat_path = BaselinePath.of(
+        keep, pos, inputs[:3], start[:3], lat.buckets, prior[:3], acc[:3], _hot_from(trackers["latency"], k0)
+    )
+    err_path = BaselinePath.of(
+        keep, pos, inputs[3:5], start[3:5], err.buckets, prior[3:5], acc[3:5], _hot_from(trackers["errors"], k0)
+    )
+    tested = judged.any()
+    if tested or lat_path.brewing:
+        gate, tests = _latency_gate(s, judged, vals), _latency_tests(s, at, t0, k0)
+        _stop_at(events, stop, lat_path.walk(stop, gate, tests, trackers["latency"].new_normal_buckets))
+    if tested or err_path.brewing:
+        gate, tests = _errors_gate(s, judged, vals), _errors_tests(s, at, t0, k0)
+        _stop_at(events, stop, err_path.walk(stop, gate, tests, trackers["errors"].new_normal_buckets))
     # traffic: surge / drop where requests arrived; a drop also where a silence has become evidence
     hf = win.half_factor
     exp_nz = expected[pos]
@@ -148,10 +148,12 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
         )
         return bool(flags[0][0]), bool(flags[1][0]), bool(flags[2][0])
 
-    # SLO burn: its "still hot" check already starts a run
+    # SLO burn: through its hot stretches, up to where a rule fires
+    slo_hot: list[Stretch] = []
     if win.slo_target is not None:
-        g = (vals[4] > 0).nonzero()[0]
-        if len(g):
+        server_errors = pos[vals[4] > 0]
+        hot_slo = _hot_from(trackers["slo_burn"], k0)
+        if len(server_errors) or hot_slo is not None:
 
             def counts_at(row: np.ndarray) -> np.ndarray:  # (requests, 5xx): the run's rows, or older ones
                 older = s.steps.at(row)
@@ -159,7 +161,8 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
                 older[inside] = rows[row[inside] - t0][:, [0, 4]]
                 return older
 
-            events[pos[g]] |= _slo_hot(s, counts_at, mine[g], ks[g], win.slo_target)
+            slo_stop, slo_hot = slo_walk(s, counts_at, t0, k0, server_errors, stop, win.slo_target, hot_slo)
+            _stop_at(events, stop, slo_stop)
     hits = events[:stop].nonzero()[0]
     stop, stopped = (int(hits[0]), True) if len(hits) else (stop, False)
     stop, stopped, brewing = _through_hot_traffic(hot_drop, hot_surge, stop, stopped, traffic_at)
@@ -172,6 +175,8 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
         (err.n, err.failed), err.buckets, hot_err = err_path.state_at(stop)
         s.trackers["latency"].run_start = None if hot_lat is None else hot_lat + k0
         s.trackers["errors"].run_start = None if hot_err is None else hot_err + k0
+        hot_slo = hot_at(slo_hot, stop)
+        s.trackers["slo_burn"].run_start = None if hot_slo is None else hot_slo + k0
         if stop == m:
             s.traffic = tra = sim
         else:
@@ -184,6 +189,37 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
         if done:
             s.silent_from = int(silent[done - 1])
     return k0 + stop, stopped
+
+
+def may_start(s: ScorerState, k: int) -> bool:
+    """May a run start at bucket k while runs of hot buckets go on (`ScorerState.quiet` is False)?
+    Yes where the run follows them from its start: no incident open, traffic's trackers not hot (a
+    run takes their stretches only from a hot bucket of its own), and latency's and errors' baselines
+    still frozen at bucket k (`Tracker.learns`: not once a stretch lasts `new_normal_buckets`)."""
+    trackers = s.trackers
+    if s.idle >= s.windows.keep:  # the scorer skips such a silence (quiet only), a run stops before it
+        return False
+    for tracker in trackers.values():
+        if tracker.current is not None:
+            return False
+    if trackers["traffic_drop"].run_start is not None or trackers["traffic_surge"].run_start is not None:
+        return False
+    for kind in ("latency", "errors"):
+        tracker = trackers[kind]
+        if tracker.run_start is not None and k - tracker.run_start >= tracker.new_normal_buckets:
+            return False
+    return True
+
+
+def _hot_from(tracker: Tracker, k0: int) -> int | None:
+    """The tracker's run of hot buckets going on at the run's start, as an offset (<= 0) in the run."""
+    return None if tracker.run_start is None else tracker.run_start - k0
+
+
+def _stop_at(events: np.ndarray, stop: int, hit: int | None) -> None:
+    """Mark a bucket where a walk found an incident opening (or its end), if before `stop`."""
+    if hit is not None and hit < stop:
+        events[hit] = True
 
 
 def _latency_gate(s: ScorerState, judged: np.ndarray, vals: np.ndarray) -> Gate:
@@ -371,22 +407,3 @@ def _column(values: tuple[float, ...]) -> np.ndarray:
     column = np.array(values)
     column.flags.writeable = False
     return column
-
-
-def _slo_hot(s: ScorerState, counts_at: RowsAt, mine: np.ndarray, ks: np.ndarray, target: float) -> np.ndarray:
-    """Would the per-bucket SLO signal find a rule burning (its "hot" condition) at these buckets?
-    (`counts_at`: cumulative requests and 5xx at row numbers.)"""
-    rules = np.array(s.windows.slo)  # a row per rule: long window, short window, burn rate
-    long_w, limit = rules[:, :1], rules[:, 2:]
-    # every rule's windows in one look-up: the buckets themselves, then (long, short) start rows per rule
-    back = np.concatenate(([0.0], rules[:, :2].ravel())).astype(np.int64)
-    counts = counts_at(np.maximum(mine[None, :] - back[:, None], 0).ravel()).reshape(len(back), len(mine), 2)
-    sums = counts[0] - counts[1:]  # (requests, 5xx) per window: long and short of each rule, alternating
-    long_n, long_e, short_n, short_e = sums[0::2, :, 0], sums[0::2, :, 1], sums[1::2, :, 0], sums[1::2, :, 1]
-    history = ks - (s.first_bucket or 0) + 1
-    counted = (history >= long_w) & (long_n >= SLO_MIN_REQUESTS) & (short_n > 0)
-    # the rates of windows not `counted` do not matter: a request stands in for none (no division by 0)
-    long_n, short_n = np.maximum(long_n, 1.0), np.maximum(short_n, 1.0)
-    burning = ((long_e / long_n) / (1.0 - target) >= limit) & ((short_e / short_n) / (1.0 - target) >= limit / 2)
-    hot: np.ndarray = (counted & burning).any(axis=0)
-    return hot

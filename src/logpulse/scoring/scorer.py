@@ -272,6 +272,7 @@ class CustomerScorer(ScorerState):
         i, force = 0, False
         ahead = self.hist.total > self.cum_total  # runs appended rows `cum` has not got yet
         quiet: bool | None = None  # `self.quiet()`, asked again only after a step that may move a tracker
+        hot = False  # not quiet, but a run may start (`runs.may_start`)
         while k < limit:
             while i < len(keys) and keys[i] < k:
                 i += 1
@@ -279,9 +280,10 @@ class CustomerScorer(ScorerState):
             may_skip = not force and (use_runs or not has)
             if may_skip and quiet is None:
                 quiet = self.quiet()
-            if may_skip and quiet:
+                hot = not quiet and use_runs and runs.may_start(self, k)  # a run follows what brews
+            if may_skip and (quiet or hot):
                 nxt = keys[i] if i < len(keys) else limit
-                if not has and self.idle >= self.windows.keep:
+                if quiet and not has and self.idle >= self.windows.keep:
                     k = self._fast_forward(k, nxt)
                     continue
                 if use_runs and self.steady():
@@ -295,7 +297,9 @@ class CustomerScorer(ScorerState):
                 if ahead:
                     self.rows_to_deque()
                     ahead = False
-                if not has and self.steady():  # no drop can be seen yet: before silent_from, or out of reach
+                if hot:
+                    pass  # bucket by bucket
+                elif not has and self.steady():  # no drop can be seen yet: before silent_from, or out of reach
                     end = self.silent_from if k < self.silent_from else k + per_bucket.drop_out_of_reach(self)
                     if min(nxt, end) > k:
                         k = per_bucket.skip_empty(self, k, min(nxt, end))

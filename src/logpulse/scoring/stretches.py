@@ -79,9 +79,20 @@ class BaselinePath:
         buckets: int,
         prior: np.ndarray,
         acc: np.ndarray,
+        hot_from: int | None = None,
     ) -> BaselinePath:
-        """From the run's closed form (`decayed_run`'s `prior` and `acc` of these rows)."""
-        return cls(keep, pos, inputs, _Segment(0, start, buckets, 0, acc), prior)
+        """From the run's closed form (`decayed_run`'s `prior` and `acc` of these rows); `hot_from`: the
+        offset (<= 0) of the tracker's run of hot buckets going on at the run's start, if any (the
+        baseline, frozen since, is `start`)."""
+        path = cls(keep, pos, inputs, _Segment(0, start, buckets, 0, acc), prior)
+        if hot_from is not None:
+            path.parts.append(_Stretch(hot_from, start, buckets))
+        return path
+
+    @property
+    def brewing(self) -> bool:
+        """Is the walk in a hot stretch (where it ended, or where the run starts)?"""
+        return isinstance(self.parts[-1], _Stretch)
 
     def walk(self, stop: int, gate: Gate, tests: Tests, longest: int) -> int | None:
         """Follow the baseline through buckets 0..stop-1: the first bucket where an incident would open
@@ -90,31 +101,32 @@ class BaselinePath:
         there; 0 stops at every hot bucket."""
         pos = self.pos
         while True:
-            seg = self.parts[-1]
-            assert isinstance(seg, _Segment)
-            n = int(np.searchsorted(pos, stop)) - seg.i0
-            g = gate(self.prior[:, :n], seg.i0, seg.buckets).nonzero()[0] if n > 0 else g_none
-            if not len(g):
-                return None
-            opens, hot = tests(self.prior[:, g], pos[seg.i0 + g])
-            hits = (opens | hot).nonzero()[0]
-            if not len(hits):
-                return None
-            first = int(g[hits[0]])
-            h = int(pos[seg.i0 + first])
-            if opens[hits[0]] or not longest:
-                return h
-            frozen, buckets = self.prior[:, first], seg.buckets + first
-            self.parts.append(_Stretch(h, frozen, buckets))
+            part = self.parts[-1]
+            if isinstance(part, _Segment):
+                n = int(np.searchsorted(pos, stop)) - part.i0
+                g = gate(self.prior[:, :n], part.i0, part.buckets).nonzero()[0] if n > 0 else _NONE
+                if not len(g):
+                    return None
+                opens, hot = tests(self.prior[:, g], pos[part.i0 + g])
+                hits = (opens | hot).nonzero()[0]
+                if not len(hits):
+                    return None
+                first = int(g[hits[0]])
+                h = int(pos[part.i0 + first])
+                if opens[hits[0]] or not longest:
+                    return h
+                part = _Stretch(h, self.prior[:, first], part.buckets + first)
+                self.parts.append(part)
+            h, frozen, buckets = part.h, part.state, part.buckets
             end = min(stop, h + longest)
-            after = np.arange(h + 1, end)
+            after = np.arange(max(h + 1, 0), end)
             opens, hot = tests(frozen[:, None], after)
             opened, cooled = opens.nonzero()[0], (~hot).nonzero()[0]
             if len(opened) and (not len(cooled) or opened[0] <= cooled[0]):
-                return h + 1 + int(opened[0])
+                return int(after[opened[0]])
             if not len(cooled):
                 return end if end < stop else None
-            cool = h + 1 + int(cooled[0])
+            cool = int(after[cooled[0]])
             # the first bucket not hot is learnt from the frozen baseline, then the closed form resumes
             i = int(np.searchsorted(pos, cool))
             learnt = i < len(pos) and int(pos[i]) == cool
@@ -138,4 +150,4 @@ class BaselinePath:
         raise AssertionError("a path starts with a segment at 0")
 
 
-g_none = np.zeros(0, dtype=np.int64)
+_NONE = np.zeros(0, dtype=np.int64)
