@@ -78,18 +78,18 @@ def test_runs_through_hot_traffic_decide_as_bucket_by_bucket(
 def test_a_run_carries_on_through_a_bucket_only_traffic_finds_hot(monkeypatch: pytest.MonkeyPatch) -> None:
     """A short burst (1.6 x the volume for two minutes: above the "still hot" ratio, the square root
     of 2, below the opening one, 2) makes the surge hot without opening an incident: the run
-    completes the buckets after it as arrays, and only the burst's buckets are tested again (with
-    the surge's check forced); none goes bucket by bucket."""
+    completes the buckets after it as arrays, and only buckets from the burst on are tested again
+    (with the checks forced, a block of them per call); none goes bucket by bucket."""
     from logpulse.scoring import scorer as scorer_module
 
     monkeypatch.setattr(scorer_module, "RUN_COST", (0.0, 0.0))
     data = _volume_changes(7, 3.0, [(180, 2, 1.6)])
-    forced: list[tuple[int, bool, bool]] = []
+    forced: list[tuple[int, int]] = []  # first and last bucket of each block tested with the checks forced
     traffic_events = runs._traffic_events
 
     def watched(s, at, mine, ks, check_drop, check_surge):  # type: ignore[no-untyped-def]
-        if len(ks) == 1:
-            forced.append((int(ks[0]), bool(check_drop[0]), bool(check_surge[0])))
+        if check_drop.all() and check_surge.all() and (ks[1:] - ks[:-1] == 1).all():
+            forced.append((int(ks[0]), int(ks[-1])))
         return traffic_events(s, at, mine, ks, check_drop, check_surge)
 
     one_by_one: list[int] = []
@@ -104,5 +104,5 @@ def test_a_run_carries_on_through_a_bucket_only_traffic_finds_hot(monkeypatch: p
     scorer = CustomerScorer("c", config())
     assert _versions(scorer, batches(data, len(data[0])), []) == []
     burst = (T0 + 180 * 60) // 30
-    assert forced and all(burst <= k <= burst + 12 and surge for k, _, surge in forced)
+    assert forced and all(burst < first <= burst + 12 and last < first + runs.TRAFFIC_BLOCK for first, last in forced)
     assert not [k for k in one_by_one if k >= burst]

@@ -23,6 +23,7 @@ would do it too, but importing scipy.signal costs ~1 s per process.)
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from dataclasses import dataclass, field
@@ -250,8 +251,19 @@ class TrafficBaseline:
         learnt yet), unusual bucket sizes and runs of a few quarter-hours take the per-quarter-hour loop."""
         m = len(mask)
         exact = self.LEVEL_S == 2 * _SLOT_S and _SLOT_S % self.bucket_s == 0  # 30 min ago = 2 slots ago
+        per = round(_SLOT_S / self.bucket_s)
+        bounds = [0, *range(per - k0 % per if k0 % per else per, m, per), m] if exact else []
+        if exact and len(bounds) - 1 <= LOOP_SLOTS:  # a few quarter-hours: the loop, from Python lists
+            first = k0 // per
+            counted = np.bincount((pos + k0) // per - first, weights=counts, minlength=len(bounds) - 1)
+            return self._run_factors_loop(
+                k0,
+                bounds[:-1],
+                [b - a for a, b in itertools.pairwise(bounds)],
+                list(range(first, first + len(bounds) - 1)),
+                counted.tolist(),
+            )
         if exact:  # slot boundaries every `per` buckets
-            per = round(_SLOT_S / self.bucket_s)
             first = k0 // per
             starts = np.concatenate(([0], np.arange(per - k0 % per if k0 % per else per, m, per)))
             seg = np.arange(first, first + len(starts))

@@ -37,6 +37,9 @@ from logpulse.scoring.state import (
 )
 from logpulse.scoring.stretches import BaselinePath, Gate, Tests
 
+_INPUT_ROWS = np.array([0, 1, 2, 0, 3])  # the sums of `run`'s decayed rows, of the buckets' five
+_INPUT_ROWS.flags.writeable = False
+
 RowsAt = Callable[[np.ndarray], np.ndarray]
 """The cumulative rows (history + the run's) at the given row numbers."""
 
@@ -70,7 +73,7 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     a = cfg.bucket_s / TrafficBaseline.LEVEL_S
     tkeep = 1.0 - a
     start = np.array([lat.s0, lat.s1, lat.s2, err.n, err.failed, tra.level])
-    inputs = np.vstack([n_nz, vals[1], vals[2], n_nz, vals[3], a * n_nz])
+    inputs = np.concatenate((vals[_INPUT_ROWS], a * vals[:1]))  # n, ln d, ln² d, n, failed, a n
     prior, acc = decayed_run(start, pos, inputs, _keeps(keep, tkeep))
     # traffic: the level before every bucket, the profile factor, the expected count
     mask = np.zeros(m, dtype=bool)
@@ -128,25 +131,19 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     hot_drop = hot_surge = np.zeros(m, dtype=bool)
     if len(g):
         n_g, expected_g = counts[g], expected[g]
-        opens, drop_g, surge_g = _traffic_events(s, at, g + t0, g + k0, n_g < expected_g, n_g > expected_g)
-        events[g] |= opens
+        opens_drop, opens_surge, drop_g, surge_g = _traffic_events(
+            s, at, g + t0, g + k0, n_g < expected_g, n_g > expected_g
+        )
+        events[g] |= opens_drop | opens_surge
         hot_drop, hot_surge = np.zeros(m, dtype=bool), np.zeros(m, dtype=bool)
         hot_drop[g], hot_surge[g] = drop_g, surge_g
 
-    def traffic_at(j: int, drop_brewing: bool, surge_brewing: bool) -> tuple[bool, bool, bool]:
-        """Bucket j's traffic tests while a drop or surge brews (its check forced, `per_bucket._traffic`)."""
-        if tra.buckets + j < 2 * cfg.warmup_buckets:
-            return False, False, False
+    def traffic_at(j: np.ndarray) -> TrafficFlags:
+        """Buckets j's traffic tests with both checks forced (while a drop or surge brews,
+        `per_bucket._traffic`), and whether each bucket is below / above its expected count."""
         n_j, e_j = counts[j], expected[j]
-        flags = _traffic_events(
-            s,
-            at,
-            np.array([j + t0]),
-            np.array([j + k0]),
-            np.array([drop_brewing or n_j < e_j]),
-            np.array([surge_brewing or n_j > e_j]),
-        )
-        return bool(flags[0][0]), bool(flags[1][0]), bool(flags[2][0])
+        forced = tra.buckets + j >= 2 * cfg.warmup_buckets  # before: not warm, nothing tested
+        return (n_j < e_j, n_j > e_j, *_traffic_events(s, at, j + t0, j + k0, forced, forced))
 
     # SLO burn: through its hot stretches, up to where a rule fires
     slo_hot: list[Stretch] = []
@@ -242,6 +239,8 @@ def _latency_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
     """`per_bucket._latency`'s tests at buckets of the run (offsets), against the given baselines."""
     cfg, tracker = s.config, s.trackers["latency"]
 
+    ratios = (*repeat(cfg.latency_ratio, len(s.windows.latency)), math.sqrt(cfg.latency_ratio))
+
     def tests(base: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s0 = base[0]
         safe = np.where(s0 > 0, s0, 1.0)
@@ -249,7 +248,6 @@ def _latency_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
         sigma = np.where(s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, base[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA)
         wn, ws, _ = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
         sig = sigma[:, None] * np.sqrt(1 + wn / s0[:, None])
-        ratios = (*repeat(cfg.latency_ratio, wn.shape[1] - 1), math.sqrt(cfg.latency_ratio))
         # an empty window (ending at an empty bucket) tests nothing: a request stands in for none
         return _opens_and_hot(
             latency_evidence_many(np.maximum(wn, 1.0), ws, mu[:, None], sig, ratios), cfg.min_evidence
@@ -275,6 +273,7 @@ def _errors_gate(s: ScorerState, judged: np.ndarray, vals: np.ndarray) -> Gate:
 def _errors_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
     """`per_bucket._errors`' tests at buckets of the run (offsets), against the given baselines."""
     cfg, tracker = s.config, s.trackers["errors"]
+    increases = (*repeat(cfg.error_increase, len(s.windows.latency)), cfg.error_increase / 2)
 
     def tests(base: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         en, ef = base[0], base[1]
@@ -282,8 +281,7 @@ def _errors_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
         pc = np.maximum(p, 0.001)
         p_high = np.minimum(1.0, pc + np.sqrt(pc * (1.0 - pc) / np.maximum(en[:, None], 1.0)))
         wn, _, wf = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
-        inc = cfg.error_increase
-        ev = error_evidence_many(np.maximum(wn, 1.0), wf, p, p_high, (*repeat(inc, wn.shape[1] - 1), inc / 2))
+        ev = error_evidence_many(np.maximum(wn, 1.0), wf, p, p_high, increases)
         return _opens_and_hot(ev, cfg.min_evidence)
 
     return tests
@@ -292,7 +290,7 @@ def _errors_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
 def _opens_and_hot(evidence: np.ndarray, min_evidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Per row of window tests (the "still hot" window last): does a window open an incident (reach
     `min_evidence`), is the bucket still hot (the last window reaches `HOT_EVIDENCE`)?"""
-    opens: np.ndarray = (evidence[:, :-1] >= min_evidence).max(axis=1)  # any, typed
+    opens: np.ndarray = np.logical_or.reduce(evidence[:, :-1] >= min_evidence, axis=1)
     hot: np.ndarray = evidence[:, -1] >= HOT_EVIDENCE
     return opens, hot
 
@@ -303,7 +301,10 @@ def _window_sums(
     """The per-bucket path's window sums for many buckets: (requests, sum ln d, failed), a column per
     latency window, then the "still hot" window."""
     windows = _column((*s.windows.latency, s.windows.hot))
-    w = np.minimum(windows[None, :], np.maximum(1, ks - tracker.resolved_at)[:, None])
+    if len(ks) and int(ks[0]) - tracker.resolved_at >= max(*s.windows.latency, s.windows.hot):
+        w = windows[None, :]  # no window reaches back into the last incident (ks increase)
+    else:
+        w = np.minimum(windows[None, :], np.maximum(1, ks - tracker.resolved_at)[:, None])
     last, first = at(mine), at(np.maximum(mine[:, None] - w, 0))
     return last[:, None, 0] - first[..., 0], last[:, None, 1] - first[..., 1], last[:, None, 3] - first[..., 3]
 
@@ -312,21 +313,29 @@ Brewing = tuple[int | None, int | None]
 """The first bucket (offset in the run) of the traffic drop's and surge's current run of hot buckets."""
 
 
+TrafficFlags = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Per bucket: below and above its expected count; a drop and a surge would open; a drop and a
+surge are "still hot" (the last four with both checks forced)."""
+
+TRAFFIC_BLOCK = 16  # buckets after a hot one tested per call (most cool down within a few)
+
+
 def _through_hot_traffic(
     hot_drop: np.ndarray,
     hot_surge: np.ndarray,
     stop: int,
     stopped: bool,
-    traffic_at: Callable[[int, bool, bool], tuple[bool, bool, bool]],
+    traffic_at: Callable[[np.ndarray], TrafficFlags],
 ) -> tuple[int, bool, Brewing]:
     """Carry the run through buckets where only traffic is "still hot" (no window opens an incident).
 
     Such a bucket changes nothing but its tracker's `run_start` (the traffic baseline learns from every
     bucket while no traffic incident is open; the other signals do not look at traffic's trackers), so
     instead of stopping there the run follows the per-bucket path's traffic steps: from a hot bucket on,
-    each bucket's tests are redone with the brewing kind's check forced (`traffic_at`), until it cools
-    down (the run goes on) or opens an incident (the run stops there). Returns the run's end, whether
-    it stopped at an event, and what brews at the end (offsets), for the trackers."""
+    each bucket's tests are redone with the brewing kind's check forced (`traffic_at`, a block of
+    buckets per call: a kind's results count where its check holds), until it cools down (the run goes
+    on) or opens an incident (the run stops there). Returns the run's end, whether it stopped at an
+    event, and what brews at the end (offsets), for the trackers."""
     drop: int | None = None
     surge: int | None = None
     settled = 0  # buckets before this are decided
@@ -336,12 +345,16 @@ def _through_hot_traffic(
         drop, surge = (h if hot_drop[h] else None), (h if hot_surge[h] else None)
         j = h + 1
         while (drop is not None or surge is not None) and j < stop:
-            opens, hot_d, hot_s = traffic_at(j, drop is not None, surge is not None)
-            if opens:
-                return j, True, (drop, surge)
-            drop = (j if drop is None else drop) if hot_d else None
-            surge = (j if surge is None else surge) if hot_s else None
-            j += 1
+            block = zip(*(f.tolist() for f in traffic_at(np.arange(j, min(stop, j + TRAFFIC_BLOCK)))), strict=True)
+            for below, above, opens_drop, opens_surge, hot_d, hot_s in block:
+                check_drop, check_surge = drop is not None or below, surge is not None or above
+                if (check_drop and opens_drop) or (check_surge and opens_surge):
+                    return j, True, (drop, surge)
+                drop = (j if drop is None else drop) if check_drop and hot_d else None
+                surge = (j if surge is None else surge) if check_surge and hot_s else None
+                j += 1
+                if drop is None and surge is None:
+                    break
         settled = j
         if drop is not None or surge is not None:
             break
@@ -355,9 +368,9 @@ def _traffic_events(
     ks: np.ndarray,
     check_drop: np.ndarray,
     check_surge: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The per-bucket traffic signal at these buckets (`check_*`: is the drop / surge tested there):
-    would an incident open, is a drop "still hot", is a surge? The Poisson tails are computed only at
+    would a drop open, a surge, is a drop "still hot", a surge? The Poisson tails are computed only at
     the (bucket, window) pairs whose effect is large enough to give evidence (`drop_evidence` /
     `surge_evidence` return 0 elsewhere)."""
     cfg = s.config
@@ -375,22 +388,22 @@ def _traffic_events(
     ratios = _column((*repeat(float(cfg.traffic_factor), len(sizes) - 1), math.sqrt(cfg.traffic_factor)))
     limits = _column((*repeat(float(cfg.min_evidence), len(sizes) - 1), HOT_EVIDENCE))
     hot_window = len(sizes) - 1
-    opens, hot_drop, hot_surge = (np.zeros(len(ks), dtype=bool) for _ in range(3))
+    opens_drop, opens_surge, hot_drop, hot_surge = (np.zeros(len(ks), dtype=bool) for _ in range(4))
     # a drop: tested, enough expected in the window, and at most 1/ratio of it arrived
     r, c = (check_drop[:, None] & (exp >= MIN_EXPECTED_FOR_DROP) & (observed <= exp / ratios)).nonzero()
     if len(r):
         passed = drop_tail(observed[r, c], exp[r, c]) >= limits[c]
         r, c = r[passed], c[passed]
-        opens[r[c < hot_window]] = True
+        opens_drop[r[c < hot_window]] = True
         hot_drop[r[c == hot_window]] = True
     # a surge: tested, enough requests, and at least ratio x the expected
     r, c = (check_surge[:, None] & (observed >= MIN_SURGE_REQUESTS) & (observed >= exp * ratios)).nonzero()
     if len(r):
         passed = surge_tail(observed[r, c], exp[r, c]) >= limits[c]
         r, c = r[passed], c[passed]
-        opens[r[c < hot_window]] = True
+        opens_surge[r[c < hot_window]] = True
         hot_surge[r[c == hot_window]] = True
-    return opens, hot_drop, hot_surge
+    return opens_drop, opens_surge, hot_drop, hot_surge
 
 
 @functools.lru_cache(maxsize=8)

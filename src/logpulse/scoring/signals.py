@@ -138,7 +138,8 @@ def error_evidence_many(
     out = np.zeros(n.shape)
     if ok.any():
         f = failed[ok]
-        out[ok] = _evidence_many(_special().betainc(f, n[ok] - f + 1, np.broadcast_to(p_test, n.shape)[ok]))
+        p = p_test if np.shape(p_test) == n.shape else p_test + np.zeros(n.shape)  # (x + 0.0: the same rates)
+        out[ok] = _evidence_many(_special().betainc(f, n[ok] - f + 1, p[ok]))
     return out
 
 
