@@ -1,11 +1,12 @@
 """Runs of buckets completed as arrays: what the per-bucket path does to each bucket of a quiet
 customer, for many buckets at once.
 
-While no incident is open or brewing and no test passes, no tracker changes and every baseline learns
-every bucket, so all of them follow closed recurrences: every signal's gate and test is evaluated for
-every bucket of the run from baselines computed in closed form, with the same formulas as
-`per_bucket.py`. `tests/unit/test_scoring.py` and `scripts/bench_scoring.py` check, incident by
-incident, that both paths decide alike.
+While no incident is open and no test passes, the baselines follow closed recurrences: every
+signal's gate and test is evaluated for every bucket of the run from baselines computed in closed
+form, with the same formulas as `per_bucket.py`. Where a signal is only "still hot" the run follows
+the per-bucket path through the stretch (traffic here, latency and errors in `stretches.py`, SLO
+burn in `slo_run.py`). `tests/unit/test_scoring_runs.py` and `scripts.benchmarks.scoring` check,
+incident by incident, that both paths decide alike.
 """
 
 from __future__ import annotations
@@ -45,15 +46,17 @@ RowsAt = Callable[[np.ndarray], np.ndarray]
 
 
 def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -> tuple[int, bool]:
-    """Complete buckets k0..end-1 of a quiet customer as arrays, as long as no test passes and no
-    incident could start; `keys`/`vals` are the run's non-empty buckets and their sums.
+    """Complete buckets k0..end-1 of a customer with no incident open (`may_start`) as arrays, as
+    long as no incident opens; `keys`/`vals` are the run's non-empty buckets and their sums.
 
-    The run is committed up to the first bucket where a test passes or a "still hot" check holds —
-    that bucket then goes the per-bucket way, returns (it, True) — or where a silence becomes long
-    enough to be skipped (returns (it, False)). Costs a fixed number of numpy calls per run (each signal's
-    windows are tested in one call, the "still hot" window as a column of its own; ~1 ms of CPU a run
-    of ~200 buckets on the nginx fleet) plus O(buckets) array work, the special functions of the
-    tested windows most of it.
+    The run is committed up to the first bucket where an incident opens — that bucket then goes the
+    per-bucket way, returns (it, True) — or where a silence becomes long enough to be skipped
+    (returns (it, False)); through buckets that are only "still hot" it goes on, and the trackers'
+    runs of hot buckets at its end are set as the per-bucket path would have left them. Costs a
+    number of numpy calls per run (each signal's windows are tested in one call, the "still hot"
+    window as a column of its own, and a few more per hot stretch; ~1 ms of CPU a run of ~250
+    buckets on the nginx fleet) plus O(buckets) array work, the special functions of the tested
+    windows most of it.
     """
     cfg, hist, lat, err, tra, win = s.config, s.hist, s.latency, s.errors, s.traffic, s.windows
     m = end - k0

@@ -27,10 +27,10 @@ ticks may wait (`can_wait`).
 Cost. Most buckets of most customers are uneventful: no incident open or brewing, no test passing.
 While that holds, baselines follow closed recurrences, so a run of buckets is completed as arrays
 (`runs.run`: every signal's gate and test for every bucket at once, the same formulas as the per-bucket
-path, which is kept as the reference and takes over at the first bucket where a test passes or an
-incident could start). A run costs a fixed number of numpy calls (~1 ms of CPU a run in the nginx
-fleet, profiled), so it is used only when the call has enough buckets to pay for them (`RUN_COST` vs
-`STEP_COST`: sparse backfills, long ticks); a busy
+path, which is kept as the reference and takes over at the first bucket where an incident would
+open; runs follow the "still hot" stretches themselves). A run costs a fixed number of numpy calls
+(~1 ms of CPU a run in the nginx fleet, profiled), so it is used only when the call has enough
+buckets to pay for them (`RUN_COST` vs `STEP_COST`: sparse backfills, long ticks); a busy
 customer's batch of ~40 buckets goes bucket by bucket, where the tests themselves are the cost.
 `python -m scripts.benchmarks.scoring` measures both and checks, by incident digest, that they decide alike.
 """
@@ -246,10 +246,10 @@ class CustomerScorer(ScorerState):
     def _complete_until(self, limit: int, out: list[Incident]) -> None:
         """Complete every bucket before `limit`, in order, empty ones included.
 
-        While no incident is open or brewing, runs of buckets are completed as arrays (`runs.run`),
-        which stops at the first bucket where a signal's test would pass or an incident could start;
-        that bucket takes the per-bucket path (`per_bucket.complete`). A long silence is skipped in
-        one step."""
+        While no incident is open or brewing (or only what a run follows brews: `runs.may_start`),
+        runs of buckets are completed as arrays (`runs.run`), which stops at the first bucket where
+        an incident would open; that bucket takes the per-bucket path (`per_bucket.complete`). A long
+        silence is skipped in one step."""
         assert self.next_bucket is not None
         k = self.next_bucket
         if k >= limit:
