@@ -11,8 +11,8 @@ from which it follows its closed recurrence again.
 All of that is computed here as arrays: a frozen baseline makes every bucket's tests of a hot stretch
 independent of the others (one call for the stretch), and after it the closed form starts over
 (`decayed_run` from the learnt bucket). The other signals do not read this baseline or this tracker,
-so the rest of the run stands. Ever since the run carried on through hot latency, most of the nginx
-fleet's runs that used to stop at a slow minute, and go bucket by bucket until it cooled down, go on.
+so the rest of the run stands. Hot stretches are common (on the nginx fleet most runs meet a slow
+minute): stopping at each would cost a new run and a stretch of per-bucket steps.
 """
 
 from __future__ import annotations
