@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from logpulse import metrics
+from logpulse import metrics, process_tuning
 from logpulse.config import Settings
 from logpulse.flow import cluster, supervise
 from logpulse.flow.cluster import Member
@@ -95,6 +95,12 @@ def member(settings: Settings, patterns: list[str], *, follow: bool, me: Member)
                 epoch, recovery = timedelta(seconds=settings.snapshot_interval_s), cluster.recovery(settings)
             else:
                 epoch, recovery = INGEST_EPOCH, None
+                # a backfill that runs to its end: numpy's large rollup columns come from the heap
+                # instead of page-faulting in fresh mmaps, and the libraries' objects leave the GC's
+                # full collections (`process_tuning`); a long-running `process` keeps glibc's defaults,
+                # which hand freed memory back sooner
+                process_tuning.tune_allocator()
+                process_tuning.freeze_startup_objects()
             cluster.run(flow, me, epoch=epoch, recovery=recovery)
             return 0
         except Exception as exc:  # the dataflow re-raises a worker's error; report it and exit non-zero
