@@ -28,7 +28,7 @@ from pathlib import Path
 
 from logpulse.storage.influxd import LocalInfluxd
 
-from .support import load_average
+from .support import load_average, process_cpu_s
 from .workloads import SETTINGS, ingest_capped, private_env, skewed_requests, write_logpulse
 
 NAMES = {
@@ -36,14 +36,6 @@ NAMES = {
     "unscored": "SCORING_ENABLED=false",
     "rollups_only": "rollups only (also STORE_RAW=false)",
 }
-
-
-def process_cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) a running process has used so far (0 if unknown)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sweep(influx: LocalInfluxd, work: Path, args: argparse.Namespace, counts: list[int], settings: list[str]) -> dict:
