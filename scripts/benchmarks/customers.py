@@ -28,7 +28,7 @@ from pathlib import Path
 
 from logpulse.storage.influxd import LocalInfluxd
 
-from .support import load_average
+from .support import load_average, process_cpu_s
 from .workloads import SETTINGS, ingest_capped, private_env, skewed_requests, write_logpulse
 
 NAMES = {
@@ -38,8 +38,9 @@ NAMES = {
 }
 
 
-def sweep(influx_url: str, work: Path, args: argparse.Namespace, counts: list[int], settings: list[str]) -> dict:
-    """{setting: {customers: run}}: every setting for one count, then the next count (one file each)."""
+def sweep(influx: LocalInfluxd, work: Path, args: argparse.Namespace, counts: list[int], settings: list[str]) -> dict:
+    """{setting: {customers: run}}: every setting for one count, then the next count (one file each);
+    each run also says how much CPU the influxd used while it ran (`influxd_cpu_s`)."""
     day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
     runs: dict[str, dict[int, dict]] = {s: {} for s in settings}
     for customers in counts:
@@ -49,11 +50,17 @@ def sweep(influx_url: str, work: Path, args: argparse.Namespace, counts: list[in
             write_logpulse(log, skewed_requests(args.lines, customers, day, 86400, args.skew, seed=customers))
         for setting in settings:
             print(f"ingest {customers:,} customers, {setting} ...", flush=True)
-            env = private_env(influx_url, work, f"c{customers}_{setting}_{time.time_ns()}", **SETTINGS[setting])
+            env = private_env(influx.url, work, f"c{customers}_{setting}_{time.time_ns()}", **SETTINGS[setting])
+            influxd_before = process_cpu_s(influx.pid)
             run = ingest_capped(env, [log], args.cap_mb, args.timeout_s)
+            run["influxd_cpu_s"] = process_cpu_s(influx.pid) - influxd_before
             runs[setting][customers] = run
             rate = run.get("stopped") or f"{run['lines_per_s']:,.0f} lines/s"
-            print(f"  {rate}, peak RSS {run['peak_rss_mb']:,.0f} MB", flush=True)
+            print(
+                f"  {rate}, {run['seconds']:.1f} s, processor CPU {run['cpu_s']:.1f} s, influxd CPU "
+                f"{run['influxd_cpu_s']:.1f} s, peak RSS {run['peak_rss_mb']:,.0f} MB",
+                flush=True,
+            )
     return runs
 
 
@@ -95,7 +102,7 @@ def main() -> None:
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count()}
     results["load_average_before"] = load_average()
     with LocalInfluxd.start(work / "influxdb") as influx:
-        runs = sweep(influx.url, work, args, counts, settings)
+        runs = sweep(influx, work, args, counts, settings)
     results["load_average_after"] = load_average()
     results["runs"] = {s: {str(n): r for n, r in by_count.items()} for s, by_count in runs.items()}
     results["summary"] = summarise(runs, counts)

@@ -19,7 +19,8 @@ from typing import Annotated, cast
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from logpulse.api import process_tuning, security, validation
+from logpulse import process_tuning
+from logpulse.api import security, validation
 from logpulse.api.errors import NotFound, Unauthorized
 from logpulse.api.ingest_service import Ingest, build_ingest
 from logpulse.api.validation import DateRange

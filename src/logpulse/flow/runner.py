@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from logpulse import metrics
+from logpulse import metrics, process_tuning
 from logpulse.config import Settings
 from logpulse.flow import cluster, supervise
 from logpulse.flow.cluster import Member
@@ -95,6 +95,10 @@ def member(settings: Settings, patterns: list[str], *, follow: bool, me: Member)
                 epoch, recovery = timedelta(seconds=settings.snapshot_interval_s), cluster.recovery(settings)
             else:
                 epoch, recovery = INGEST_EPOCH, None
+                # a backfill: the libraries' objects leave the GC's full collections (`process_tuning`).
+                # Not glibc's thresholds (the API's other setting): they saved ~0.2 s of system time at
+                # 10,000 customers but kept 20-35 MB more resident, the state per customer measured
+                process_tuning.freeze_startup_objects()
             cluster.run(flow, me, epoch=epoch, recovery=recovery)
             return 0
         except Exception as exc:  # the dataflow re-raises a worker's error; report it and exit non-zero

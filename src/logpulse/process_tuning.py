@@ -1,4 +1,4 @@
-"""Process settings of an API worker that its answers' CPU time depends on (measured).
+"""Process settings that CPU time depends on (measured): an API worker's answers, and `ingest`.
 
 * **glibc's allocator thresholds.** numpy takes arrays above 128 KB from `mmap` and hands them back
   on free, and glibc trims freed heap above 128 KB as well, so every such array of every request
@@ -9,6 +9,10 @@
 * **`gc.freeze()` after start-up**: the hundreds of thousands of objects of the imported libraries
   move to a permanent generation that full collections no longer scan, so a full collection during
   an answer costs a few milliseconds instead of tens (the p99 of the rollup routes).
+
+`ingest` freezes its start-up objects too: at 10,000 customers (1M lines, rollups only) its GC time
+went 0.33 → 0.10 s (149 → 2 collections). The allocator thresholds there cut system time 0.62 → 0.40 s
+and minor page faults 120,000 → 85,000 but kept 20-35 MB more resident, so `ingest` does without.
 """
 
 from __future__ import annotations
