@@ -20,9 +20,9 @@ big change fast, a long one finds a small change surely) and feeds its `Tracker`
 
 Where things live: the state and its pickled form in `state.py` (the bucket history's numpy form and
 the SLO windows' sparse steps in `history.py`), the dataflow step and its snapshots in `step.py`, the
-per-bucket path in `per_bucket.py`, runs of buckets as arrays in `runs.py`, the incident lifecycle in
-`incidents.py`; this module takes batches and ticks and decides which buckets go which way, and which
-ticks may wait (`can_wait`).
+per-bucket path in `per_bucket.py` (a quiet customer's buckets in one loop: `quiet.py`), runs of
+buckets as arrays in `runs.py`, the incident lifecycle in `incidents.py`; this module takes batches
+and ticks and decides which buckets go which way, and which ticks may wait (`can_wait`).
 
 Cost. Most buckets of most customers are uneventful: no incident open or brewing, no test passing.
 While that holds, baselines follow closed recurrences, so a run of buckets is completed as arrays
