@@ -59,19 +59,30 @@ def complete(s: ScorerState, k: int, b: Bucket, out: list[Incident]) -> None:
     Otherwise the bucket only feeds the baselines. (Windows that merely lose old buckets are not
     re-tested: evidence comes with requests, silence with expected requests missing.)
     """
-    traffic, trackers, win = s.traffic, s.trackers, s.windows
-    expected = traffic.expected(k)
+    signals(s, k, b, append_row(s, k, b.n, b.log_sum, b.log_sq, b.failed, b.server_errors), out)
+
+
+def append_row(s: ScorerState, k: int, n: int, log_sum: float, log_sq: float, failed: int, server: int) -> float:
+    """`complete`'s first step: bucket k's cumulative row (its sums: n requests, ...) appended to
+    the history, whatever the signals; returns the requests expected in it."""
+    expected = s.traffic.expected(k)
     cum, cum_expected = s.cum, s.cum_expected
     c = cum[-1]
     cum_expected.append(cum_expected[-1] + expected)
     s.cum_total += 1
-    if b.n:
-        row = (c[0] + b.n, c[1] + b.log_sum, c[2] + b.log_sq, c[3] + b.failed, c[4] + b.server_errors)
+    if n:
+        row = (c[0] + n, c[1] + log_sum, c[2] + log_sq, c[3] + failed, c[4] + server)
         cum.append(row)
         s.steps.add_one(s.cum_total - 1, row[0], row[4])
     else:  # the same sums: the same row
         cum.append(c)
-    s.idle = s.idle + 1 if b.n == 0 else 0
+    s.idle = s.idle + 1 if n == 0 else 0
+    return expected
+
+
+def signals(s: ScorerState, k: int, b: Bucket, expected: float, out: list[Incident]) -> None:
+    """`complete`'s signals on bucket k, once its row is appended (`expected`: its expected requests)."""
+    traffic, trackers, win, cum = s.traffic, s.trackers, s.windows, s.cum
     lat, err = trackers["latency"], trackers["errors"]
     recent = cum[-1][0] - (cum[-1 - win.hot] if len(cum) > win.hot else cum[0])[0]
     judged = b.n and recent >= MIN_LATENCY_REQUESTS  # fewer requests in 2 minutes: not judged
@@ -127,26 +138,33 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
     request, mostly over a few dozen buckets: its fixed cost is what counts, so a short gap's floats
     are added in a plain loop (`_expected_in_a_loop`: a chain of iterators costs ~4 µs to set up,
     more than the loop over 20 buckets), a long one's in one numpy pass."""
-    cfg, traffic, lat, errors = s.config, s.traffic, s.latency, s.errors
-    bucket_s = cfg.bucket_s
-    keep_t = 1.0 - bucket_s / TrafficBaseline.LEVEL_S
-    decay = s.windows.decay
-    per_slot = round(900 / bucket_s) if 900 % bucket_s == 0 else 1  # unaligned: bucket by bucket
-    gap = end - k
-    segments = []  # (buckets, level at the first, profile factor) per quarter-hour
-    while k < end:
-        m = min(end, (k // per_slot + 1) * per_slot) - k
-        level = traffic.level
-        segments.append((m, level, traffic.expected(k) / level if level > 0 else 1.0))
-        lat.decay(m, decay, errors)
-        traffic.skip_empty(k, m, keep_t)
-        k += m
+    traffic, lat, errors, win = s.traffic, s.latency, s.errors, s.windows
+    keep_t, decay, per_slot, gap = win.keep_level, win.decay, win.per_slot, end - k
     expected = s.cum_expected
     if gap >= LONG_GAP and per_slot > 1:
-        expected.extend(_expected_in_one_pass(segments, keep_t, expected[-1], s.windows.depth))
-    else:
-        expected.extend(_expected_in_a_loop(segments, keep_t, expected[-1]))
-    s.cum.extend(repeat(s.cum[-1], min(gap, s.windows.depth)))
+        segments = []  # (buckets, level at the first, profile factor) per quarter-hour
+        while k < end:
+            m = min(end, (k // per_slot + 1) * per_slot) - k
+            level = traffic.level
+            segments.append((m, level, traffic.expected(k) / level if level > 0 else 1.0))
+            lat.decay(m, decay, errors)
+            traffic.skip_empty(k, m, keep_t)
+            k += m
+        expected.extend(_expected_in_one_pass(segments, keep_t, expected[-1], win.depth))
+    else:  # `_expected_in_a_loop`, a quarter-hour at a time, without the list of segments
+        acc, append = expected[-1], expected.append
+        while k < end:
+            m = min(end, (k // per_slot + 1) * per_slot) - k
+            level = traffic.level
+            factor = traffic.expected(k) / level if level > 0 else 1.0
+            lat.decay(m, decay, errors)
+            traffic.skip_empty(k, m, keep_t)
+            k += m
+            for _ in range(m):
+                acc += level * factor
+                append(acc)
+                level *= keep_t
+    s.cum.extend(repeat(s.cum[-1], min(gap, win.depth)))
     s.cum_total += gap
     s.idle += gap
     return end

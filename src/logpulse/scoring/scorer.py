@@ -20,9 +20,9 @@ big change fast, a long one finds a small change surely) and feeds its `Tracker`
 
 Where things live: the state and its pickled form in `state.py` (the bucket history's numpy form and
 the SLO windows' sparse steps in `history.py`), the dataflow step and its snapshots in `step.py`, the
-per-bucket path in `per_bucket.py`, runs of buckets as arrays in `runs.py`, the incident lifecycle in
-`incidents.py`; this module takes batches and ticks and decides which buckets go which way, and which
-ticks may wait (`can_wait`).
+per-bucket path in `per_bucket.py` (a quiet customer's buckets in one loop: `quiet.py`), runs of
+buckets as arrays in `runs.py`, the incident lifecycle in `incidents.py`; this module takes batches
+and ticks and decides which buckets go which way, and which ticks may wait (`can_wait`).
 
 Cost. Most buckets of most customers are uneventful: no incident open or brewing, no test passing.
 While that holds, baselines follow closed recurrences, so a run of buckets is completed as arrays
@@ -50,6 +50,7 @@ from logpulse.scoring.baselines import TrafficBaseline
 from logpulse.scoring.history import History
 from logpulse.scoring.incidents import latest_versions
 from logpulse.scoring.per_bucket import EMPTY, Bucket
+from logpulse.scoring.quiet import stretch as quiet_stretch
 from logpulse.scoring.state import NO_KEYS, NO_SUMS, NS, ScorerState
 
 WINSOR_SIGMAS = 3.0  # bucket sums clip ln(duration) at usual + max(3 sigma, ln 3)
@@ -276,6 +277,13 @@ class CustomerScorer(ScorerState):
         while k < limit:
             while i < len(keys) and keys[i] < k:
                 i += 1
+            if not (use_runs or force or ahead) and self.vectorised:  # a quiet customer: `quiet.stretch`
+                quiet = self.quiet() if quiet is None else quiet
+                if quiet and self.steady():
+                    start, k = k, quiet_stretch(self, k, limit, keys, columns, i, out)
+                    quiet = None
+                    if k > start:
+                        continue
             has = i < len(keys) and keys[i] == k
             may_skip = not force and (use_runs or not has)
             if may_skip and quiet is None:

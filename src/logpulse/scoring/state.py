@@ -64,6 +64,8 @@ class Windows:
     decay: float  # per bucket, of the latency and error baselines
     half_ln_ratio: float  # ln of the square root of the latency ratio: a bucket worth testing
     half_factor: float  # square root of the traffic factor
+    keep_level: float  # per bucket, of the traffic level once steady
+    per_slot: int  # buckets per quarter-hour of the traffic profile (1: unaligned, bucket by bucket)
 
     @classmethod
     def of(cls, config: ScoringConfig, customer_id: str) -> Windows:
@@ -85,6 +87,8 @@ def _windows(config: ScoringConfig, slo_target: float | None) -> Windows:
         decay=config.bucket_s / BASELINE_S,
         half_ln_ratio=0.5 * math.log(config.latency_ratio),
         half_factor=math.sqrt(config.traffic_factor),
+        keep_level=1.0 - config.bucket_s / TrafficBaseline.LEVEL_S,
+        per_slot=round(900 / config.bucket_s) if 900 % config.bucket_s == 0 else 1,
     )
 
 
