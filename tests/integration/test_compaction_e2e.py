@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 from test_rollup_api_e2e import Row, check, check_customer_days, lines_of, run
@@ -22,6 +23,7 @@ from test_rollups_e2e import assert_rollups_equal_raw
 
 from fixtures import running_api, subprocess_env
 from logpulse.config import Settings
+from logpulse.readmodel.cache import POLL_S, TRUST_S
 from logpulse.storage.points import ROLLUP_LEVELS, rollup_from
 
 END = dt.date(2026, 10, 20)
@@ -100,12 +102,29 @@ def compact(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def fleet_after_the_writes(api: httpx.Client, requests: int) -> dict[str, Any]:
+    """The fleet view once it holds `requests` requests, or as it stands after the API's freshness bound.
+
+    The fleet's day replica follows the writes marks, so an answer includes the data acknowledged
+    before the API's last poll of them (every `cache.POLL_S`; a mark seen half-written waits one
+    poll more; `cache.TRUST_S` at most): a read right after `ingest` returns may precede that poll.
+    The caller checks every figure of the answer it gets; past the bound a stale one fails it."""
+    deadline = time.monotonic() + TRUST_S + 2 * POLL_S
+    while True:
+        fleet: dict[str, Any] = api.get(
+            "/stats", params={"from": str(FIRST), "to": str(LAST), "sort": "p99_latency"}
+        ).json()
+        if fleet["total"]["total_requests"] == requests or time.monotonic() > deadline:
+            return fleet
+        time.sleep(POLL_S / 5)
+
+
 def check_api(api: httpx.Client, by_customer: dict[str, list[Row]], zones: tuple[str, ...]) -> None:
     """Every customer-day and summary in each zone, and the fleet view, against the raw lines."""
     for zone in zones:
         for customer, rows in sorted(by_customer.items()):
             check_customer_days(api, customer, rows, zone, FIRST, LAST)
-    fleet = api.get("/stats", params={"from": str(FIRST), "to": str(LAST), "sort": "p99_latency"}).json()
+    fleet = fleet_after_the_writes(api, sum(map(len, by_customer.values())))
     check(fleet["total"], [r for rows in by_customer.values() for r in rows], "fleet total")
     for c in fleet["customers"]:
         check(c, by_customer[c["customer_id"]], f"fleet {c['customer_id']}")
