@@ -253,9 +253,7 @@ def _latency_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
         else:
             safe = np.where(s0 > 0, s0, 1.0)
             mu = np.where(s0 > 0, base[1] / safe, 0.0)
-            sigma = np.where(
-                s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, base[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA
-            )
+            sigma = np.where(s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, base[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA)
         sums = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
         wn, ws = sums[..., 0], sums[..., 1]
         sig = sigma[:, None] * np.sqrt(1 + wn / s0[:, None])
