@@ -3,7 +3,8 @@
 Everything runs against a private influxd started here, on data generated here, in one run:
   1. ceiling   the same requests as prebuilt line protocol POSTed to /write, PLAIN (no gzip) over a
                grid of batch sizes and parallelism (the best is "the ceiling"), and gzip level 1 at
-               the best plain configuration -> points/s
+               the best plain configuration -> points/s; and at the best, the points with the
+               `anomaly_score` field default ingest writes (what scoring adds to influxd's work)
   2. ingest    `logpulse ingest` of the same files into an empty database: rollups on with raw points
                (scoring on and off), rollups on without raw points (STORE_RAW=false), INFLUXDB_GZIP on,
                and with --baseline-src the code of another checkout (e.g. main before rollups) in the
@@ -34,6 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from logpulse.config import Settings
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, ScoredBatch
@@ -56,12 +59,16 @@ def make_files(directory: Path, lines: int, files: int, days: float, seed: int) 
     ]
 
 
-def _prebuilt(paths: list[Path]) -> list[str]:
+def _prebuilt(paths: list[Path], *, scored: bool = False) -> list[str]:
+    """The raw points of the files; `scored`: with an `anomaly_score` field, as scoring writes them
+    (stand-in scores: max(0, a normal draw) to 0.01, half of them 0 like requests faster than usual)."""
     lines: list[str] = []
+    draws = np.random.default_rng(0)
     for path in paths:
         parsed = parse_chunk(Chunk(str(path), 1, 0, path.read_bytes()))
         for batch in parsed.batches.values():
-            lines += request_lines(ScoredBatch(batch))
+            scores = np.maximum(0.0, draws.normal(size=len(batch))).round(2) if scored else None
+            lines += request_lines(ScoredBatch(batch, scores))
     return lines
 
 
@@ -97,7 +104,8 @@ def ceiling(
 
 
 def ceilings(settings: Settings, paths: list[Path], influxd_pid: int | None) -> dict:
-    """The plain ceiling: the best of a grid of batch sizes x parallelism; then gzip at the best."""
+    """The plain ceiling: the best of a grid of batch sizes x parallelism; then gzip at the best, and
+    the points with `anomaly_score` (what default ingest writes) at the best."""
     lines = _prebuilt(paths)
     grid = []
     for batch_points in (5_000, 10_000, 20_000):
@@ -107,7 +115,11 @@ def ceilings(settings: Settings, paths: list[Path], influxd_pid: int | None) -> 
     best = max(grid, key=lambda r: r["points_per_s"])
     print("  ceiling gzip at the best plain configuration ...", flush=True)
     gz = ceiling(settings, lines, best["batch_points"], best["parallelism"], True, influxd_pid)
-    return {"plain": best, "gzip": gz, "grid": grid}
+    print("  ceiling of scored points at the best plain configuration ...", flush=True)
+    del lines  # not both sets of points in memory at once
+    scored = _prebuilt(paths, scored=True)
+    with_score = ceiling(settings, scored, best["batch_points"], best["parallelism"], False, influxd_pid)
+    return {"plain": best, "gzip": gz, "scored": with_score, "grid": grid}
 
 
 def _cold_compaction(original):  # type: ignore[no-untyped-def]
@@ -267,6 +279,11 @@ def print_table(r: dict) -> None:
             f" + client {p['client_cpu_s'] / p['points'] * 1e6:.2f} us",
         ),
         ("InfluxDB ceiling, gzip level 1 (same batches)", f"{c['gzip']['points_per_s']:,.0f} points/s"),
+        (
+            "InfluxDB ceiling, plain, points with anomaly_score",
+            f"{c['scored']['points_per_s']:,.0f} points/s; CPU per point: influxd"
+            f" {c['scored']['influxd_cpu_s'] / c['scored']['points'] * 1e6:.2f} us",
+        ),
     ]
     names = {
         "baseline": "baseline (--baseline-src)",
