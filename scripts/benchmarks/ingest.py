@@ -3,12 +3,16 @@
 Everything runs against a private influxd started here, on data generated here, in one run:
   1. ceiling   the same requests as prebuilt line protocol POSTed to /write, PLAIN (no gzip) over a
                grid of batch sizes and parallelism (the best is "the ceiling"), and gzip level 1 at
-               the best plain configuration -> points/s
+               the best plain configuration -> points/s; and at the best, the points with the
+               `anomaly_score` field default ingest writes (what scoring adds to influxd's work)
   2. ingest    `logpulse ingest` of the same files into an empty database: rollups on with raw points
                (scoring on and off), rollups on without raw points (STORE_RAW=false), INFLUXDB_GZIP on,
                and with --baseline-src the code of another checkout (e.g. main before rollups) in the
                same run -> lines/s end to end until durable, and peak RSS
-  3. ratio     2 / best plain ceiling, per configuration
+  3. ratio     2 / best plain ceiling, per configuration; and the CPU ratio: CPU seconds per point of the
+               plain ceiling (influxd + the writing client) / CPU seconds per line of the ingest (processor +
+               influxd), the ratio both runs would show CPU-bound on the same cores (steadier than wall
+               time on a shared machine; influxd's CPU read from /proc)
   3b. disk     bytes on disk per million requests, raw (`requests`) and rollups (all levels), after
                influxd compacted them (this private influxd snapshots and compacts after 2 s cold)
   4. API       p50/p99 and requests/s of GET /customers/{id}/stats over 30 days with the big data set
@@ -31,6 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from logpulse.config import Settings
 from logpulse.formats.logpulse import parse_chunk
 from logpulse.model import Chunk, ScoredBatch
@@ -40,7 +46,7 @@ from logpulse.storage.influx import Connection, InfluxWriter
 from logpulse.storage.influxd import LocalInfluxd
 from logpulse.storage.points import request_lines
 
-from .support import CUSTOMERS, measure_stats, write_backfill
+from .support import CUSTOMERS, measure_stats, process_cpu_s, write_backfill
 from .workloads import ingest_capped
 
 
@@ -53,27 +59,36 @@ def make_files(directory: Path, lines: int, files: int, days: float, seed: int) 
     ]
 
 
-def _prebuilt(paths: list[Path]) -> list[str]:
+def _prebuilt(paths: list[Path], *, scored: bool = False) -> list[str]:
+    """The raw points of the files; `scored`: with an `anomaly_score` field, as scoring writes them
+    (stand-in scores: max(0, a normal draw) to 0.01, half of them 0 like requests faster than usual)."""
     lines: list[str] = []
+    draws = np.random.default_rng(0)
     for path in paths:
         parsed = parse_chunk(Chunk(str(path), 1, 0, path.read_bytes()))
         for batch in parsed.batches.values():
-            lines += request_lines(ScoredBatch(batch))
+            scores = np.maximum(0.0, draws.normal(size=len(batch))).round(2) if scored else None
+            lines += request_lines(ScoredBatch(batch, scores))
     return lines
 
 
-def ceiling(settings: Settings, lines: list[str], batch_points: int, parallelism: int, gzip: bool) -> dict:
-    """Points/s of bare /write POSTs of prebuilt points (into an empty database each time)."""
+def ceiling(
+    settings: Settings, lines: list[str], batch_points: int, parallelism: int, gzip: bool, influxd_pid: int | None
+) -> dict:
+    """Points/s of bare /write POSTs of prebuilt points (into an empty database each time), and the CPU
+    seconds influxd and this client (its writing threads) spent on them."""
     batches = [lines[i : i + batch_points] for i in range(0, len(lines), batch_points)]
     conn = dataclasses.replace(
         Connection.from_settings(settings), gzip=gzip, database=f"ceiling_{batch_points}_{parallelism}_{gzip:d}"
     )
     writer = InfluxWriter(conn, pool_size=parallelism)
     retention.ensure_database(writer)
+    influxd_cpu, client_cpu = process_cpu_s(influxd_pid), time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(parallelism) as pool:
         list(pool.map(writer.write, batches))
     seconds = time.perf_counter() - started
+    influxd_cpu, client_cpu = process_cpu_s(influxd_pid) - influxd_cpu, time.process_time() - client_cpu
     writer.query(f'DROP DATABASE "{conn.database}"', with_db=False)
     writer.close()
     return {
@@ -83,21 +98,28 @@ def ceiling(settings: Settings, lines: list[str], batch_points: int, parallelism
         "batch_points": batch_points,
         "parallelism": parallelism,
         "gzip": gzip,
+        "influxd_cpu_s": influxd_cpu,
+        "client_cpu_s": client_cpu,
     }
 
 
-def ceilings(settings: Settings, paths: list[Path]) -> dict:
-    """The plain ceiling: the best of a grid of batch sizes x parallelism; then gzip at the best."""
+def ceilings(settings: Settings, paths: list[Path], influxd_pid: int | None) -> dict:
+    """The plain ceiling: the best of a grid of batch sizes x parallelism; then gzip at the best, and
+    the points with `anomaly_score` (what default ingest writes) at the best."""
     lines = _prebuilt(paths)
     grid = []
     for batch_points in (5_000, 10_000, 20_000):
         for parallelism in (2, 4):
             print(f"  ceiling plain, {batch_points} points x {parallelism} ...", flush=True)
-            grid.append(ceiling(settings, lines, batch_points, parallelism, gzip=False))
+            grid.append(ceiling(settings, lines, batch_points, parallelism, False, influxd_pid))
     best = max(grid, key=lambda r: r["points_per_s"])
     print("  ceiling gzip at the best plain configuration ...", flush=True)
-    gz = ceiling(settings, lines, best["batch_points"], best["parallelism"], gzip=True)
-    return {"plain": best, "gzip": gz, "grid": grid}
+    gz = ceiling(settings, lines, best["batch_points"], best["parallelism"], True, influxd_pid)
+    print("  ceiling of scored points at the best plain configuration ...", flush=True)
+    del lines  # not both sets of points in memory at once
+    scored = _prebuilt(paths, scored=True)
+    with_score = ceiling(settings, scored, best["batch_points"], best["parallelism"], False, influxd_pid)
+    return {"plain": best, "gzip": gz, "scored": with_score, "grid": grid}
 
 
 def _cold_compaction(original):  # type: ignore[no-untyped-def]
@@ -130,23 +152,25 @@ def disk_per_million(influx: LocalInfluxd, db: str, lines: int, wait_s: float = 
     }
 
 
-def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
+def ingest(env: dict[str, str], paths: list[Path], workers: int, processes: int, influxd_pid: int | None) -> dict:
     """`ingest_once`, tried again once if it failed (a local cluster can fail to connect under load)."""
     try:
-        return ingest_once(env, paths, workers, processes)
+        return ingest_once(env, paths, workers, processes, influxd_pid)
     except RuntimeError as exc:
         print(f"  failed, trying again: {str(exc)[-300:]}", flush=True)
-        return ingest_once(env, paths, workers, processes)
+        return ingest_once(env, paths, workers, processes, influxd_pid)
 
 
-def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes: int) -> dict:
-    """Run `logpulse ingest` as users do; wall time until it exits (everything durable), peak RSS."""
+def ingest_once(env: dict[str, str], paths: list[Path], workers: int, processes: int, influxd_pid: int | None) -> dict:
+    """Run `logpulse ingest` as users do; wall time until it exits (everything durable), peak RSS, and
+    the CPU seconds influxd spent meanwhile."""
+    influxd_cpu = process_cpu_s(influxd_pid)
     run = ingest_capped(
         env, paths, cap_mb=float("inf"), options=["--workers", str(workers), "--processes", str(processes)]
     )
     if run.get("stopped"):
         raise RuntimeError(run["stopped"])
-    return run
+    return {**run, "influxd_cpu_s": process_cpu_s(influxd_pid) - influxd_cpu}
 
 
 def api_latency(env: dict[str, str], work: Path) -> dict:
@@ -199,7 +223,7 @@ def main() -> None:
         small = make_files(work, args.lines, args.files, args.days, seed=1)
         settings = Settings(_env_file=None, influxdb_url=influx.url, influxdb_database="ceiling")
         print(f"ceiling: {args.lines:,} points ...", flush=True)
-        results["ceiling"] = ceilings(settings, small)
+        results["ceiling"] = ceilings(settings, small, influx.pid)
         configs: dict[str, dict[str, str]] = {
             "raw_on": {},
             "raw_off": {"STORE_RAW": "false"},
@@ -215,11 +239,19 @@ def main() -> None:
         for rep in range(args.repeat):  # alternate, each into an empty database; the best run counts
             for kind, extra in configs.items():
                 print(f"ingest ({kind}, run {rep + 1}): {args.lines:,} lines ...", flush=True)
-                runs[kind].append(ingest(env_for(f"{kind}{rep}", **extra), small, args.workers, args.processes))
-        plain = results["ceiling"]["plain"]["points_per_s"]
+                runs[kind].append(
+                    ingest(env_for(f"{kind}{rep}", **extra), small, args.workers, args.processes, influx.pid)
+                )
+        plain = results["ceiling"]["plain"]
+        plain_cpu_per_point = (plain["influxd_cpu_s"] + plain["client_cpu_s"]) / plain["points"]
         for kind, done in runs.items():
             best = max(done, key=lambda r: r["lines_per_s"])
-            results[f"ingest_{kind}"] = {**best, "ratio_to_plain_ceiling": best["lines_per_s"] / plain}
+            cpu_per_line = (best["cpu_s"] + best["influxd_cpu_s"]) / best["lines"]
+            results[f"ingest_{kind}"] = {
+                **best,
+                "ratio_to_plain_ceiling": best["lines_per_s"] / plain["points_per_s"],
+                "cpu_ratio_to_plain_ceiling": plain_cpu_per_point / cpu_per_line,
+            }
             results[f"ingest_{kind}_runs"] = [r["lines_per_s"] for r in done]
         measured = "raw_on" if "raw_on" in configs else next(k for k in configs if k != "baseline")
         results["disk_of"] = measured
@@ -229,7 +261,7 @@ def main() -> None:
         if args.big_lines:
             big = make_files(work, args.big_lines, args.files, args.days, seed=100)
             print(f"ingest (big): {args.big_lines:,} lines ...", flush=True)
-            results["ingest_big"] = ingest(env_for("big"), big, args.workers, args.processes)
+            results["ingest_big"] = ingest(env_for("big"), big, args.workers, args.processes, influx.pid)
             time.sleep(args.settle_s)  # let influxd finish compacting what was just written
             print("API latency ...", flush=True)
             results["api"] = api_latency(env_for("big"), work)
@@ -239,12 +271,19 @@ def main() -> None:
 
 def print_table(r: dict) -> None:
     c = r["ceiling"]
+    p = c["plain"]
     rows = [
         (
-            f"InfluxDB ceiling, plain ({c['plain']['batch_points']:,} points x {c['plain']['parallelism']})",
-            f"{c['plain']['points_per_s']:,.0f} points/s",
+            f"InfluxDB ceiling, plain ({p['batch_points']:,} points x {p['parallelism']})",
+            f"{p['points_per_s']:,.0f} points/s; CPU per point: influxd {p['influxd_cpu_s'] / p['points'] * 1e6:.2f} us"
+            f" + client {p['client_cpu_s'] / p['points'] * 1e6:.2f} us",
         ),
         ("InfluxDB ceiling, gzip level 1 (same batches)", f"{c['gzip']['points_per_s']:,.0f} points/s"),
+        (
+            "InfluxDB ceiling, plain, points with anomaly_score",
+            f"{c['scored']['points_per_s']:,.0f} points/s; CPU per point: influxd"
+            f" {c['scored']['influxd_cpu_s'] / c['scored']['points'] * 1e6:.2f} us",
+        ),
     ]
     names = {
         "baseline": "baseline (--baseline-src)",
@@ -257,7 +296,10 @@ def print_table(r: dict) -> None:
     for kind, name in names.items():
         if f"ingest_{kind}" in r:
             i = r[f"ingest_{kind}"]
-            cpu = f", {i['lines_per_cpu_s']:,.0f} lines per CPU s" if i.get("lines_per_cpu_s") else ""
+            cpu = (
+                f"; CPU per line: processor {i['cpu_s'] / i['lines'] * 1e6:.2f} us + influxd"
+                f" {i['influxd_cpu_s'] / i['lines'] * 1e6:.2f} us ({i['cpu_ratio_to_plain_ceiling']:.2f} of plain)"
+            )
             rows.append(
                 (
                     f"ingest: {name}",

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpulse.formats import logpulse
-from logpulse.formats.bulk_times import point_times, time_local_seconds
+from logpulse.formats.bulk_times import iso_seconds, point_times, time_local_seconds
 from logpulse.formats.columns import ascii_classes
 from logpulse.formats.fields import TimeLocal
 from logpulse.formats.plan import RegexPlan
@@ -82,6 +82,32 @@ DATE_MINUTES = st.builds(
     two(0, 23),
     two(0, 59),
 )
+
+
+ISO_SECONDS = st.builds(lambda minute, s: f"{minute}:{s}", DATE_MINUTES, two(0, 59))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), ISO_SECONDS), min_size=1, max_size=20))
+def test_iso_seconds_column_equals_one_at_a_time(texts: list[str | None]) -> None:
+    """Days that do not exist, year 0000 and a missing text (None) are not real; the rest are
+    the minute's epoch (`datetime`) plus the seconds."""
+    got = iso_seconds(texts)
+    assert got is not None
+    seconds, real = got
+    for text, s, ok in zip(texts, seconds.tolist(), real.tolist(), strict=True):
+        minute = None if text is None else logpulse._minute_epoch(text[:16])
+        assert ok == (minute is not None), text
+        if minute is not None and text is not None:
+            assert s == minute + int(text[17:19]), text
+
+
+def test_iso_seconds_refuses_what_is_not_its_shape() -> None:
+    assert iso_seconds(["2026-12-07 13:55:36", "2026-12-07 13:55:3"]) is None  # one character short
+    assert iso_seconds(["2026-12-07T13:55:36"]) is None  # not a space between date and time
+    assert iso_seconds(["2026/12/07 13:55:36"]) is None
+    assert iso_seconds(["2026-12-07 13:5x:36"]) is None
+    assert iso_seconds(["2026-12-07 13:55:3\u0663"]) is None  # an Arabic-Indic digit
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,17 +1,20 @@
 """Many time texts at once: epoch seconds for a whole column of fixed-width times, with numpy.
 
 A chunk of a million bytes holds thousands of lines and almost as many distinct seconds, so even a
-per-minute cache leaves a few Python steps per line. The fixed-width `$time_local` (nginx) and `%t`
-(Apache) times are converted here as one byte matrix instead: each digit is a column, the calendar
-is arithmetic on whole columns.
+per-minute cache leaves a few Python steps per line. The fixed-width `$time_local` (nginx), `%t`
+(Apache) and `YYYY-MM-DD HH:MM:SS` (the logpulse format) times are converted here as one byte
+matrix instead: each digit is a column, the calendar is arithmetic on whole columns.
 
-`time_local_seconds` gives exactly what `fields.TimeLocal` gives for each text (a property test
-compares them), as `(seconds, valid)`: int64 epoch seconds and a mask of the texts that are real
-times (a day that exists, hour 0-23, minute 0-59). A text that is not of the expected shape at all
-makes it return None, and the caller converts one text at a time.
+`time_local_seconds` gives exactly what `fields.TimeLocal` gives for each text, `iso_seconds` what
+the logpulse format's per-line path gives (property tests compare them), as `(seconds, valid)`:
+int64 epoch seconds and a mask of the texts that are real times (a day that exists, hour 0-23,
+minute 0-59). A text that is not of the expected shape at all makes them return None, and the
+caller converts one text at a time.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +101,29 @@ def time_local_seconds(texts: list[str]) -> tuple[Ints, Mask] | None:
     seconds, valid = _seconds(year, month, day, hour, minute, second)
     offset = (tz_hours * 3_600 + tz_minutes * 60) * np.where(m[:, 21] == 45, -1, 1)
     return seconds - offset, valid & (second < 61)
+
+
+_NO_TEXT = "0000-01-01 00:00:00"
+"""Stands in for a line without a time text: year 0 is not a real date, so the line is invalid."""
+
+
+def iso_seconds(texts: list[str | None]) -> tuple[Ints, Mask] | None:
+    """`YYYY-MM-DD HH:MM:SS` texts (UTC) -> epoch seconds, and which are real (a day that exists, years
+    1-9999, hour 0-23, minute 0-59; the seconds are taken as written). None stands for no text (an
+    invalid line). Returns None when a text is not of that shape at all; the caller then converts one
+    text at a time.
+
+    Why: a 30-day backfill has almost one distinct second per line, so converting once per distinct
+    text is a Python step per line, ~a seventh of parsing such a chunk (profiled)."""
+    if texts.count(None):
+        texts = [_NO_TEXT if t is None else t for t in texts]
+    m = _matrix(cast(list[str], texts), 19)
+    if m is None or not (m[:, (4, 7)] == 45).all() or not (m[:, 10] == 32).all() or not (m[:, (13, 16)] == 58).all():
+        return None
+    fields = _numbers(m, ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2)))
+    if fields is None:
+        return None
+    return _seconds(*fields)
 
 
 def point_times(seconds: Ints, fractions: list[str | None] | None, offsets: Ints, file_key: int) -> tuple[Ints, Mask]:

@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from logpulse.formats.bulk_times import Ints, Mask, point_times
+from logpulse.formats.bulk_times import Ints, Mask, iso_seconds, point_times
 from logpulse.formats.columns import ChunkColumns, Customers, Request, rows_pattern, split_lines
 from logpulse.formats.lines import RequestLines, lines_of, reject
 from logpulse.model import Chunk, ParsedChunk, Reject
@@ -132,30 +132,23 @@ def _one_line(line: str, offset: int, file_key: int) -> Request | str:
 _ROWS = rows_pattern(  # groups: second ("YYYY-MM-DD HH:MM:SS"), fraction, customer, path, status, duration
     rf"({_DATE} {_HM}:[0-5]\d)(?:\.(\d{{1,9}}))? ({CUSTOMER_ID_PATTERN}) {_PATH} {_STATUS} {_DURATION}"
 )
-_NO_SECOND = -(2**62)  # the value of a time text whose day does not exist (or of no text)
-
-
-def _second_epoch(text: str) -> int:
-    """Epoch seconds of 'YYYY-MM-DD HH:MM:SS' (UTC); `_NO_SECOND` for an unreal day."""
-    minute = _minute_epoch(text[:16])
-    return _NO_SECOND if minute is None else minute + int(text[17:19])
 
 
 def _seconds(texts: list[str | None]) -> tuple[Ints, Mask]:
-    """Epoch seconds of each line's time text (converted once per distinct text), and which are real."""
-    known: dict[str | None, int] = {None: _NO_SECOND}
-    for text in dict.fromkeys(texts):
-        if text is not None:
-            known[text] = _second_epoch(text)
-    seconds = np.fromiter(map(known.__getitem__, texts), np.int64, len(texts))
-    return seconds, seconds != _NO_SECOND
+    """Epoch seconds of each line's time text (None: no text), and which are real, as a column
+    (`bulk_times.iso_seconds`). The expression gives every text that function's shape; were one not
+    of it, no line would count as real here, and each would take the per-line path, which is exact."""
+    got = iso_seconds(texts)
+    if got is None:
+        return np.zeros(len(texts), dtype=np.int64), np.zeros(len(texts), dtype=np.bool_)
+    return got
 
 
 def parse_chunk(chunk: Chunk) -> ParsedChunk:
     """Parse a chunk of complete lines into columns of requests and rejects (with byte offsets).
 
     As columns (`formats.columns`) when the chunk is ASCII: one split by the line's expression, the
-    times converted per distinct second and as a column, the customers numbered per distinct id.
+    times converted as a column, the customers numbered per distinct id.
     A line the expression refuses (or whose time is not real, or beyond int64 nanoseconds) takes
     `_one_line`, which says why."""
     cols = split_lines(_ROWS, chunk.data, 6)
