@@ -19,7 +19,7 @@ from bytewax.dataflow import Stream
 
 from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
-from logpulse.model import Incident, ParsedChunk, ScoredBatch
+from logpulse.model import Incident, ParsedChunk, Scored, ScoredBatch
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
 from logpulse.scoring.shard import by_shard, tick_per_shard
@@ -34,14 +34,12 @@ def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] |
     return "clock", (parsed.path, min(requests.times), list(requests.customers))
 
 
-def _incidents(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, list[Incident]]]:
+def _incidents(kv: tuple[str, list[Scored]]) -> list[tuple[str, list[Incident]]]:
     """A shard's incidents, keyed by customer (the outbox's key); most items carry none."""
-    return [(s.batch.customer_id, s.incidents) for s in kv[1] if s.incidents]
+    return [(s.batch.customer_id, s.incidents) for s in kv[1] if isinstance(s, ScoredBatch) and s.incidents]
 
 
-def scored_stream(
-    settings: Settings, parsed: Stream[ParsedChunk], *, follow: bool
-) -> op.KeyedStream[list[ScoredBatch]]:
+def scored_stream(settings: Settings, parsed: Stream[ParsedChunk], *, follow: bool) -> op.KeyedStream[list[Scored]]:
     """Each shard's scored batches of each chunk (one item per shard and chunk), and the outbox's
     delivery of their incidents when a receiver is configured."""
     scoring_shards = settings.scoring_shards
