@@ -8,7 +8,8 @@ time of an unscored `ingest` of 1M lines (py-spy), and a process that scores not
                                                       -> (shard, ShardRequests: its rows of the chunk)
     parsed -> clock (one key: the stream's event-time clock) -> (shard, Tick) for every shard
     score (keyed by shard: its customers' baselines live on one worker, in recovery snapshots; a tick
-           completes only customers it is due for; scoring/step.py) -> (shard, [ScoredBatch of each customer])
+           completes only customers it is due for; scoring/step.py) -> (shard, [ScoredRows, ScoredBatch of
+           each customer with incidents])
     outbox (stateful, keyed: alerts not yet delivered, in recovery snapshots) -> Alertmanager / webhook
 """
 
@@ -40,7 +41,7 @@ def _incidents(kv: tuple[str, list[Scored]]) -> list[tuple[str, list[Incident]]]
 
 
 def scored_stream(settings: Settings, parsed: Stream[ParsedChunk], *, follow: bool) -> op.KeyedStream[list[Scored]]:
-    """Each shard's scored batches of each chunk (one item per shard and chunk), and the outbox's
+    """Each shard's scored rows and incidents of each chunk (one item per shard and chunk), and the outbox's
     delivery of their incidents when a receiver is configured."""
     scoring_shards = settings.scoring_shards
     # the scorer's input: each shard's rows of the chunk's columns (`ShardRequests`)

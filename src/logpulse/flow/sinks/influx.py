@@ -170,9 +170,9 @@ class _WriteMarks:
 
 
 SinkItem = tuple[str, ScoredBatch | list[Scored] | ParsedChunk | RollupBatch]
-"""What the sink writes: a customer's scored requests (and incidents), a scoring shard's scored batches
-of one chunk, a chunk's unscored requests (scoring off: one item per chunk, not per customer), or
-rollup points."""
+"""What the sink writes: a customer's scored requests (and incidents), a scoring shard's output for one
+chunk (its rows with their scores, `ScoredRows`, and its customers' incidents), a chunk's unscored
+requests (scoring off: one item per chunk, not per customer), or rollup points."""
 
 
 @dataclass(slots=True)
