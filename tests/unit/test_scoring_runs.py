@@ -149,14 +149,23 @@ shifts = st.lists(
     changes=shifts,
     size=st.sampled_from([300, 2000, 12000]),
     new_normal_s=st.sampled_from([1800.0, 600.0, 0.0]),
+    block=st.sampled_from([1, 3, stretches.STRETCH_BLOCK]),
 )
 def test_runs_through_hot_latency_errors_and_slo_decide_as_bucket_by_bucket(
-    seed: int, rps: float, changes: list[Shift], size: int, new_normal_s: float, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    rps: float,
+    changes: list[Shift],
+    size: int,
+    new_normal_s: float,
+    block: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Slow and failing stretches, mild ones (hot, no incident) and strong ones, with an SLO: every
     incident version, the trackers' runs of hot buckets and the baselines at the end equal those of
     the per-bucket path (runs wherever allowed, however short; also where new normals come early or
-    never, which ends or forbids following a frozen baseline)."""
+    never, which ends or forbids following a frozen baseline; and whatever the first block of a hot
+    stretch's buckets tested at once, so that stretches cross several blocks)."""
+    monkeypatch.setattr(stretches, "STRETCH_BLOCK", block)
     cfg = config(slo_targets=(("default", 0.99),), new_normal_s=new_normal_s)
     _assert_alike(cfg, batches(_shifted(seed, rps, changes), size), monkeypatch)
 

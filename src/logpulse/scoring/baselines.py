@@ -86,14 +86,18 @@ about a million windows are tested per customer-month, hence the small p)."""
 
 
 def decayed_run(
-    start: np.ndarray, pos: np.ndarray, inputs: np.ndarray, keep: float | np.ndarray
+    start: np.ndarray, pos: np.ndarray, inputs: np.ndarray, keep: float | np.ndarray, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decayed sums over a run of buckets 0, 1, ... of which only `pos` (sorted) received `inputs`
     (one row per sum): returns (the sums just before each of those buckets, the scaled cumulative
     inputs `acc`). The sums after bucket j, with `done` inputs at positions <= j, are
     keep^(j+1) * (start + acc[:, done - 1]) (`start` when done = 0). `keep` is one decay for every
-    row or a column of one per row (elementwise, so each row's floats are those of its own call)."""
+    row or a column of one per row (elementwise, so each row's floats are those of its own call);
+    with `rows`, a column of the distinct decays and each row's index in it (rows of one decay share
+    its powers, the costliest part: the same floats)."""
     power = keep ** pos.astype(np.float64)
+    if rows is not None:
+        power, keep = power[rows], keep[rows]  # type: ignore[index]
     scaled = inputs / (power * keep)
     acc = np.cumsum(scaled, axis=1)
     before: np.ndarray = power * (start[:, None] + acc - scaled)

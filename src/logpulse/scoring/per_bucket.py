@@ -136,8 +136,8 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
     objects); only the expected requests grow, one float per bucket. The baselines move once per
     quarter-hour (the profile factor changes there). At 10,000 customers this runs about once per
     request, mostly over a few dozen buckets: its fixed cost is what counts, so a short gap's floats
-    are added in a plain loop (`_expected_in_a_loop`: a chain of iterators costs ~4 µs to set up,
-    more than the loop over 20 buckets), a long one's in one numpy pass."""
+    are added in a plain loop (a chain of iterators costs ~4 µs to set up, more than the loop over
+    20 buckets), a long one's in one numpy pass."""
     traffic, lat, errors, win = s.traffic, s.latency, s.errors, s.windows
     keep_t, decay, per_slot, gap = win.keep_level, win.decay, win.per_slot, end - k
     expected = s.cum_expected
@@ -151,7 +151,7 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
             traffic.skip_empty(k, m, keep_t)
             k += m
         expected.extend(_expected_in_one_pass(segments, keep_t, expected[-1], win.depth))
-    else:  # `_expected_in_a_loop`, a quarter-hour at a time, without the list of segments
+    else:  # a plain loop, a quarter-hour at a time, without the list of segments
         # the baselines' calls of the long branch written out (`TrafficBaseline.expected`,
         # `LatencyBaseline.decay`, `TrafficBaseline.skip_empty`): the same floats in the same order,
         # without five calls per quarter-hour, which cost more than a short gap's buckets
@@ -215,20 +215,6 @@ def skip_empty_warming(s: ScorerState, k: int, end: int) -> int:
 LONG_GAP = 96
 """Empty buckets from which one numpy pass over a gap costs less than the iterators (a fixed ~10
 numpy calls against ~0.1 µs a bucket), measured; it returns only the rows `cum` keeps."""
-
-
-def _expected_in_a_loop(segments: list[tuple[int, float, float]], keep: float, start: float) -> list[float]:
-    """`skip_empty`'s cumulative expected requests over a short gap: bucket j of a quarter-hour adds
-    level * keep^j * factor (the level multiplied by `keep` once per bucket, and added in bucket
-    order: the same floats as `complete` computes)."""
-    acc, added = start, list[float]()
-    append = added.append
-    for m, level, factor in segments:
-        for _ in range(m):
-            acc += level * factor
-            append(acc)
-            level *= keep
-    return added
 
 
 def _expected_in_one_pass(

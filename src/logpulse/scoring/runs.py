@@ -77,7 +77,7 @@ def run(s: ScorerState, k0: int, end: int, keys: np.ndarray, vals: np.ndarray) -
     tkeep = 1.0 - a
     start = np.array([lat.s0, lat.s1, lat.s2, err.n, err.failed, tra.level])
     inputs = np.concatenate((vals[_INPUT_ROWS], a * vals[:1]))  # n, ln d, ln² d, n, failed, a n
-    prior, acc = decayed_run(start, pos, inputs, _keeps(keep, tkeep))
+    prior, acc = decayed_run(start, pos, inputs, _keeps(keep, tkeep), _KEEP_ROWS)
     # traffic: the level before every bucket, the profile factor, the expected count
     mask = np.zeros(m, dtype=bool)
     mask[pos] = True
@@ -230,8 +230,9 @@ def _latency_gate(s: ScorerState, judged: np.ndarray, vals: np.ndarray) -> Gate:
     def gate(prior: np.ndarray, i0: int, buckets: int) -> np.ndarray:
         n = prior.shape[1]
         s0 = prior[0]
-        mu = np.where(s0 > 0, prior[1] / np.where(s0 > 0, s0, 1.0), 0.0)
-        warm = (buckets + np.arange(n) >= cfg.warmup_buckets) & (s0 >= 30)
+        warm = _warm(s0, buckets, cfg.warmup_buckets)
+        # mu where s0 > 0 (where not, not warm: any value does, no division by 0)
+        mu = prior[1] / (s0 if s0.min() > 0 else np.where(s0 > 0, s0, 1.0))
         passes: np.ndarray = judged[i0 : i0 + n] & (mean[i0 : i0 + n] - mu >= half) & warm
         return passes
 
@@ -246,10 +247,15 @@ def _latency_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
 
     def tests(base: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s0 = base[0]
-        safe = np.where(s0 > 0, s0, 1.0)
-        mu = np.where(s0 > 0, base[1] / safe, 0.0)
-        sigma = np.where(s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, base[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA)
-        wn, ws, _ = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
+        if s0.min() > 0:  # (always: a tested bucket's baseline is warm, s0 >= 30) the same floats, fewer calls
+            mu = base[1] / s0
+            sigma = np.maximum(np.sqrt(np.maximum(0.0, base[2] / s0 - mu**2)), MIN_SIGMA)
+        else:
+            safe = np.where(s0 > 0, s0, 1.0)
+            mu = np.where(s0 > 0, base[1] / safe, 0.0)
+            sigma = np.where(s0 > 0, np.maximum(np.sqrt(np.maximum(0.0, base[2] / safe - mu**2)), MIN_SIGMA), MIN_SIGMA)
+        sums = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
+        wn, ws = sums[..., 0], sums[..., 1]
         sig = sigma[:, None] * np.sqrt(1 + wn / s0[:, None])
         # an empty window (ending at an empty bucket) tests nothing: a request stands in for none
         return _opens_and_hot(
@@ -266,8 +272,7 @@ def _errors_gate(s: ScorerState, judged: np.ndarray, vals: np.ndarray) -> Gate:
 
     def gate(prior: np.ndarray, i0: int, buckets: int) -> np.ndarray:
         n = prior.shape[1]
-        warm = (buckets + np.arange(n) >= cfg.warmup_buckets) & (prior[0] >= 30)
-        passes: np.ndarray = judged[i0 : i0 + n] & failed[i0 : i0 + n] & warm
+        passes: np.ndarray = judged[i0 : i0 + n] & failed[i0 : i0 + n] & _warm(prior[0], buckets, cfg.warmup_buckets)
         return passes
 
     return gate
@@ -280,14 +285,25 @@ def _errors_tests(s: ScorerState, at: RowsAt, t0: int, k0: int) -> Tests:
 
     def tests(base: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         en, ef = base[0], base[1]
-        p = np.where(en > 0, ef / np.where(en > 0, en, 1.0), 0.0)[:, None]
+        # (en > 0 always: a tested bucket's baseline is warm, n >= 30) the same floats, fewer calls
+        p = (ef / en if en.min() > 0 else np.where(en > 0, ef / np.where(en > 0, en, 1.0), 0.0))[:, None]
         pc = np.maximum(p, 0.001)
         p_high = np.minimum(1.0, pc + np.sqrt(pc * (1.0 - pc) / np.maximum(en[:, None], 1.0)))
-        wn, _, wf = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
+        sums = _window_sums(s, at, offsets + t0, offsets + k0, tracker)
+        wn, wf = sums[..., 0], sums[..., 3]
         ev = error_evidence_many(np.maximum(wn, 1.0), wf, p, p_high, increases)
         return _opens_and_hot(ev, cfg.min_evidence)
 
     return tests
+
+
+def _warm(s0: np.ndarray, buckets: int, warmup_buckets: int) -> np.ndarray:
+    """`LatencyBaseline.warm` / `ErrorBaseline.warm` before each of a segment's buckets (`s0`: the
+    baseline's count before each, `buckets`: its `buckets` before the first, one more each)."""
+    warm: np.ndarray = s0 >= 30
+    if buckets < warmup_buckets:
+        warm[: warmup_buckets - buckets] = False
+    return warm
 
 
 def _opens_and_hot(evidence: np.ndarray, min_evidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -298,18 +314,20 @@ def _opens_and_hot(evidence: np.ndarray, min_evidence: float) -> tuple[np.ndarra
     return opens, hot
 
 
-def _window_sums(
-    s: ScorerState, at: RowsAt, mine: np.ndarray, ks: np.ndarray, tracker: Tracker
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The per-bucket path's window sums for many buckets: (requests, sum ln d, failed), a column per
-    latency window, then the "still hot" window."""
-    windows = _column((*s.windows.latency, s.windows.hot))
-    if len(ks) and int(ks[0]) - tracker.resolved_at >= max(*s.windows.latency, s.windows.hot):
-        w = windows[None, :]  # no window reaches back into the last incident (ks increase)
+def _window_sums(s: ScorerState, at: RowsAt, mine: np.ndarray, ks: np.ndarray, tracker: Tracker) -> np.ndarray:
+    """The per-bucket path's window sums for many buckets: every history column's (requests, sum ln d,
+    ...: the last axis) over each latency window, then the "still hot" window (the middle axis). One
+    look-up of the rows: each bucket's own row, then the rows before its windows."""
+    win = s.windows
+    backs = _column((0, *win.latency, win.hot))
+    if len(ks) and int(ks[0]) - tracker.resolved_at >= max(*win.latency, win.hot):
+        w = backs[None, :]  # no window reaches back into the last incident (ks increase)
     else:
-        w = np.minimum(windows[None, :], np.maximum(1, ks - tracker.resolved_at)[:, None])
-    last, first = at(mine), at(np.maximum(mine[:, None] - w, 0))
-    return last[:, None, 0] - first[..., 0], last[:, None, 1] - first[..., 1], last[:, None, 3] - first[..., 3]
+        w = np.minimum(backs[None, :], np.maximum(1, ks - tracker.resolved_at)[:, None])
+        w[:, 0] = 0
+    rows = at(np.maximum(mine[:, None] - w, 0))
+    sums: np.ndarray = rows[:, :1] - rows[:, 1:]
+    return sums
 
 
 Brewing = tuple[int | None, int | None]
@@ -376,45 +394,74 @@ def _traffic_events(
     would a drop open, a surge, is a drop "still hot", a surge? The Poisson tails are computed only at
     the (bucket, window) pairs whose effect is large enough to give evidence (`drop_evidence` /
     `surge_evidence` return 0 elsewhere)."""
-    cfg = s.config
+    cfg, win = s.config, s.windows
     drop, surge = s.trackers["traffic_drop"], s.trackers["traffic_surge"]
     since = drop if drop.resolved_at > surge.resolved_at else surge
-    sizes = _column((*s.windows.traffic, s.windows.hot))
-    if int(ks[0]) - since.resolved_at >= int(sizes.max()):  # no window reaches back into an incident
-        first = np.maximum(mine[:, None] - sizes[None, :], 0)
+    backs, ratios, limits = _traffic_columns(win.traffic, win.hot, cfg.traffic_factor, cfg.min_evidence)
+    # one look-up of the rows: each bucket's own row, then the rows before its windows
+    if int(ks[0]) - since.resolved_at >= max(*win.traffic, win.hot):  # no window reaches back into an incident
+        first = np.maximum(mine[:, None] - backs[None, :], 0)
     else:
-        fresh = np.minimum(sizes[None, :], np.maximum(1, ks - since.resolved_at)[:, None])
-        first = np.where(mine[:, None] + 1 > sizes[None, :], mine[:, None] - fresh, 0)
-    last, rows = at(mine), at(first)
-    observed = last[:, None, 0] - rows[..., 0]
-    exp = last[:, None, 5] - rows[..., 5]
-    ratios = _column((*repeat(float(cfg.traffic_factor), len(sizes) - 1), math.sqrt(cfg.traffic_factor)))
-    limits = _column((*repeat(float(cfg.min_evidence), len(sizes) - 1), HOT_EVIDENCE))
-    hot_window = len(sizes) - 1
-    opens_drop, opens_surge, hot_drop, hot_surge = (np.zeros(len(ks), dtype=bool) for _ in range(4))
+        sizes = backs[None, 1:]
+        fresh = np.minimum(sizes, np.maximum(1, ks - since.resolved_at)[:, None])
+        first = np.concatenate((mine[:, None], np.where(mine[:, None] + 1 > sizes, mine[:, None] - fresh, 0)), axis=1)
+    rows = at(first)
+    sums = rows[:, :1] - rows[:, 1:]
+    observed, exp = sums[..., 0], sums[..., 5]
     # a drop: tested, enough expected in the window, and at most 1/ratio of it arrived
-    r, c = (check_drop[:, None] & (exp >= MIN_EXPECTED_FOR_DROP) & (observed <= exp / ratios)).nonzero()
-    if len(r):
-        passed = drop_tail(observed[r, c], exp[r, c]) >= limits[c]
-        r, c = r[passed], c[passed]
-        opens_drop[r[c < hot_window]] = True
-        hot_drop[r[c == hot_window]] = True
+    drops = check_drop[:, None] & (exp >= MIN_EXPECTED_FOR_DROP) & (observed <= exp / ratios)
     # a surge: tested, enough requests, and at least ratio x the expected
-    r, c = (check_surge[:, None] & (observed >= MIN_SURGE_REQUESTS) & (observed >= exp * ratios)).nonzero()
-    if len(r):
-        passed = surge_tail(observed[r, c], exp[r, c]) >= limits[c]
-        r, c = r[passed], c[passed]
-        opens_surge[r[c < hot_window]] = True
-        hot_surge[r[c == hot_window]] = True
+    surges = check_surge[:, None] & (observed >= MIN_SURGE_REQUESTS) & (observed >= exp * ratios)
+    opens_drop, hot_drop = _windows_pass(drops, drop_tail, observed, exp, limits)
+    opens_surge, hot_surge = _windows_pass(surges, surge_tail, observed, exp, limits)
     return opens_drop, opens_surge, hot_drop, hot_surge
+
+
+def _windows_pass(
+    tested: np.ndarray,
+    tail: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    observed: np.ndarray,
+    exp: np.ndarray,
+    limits: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of traffic windows (the "still hot" window last): does a window open an incident, is
+    the bucket still hot? The tail evidence is computed only where `tested` (elsewhere it is 0, below
+    every limit)."""
+    if not tested.any():
+        none = np.zeros(len(tested), dtype=bool)
+        return none, none
+    evidence = np.zeros(tested.shape)
+    evidence[tested] = tail(observed[tested], exp[tested])
+    passed = evidence >= limits
+    opens: np.ndarray = np.logical_or.reduce(passed[:, :-1], axis=1)
+    return opens, passed[:, -1]
+
+
+@functools.lru_cache(maxsize=16)
+def _traffic_columns(
+    traffic: tuple[int, ...], hot: int, factor: float, min_evidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_traffic_events`' rows: how far back each look-up goes (0: the bucket, then each traffic
+    window and the "still hot" one), and per window its effect size and evidence limit (read-only)."""
+    backs = np.array([0, *traffic, hot])
+    ratios = np.array([*repeat(float(factor), len(traffic)), math.sqrt(factor)])
+    limits = np.array([*repeat(float(min_evidence), len(traffic)), HOT_EVIDENCE])
+    for column in (backs, ratios, limits):
+        column.flags.writeable = False
+    return backs, ratios, limits
 
 
 @functools.lru_cache(maxsize=8)
 def _keeps(keep: float, traffic_keep: float) -> np.ndarray:
-    """The decay per bucket of each of `run`'s decayed sums, as a column (read-only, shared)."""
-    column = np.array([[keep]] * 5 + [[traffic_keep]])
+    """The decays per bucket of `run`'s decayed sums, as a column (read-only, shared): the baselines'
+    and the traffic level's; `_KEEP_ROWS` says which is each sum's."""
+    column = np.array([[keep], [traffic_keep]])
     column.flags.writeable = False
     return column
+
+
+_KEEP_ROWS = np.array([0, 0, 0, 0, 0, 1])
+_KEEP_ROWS.flags.writeable = False
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # (7, 7) and (7.0, 7.0) are different columns

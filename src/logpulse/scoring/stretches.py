@@ -119,13 +119,18 @@ class BaselinePath:
                 self.parts.append(part)
             h, frozen, buckets = part.h, part.state, part.buckets
             end = min(stop, h + longest)
-            after = np.arange(max(h + 1, 0), end)
-            opens, hot = tests(frozen[:, None], after)
-            opened, cooled = opens.nonzero()[0], (~hot).nonzero()[0]
-            if len(opened) and (not len(cooled) or opened[0] <= cooled[0]):
-                return int(after[opened[0]])
-            if not len(cooled):
-                return end if end < stop else None
+            j, size = max(h + 1, 0), STRETCH_BLOCK
+            while True:  # blocks of buckets after h, growing: most stretches cool down within a few
+                if j >= end:
+                    return end if end < stop else None
+                after = np.arange(j, min(end, j + size))
+                opens, hot = tests(frozen[:, None], after)
+                opened, cooled = opens.nonzero()[0], (~hot).nonzero()[0]
+                if len(opened) and (not len(cooled) or opened[0] <= cooled[0]):
+                    return int(after[opened[0]])
+                if len(cooled):
+                    break
+                j, size = j + size, 2 * size
             cool = int(after[cooled[0]])
             # the first bucket not hot is learnt from the frozen baseline, then the closed form resumes
             i = int(np.searchsorted(pos, cool))
@@ -151,3 +156,7 @@ class BaselinePath:
 
 
 _NONE = np.zeros(0, dtype=np.int64)
+STRETCH_BLOCK = 8
+"""Buckets of a hot stretch tested in its first call (then twice as many per call): each bucket's
+tests are independent of the others' (a frozen baseline), and a stretch of latency or errors mostly
+cools down within a few buckets, so testing up to `new_normal_buckets` at once (60) was mostly waste."""
