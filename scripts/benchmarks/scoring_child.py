@@ -149,7 +149,7 @@ def _sharded(
                 if key in shards:
                     outs += shards[key].tick(shard_tick)
         for out in outs:
-            for inc in out.incidents:
+            for inc in getattr(out, "incidents", ()):  # (a shard's scored rows carry none)
                 final[(inc.customer_id, inc.kind, inc.start_ns)] = inc
                 versions += 1
     return final, versions

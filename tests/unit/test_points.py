@@ -9,12 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpulse.model import Incident, RequestBatch, RequestColumns, RollupRows, ScoredBatch
+from logpulse.scoring.shard import by_shard
 from logpulse.storage.points import (
     columns_request_lines,
     incident_line,
     request_lines,
     rollup_line,
     rollup_rows_lines,
+    scored_rows_lines,
 )
 
 
@@ -155,3 +157,26 @@ def test_rollup_rows_encode_a_range_as_those_points() -> None:
     for start, stop in ((0, 60), (0, 7), (7, 31), (31, 60), (59, 60), (60, 60), (13, 200)):
         assert rollup_rows_lines(rows, start, stop) == whole[start:stop]
     assert [line for i in range(0, 60, 7) for line in rollup_rows_lines(rows, i, i + 7)] == whole
+
+
+def test_a_shard_s_scored_rows_encode_as_the_lines_of_each_customers_scored_batch() -> None:
+    """The scorer hands the sink a shard's rows with their scores (`ScoredRows`): encoded in one pass,
+    they must be the lines of each customer's scored batch, one customer after the other, escaping
+    and scores (also those of 100 and more, formatted rather than looked up) as per batch."""
+    requests = RequestColumns.of_lines(
+        ["a", "b", "c", "a", "c", "c", "d"],
+        [3, 2, 7, 1, 8, 9, 4],
+        ["/x", '/q"x', "/a\\b", "/y", "/", "/z", "/w"],
+        ["200", "404", "301", "503", "500", "200", "200"],
+        ["0.5", "0", "9", "1.250", "0.001", "12", "3"],
+    )
+    (_, item), *others = by_shard(requests, 1)
+    assert not others and item.customers == ["a", "b", "c", "d"]
+    scores = np.array([0.0, 1.25, 123.456, 0.004, 7.0, 99.995, 2.5])
+    expected = []
+    for i, b in enumerate(item.batches()):
+        expected += request_lines(ScoredBatch(b, scores[item.bounds[i] : item.bounds[i + 1]]))
+    times, paths, statuses, durations = requests.taken(item.rows)
+    got = scored_rows_lines(item.customers, item.bounds, times, paths, statuses, durations, scores)
+    assert got == expected
+    assert any('\\"' in line for line in got) and any(",anomaly_score=123.46 " in line for line in got)

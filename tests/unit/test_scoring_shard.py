@@ -12,7 +12,7 @@ import pytest
 from tests.unit.test_scoring import T0, _days_of_traffic, config
 from tests.unit.test_scoring_state import sparse
 
-from logpulse.model import Incident, RequestBatch, RequestColumns, ScoredBatch, ShardRequests, Tick
+from logpulse.model import Incident, RequestBatch, RequestColumns, Scored, ScoredBatch, ScoredRows, ShardRequests, Tick
 from logpulse.scoring.scorer import CustomerScorer
 from logpulse.scoring.shard import ShardScorer, by_shard, shard_of
 from logpulse.scoring.step import ShardLogic
@@ -82,8 +82,21 @@ def tick_of(batches: dict[str, RequestBatch], met: set[str]) -> Tick:
 Outputs = dict[str, list[tuple[object, ...]]]
 
 
-def record(out: Outputs, scored: list[ScoredBatch]) -> None:
-    for sb in scored:
+def record(out: Outputs, scored: list[Scored]) -> None:
+    """Each customer's scores and incidents, per batch: a shard's rows are split into its customers'
+    batches, each with the incidents the shard emitted for that customer beside the rows."""
+    rows = [item for item in scored if isinstance(item, ScoredRows)]
+    batches = [item for item in scored if isinstance(item, ScoredBatch)]
+    if rows:
+        (item,) = rows
+        beside = {sb.batch.customer_id: sb.incidents for sb in batches}
+        bounds = item.requests.bounds
+        batches = [
+            ScoredBatch(b, item.scores[bounds[i] : bounds[i + 1]], beside.pop(b.customer_id, []))
+            for i, b in enumerate(item.requests.batches())
+        ]
+        assert not beside  # incidents only of customers in the rows
+    for sb in batches:
         incidents = [(i.kind, i.status, i.start_ns, i.end_ns, i.peak_score, i.requests) for i in sb.incidents]
         scores = [] if sb.scores is None else sb.scores.tolist()
         out.setdefault(sb.batch.customer_id, []).append((scores, incidents))
@@ -232,7 +245,7 @@ def test_a_tick_passes_by_customers_the_clock_had_not_met() -> None:
     assert shard.tick(Tick(now_bucket * BUCKET * S, ("intruder",))) == []  # the clock met only the intruder
     for batches in day[1:40]:
         for sb in shard.score(shard_item(list(batches.values()))):
-            assert not sb.incidents
+            assert isinstance(sb, ScoredRows)  # no incident: the rows alone
     steady = shard.scorers["steady"]
     assert steady.watermark < now_bucket - 1000 and steady.next_bucket is not None
     assert steady.next_bucket < now_bucket - 1000  # its buckets were judged from its own lines only

@@ -11,7 +11,8 @@
     score (keyed by shard: its customers' baselines
            live on one worker, in recovery snapshots;
            a tick completes only customers it is due
-           for; scoring/step.py)                      -> (shard, [ScoredBatch of each customer])
+           for; scoring/step.py)                      -> (shard, [ScoredRows, ScoredBatch of each customer
+                                                          with incidents])
       or, scoring off: unscored                       -> (file, ParsedChunk): whole chunks, no key per customer
     rollup_parts -> rollup (stateful_batch keyed by file) -> (file, RollupBatch: columns)   [rollups/]
     influxdb (InfluxSink: acknowledged, retried; scored and rollup streams merged)
@@ -40,7 +41,7 @@ from logpulse.flow.sinks.deadletter import DeadLetterSink
 from logpulse.flow.sinks.influx import InfluxSink
 from logpulse.flow.supervise import STOP
 from logpulse.formats.registry import NO_CUSTOMER, LineParser, build_parser
-from logpulse.model import Chunk, ParsedChunk, Reject, RollupBatch, ScoredBatch
+from logpulse.model import Chunk, ParsedChunk, Reject, RollupBatch, Scored
 from logpulse.rollups.aggregate import rollup_part
 from logpulse.rollups.identity import split_at_segments
 from logpulse.rollups.step import RollupLogic
@@ -128,8 +129,8 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
     op.output(
         "dead_letter", op.filter_map("rejects", parsed, _rejects), DeadLetterSink(Path(settings.dead_letter_path))
     )
-    # one item per shard and chunk (its customers' scored batches), or whole chunks unscored
-    scored: op.KeyedStream[list[ScoredBatch]] | op.KeyedStream[ParsedChunk]
+    # one item per shard and chunk (its rows with their scores, its customers' incidents), or whole chunks unscored
+    scored: op.KeyedStream[list[Scored]] | op.KeyedStream[ParsedChunk]
     if settings.scoring_enabled:
         from logpulse.flow.scored import scored_stream  # only here: the scorer's imports are costly
 
@@ -149,6 +150,6 @@ def build_flow(settings: Settings, patterns: list[str], *, follow: bool, shards:
             recoverable=follow,
         ),
     )
-    to_write: op.KeyedStream[list[ScoredBatch] | ParsedChunk | RollupBatch] = op.merge("to_influxdb", scored, rollups)
+    to_write: op.KeyedStream[list[Scored] | ParsedChunk | RollupBatch] = op.merge("to_influxdb", scored, rollups)
     op.output("influxdb", to_write, InfluxSink(settings, pipelined=not follow))
     return flow

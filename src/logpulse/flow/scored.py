@@ -8,7 +8,8 @@ time of an unscored `ingest` of 1M lines (py-spy), and a process that scores not
                                                       -> (shard, ShardRequests: its rows of the chunk)
     parsed -> clock (one key: the stream's event-time clock) -> (shard, Tick) for every shard
     score (keyed by shard: its customers' baselines live on one worker, in recovery snapshots; a tick
-           completes only customers it is due for; scoring/step.py) -> (shard, [ScoredBatch of each customer])
+           completes only customers it is due for; scoring/step.py) -> (shard, [ScoredRows, ScoredBatch of
+           each customer with incidents])
     outbox (stateful, keyed: alerts not yet delivered, in recovery snapshots) -> Alertmanager / webhook
 """
 
@@ -19,7 +20,7 @@ from bytewax.dataflow import Stream
 
 from logpulse.alerts.outbox import log_delivered, outbox_builder
 from logpulse.config import Settings
-from logpulse.model import Incident, ParsedChunk, ScoredBatch
+from logpulse.model import Incident, ParsedChunk, Scored, ScoredBatch
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import StreamClock
 from logpulse.scoring.shard import by_shard, tick_per_shard
@@ -34,15 +35,13 @@ def _clock_item(parsed: ParsedChunk) -> tuple[str, tuple[str, int, list[str]]] |
     return "clock", (parsed.path, min(requests.times), list(requests.customers))
 
 
-def _incidents(kv: tuple[str, list[ScoredBatch]]) -> list[tuple[str, list[Incident]]]:
+def _incidents(kv: tuple[str, list[Scored]]) -> list[tuple[str, list[Incident]]]:
     """A shard's incidents, keyed by customer (the outbox's key); most items carry none."""
-    return [(s.batch.customer_id, s.incidents) for s in kv[1] if s.incidents]
+    return [(s.batch.customer_id, s.incidents) for s in kv[1] if isinstance(s, ScoredBatch) and s.incidents]
 
 
-def scored_stream(
-    settings: Settings, parsed: Stream[ParsedChunk], *, follow: bool
-) -> op.KeyedStream[list[ScoredBatch]]:
-    """Each shard's scored batches of each chunk (one item per shard and chunk), and the outbox's
+def scored_stream(settings: Settings, parsed: Stream[ParsedChunk], *, follow: bool) -> op.KeyedStream[list[Scored]]:
+    """Each shard's scored rows and incidents of each chunk (one item per shard and chunk), and the outbox's
     delivery of their incidents when a receiver is configured."""
     scoring_shards = settings.scoring_shards
     # the scorer's input: each shard's rows of the chunk's columns (`ShardRequests`)

@@ -39,7 +39,7 @@ time would otherwise make every slower request infinitely unusual."""
 MAX_FACTOR = 4.0
 """The most the time-of-day profile scales the level by (and 1/4 the least)."""
 _SLOTS = 96  # quarter-hours per day
-_SLOT_S = 86400 // _SLOTS
+SLOT_S = 86400 // _SLOTS
 LOOP_SLOTS = 48
 """Up to this many quarter-hours, `TrafficBaseline.run_factors` takes them one by one in Python (a few µs
 each) rather than as arrays (~60 numpy calls whatever the run's length): measured on runs of 2 h."""
@@ -205,13 +205,13 @@ class TrafficBaseline:
     PROFILE_WEIGHT = 0.3  # weight of the newest day in a quarter-hour's profile
 
     def _slot(self, k: int) -> int:
-        return int(k * self.bucket_s) // _SLOT_S
+        return int(k * self.bucket_s) // SLOT_S
 
     def expected(self, k: int) -> float:
         """Requests expected in bucket k."""
         if not self.learnt:  # the first day: the level alone
             return self.level
-        if int(k * self.bucket_s) // _SLOT_S != self.factor_slot:  # changes once per quarter-hour
+        if int(k * self.bucket_s) // SLOT_S != self.factor_slot:  # changes once per quarter-hour
             self.factor_at(k)
         return self.level * self.factor
 
@@ -238,8 +238,7 @@ class TrafficBaseline:
     def account(self, slot: int, count: float, buckets: int, *, tainted: bool = False) -> None:
         """Add `buckets` buckets holding `count` requests to quarter-hour `slot` (the profile's input)."""
         if slot != self.slot:
-            self._close_slot()
-            self.slot, self.slot_count, self.slot_buckets, self.slot_tainted = slot, 0.0, 0, False
+            self.start_slot(slot)
         self.slot_count += count
         self.slot_buckets += buckets
         self.slot_tainted = self.slot_tainted or tainted
@@ -254,8 +253,8 @@ class TrafficBaseline:
         closes and factors of a run shorter than a day are computed as arrays. The first day (nothing
         learnt yet), unusual bucket sizes and runs of a few quarter-hours take the per-quarter-hour loop."""
         m = len(mask)
-        exact = self.LEVEL_S == 2 * _SLOT_S and _SLOT_S % self.bucket_s == 0  # 30 min ago = 2 slots ago
-        per = round(_SLOT_S / self.bucket_s)
+        exact = self.LEVEL_S == 2 * SLOT_S and SLOT_S % self.bucket_s == 0  # 30 min ago = 2 slots ago
+        per = round(SLOT_S / self.bucket_s)
         bounds = [0, *range(per - k0 % per if k0 % per else per, m, per), m] if exact else []
         if exact and len(bounds) - 1 <= LOOP_SLOTS:  # a few quarter-hours: the loop, from Python lists
             first = k0 // per
@@ -273,7 +272,7 @@ class TrafficBaseline:
             seg = np.arange(first, first + len(starts))
             slot_of_pos = (pos + k0) // per
         else:
-            slots = (np.arange(k0, k0 + m) * self.bucket_s).astype(np.int64) // _SLOT_S
+            slots = (np.arange(k0, k0 + m) * self.bucket_s).astype(np.int64) // SLOT_S
             starts = np.flatnonzero(np.diff(slots, prepend=slots[0] - 1))
             seg, slot_of_pos = slots[starts], slots[pos]
         sizes = np.diff(np.append(starts, m))
@@ -297,7 +296,7 @@ class TrafficBaseline:
             c_count = np.concatenate(([self.slot_count], c_count))
             c_size = np.concatenate(([self.slot_buckets], c_size))
             c_taint = np.concatenate(([self.slot_tainted], c_taint))
-        close = (c_slot >= 0) & (c_size >= _SLOT_S / self.bucket_s) & ~c_taint
+        close = (c_slot >= 0) & (c_size >= SLOT_S / self.bucket_s) & ~c_taint
         idx = c_slot[close] % _SLOTS
         prof, days = old.copy(), old_days.copy()
         mean = c_count[close] / c_size[close]
@@ -360,12 +359,16 @@ class TrafficBaseline:
         self.buckets += m
         slot = self._slot(k)
         if slot != self.slot:
-            self._close_slot()
-            self.slot, self.slot_count, self.slot_buckets, self.slot_tainted = slot, 0.0, 0, False
+            self.start_slot(slot)
         self.slot_buckets += m
 
+    def start_slot(self, slot: int) -> None:
+        """Close the quarter-hour being accumulated (the profile learns it) and start `slot`."""
+        self._close_slot()
+        self.slot, self.slot_count, self.slot_buckets, self.slot_tainted = slot, 0.0, 0, False
+
     def _close_slot(self) -> None:
-        whole = self.slot_buckets >= _SLOT_S / self.bucket_s
+        whole = self.slot_buckets >= SLOT_S / self.bucket_s
         if self.slot < 0 or not whole or self.slot_tainted:  # only whole, normal quarter-hours
             return
         i = self.slot % _SLOTS

@@ -14,7 +14,7 @@ from itertools import repeat
 import numpy as np
 
 from logpulse.model import Incident
-from logpulse.scoring.baselines import MAX_FACTOR, TrafficBaseline
+from logpulse.scoring.baselines import MAX_FACTOR, SLOT_S, TrafficBaseline
 from logpulse.scoring.incidents import Tracker
 from logpulse.scoring.signals import (
     MIN_LATENCY_REQUESTS,
@@ -152,13 +152,31 @@ def skip_empty(s: ScorerState, k: int, end: int) -> int:
             k += m
         expected.extend(_expected_in_one_pass(segments, keep_t, expected[-1], win.depth))
     else:  # a plain loop, a quarter-hour at a time, without the list of segments
+        # the baselines' calls of the long branch written out (`TrafficBaseline.expected`,
+        # `LatencyBaseline.decay`, `TrafficBaseline.skip_empty`): the same floats in the same order,
+        # without five calls per quarter-hour, which cost more than a short gap's buckets
         acc, append = expected[-1], expected.append
+        keep_d, bucket_s = 1.0 - decay, traffic.bucket_s
         while k < end:
             m = min(end, (k // per_slot + 1) * per_slot) - k
             level = traffic.level
-            factor = traffic.expected(k) / level if level > 0 else 1.0
-            lat.decay(m, decay, errors)
-            traffic.skip_empty(k, m, keep_t)
+            slot = int(k * bucket_s) // SLOT_S
+            if level <= 0:
+                factor = 1.0
+            elif traffic.learnt:
+                if slot != traffic.factor_slot:
+                    traffic.factor_at(k)
+                factor = level * traffic.factor / level
+            else:
+                factor = level / level
+            keep = keep_d**m
+            lat.s0, lat.s1, lat.s2 = lat.s0 * keep, lat.s1 * keep, lat.s2 * keep
+            errors.n, errors.failed = errors.n * keep, errors.failed * keep
+            traffic.level *= keep_t**m
+            traffic.buckets += m
+            if slot != traffic.slot:
+                traffic.start_slot(slot)
+            traffic.slot_buckets += m
             k += m
             for _ in range(m):
                 acc += level * factor

@@ -14,6 +14,7 @@ opens takes `per_bucket.signals`, the reference, so decisions are those of the g
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from logpulse.model import Incident
 from logpulse.scoring import per_bucket
@@ -23,7 +24,13 @@ from logpulse.scoring.state import MIN_EXPECTED_FOR_DROP, MIN_SURGE_BUCKET, Scor
 
 
 def stretch(
-    s: ScorerState, k: int, limit: int, keys: list[int], columns: list[list[float]], i: int, out: list[Incident]
+    s: ScorerState,
+    k: int,
+    limit: int,
+    keys: list[int],
+    columns: Sequence[Sequence[float]],
+    i: int,
+    out: list[Incident],
 ) -> int:
     """Complete buckets k, k+1, ... before `limit` of a quiet, steady customer whose `cum` is up to
     date (`keys`: the pending buckets' indexes, sorted, from `i` on; `columns`: their sums); returns the first

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import sys
 from bisect import bisect_left
+from collections.abc import Sequence
 from itertools import repeat
 
 import numpy as np
@@ -61,9 +62,11 @@ STEP_COST = (12.0, 1.0)  # µs per bucket one by one: with requests, + per bucke
 SMALL_BATCH = 16  # lines: up to this, a batch's bucket sums are added up in Python when they can be exactly
 
 
-def _few_per_bucket(
-    idx: list[int], logs: np.ndarray, failed: np.ndarray, server: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
+Listed = tuple[list[int], list[Sequence[float]]]
+"""Buckets as lists: their sorted indexes, and each one's sums (requests, ln d, ln² d, failed, 5xx)."""
+
+
+def _few_per_bucket(idx: list[int], logs: np.ndarray, failed: np.ndarray, server: np.ndarray) -> Listed | None:
     """A small batch's (bucket keys, sums) when no bucket holds more than two of its lines, else None.
 
     The sums are the floats `np.add.reduceat` gives (its reduction adds the first element to the
@@ -77,7 +80,7 @@ def _few_per_bucket(
         at.append(j)
     lg, fl, sv = logs.tolist(), failed.tolist(), server.tolist()
     keys = sorted(lines)
-    cols = []
+    cols: list[Sequence[float]] = []
     for key in keys:
         a, *more = lines[key]
         x = lg[a]
@@ -87,7 +90,7 @@ def _few_per_bucket(
             b = more[0]
             y = lg[b]
             cols.append((2.0, x + (0.0 + y), x * x + (0.0 + y * y), float(fl[a] + fl[b]), float(sv[a] + sv[b])))
-    return np.array(keys, dtype=np.int64), np.array(cols, dtype=np.float64).T
+    return keys, cols
 
 
 # Recovery snapshots name classes by module path: those written while the history and the bucket
@@ -138,10 +141,16 @@ class CustomerScorer(ScorerState):
         """`score` on the batch's columns: event times (ns), ln(duration) already clipped, failed and
         5xx flags, the requests' scores (`latency_scale` as of before this batch). A shard of
         customers computes these for all its batches of a chunk at once (`scoring.shard`)."""
+        return ScoredBatch(batch, scores, self.add_columns(times, logs, failed, server))
+
+    def add_columns(
+        self, times: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray
+    ) -> list[Incident]:
+        """`score_columns` without the batch: the incidents its requests complete."""
         cfg = self.config
         out: list[Incident] = []
         if len(times) == 0:
-            return ScoredBatch(batch, scores, out)
+            return out
         self.changed = True
         if self.next_bucket is not None:  # buckets a tick let wait are completed before anything is added
             self._complete_until(self.watermark - 1, out)
@@ -158,11 +167,15 @@ class CustomerScorer(ScorerState):
             keep = ~late
             idx, logs, failed, server = idx[keep], logs[keep], failed[keep], server[keep]
             keys = idx.tolist() if keys is not None else None
+        listed = None  # a small batch's buckets merged into the pending ones as lists, not stored yet
         if len(idx):
-            self._add(idx, logs, failed, server, keys)
+            small = _few_per_bucket(keys, logs, failed, server) if keys is not None else None
+            listed = self._pending_with(small) if small is not None else None
+            if listed is None:
+                self._add(idx, logs, failed, server, keys)
         self.watermark = max(self.watermark, top)
-        self._complete_until(self.watermark - 1, out)
-        return ScoredBatch(batch, scores, latest_versions(out))
+        self._complete_until(self.watermark - 1, out, listed)
+        return latest_versions(out)
 
     def tick(self, tick: Tick) -> list[Incident]:
         """The stream clock moved on: complete this customer's buckets up to it, even if empty."""
@@ -217,8 +230,12 @@ class CustomerScorer(ScorerState):
         if listed is None and len(idx) <= SMALL_BATCH:
             listed = idx.tolist()
         small = _few_per_bucket(listed, logs, failed, server) if listed is not None else None
-        if small is not None:  # most batches of most customers at 10,000 of them: a line or two a bucket
-            keys, sums = small
+        in_order = self._pending_with(small) if small is not None else None
+        if in_order is not None:  # most batches of most customers at 10,000 of them: a line or two a bucket
+            self._set_pending(*in_order)
+            return
+        if small is not None:
+            keys, sums = np.array(small[0], dtype=np.int64), np.array(small[1], dtype=np.float64).T
         else:
             order = np.argsort(idx, kind="stable")
             idx, logs = idx[order], logs[order]
@@ -242,34 +259,70 @@ class CustomerScorer(ScorerState):
             keys, sums = both, merged
         self.pending_keys, self.pending = keys, sums
 
+    def _pending_with(self, small: Listed) -> Listed | None:
+        """The pending buckets with a small batch's (`_few_per_bucket`) added, as lists, when its
+        buckets come in order (none before the last pending one; the usual case), else None. Not
+        stored: `_complete_until` takes them as they are and stores only the buckets it leaves
+        pending — a quiet customer's batch never turns its few buckets into arrays and back."""
+        keys, cols = small
+        if not len(self.pending_keys):
+            return keys, cols
+        old_keys: list[int] = self.pending_keys.tolist()
+        if keys[0] < old_keys[-1]:
+            return None
+        old: list[Sequence[float]] = self.pending.T.tolist()
+        if keys[0] == old_keys[-1]:  # numpy's `old[:, -1] += sums[:, 0]`: the same float additions
+            old[-1] = [a + b for a, b in zip(old[-1], cols[0], strict=True)]
+            keys, cols = keys[1:], cols[1:]
+        return old_keys + keys, old + cols
+
+    def _set_pending(self, keys: list[int], cols: list[Sequence[float]]) -> None:
+        if keys:
+            self.pending_keys, self.pending = np.array(keys, dtype=np.int64), np.array(cols, dtype=np.float64).T
+        else:
+            self.pending_keys, self.pending = NO_KEYS, NO_SUMS
+
     # --- completing buckets ----------------------------------------------------------------------
 
-    def _complete_until(self, limit: int, out: list[Incident]) -> None:
+    def _complete_until(self, limit: int, out: list[Incident], listed: Listed | None = None) -> None:
         """Complete every bucket before `limit`, in order, empty ones included.
 
         While no incident is open or brewing (or only what a run follows brews: `runs.may_start`),
         runs of buckets are completed as arrays (`runs.run`), which stops at the first bucket where
         an incident would open; that bucket takes the per-bucket path (`per_bucket.complete`). A long
-        silence is skipped in one step."""
+        silence is skipped in one step.
+
+        `listed`: the pending buckets as lists (`_pending_with`), standing for `pending_keys` and
+        `pending`, which do not hold them yet."""
         assert self.next_bucket is not None
         k = self.next_bucket
-        if k >= limit:
-            return
         keys_a, vals = NO_KEYS, NO_SUMS
-        keys: list[int] = self.pending_keys.tolist()  # a list: numpy's calls cost more on a few buckets
-        columns: list[list[float]] = []
-        if keys:
-            cut = bisect_left(keys, limit)
-            keys_a, vals, keys = self.pending_keys[:cut], self.pending[:, :cut], keys[:cut]
-            if cut == len(self.pending_keys):
-                self.pending_keys, self.pending = NO_KEYS, NO_SUMS
-            else:
-                self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
-            columns = vals.T.tolist()
+        columns: Sequence[Sequence[float]] = []
+        if listed is not None:
+            keys, columns = listed
+            cut = bisect_left(keys, limit) if k < limit else 0
+            self._set_pending(keys[cut:], columns[cut:])
+            keys, columns = keys[:cut], columns[:cut]
+            if k >= limit:
+                return
+        else:
+            if k >= limit:
+                return
+            keys = self.pending_keys.tolist()  # a list: numpy's calls cost more on a few buckets
+            if keys:
+                cut = bisect_left(keys, limit)
+                keys_a, vals, keys = self.pending_keys[:cut], self.pending[:, :cut], keys[:cut]
+                if cut == len(self.pending_keys):
+                    self.pending_keys, self.pending = NO_KEYS, NO_SUMS
+                else:
+                    self.pending_keys, self.pending = self.pending_keys[cut:], self.pending[:, cut:]
+                columns = vals.T.tolist()
         m = min(limit - k, MAX_RUN)  # worth it? (runs cost a fixed number of numpy calls)
         use_runs = (
             self.vectorised and RUN_COST[0] + RUN_COST[1] * m < STEP_COST[0] * min(len(keys), m) + STEP_COST[1] * m
         )
+        if use_runs and listed is not None and keys:
+            keys_a, vals = np.array(keys, dtype=np.int64), np.array(columns, dtype=np.float64).T
         i, force = 0, False
         ahead = self.hist.total > self.cum_total  # runs appended rows `cum` has not got yet
         quiet: bool | None = None  # `self.quiet()`, asked again only after a step that may move a tracker

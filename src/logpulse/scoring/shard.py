@@ -23,7 +23,8 @@ A chunk reaches a shard as rows of the chunk's columns (`by_shard`, `ShardReques
 numbers, made once per chunk for the rollups and scoring alike (`RequestColumns.values`), are taken,
 scored and clipped with a few numpy calls (`_Columns`), each customer's baseline as of before its
 batch (a customer has at most one batch per chunk); the buckets are then completed per customer
-(`CustomerScorer.score_columns`). The scores stay a numpy column to the raw points' encoder.
+(`CustomerScorer.add_columns`). The rows and their scores go on as one `ScoredRows` to the raw
+points' encoder, which writes the shard's lines in one pass.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from logpulse.model import RequestBatch, RequestColumns, ScoredBatch, Scores, ShardRequests, Tick
+from logpulse.model import (
+    RequestBatch,
+    RequestColumns,
+    Scored,
+    ScoredBatch,
+    ScoredRows,
+    Scores,
+    ShardRequests,
+    Tick,
+)
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.scorer import CustomerScorer
 from logpulse.scoring.state import NS
@@ -133,26 +143,28 @@ class ShardScorer:
     due: list[tuple[int, str]] = field(default_factory=list)  # heap; entries not in `due_at` are stale
     due_at: dict[str, int] = field(default_factory=dict)
 
-    def score(self, item: ShardRequests) -> list[ScoredBatch]:
-        """One chunk's requests of this shard's customers."""
+    def score(self, item: ShardRequests) -> list[Scored]:
+        """One chunk's requests of this shard's customers: their rows with their scores, then the
+        incidents of each customer that has some."""
         scorers = [self._touch(c) for c in item.customers]
         cols = _Columns.of(item)
         scores = cols.scored(scorers)
-        out = []
-        for i, (batch, s) in enumerate(zip(item.batches(), scorers, strict=True)):
-            a, b = cols.bounds[i], cols.bounds[i + 1]
-            out.append(
-                s.score_columns(batch, cols.times[a:b], cols.logs[a:b], cols.failed[a:b], cols.server[a:b], scores[a:b])
-            )
-            self._schedule(batch.customer_id, s)
+        out: list[Scored] = [ScoredRows(item, scores)]
+        bounds = cols.bounds
+        for i, (customer, s) in enumerate(zip(item.customers, scorers, strict=True)):
+            a, b = bounds[i], bounds[i + 1]
+            incidents = s.add_columns(cols.times[a:b], cols.logs[a:b], cols.failed[a:b], cols.server[a:b])
+            if incidents:
+                out.append(ScoredBatch(RequestBatch(customer), None, incidents))
+            self._schedule(customer, s)
         return out
 
-    def tick(self, tick: Tick) -> list[ScoredBatch]:
+    def tick(self, tick: Tick) -> list[Scored]:
         """The stream clock moved on: complete the customers whose buckets can no longer wait."""
         self.watermark = max(self.watermark, tick.time_ns // int(self.config.bucket_s * NS))
         self.announced.update(tick.joined)
         self.fresh -= self.announced
-        out = []
+        out: list[Scored] = []
         due = self.due
         waiting: list[str] = []
         while due and due[0][0] <= self.watermark:

@@ -26,7 +26,7 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import StatefulLogic
 
-from logpulse.model import ScoredBatch, ShardRequests, Tick
+from logpulse.model import Scored, ShardRequests, Tick
 from logpulse.scoring.baselines import ScoringConfig
 from logpulse.scoring.clock import poisoned
 from logpulse.scoring.scorer import CustomerScorer
@@ -50,7 +50,7 @@ class ShardSnapshot:
     announced: list[str] = field(default_factory=list)
 
 
-class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
+class ShardLogic(StatefulLogic[ShardItem, list[Scored], ShardSnapshot]):
     """One shard's scorers in the dataflow; a customer's pickle is re-taken only after it changed."""
 
     def __init__(
@@ -63,7 +63,7 @@ class ShardLogic(StatefulLogic[ShardItem, list[ScoredBatch], ShardSnapshot]):
         if resume is not None:
             self._restore(resume, max_future_ns)
 
-    def on_item(self, value: ShardItem) -> tuple[Iterable[list[ScoredBatch]], bool]:
+    def on_item(self, value: ShardItem) -> tuple[Iterable[list[Scored]], bool]:
         out = self.shard.tick(value) if isinstance(value, Tick) else self.shard.score(value)
         if not self.shard.scorers and not self.shard.announced:  # a tick to a shard that has met no one
             # (a tick naming a customer whose first batch is still on its way is kept: the clock names
@@ -120,7 +120,7 @@ def score_by_shard(
     max_future_ns: int,
     *,
     recoverable: bool,
-) -> op.KeyedStream[list[ScoredBatch]]:
+) -> op.KeyedStream[list[Scored]]:
     """Score every shard's batches and ticks (keyed by shard: its customers' state lives on one
     worker). `recoverable=False` (`ingest`, no recovery store): snapshots are not pickled at all."""
     return op.stateful(

@@ -188,6 +188,24 @@ def columns_request_lines(requests: RequestColumns, order: Int64Array) -> list[s
     return list(operator.itemgetter(*order.tolist())(lines))
 
 
+def scored_rows_lines(
+    customers: list[str],
+    bounds: list[int],
+    times: list[int],
+    paths: list[str],
+    statuses: list[str],
+    durations: list[str],
+    scores: Scores,
+) -> list[str]:
+    """Line protocol for the scored requests of several customers at once, customer i's being the
+    rows `bounds[i]:bounds[i + 1]` of the columns: the lines `request_lines` gives for each customer's
+    batch, one after the other, in one pass (a shard of scoring, `ScoredRows`)."""
+    heads = itertools.chain.from_iterable(
+        itertools.repeat(_request_head(c), b - a) for c, a, b in zip(customers, bounds, bounds[1:], strict=False)
+    )
+    return _request_lines(heads, times, paths, statuses, durations, scores)
+
+
 def _request_head(customer_id: str) -> str:
     return f'{REQUESTS},{TAG_CUSTOMER}={customer_id} path="'
 

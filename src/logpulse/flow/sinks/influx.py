@@ -47,7 +47,7 @@ from logpulse.flow.outage import (
 )
 from logpulse.flow.sinks.deadletter import DeadLetterFile
 from logpulse.flow.sinks.refused import write_finding_refused
-from logpulse.model import ParsedChunk, Reject, RequestColumns, RollupBatch, RollupRows, ScoredBatch
+from logpulse.model import ParsedChunk, Reject, RequestColumns, RollupBatch, RollupRows, Scored, ScoredBatch, ScoredRows
 from logpulse.storage import retention
 from logpulse.storage.influx import Connection, InfluxError, InfluxUnavailable, InfluxWriter
 from logpulse.storage.marks import restart_mark_line, write_mark_lines
@@ -58,6 +58,7 @@ from logpulse.storage.points import (
     incident_line,
     request_lines,
     rollup_rows_lines,
+    scored_rows_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -168,10 +169,10 @@ class _WriteMarks:
                 self._timer = None
 
 
-SinkItem = tuple[str, ScoredBatch | list[ScoredBatch] | ParsedChunk | RollupBatch]
-"""What the sink writes: a customer's scored requests (and incidents), a scoring shard's scored batches
-of one chunk, a chunk's unscored requests (scoring off: one item per chunk, not per customer), or
-rollup points."""
+SinkItem = tuple[str, ScoredBatch | list[Scored] | ParsedChunk | RollupBatch]
+"""What the sink writes: a customer's scored requests (and incidents), a scoring shard's output for one
+chunk (its rows with their scores, `ScoredRows`, and its customers' incidents), a chunk's unscored
+requests (scoring off: one item per chunk, not per customer), or rollup points."""
 
 
 @dataclass(slots=True)
@@ -352,7 +353,10 @@ def _encode(items: list[SinkItem], *, store_raw: bool) -> _Encoded:
             _encode_chunk(enc, item, store_raw=store_raw)
         else:
             for scored in item if isinstance(item, list) else (item,):
-                _encode_scored(enc, scored, store_raw=store_raw)
+                if isinstance(scored, ScoredRows):
+                    _encode_rows(enc, scored, store_raw=store_raw)
+                else:
+                    _encode_scored(enc, scored, store_raw=store_raw)
     return enc
 
 
@@ -368,6 +372,20 @@ def _encode_scored(enc: _Encoded, item: ScoredBatch, *, store_raw: bool) -> None
         enc.raw.append(incident_line(inc))
         enc.widen(customer, inc.start_ns, inc.end_ns)
     enc.incidents += len(item.incidents)
+
+
+def _encode_rows(enc: _Encoded, item: ScoredRows, *, store_raw: bool) -> None:
+    """A shard's scored requests (if `store_raw`), encoded in one pass over its rows, and each of its
+    customers' time range (`ShardRequests.bounds`: one run of rows per customer)."""
+    rows = item.requests
+    enc.requests += len(rows)
+    if store_raw and len(rows):
+        times, paths, statuses, durations = rows.requests.taken(rows.rows)
+        enc.raw += scored_rows_lines(rows.customers, rows.bounds, times, paths, statuses, durations, item.scores)
+        by_row = np.fromiter(times, np.int64, len(times))
+        starts = rows.bounds[:-1]
+        lo, hi = np.minimum.reduceat(by_row, starts).tolist(), np.maximum.reduceat(by_row, starts).tolist()
+        enc.widen_all(dict(zip(rows.customers, zip(lo, hi, strict=True), strict=True)))
 
 
 def _encode_chunk(enc: _Encoded, chunk: ParsedChunk, *, store_raw: bool) -> None:
