@@ -179,7 +179,9 @@ def test_small_batches_sum_buckets_as_numpy_does(first: list[int], second: list[
     batches_ = [columns(first), columns(second)] if first else [columns(second)]
     python, numpy_only = CustomerScorer("c", config()), CustomerScorer("c", config())
     for cols in batches_:
-        python._add(*cols)
+        as_lists = python._add(*cols)  # merged as lists (returned, not stored) when in order
+        if as_lists is not None:
+            python._set_pending(*as_lists)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(scorer_module, "SMALL_BATCH", 0)
             numpy_only._add(*cols)

@@ -167,12 +167,8 @@ class CustomerScorer(ScorerState):
             keep = ~late
             idx, logs, failed, server = idx[keep], logs[keep], failed[keep], server[keep]
             keys = idx.tolist() if keys is not None else None
-        listed = None  # a small batch's buckets merged into the pending ones as lists, not stored yet
-        if len(idx):
-            small = _few_per_bucket(keys, logs, failed, server) if keys is not None else None
-            listed = self._pending_with(small) if small is not None else None
-            if listed is None:
-                self._add(idx, logs, failed, server, keys)
+        # a small batch's buckets merged into the pending ones as lists, not stored yet (None: stored)
+        listed = self._add(idx, logs, failed, server, keys) if len(idx) else None
         self.watermark = max(self.watermark, top)
         self._complete_until(self.watermark - 1, out, listed)
         return latest_versions(out)
@@ -224,16 +220,17 @@ class CustomerScorer(ScorerState):
 
     def _add(
         self, idx: np.ndarray, logs: np.ndarray, failed: np.ndarray, server: np.ndarray, listed: list[int] | None = None
-    ) -> None:
-        """Sum the requests into their (not yet completed) buckets, as arrays (`listed`: `idx` as a
-        list, when the caller has it)."""
+    ) -> Listed | None:
+        """Sum the requests into their (not yet completed) buckets (`listed`: `idx` as a list, when the
+        caller has it). A small batch whose buckets come in order is merged as lists and returned, not
+        stored (`_pending_with`: the caller hands them to `_complete_until`, which stores the buckets it
+        leaves pending); otherwise the pending buckets are stored as arrays and None is returned."""
         if listed is None and len(idx) <= SMALL_BATCH:
             listed = idx.tolist()
         small = _few_per_bucket(listed, logs, failed, server) if listed is not None else None
         in_order = self._pending_with(small) if small is not None else None
         if in_order is not None:  # most batches of most customers at 10,000 of them: a line or two a bucket
-            self._set_pending(*in_order)
-            return
+            return in_order
         if small is not None:
             keys, sums = np.array(small[0], dtype=np.int64), np.array(small[1], dtype=np.float64).T
         else:
@@ -258,6 +255,7 @@ class CustomerScorer(ScorerState):
             merged[:, np.searchsorted(both, keys)] += sums
             keys, sums = both, merged
         self.pending_keys, self.pending = keys, sums
+        return None
 
     def _pending_with(self, small: Listed) -> Listed | None:
         """The pending buckets with a small batch's (`_few_per_bucket`) added, as lists, when its
